@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a target needs, only when missing.
+#   deploy/system-deps.sh run|test|bench
+set -euo pipefail
+
+case "${1:-}" in
+  run)   pkgs=(ca-certificates gcc) ;;
+  test)  pkgs=(ca-certificates gcc openssl swaks libnet-ssleay-perl python3 sqlite3) ;;
+  bench) pkgs=(ca-certificates gcc openssl postfix) ;;
+  *) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  # Postfix asks debconf questions; answer them for a local-only install.
+  echo "postfix postfix/main_mailer_type select Local only" | $SUDO debconf-set-selections
+  echo "postfix postfix/mailname string localhost" | $SUDO debconf-set-selections
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+command -v cargo >/dev/null || { echo "cargo not found: install Rust 1.95 (rustup) first" >&2; exit 1; }

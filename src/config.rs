@@ -1,0 +1,287 @@
+//! Configuration: embedded defaults, a TOML file, then environment
+//! overrides, in that order. Every subcommand reads it the same way.
+//!
+//! Unknown keys are errors, so a misspelt limit cannot silently fall back to
+//! its default.
+
+use crate::smtp::limits::Limits;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("environment variable {name}: {reason}")]
+    Env { name: &'static str, reason: String },
+    #[error("config key {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the database, generated certificate and keys live.
+    pub data_dir: PathBuf,
+    pub smtp: SmtpConfig,
+    pub tls: TlsConfig,
+    pub store: StoreConfig,
+    pub limits: Limits,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Addresses to listen on. An MX listens on port 25; the default is a
+    /// loopback port so a first `make run` exposes nothing.
+    pub listen: Vec<SocketAddr>,
+    /// The name in the greeting, EHLO reply and Received header.
+    pub hostname: String,
+    /// Recipient mailboxes (`security@example.org`) or domains
+    /// (`@example.org`) accepted; every other RCPT gets 550 5.1.1.
+    pub accept_for: Vec<String>,
+    /// Allow MAIL without STARTTLS. Off: the policies demand TLS 1.2+.
+    pub allow_plaintext: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain; with `key_file`. When both are unset a
+    /// self-signed development certificate is generated under `data_dir`.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite:PATH`; `{data_dir}` is replaced by the data directory.
+    pub url: String,
+    /// Messages that may share one commit (one fsync). 1 disables group
+    /// commit; 256 covers every session committing at once with the default
+    /// `max_sessions`.
+    pub group_commit_max: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// One JSON object per line instead of text.
+    pub json: bool,
+    /// error, warn, info, debug or trace.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            smtp: SmtpConfig::default(),
+            tls: TlsConfig::default(),
+            store: StoreConfig::default(),
+            limits: Limits::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 2525))],
+            hostname: "localhost".into(),
+            accept_for: vec![
+                "security@magenta.example".into(),
+                "security@netcompany.example".into(),
+            ],
+            allow_plaintext: false,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: "sqlite:{data_dir}/disclosure-mx.db".into(),
+            group_commit_max: 256,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            json: false,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Environment overrides, applied after the file. Lists are comma-separated.
+pub const ENV_OVERRIDES: &[&str] = &[
+    "DISCLOSURE_MX_DATA_DIR",
+    "DISCLOSURE_MX_SMTP_LISTEN",
+    "DISCLOSURE_MX_SMTP_HOSTNAME",
+    "DISCLOSURE_MX_SMTP_ACCEPT_FOR",
+    "DISCLOSURE_MX_SMTP_ALLOW_PLAINTEXT",
+    "DISCLOSURE_MX_TLS_CERT_FILE",
+    "DISCLOSURE_MX_TLS_KEY_FILE",
+    "DISCLOSURE_MX_STORE_URL",
+    "DISCLOSURE_MX_LOG_LEVEL",
+];
+
+impl Config {
+    /// Defaults, then `path` if given, then the environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    source,
+                })?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let list = |v: String| {
+            v.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+        };
+        if let Some(v) = var("DISCLOSURE_MX_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = var("DISCLOSURE_MX_SMTP_LISTEN") {
+            self.smtp.listen = list(v)
+                .iter()
+                .map(|a| a.parse())
+                .collect::<Result<_, _>>()
+                .map_err(|e: std::net::AddrParseError| ConfigError::Env {
+                    name: "DISCLOSURE_MX_SMTP_LISTEN",
+                    reason: e.to_string(),
+                })?;
+        }
+        if let Some(v) = var("DISCLOSURE_MX_SMTP_HOSTNAME") {
+            self.smtp.hostname = v;
+        }
+        if let Some(v) = var("DISCLOSURE_MX_SMTP_ACCEPT_FOR") {
+            self.smtp.accept_for = list(v);
+        }
+        if let Some(v) = var("DISCLOSURE_MX_SMTP_ALLOW_PLAINTEXT") {
+            self.smtp.allow_plaintext = match v.as_str() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" => false,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "DISCLOSURE_MX_SMTP_ALLOW_PLAINTEXT",
+                        reason: "expected true or false".into(),
+                    });
+                }
+            };
+        }
+        if let Some(v) = var("DISCLOSURE_MX_TLS_CERT_FILE") {
+            self.tls.cert_file = Some(v.into());
+        }
+        if let Some(v) = var("DISCLOSURE_MX_TLS_KEY_FILE") {
+            self.tls.key_file = Some(v.into());
+        }
+        if let Some(v) = var("DISCLOSURE_MX_STORE_URL") {
+            self.store.url = v;
+        }
+        if let Some(v) = var("DISCLOSURE_MX_LOG_LEVEL") {
+            self.log.level = v;
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| ConfigError::Invalid {
+            key,
+            reason: reason.to_owned(),
+        };
+        if self.smtp.listen.is_empty() {
+            return Err(invalid("smtp.listen", "at least one address is needed"));
+        }
+        let h = &self.smtp.hostname;
+        if h.is_empty()
+            || h.len() > 255
+            || !h
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        {
+            return Err(invalid("smtp.hostname", "must be a plain DNS name"));
+        }
+        if self.smtp.accept_for.is_empty() {
+            return Err(invalid("smtp.accept_for", "no recipient would be accepted"));
+        }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return Err(invalid(
+                "tls",
+                "cert_file and key_file must be set together",
+            ));
+        }
+        let l = &self.limits;
+        if l.max_message_size == 0 || l.max_recipients == 0 || l.max_errors == 0 {
+            return Err(invalid("limits", "sizes and counts must be at least 1"));
+        }
+        if l.max_sessions == 0 || l.max_sessions_per_ip == 0 {
+            return Err(invalid("limits", "session caps must be at least 1"));
+        }
+        if self.log.level.parse::<tracing::Level>().is_err() {
+            return Err(invalid(
+                "log.level",
+                "expected error, warn, info, debug or trace",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env() {
+        let mut c: Config = toml::from_str(
+            "data_dir = '/srv/dmx'\n[smtp]\nhostname = 'mx.example'\n[limits]\nmax_errors = 3\nidle_timeout = 7\n",
+        )
+        .unwrap();
+        assert_eq!(c.limits.max_errors, 3);
+        assert_eq!(c.limits.idle_timeout.as_secs(), 7);
+        assert_eq!(c.limits.max_recipients, 100);
+        c.apply_env(|n| {
+            (n == "DISCLOSURE_MX_SMTP_ACCEPT_FOR").then(|| "a@x.example, @y.example".into())
+        })
+        .unwrap();
+        assert_eq!(c.smtp.accept_for, vec!["a@x.example", "@y.example"]);
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        assert!(toml::from_str::<Config>("[limits]\nmax_mesage_size = 5\n").is_err());
+        assert!(toml::from_str::<Config>("[smtp]\nlisten = 'not-an-address'\n").is_err());
+    }
+}

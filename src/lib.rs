@@ -1,0 +1,13 @@
+//! disclosure-mx: a hardened inbound mail processor for the security
+//! address behind an organisation's responsible-disclosure policy.
+//!
+//! `smtp` receives mail over STARTTLS and hands complete messages to
+//! `store`, which commits them durably before the 250 is sent. `server`
+//! wires the two together; `cli` is the command line over the same library.
+
+pub mod cli;
+pub mod config;
+pub mod private_file;
+pub mod server;
+pub mod smtp;
+pub mod store;

@@ -1,0 +1,128 @@
+//! Assembles a running receiver from a `Config`: store, writer, TLS,
+//! listeners, and the signals (SIGTERM/SIGINT drain, SIGHUP reloads the
+//! certificate).
+
+use crate::config::Config;
+use crate::smtp::driver::{self, Admission, Receiver, ShutdownControl};
+use crate::smtp::session::{AcceptFor, SessionConfig};
+use crate::smtp::tls::{self, CertFiles, CertStore, TlsError};
+use crate::store::{Store, StoreError};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_rustls::TlsAcceptor;
+use tracing::{error, info, warn};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// The name of the file in `data_dir` that lists the bound addresses, one per
+/// line, once the server accepts connections (useful with port 0).
+pub const LISTENING_FILE: &str = "listening";
+
+/// Runs until SIGTERM or SIGINT, then drains.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let io = |what| move |source| ServeError::Io { what, source };
+    std::fs::create_dir_all(&config.data_dir).map_err(io("creating data_dir"))?;
+
+    let store = Store::open(&config.store.url, &config.data_dir).await?;
+    let (writer, writer_task) = store.writer(config.store.group_commit_max).await?;
+
+    let files = match (&config.tls.cert_file, &config.tls.key_file) {
+        (Some(cert_file), Some(key_file)) => CertFiles {
+            cert_file: cert_file.clone(),
+            key_file: key_file.clone(),
+        },
+        _ => {
+            let files = tls::ensure_dev_cert(&config.data_dir.join("tls"), &config.smtp.hostname)?;
+            warn!(cert = %files.cert_file.display(), "no certificate configured: using a self-signed development certificate");
+            files
+        }
+    };
+    let certs = CertStore::open(files)?;
+    let acceptor = TlsAcceptor::from(tls::server_config(Arc::clone(&certs))?);
+
+    let receiver = Arc::new(Receiver {
+        session: Arc::new(SessionConfig {
+            hostname: config.smtp.hostname.clone(),
+            accept_for: AcceptFor::new(&config.smtp.accept_for),
+            allow_plaintext: config.smtp.allow_plaintext,
+            limits: config.limits.clone(),
+        }),
+        tls: acceptor,
+        store: writer,
+    });
+    let admission = Admission::new(&config.limits);
+    let control = ShutdownControl::new();
+
+    let mut bound = String::new();
+    let mut loops = Vec::new();
+    for addr in &config.smtp.listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: *addr,
+                source,
+            })?;
+        let local = listener.local_addr().map_err(io("reading bound address"))?;
+        info!(addr = %local, "listening");
+        bound.push_str(&format!("{local}\n"));
+        let Some(handle) = control.handle() else {
+            break;
+        };
+        loops.push(tokio::spawn(driver::accept_loop(
+            listener,
+            Arc::clone(&receiver),
+            admission.clone(),
+            handle,
+        )));
+    }
+    std::fs::write(config.data_dir.join(LISTENING_FILE), bound)
+        .map_err(io("writing listening file"))?;
+
+    let mut term = signal(SignalKind::terminate()).map_err(io("installing SIGTERM handler"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(io("installing SIGINT handler"))?;
+    let mut hup = signal(SignalKind::hangup()).map_err(io("installing SIGHUP handler"))?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => match certs.reload() {
+                Ok(()) => info!("certificate reloaded"),
+                Err(e) => error!(error = %e, "certificate reload failed; keeping the old one"),
+            },
+        }
+    }
+
+    info!("shutting down: no new sessions; finishing messages in flight");
+    let _ = std::fs::remove_file(config.data_dir.join(LISTENING_FILE));
+    let all_ended = control.drain(config.limits.shutdown_grace).await;
+    if !all_ended {
+        warn!(
+            "shutdown grace period over; sessions still open are cut (none of their messages was acknowledged)"
+        );
+    }
+    for l in loops {
+        let _ = l.await;
+    }
+    drop(receiver);
+    writer_task.finish().await;
+    store.close().await;
+    info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,417 @@
+//! The tokio driver: accepts connections, admits them under the caps, and
+//! runs each session by reading, feeding the core, writing its replies and
+//! carrying out its actions. It also owns time (greeting delay, idle and
+//! session timeouts) and the STARTTLS upgrade.
+//!
+//! What it must never do: decide protocol questions (that is `session`),
+//! stall `accept` (refusals are written without waiting), or let a plaintext
+//! byte read before the handshake reach the TLS session: the upgrade moves
+//! the bare `TcpStream` into the acceptor and the core has dropped its input.
+
+use super::limits::Limits;
+use super::reply::Reply;
+use super::session::{Action, Delivery, Session, SessionConfig};
+use super::{tls, trace};
+use crate::store::{Incoming, Writer};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::time::{Instant, timeout, timeout_at};
+use tokio_rustls::TlsAcceptor;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+/// Bytes read from a socket at a time. Small enough that thousands of idle
+/// sessions cost little, large enough that DATA moves in few reads.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Everything sessions share.
+pub struct Receiver {
+    pub session: Arc<SessionConfig>,
+    pub tls: TlsAcceptor,
+    pub store: Writer,
+}
+
+/// The shutdown signal and the tracker that tells when the last session has
+/// gone (mini-redis style): each session holds a clone of `done`.
+#[derive(Clone)]
+pub struct Shutdown {
+    signal: watch::Receiver<bool>,
+    _done: mpsc::Sender<()>,
+}
+
+pub struct ShutdownControl {
+    signal: watch::Sender<bool>,
+    done_rx: mpsc::Receiver<()>,
+    done_tx: Option<mpsc::Sender<()>>,
+}
+
+impl ShutdownControl {
+    pub fn new() -> Self {
+        let (signal, _) = watch::channel(false);
+        let (done_tx, done_rx) = mpsc::channel(1);
+        ShutdownControl {
+            signal,
+            done_rx,
+            done_tx: Some(done_tx),
+        }
+    }
+
+    pub fn handle(&self) -> Option<Shutdown> {
+        Some(Shutdown {
+            signal: self.signal.subscribe(),
+            _done: self.done_tx.clone()?,
+        })
+    }
+
+    /// Signals every session, then waits until all have ended or `grace`
+    /// has passed. Returns whether all ended.
+    pub async fn drain(mut self, grace: std::time::Duration) -> bool {
+        let _ = self.signal.send(true);
+        self.done_tx = None;
+        timeout(grace, self.done_rx.recv()).await.is_ok()
+    }
+}
+
+impl Default for ShutdownControl {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Admission: a global cap and a per-IP cap, both released on drop.
+#[derive(Clone)]
+pub struct Admission {
+    global: Arc<Semaphore>,
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    max_per_ip: usize,
+}
+
+pub struct Permit {
+    _global: OwnedSemaphorePermit,
+    ip: IpAddr,
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut map = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Admission {
+    pub fn new(limits: &Limits) -> Self {
+        Admission {
+            global: Arc::new(Semaphore::new(limits.max_sessions)),
+            per_ip: Arc::default(),
+            max_per_ip: limits.max_sessions_per_ip,
+        }
+    }
+
+    /// A permit, or None when either cap is reached. Never waits.
+    pub fn try_admit(&self, ip: IpAddr) -> Option<Permit> {
+        let global = Arc::clone(&self.global).try_acquire_owned().ok()?;
+        let mut map = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= self.max_per_ip {
+            return None;
+        }
+        *n += 1;
+        Some(Permit {
+            _global: global,
+            ip,
+            per_ip: Arc::clone(&self.per_ip),
+        })
+    }
+}
+
+/// Accepts until `shutdown` fires. Each admitted connection gets a task.
+pub async fn accept_loop(
+    listener: TcpListener,
+    receiver: Arc<Receiver>,
+    admission: Admission,
+    shutdown: Shutdown,
+) {
+    let mut signal = shutdown.signal.clone();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off briefly
+                    // rather than spin.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = signal.changed() => return,
+        };
+        let Some(permit) = admission.try_admit(peer.ip()) else {
+            // Best effort, without waiting: a full socket buffer on a fresh
+            // connection is impossible in practice, and if it happens the
+            // client just sees the close.
+            let _ = tcp.try_write(Reply::TooBusy.render().as_bytes());
+            debug!(%peer, "refused: session cap reached");
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let receiver = Arc::clone(&receiver);
+        let shutdown = shutdown.clone();
+        let id = session_id();
+        let span = info_span!("session", id = %id, %peer);
+        tokio::spawn(
+            async move {
+                run_session(tcp, peer, &receiver, shutdown, &id).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
+    }
+}
+
+enum Next {
+    Close,
+    StartTls,
+}
+
+async fn run_session(
+    mut tcp: TcpStream,
+    peer: SocketAddr,
+    receiver: &Receiver,
+    mut shutdown: Shutdown,
+    id: &str,
+) {
+    let limits = &receiver.session.limits;
+    let deadline = Instant::now() + limits.session_timeout;
+    let mut session = Session::new(Arc::clone(&receiver.session), peer);
+    let mut ctx = Ctx {
+        receiver,
+        id,
+        deadline,
+        buf: vec![0; READ_CHUNK],
+        out: Vec::new(),
+        delivered: 0,
+    };
+    info!("connected");
+
+    // RFC 5321 §3.1: the client waits for the greeting. Listen first.
+    let mut first = Vec::new();
+    if !limits.greeting_delay.is_zero()
+        && let Ok(r) = timeout(limits.greeting_delay, tcp.read(&mut ctx.buf)).await
+    {
+        match r {
+            Ok(0) | Err(_) => return,
+            Ok(n) => first = session.feed(&ctx.buf[..n]),
+        }
+    }
+    if first.is_empty() {
+        first = session.greeting();
+    }
+    let result = match converse(&mut tcp, &mut session, &mut ctx, &mut shutdown, first).await {
+        Ok(Next::StartTls) => {
+            let handshake = timeout(limits.tls_handshake_timeout, receiver.tls.accept(tcp)).await;
+            match handshake {
+                Ok(Ok(mut stream)) => {
+                    let info = tls::negotiated(stream.get_ref().1);
+                    info!(version = %info.version, cipher = %info.cipher, "tls established");
+                    session.tls_established(info);
+                    converse(
+                        &mut stream,
+                        &mut session,
+                        &mut ctx,
+                        &mut shutdown,
+                        Vec::new(),
+                    )
+                    .await
+                    .map(|_| ())
+                }
+                Ok(Err(e)) => {
+                    info!(error = %e, "tls handshake failed");
+                    Ok(())
+                }
+                Err(_) => {
+                    info!("tls handshake timed out");
+                    Ok(())
+                }
+            }
+        }
+        Ok(Next::Close) => Ok(()),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => info!(messages = ctx.delivered, "closed"),
+        Err(e) => info!(messages = ctx.delivered, error = %e, "connection lost"),
+    }
+}
+
+struct Ctx<'a> {
+    receiver: &'a Receiver,
+    id: &'a str,
+    deadline: Instant,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+    delivered: u64,
+}
+
+/// Runs the session over one stream until it closes or asks for TLS.
+async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    session: &mut Session,
+    ctx: &mut Ctx<'_>,
+    shutdown: &mut Shutdown,
+    first: Vec<Action>,
+) -> std::io::Result<Next> {
+    let limits = &ctx.receiver.session.limits;
+    let mut pending: std::collections::VecDeque<Action> = first.into();
+    let mut shutdown_seen = *shutdown.signal.borrow();
+    if shutdown_seen {
+        pending.extend(session.shutdown());
+    }
+    loop {
+        while let Some(action) = pending.pop_front() {
+            match action {
+                Action::Reply(reply) => {
+                    if reply.code() >= 400 {
+                        debug!(code = reply.code(), reply = ?reply, "refused");
+                    }
+                    ctx.out.extend_from_slice(reply.render().as_bytes());
+                }
+                Action::Deliver(delivery) => {
+                    flush(stream, &mut ctx.out, limits).await?;
+                    let result = deliver(ctx, delivery).await;
+                    pending.extend(session.stored(result));
+                }
+                Action::StartTls => {
+                    flush(stream, &mut ctx.out, limits).await?;
+                    return Ok(Next::StartTls);
+                }
+                Action::Close => {
+                    flush(stream, &mut ctx.out, limits).await?;
+                    let _ = stream.shutdown().await;
+                    return Ok(Next::Close);
+                }
+            }
+        }
+        flush(stream, &mut ctx.out, limits).await?;
+
+        let idle = Instant::now() + limits.idle_timeout;
+        let wake = idle.min(ctx.deadline);
+        tokio::select! {
+            r = timeout_at(wake, stream.read(&mut ctx.buf)) => match r {
+                Ok(Ok(0)) => return Ok(Next::Close),
+                Ok(Ok(n)) => pending.extend(session.feed(&ctx.buf[..n])),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    let reply = if Instant::now() >= ctx.deadline { Reply::SessionTimeout } else { Reply::IdleTimeout };
+                    info!(reply = ?reply, "timed out");
+                    pending.extend(session.timed_out(reply));
+                }
+            },
+            _ = shutdown.signal.changed(), if !shutdown_seen => {
+                shutdown_seen = true;
+                pending.extend(session.shutdown());
+            }
+        }
+    }
+}
+
+/// Writes what is queued. A client that does not read is cut after the idle
+/// timeout rather than holding the session forever.
+async fn flush<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    out: &mut Vec<u8>,
+    limits: &Limits,
+) -> std::io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let write = async {
+        stream.write_all(out).await?;
+        stream.flush().await
+    };
+    match timeout(limits.idle_timeout, write).await {
+        Ok(r) => {
+            out.clear();
+            r
+        }
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "client stopped reading",
+        )),
+    }
+}
+
+/// Stamps, stores and answers for one message: Ok(queue id) only once the
+/// store has committed it.
+async fn deliver(ctx: &mut Ctx<'_>, delivery: Delivery) -> Result<String, ()> {
+    let Delivery { envelope, body } = delivery;
+    let queue_id = queue_id();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let header = trace::received_header(&envelope, &ctx.receiver.session.hostname, &queue_id, now);
+    let mut raw = Vec::with_capacity(header.len() + body.len());
+    raw.extend_from_slice(header.as_bytes());
+    raw.extend_from_slice(&body);
+    drop(body);
+    let size = raw.len();
+    let message = Incoming {
+        queue_id: queue_id.clone(),
+        received_at: now,
+        session_id: ctx.id.to_owned(),
+        peer: envelope.peer.to_string(),
+        helo: envelope.helo,
+        tls_version: envelope.tls.as_ref().map(|t| t.version.clone()),
+        tls_cipher: envelope.tls.map(|t| t.cipher),
+        mail_from: envelope.mail_from,
+        rcpt_to: envelope.rcpt_to,
+        raw,
+    };
+    match ctx.receiver.store.commit(message).await {
+        Ok(()) => {
+            ctx.delivered += 1;
+            info!(queue_id = %queue_id, size, "stored");
+            Ok(queue_id)
+        }
+        Err(e) => {
+            warn!(error = %e, "store failed; answered 451");
+            Err(())
+        }
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    use ring::rand::SecureRandom;
+    let mut buf = vec![0u8; bytes];
+    // SystemRandom reads the OS source; should it ever fail, a time-based
+    // value keeps ids distinct enough for logs (queue ids are also UNIQUE in
+    // the store, so a clash fails the commit with 451, never overwrites).
+    if ring::rand::SystemRandom::new().fill(&mut buf).is_err() {
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        buf.iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b = (t >> ((i % 16) * 8)) as u8);
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A queue id: 96 random bits, unguessable and collision-free in practice.
+fn queue_id() -> String {
+    random_hex(12)
+}
+
+fn session_id() -> String {
+    random_hex(6)
+}

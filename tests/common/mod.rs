@@ -1,0 +1,221 @@
+//! Runs the real `disclosure-mx` binary on loopback for end-to-end tests:
+//! a temporary data directory, a config file, port 0, and helpers to read
+//! what it stored through its own CLI and the SQLite file itself.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod client;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_disclosure-mx");
+pub const RCPT: &str = "security@magenta.example";
+
+pub struct Server {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+    pub cert_pem: String,
+    extra_args: Vec<String>,
+}
+
+/// Config sections the tests add to; each string is TOML lines.
+#[derive(Default, Clone)]
+pub struct Opts {
+    pub smtp: &'static str,
+    pub limits: &'static str,
+    pub tls: String,
+    pub store: &'static str,
+    pub args: Vec<&'static str>,
+}
+
+impl Server {
+    pub fn start(opts: Opts) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!(
+            "data_dir = {data:?}\n[smtp]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"mx.test\"\n{smtp}\n\
+             [limits]\n{delay}{limits}\n[tls]\n{tls}\n[store]\n{store}\n[log]\nlevel = \"debug\"\n",
+            data = dir.path().join("data"),
+            smtp = opts.smtp,
+            limits = opts.limits,
+            delay = if opts.limits.contains("greeting_delay") {
+                ""
+            } else {
+                "greeting_delay = 0\n"
+            },
+            tls = opts.tls,
+            store = opts.store,
+        );
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        let extra_args: Vec<String> = opts.args.iter().map(|s| s.to_string()).collect();
+        let mut s = Server {
+            child: spawn(dir.path(), &extra_args),
+            dir,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            cert_pem: String::new(),
+            extra_args,
+        };
+        s.wait_ready();
+        s
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn wait_ready(&mut self) {
+        let file = self.data_dir().join("listening");
+        let start = Instant::now();
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&file)
+                && let Some(line) = text.lines().next()
+            {
+                self.addr = line.parse().unwrap();
+                break;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("server exited early ({status}):\n{}", self.log());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "server not ready:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let cert = self.data_dir().join("tls/dev-cert.pem");
+        self.cert_pem = std::fs::read_to_string(cert).unwrap_or_default();
+    }
+
+    /// Starts it again on the same data directory (after a kill).
+    pub fn restart(&mut self) {
+        let _ = std::fs::remove_file(self.data_dir().join("listening"));
+        self.child = spawn(self.dir.path(), &self.extra_args);
+        self.wait_ready();
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    pub fn kill9(&mut self) {
+        self.signal("KILL");
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit; returns whether it exited with 0.
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("server did not exit within {limit:?}");
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// `disclosure-mx messages list --json`, parsed.
+    pub fn messages(&self) -> Vec<serde_json::Value> {
+        let out = Command::new(BIN)
+            .args(["messages", "list", "--json", "--config"])
+            .arg(self.config_path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir().join("disclosure-mx.db")
+    }
+
+    /// Raw stored content of every message, read from the SQLite file.
+    pub async fn raw_messages(&self) -> Vec<Vec<u8>> {
+        use sqlx::Connection;
+        let mut conn =
+            sqlx::SqliteConnection::connect(&format!("sqlite:{}", self.db_path().display()))
+                .await
+                .unwrap();
+        let rows: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT raw FROM messages ORDER BY id")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        rows.into_iter().map(|r| r.0).collect()
+    }
+
+    pub fn tls(&self) -> std::sync::Arc<tokio_rustls::rustls::ClientConfig> {
+        client::tls_config(&self.cert_pem)
+    }
+
+    /// Peak resident memory of the server process, in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+}
+
+fn spawn(dir: &Path, extra: &[String]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .unwrap();
+    Command::new(BIN)
+        .args(extra)
+        .arg("serve")
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain report message with CRLF line endings.
+pub fn report(subject: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: Reporter <reporter@example.org>\r\nTo: {RCPT}\r\nSubject: {subject}\r\nMessage-ID: <{}@example.org>\r\n\r\n{}\r\n",
+        subject.replace(' ', "."),
+        body.replace('\n', "\r\n")
+    )
+    .into_bytes()
+}
+
+/// Runs a shell command, returning (success, stdout+stderr).
+pub fn sh(cmd: &mut Command) -> (bool, String) {
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
