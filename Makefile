@@ -17,7 +17,7 @@ test:
 # Throughput, latency and memory against Postfix in the same run.
 bench:
 	bash deploy/system-deps.sh bench
-	ulimit -n 65536; $(CARGO) bench --bench smtp_load
+	ulimit -Sn "$$(ulimit -Hn)"; $(CARGO) bench --bench smtp_load
 
 build:
 	$(CARGO) build --release

@@ -1,1 +1,442 @@
-fn main() {}
+//! `make bench`: the project's own load generator against disclosure-mx and,
+//! in the same run, against Debian's Postfix (STARTTLS required, discard
+//! transport, queue fsync as always), then the memory cost of idle sessions.
+//!
+//! Every figure is printed with the parameters that produced it. Ratios to
+//! Postfix are what to compare across machines; absolute numbers vary.
+//!
+//! Parameters (environment): BENCH_SESSIONS (16), BENCH_MESSAGES per session
+//! (200), BENCH_SIZE bytes (10240), BENCH_IDLE sessions (2000),
+//! BENCH_POSTFIX=0 to skip Postfix.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/common/client.rs"]
+mod client;
+
+use client::Client;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_rustls::rustls;
+
+const BIN: &str = env!("CARGO_BIN_EXE_disclosure-mx");
+const RCPT: &str = "security@magenta.example";
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Load {
+    sessions: usize,
+    messages: usize,
+    size: usize,
+}
+
+struct Outcome {
+    msgs_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    failures: usize,
+}
+
+/// N sessions in parallel, each STARTTLS then M messages of S bytes.
+/// Latency is from the end of DATA to the 250: the cost of durability.
+async fn run_load(addr: SocketAddr, tls: Arc<rustls::ClientConfig>, load: &Load) -> Outcome {
+    let body = {
+        let mut b = format!("From: bench@example.org\r\nTo: {RCPT}\r\nSubject: Responsible disclosure: bench\r\n\r\n").into_bytes();
+        let line =
+            b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\r\n";
+        while b.len() + line.len() <= load.size {
+            b.extend_from_slice(line);
+        }
+        Arc::new(b)
+    };
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..load.sessions {
+        let (tls, body, messages) = (tls.clone(), body.clone(), load.messages);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(messages);
+            let mut failures = 0;
+            let mut c = match Client::connect_tls(addr, tls).await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("connect failed: {e}");
+                    return (latencies, messages);
+                }
+            };
+            for _ in 0..messages {
+                let r: client::Result<Duration> = async {
+                    c.cmd("MAIL FROM:<bench@example.org>", "250").await?;
+                    c.cmd(&format!("RCPT TO:<{RCPT}>"), "250").await?;
+                    c.cmd("DATA", "354").await?;
+                    let mut data = body.to_vec();
+                    data.extend_from_slice(b".\r\n");
+                    let t = Instant::now();
+                    c.write(&data).await?;
+                    let reply = c.reply().await?;
+                    if !reply.starts_with("250") {
+                        return Err(reply.into());
+                    }
+                    Ok(t.elapsed())
+                }
+                .await;
+                match r {
+                    Ok(d) => latencies.push(d),
+                    Err(_) => failures += 1,
+                }
+            }
+            let _ = c.cmd("QUIT", "221").await;
+            (latencies, failures)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut failures = 0;
+    for t in tasks {
+        let (l, f) = t.await.unwrap();
+        all.extend(l);
+        failures += f;
+    }
+    let wall = start.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    };
+    Outcome {
+        msgs_per_sec: all.len() as f64 / wall,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        failures,
+    }
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    rss_field(pid, "VmHWM:")
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    rss_field(pid, "VmRSS:")
+}
+
+fn rss_field(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+struct Ours {
+    child: Child,
+    addr: SocketAddr,
+    cert: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Ours {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_ours(group_commit_max: usize) -> Ours {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = format!(
+        "data_dir = {data:?}\n[smtp]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"mx.bench\"\n\
+         [limits]\ngreeting_delay = 0\nmax_sessions = 4096\nmax_sessions_per_ip = 4096\n\
+         [store]\ngroup_commit_max = {group_commit_max}\n[log]\nlevel = \"warn\"\n"
+    );
+    std::fs::write(dir.path().join("config.toml"), config).unwrap();
+    let child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(dir.path().join("config.toml"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let addr = loop {
+        if let Some(line) = std::fs::read_to_string(data.join("listening"))
+            .ok()
+            .and_then(|t| t.lines().next().map(str::to_owned))
+        {
+            break line.parse().unwrap();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "server not ready"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let cert = std::fs::read_to_string(data.join("tls/dev-cert.pem")).unwrap();
+    Ours {
+        child,
+        addr,
+        cert,
+        _dir: dir,
+    }
+}
+
+/// A private Postfix instance under `dir`: STARTTLS required (TLS 1.2+),
+/// mail for the security domains relayed to the discard transport.
+struct Postfix {
+    config_dir: PathBuf,
+    queue_dir: PathBuf,
+    addr: SocketAddr,
+}
+
+impl Postfix {
+    fn start(dir: &Path, cert: &Path, key: &Path) -> Result<Postfix, String> {
+        let run = |args: &[&str]| -> Result<String, String> {
+            let out = Command::new(args[0])
+                .args(&args[1..])
+                .output()
+                .map_err(|e| format!("{}: {e}", args[0]))?;
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if out.status.success() {
+                Ok(text)
+            } else {
+                Err(format!("{args:?}: {text}"))
+            }
+        };
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+            l.local_addr().map_err(|e| e.to_string())?.port()
+        };
+        let config_dir = dir.join("etc");
+        let queue = dir.join("queue");
+        let data = dir.join("data");
+        for d in [&config_dir, &queue, &data] {
+            std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+        }
+        run(&["chown", "postfix:postfix", &data.to_string_lossy()])?;
+        std::fs::copy("/etc/postfix/master.cf", config_dir.join("master.cf"))
+            .map_err(|e| e.to_string())?;
+        let main_cf = format!(
+            "compatibility_level = 3.6\nqueue_directory = {q}\ndata_directory = {d}\nmail_owner = postfix\nsetgid_group = postdrop\n\
+             inet_interfaces = 127.0.0.1\ninet_protocols = ipv4\nmyhostname = pf.bench\nmydestination =\nmynetworks = 127.0.0.0/8\n\
+             relay_domains = magenta.example netcompany.example\nsmtpd_relay_restrictions = permit_mynetworks, reject\n\
+             default_transport = discard\nrelay_transport = discard\nlocal_transport = discard\nalias_maps =\nalias_database =\n\
+             smtpd_tls_cert_file = {c}\nsmtpd_tls_key_file = {k}\nsmtpd_tls_security_level = encrypt\nsmtpd_tls_protocols = >=TLSv1.2\n\
+             smtpd_tls_mandatory_protocols = >=TLSv1.2\nsmtpd_tls_session_cache_database =\nmaillog_file_prefixes = {dir}\nmaillog_file = {log}\n\
+             smtpd_client_connection_count_limit = 0\nsmtpd_client_message_rate_limit = 0\nanvil_rate_time_unit = 60s\n\
+             default_process_limit = 200\nsmtpd_banner = $myhostname ESMTP\n",
+            q = queue.display(),
+            d = data.display(),
+            c = cert.display(),
+            k = key.display(),
+            log = dir.join("maillog").display(),
+            dir = dir.display(),
+        );
+        std::fs::write(config_dir.join("main.cf"), main_cf).map_err(|e| e.to_string())?;
+        let cfg = config_dir.to_string_lossy().into_owned();
+        // Listen on our port, and no chroot (the private queue has no /etc).
+        run(&["postconf", "-c", &cfg, "-M#", "smtp/inet"])?;
+        run(&[
+            "postconf",
+            "-c",
+            &cfg,
+            "-M",
+            &format!("127.0.0.1:{port}/inet = 127.0.0.1:{port} inet n - n - - smtpd"),
+        ])?;
+        run(&["postconf", "-c", &cfg, "-F", "*/*/chroot = n"])?;
+        let maillog = || std::fs::read_to_string(dir.join("maillog")).unwrap_or_default();
+        run(&["postfix", "-c", &cfg, "check"]).map_err(|e| format!("{e}{}", maillog()))?;
+        run(&["postfix", "-c", &cfg, "start"]).map_err(|e| format!("{e}{}", maillog()))?;
+        let addr: SocketAddr = format!("127.0.0.1:{port}")
+            .parse()
+            .map_err(|e: std::net::AddrParseError| e.to_string())?;
+        let start = Instant::now();
+        while std::net::TcpStream::connect(addr).is_err() {
+            if start.elapsed() > Duration::from_secs(20) {
+                return Err("postfix did not start listening".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Postfix {
+            config_dir,
+            queue_dir: queue,
+            addr,
+        })
+    }
+
+    /// The master and all its children (smtpd, cleanup, qmgr...): summed
+    /// peak RSS, in KiB.
+    fn peak_rss_kib(&self) -> u64 {
+        let pid_file = self.queue_dir.join("pid/master.pid");
+        let Some(master) = std::fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+        else {
+            return 0;
+        };
+        let children = Command::new("pgrep")
+            .args(["-P", &master.to_string()])
+            .output()
+            .ok();
+        let children = children.map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter_map(|l| l.parse().ok())
+                .collect::<Vec<u32>>()
+        });
+        peak_rss_kib(master)
+            + children
+                .unwrap_or_default()
+                .into_iter()
+                .map(peak_rss_kib)
+                .sum::<u64>()
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let _ = Command::new("postfix")
+            .args(["-c", &self.config_dir.to_string_lossy(), "stop"])
+            .output();
+    }
+}
+
+fn report(name: &str, o: &Outcome, rss: Option<u64>) {
+    println!(
+        "{name:<34} {:>9.0} msg/s   p50 {:>6.2} ms   p99 {:>7.2} ms   failures {:>3}{}",
+        o.msgs_per_sec,
+        o.p50_ms,
+        o.p99_ms,
+        o.failures,
+        rss.map_or(String::new(), |r| format!(
+            "   peak RSS {:.1} MiB",
+            r as f64 / 1024.0
+        ))
+    );
+}
+
+/// Opens `n` sessions that greet (and with `tls`, upgrade) and then idle;
+/// returns the server's RSS growth in KiB.
+async fn idle_sessions(server: &Ours, n: usize, tls: bool) -> (u64, usize) {
+    let before = rss_kib(server.child.id());
+    let config = client::tls_config(&server.cert);
+    let mut held = Vec::with_capacity(n);
+    let mut opened = 0;
+    for chunk in 0..n.div_ceil(100) {
+        let mut tasks = Vec::new();
+        for _ in 0..100.min(n - chunk * 100) {
+            let (addr, config) = (server.addr, config.clone());
+            tasks.push(tokio::spawn(async move {
+                if tls {
+                    Client::connect_tls(addr, config).await.ok()
+                } else {
+                    let (mut c, _) = Client::connect(addr).await.ok()?;
+                    c.cmd("EHLO idle.example", "250").await.ok()?;
+                    Some(c)
+                }
+            }));
+        }
+        for t in tasks {
+            if let Some(c) = t.await.unwrap() {
+                opened += 1;
+                held.push(c);
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_kib(server.child.id());
+    drop(held);
+    (after.saturating_sub(before), opened)
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else is expected.
+    let load = Load {
+        sessions: env_or("BENCH_SESSIONS", 16),
+        messages: env_or("BENCH_MESSAGES", 200),
+        size: env_or("BENCH_SIZE", 10 * 1024),
+    };
+    let idle = env_or("BENCH_IDLE", 2000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "load: {} sessions x {} messages x {} bytes, STARTTLS, durable 250 (fsync before reply)\n",
+        load.sessions, load.messages, load.size
+    );
+
+    let ours = start_ours(256);
+    let o = rt.block_on(run_load(ours.addr, client::tls_config(&ours.cert), &load));
+    report(
+        "disclosure-mx (group commit)",
+        &o,
+        Some(peak_rss_kib(ours.child.id())),
+    );
+    let ours_rate = o.msgs_per_sec;
+
+    let single = start_ours(1);
+    let s = rt.block_on(run_load(
+        single.addr,
+        client::tls_config(&single.cert),
+        &load,
+    ));
+    report(
+        "disclosure-mx (one fsync/message)",
+        &s,
+        Some(peak_rss_kib(single.child.id())),
+    );
+    drop(single);
+
+    if std::env::var("BENCH_POSTFIX").as_deref() != Ok("0") {
+        let dir = tempfile::tempdir().unwrap();
+        let tls_dir = ours._dir.path().join("data/tls");
+        match Postfix::start(
+            dir.path(),
+            &tls_dir.join("dev-cert.pem"),
+            &tls_dir.join("dev-key.pem"),
+        ) {
+            Ok(pf) => {
+                let p = rt.block_on(run_load(pf.addr, client::tls_config(&ours.cert), &load));
+                report(
+                    "postfix 3.7 (discard transport)",
+                    &p,
+                    Some(pf.peak_rss_kib()),
+                );
+                println!(
+                    "  (postfix's peak RSS is summed over its processes: master, smtpd, cleanup, qmgr...; shared pages count once per process)"
+                );
+                println!(
+                    "\nratio disclosure-mx / postfix: {:.2}x msgs/s (group commit), {:.2}x (one fsync/message)",
+                    ours_rate / p.msgs_per_sec,
+                    s.msgs_per_sec / p.msgs_per_sec
+                );
+            }
+            Err(e) => println!("postfix: not measured: {e}"),
+        }
+    }
+
+    let fresh = start_ours(256);
+    let (plain_kib, plain_n) = rt.block_on(idle_sessions(&fresh, idle, false));
+    drop(fresh);
+    let fresh = start_ours(256);
+    let (tls_kib, tls_n) = rt.block_on(idle_sessions(&fresh, idle, true));
+    println!(
+        "\nidle sessions: {plain_n} after EHLO: +{:.1} MiB RSS ({:.1} KiB each); {tls_n} after STARTTLS: +{:.1} MiB RSS ({:.1} KiB each); total RSS {:.1} MiB",
+        plain_kib as f64 / 1024.0,
+        plain_kib as f64 / plain_n.max(1) as f64,
+        tls_kib as f64 / 1024.0,
+        tls_kib as f64 / tls_n.max(1) as f64,
+        rss_kib(fresh.child.id()) as f64 / 1024.0,
+    );
+}

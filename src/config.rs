@@ -280,6 +280,17 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_the_defaults() {
+        let c: Config = toml::from_str(include_str!("../deploy/disclosure-mx.toml")).unwrap();
+        let d = Config::default();
+        assert_eq!(format!("{:?}", c.limits), format!("{:?}", d.limits));
+        assert_eq!(c.smtp.listen, d.smtp.listen);
+        assert_eq!(c.smtp.accept_for, d.smtp.accept_for);
+        assert_eq!(c.store.url, d.store.url);
+        assert_eq!(c.store.group_commit_max, d.store.group_commit_max);
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         assert!(toml::from_str::<Config>("[limits]\nmax_mesage_size = 5\n").is_err());
         assert!(toml::from_str::<Config>("[smtp]\nlisten = 'not-an-address'\n").is_err());

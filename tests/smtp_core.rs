@@ -457,3 +457,103 @@ fn store_failure_answers_451_and_keeps_the_session() {
     assert!(Reply::StoreFailed.render().starts_with("451 4.3.0"));
     h.cmd("NOOP", "250");
 }
+
+/// A bounded, deterministic random walk over hostile input: byte soup mixed
+/// with real commands, CR, LF, dots and NULs, fed in random chunk sizes.
+/// The session must never panic, every reply must be well-formed, and every
+/// delivered body must be clean CRLF text with no bare CR, LF or NUL.
+#[test]
+fn random_hostile_input_never_breaks_the_invariants() {
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let pieces: &[&[u8]] = &[
+        b"EHLO x.test\r\n",
+        b"MAIL FROM:<a@b.example>\r\n",
+        b"RCPT TO:<security@magenta.example>\r\n",
+        b"DATA\r\n",
+        b"\r\n.\r\n",
+        b".",
+        b"\r",
+        b"\n",
+        b"\0",
+        b"RSET\r\n",
+        b"STARTTLS\r\n",
+        b"hello world",
+        b"..",
+        b"\xff\xfe",
+    ];
+    let limits = Limits {
+        max_message_size: 4096,
+        max_errors: 1000,
+        ..Limits::default()
+    };
+    let (mut delivered, mut refused) = (0, 0);
+    for _round in 0..300 {
+        let mut h = Harness::tls(limits.clone());
+        for _txn in 0..(1 + next() % 3) {
+            // A proper envelope, pipelined up to DATA, then hostile content
+            // and hostile commands, fed in random chunks.
+            h.send(b"RSET\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<security@magenta.example>\r\nDATA\r\n");
+            let mut input = Vec::new();
+            for _ in 0..(next() % 40) {
+                let piece = pieces[(next() % pieces.len() as u64) as usize];
+                // Mostly text, so that clean messages happen too.
+                if next() % 3 == 0 || piece.len() > 2 {
+                    input.extend_from_slice(piece);
+                } else {
+                    input.extend_from_slice(b"text\r\n");
+                }
+            }
+            input.extend_from_slice(b"\r\n.\r\n");
+            let mut rest = input.as_slice();
+            while !rest.is_empty() {
+                let n = 1 + (next() as usize % rest.len().min(17));
+                h.send(&rest[..n]);
+                rest = &rest[n..];
+            }
+            if h.closed {
+                break;
+            }
+        }
+        for r in &h.replies {
+            let b = r.as_bytes();
+            assert!(
+                b.len() >= 5 && b[..3].iter().all(u8::is_ascii_digit),
+                "{r:?}"
+            );
+            assert!(
+                r.ends_with("\r\n") && !r[..r.len() - 2].contains(['\r', '\n'])
+                    || r.starts_with("250-"),
+                "{r:?}"
+            );
+        }
+        for body in &h.delivered {
+            assert!(!body.contains(&0));
+            for (i, &c) in body.iter().enumerate() {
+                if c == b'\n' {
+                    assert!(i > 0 && body[i - 1] == b'\r', "bare LF delivered");
+                }
+                if c == b'\r' {
+                    assert_eq!(body.get(i + 1), Some(&b'\n'), "bare CR delivered");
+                }
+            }
+            assert!(body.len() <= 4096);
+        }
+        delivered += h.delivered.len();
+        refused += h
+            .replies
+            .iter()
+            .filter(|r| r.starts_with("550 5.5.2"))
+            .count();
+    }
+    // The walk reaches both sides: clean deliveries and smuggling refusals.
+    assert!(
+        delivered > 10 && refused > 10,
+        "delivered {delivered}, refused {refused}"
+    );
+}
