@@ -2,7 +2,7 @@
 CONFIG ?=
 CARGO ?= cargo
 
-.PHONY: run test bench build lint
+.PHONY: run test bench build fuzz
 
 run:
 	bash deploy/system-deps.sh run
@@ -12,7 +12,7 @@ test:
 	bash deploy/system-deps.sh test
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) test --all-targets
+	$(CARGO) test --lib --bins --tests
 
 # Throughput, latency and memory against Postfix in the same run.
 bench:
@@ -21,3 +21,11 @@ bench:
 
 build:
 	$(CARGO) build --release
+
+# Coverage-guided fuzzing of the SMTP core (cargo-fuzz; libFuzzer needs
+# nightly features, which RUSTC_BOOTSTRAP unlocks on the stable toolchain).
+FUZZ_TARGET ?= smtp_session
+FUZZ_SECONDS ?= 60
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $(FUZZ_TARGET) -- -max_total_time=$(FUZZ_SECONDS)

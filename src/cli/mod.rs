@@ -89,12 +89,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     for m in &messages {
                         println!(
                             "{:<24} {:>10} {:<11} {:<8} {:<22} {}",
-                            m.queue_id,
+                            m.envelope.queue_id,
                             m.size,
                             m.state,
-                            m.tls_version.as_deref().unwrap_or("none"),
-                            m.peer,
-                            m.rcpt_to.join(",")
+                            m.envelope.tls_version.as_deref().unwrap_or("none"),
+                            m.envelope.peer,
+                            m.envelope.rcpt_to.join(",")
                         );
                     }
                 }

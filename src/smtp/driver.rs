@@ -12,7 +12,7 @@ use super::limits::Limits;
 use super::reply::Reply;
 use super::session::{Action, Delivery, Session, SessionConfig};
 use super::{tls, trace};
-use crate::store::{Incoming, Writer};
+use crate::store::{EnvelopeRecord, Incoming, Writer};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -366,15 +366,17 @@ async fn deliver(ctx: &mut Ctx<'_>, delivery: Delivery) -> Result<String, ()> {
     drop(body);
     let size = raw.len();
     let message = Incoming {
-        queue_id: queue_id.clone(),
-        received_at: now,
+        envelope: EnvelopeRecord {
+            queue_id: queue_id.clone(),
+            received_at: now,
+            peer: envelope.peer.to_string(),
+            helo: envelope.helo,
+            tls_version: envelope.tls.as_ref().map(|t| t.version.clone()),
+            tls_cipher: envelope.tls.map(|t| t.cipher),
+            mail_from: envelope.mail_from,
+            rcpt_to: envelope.rcpt_to,
+        },
         session_id: ctx.id.to_owned(),
-        peer: envelope.peer.to_string(),
-        helo: envelope.helo,
-        tls_version: envelope.tls.as_ref().map(|t| t.version.clone()),
-        tls_cipher: envelope.tls.map(|t| t.cipher),
-        mail_from: envelope.mail_from,
-        rcpt_to: envelope.rcpt_to,
         raw,
     };
     match ctx.receiver.store.commit(message).await {

@@ -62,7 +62,6 @@ pub enum Reply {
     SessionTimeout,
     ShuttingDown,
     StoreFailed,
-    TlsUnavailable,
     NotImplemented,
 }
 
@@ -186,7 +185,6 @@ impl Reply {
                 "4.3.0",
                 "Could not store the message safely; try again later",
             ),
-            Reply::TlsUnavailable => (454, "4.7.0", "TLS not available"),
             Reply::NotImplemented => (502, "5.5.1", "Command not implemented"),
         }
     }

@@ -180,10 +180,6 @@ impl Session {
         }
     }
 
-    pub fn is_tls(&self) -> bool {
-        self.tls.is_some()
-    }
-
     pub fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed)
     }

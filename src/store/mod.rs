@@ -29,33 +29,33 @@ pub enum StoreError {
     WriterGone,
 }
 
-/// A message as the receiver hands it over: envelope plus raw content
-/// (trace header already prepended).
-#[derive(Debug, Clone)]
-pub struct Incoming {
+/// The envelope as stored: who delivered, how, and to whom.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvelopeRecord {
     pub queue_id: String,
     pub received_at: i64,
-    pub session_id: String,
     pub peer: String,
     pub helo: String,
     pub tls_version: Option<String>,
     pub tls_cipher: Option<String>,
     pub mail_from: String,
     pub rcpt_to: Vec<String>,
+}
+
+/// A message as the receiver hands it over: envelope plus raw content
+/// (trace header already prepended).
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub envelope: EnvelopeRecord,
+    pub session_id: String,
     pub raw: Vec<u8>,
 }
 
 /// What `messages list` shows: everything but the content.
 #[derive(Debug, Clone, Serialize)]
 pub struct MessageSummary {
-    pub queue_id: String,
-    pub received_at: i64,
-    pub peer: String,
-    pub helo: String,
-    pub tls_version: Option<String>,
-    pub tls_cipher: Option<String>,
-    pub mail_from: String,
-    pub rcpt_to: Vec<String>,
+    #[serde(flatten)]
+    pub envelope: EnvelopeRecord,
     pub size: i64,
     pub state: String,
 }
@@ -133,14 +133,16 @@ impl Store {
             .map(|r| {
                 let rcpt: String = r.try_get("rcpt_to")?;
                 Ok(MessageSummary {
-                    queue_id: r.try_get("queue_id")?,
-                    received_at: r.try_get("received_at")?,
-                    peer: r.try_get("peer")?,
-                    helo: r.try_get("helo")?,
-                    tls_version: r.try_get("tls_version")?,
-                    tls_cipher: r.try_get("tls_cipher")?,
-                    mail_from: r.try_get("mail_from")?,
-                    rcpt_to: serde_json::from_str(&rcpt).unwrap_or_default(),
+                    envelope: EnvelopeRecord {
+                        queue_id: r.try_get("queue_id")?,
+                        received_at: r.try_get("received_at")?,
+                        peer: r.try_get("peer")?,
+                        helo: r.try_get("helo")?,
+                        tls_version: r.try_get("tls_version")?,
+                        tls_cipher: r.try_get("tls_cipher")?,
+                        mail_from: r.try_get("mail_from")?,
+                        rcpt_to: serde_json::from_str(&rcpt).unwrap_or_default(),
+                    },
                     size: r.try_get("size")?,
                     state: r.try_get("state")?,
                 })
@@ -205,7 +207,8 @@ async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, max
 
 async fn commit_batch(conn: &mut SqliteConnection, batch: &[Job]) -> Result<(), sqlx::Error> {
     let mut tx = conn.begin().await?;
-    for (m, _) in batch {
+    for (message, _) in batch {
+        let m = &message.envelope;
         let rcpt = serde_json::to_string(&m.rcpt_to).map_err(|e| sqlx::Error::Encode(e.into()))?;
         sqlx::query(
             "INSERT INTO messages (queue_id, received_at, session_id, peer, helo, tls_version,
@@ -214,15 +217,15 @@ async fn commit_batch(conn: &mut SqliteConnection, batch: &[Job]) -> Result<(), 
         )
         .bind(&m.queue_id)
         .bind(m.received_at)
-        .bind(&m.session_id)
+        .bind(&message.session_id)
         .bind(&m.peer)
         .bind(&m.helo)
         .bind(&m.tls_version)
         .bind(&m.tls_cipher)
         .bind(&m.mail_from)
         .bind(&rcpt)
-        .bind(m.raw.len() as i64)
-        .bind(&m.raw)
+        .bind(message.raw.len() as i64)
+        .bind(&message.raw)
         .execute(&mut *tx)
         .await?;
     }
