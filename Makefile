@@ -13,6 +13,7 @@ test:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) test --lib --bins --tests
+	bash deploy/smoke-run.sh
 
 # Throughput, latency and memory against Postfix in the same run.
 bench:

@@ -92,8 +92,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             handle,
         )));
     }
-    std::fs::write(config.data_dir.join(LISTENING_FILE), bound)
-        .map_err(io("writing listening file"))?;
+    // Written whole, then renamed, so a reader never sees half a list.
+    let listening = config.data_dir.join(LISTENING_FILE);
+    let partial = config.data_dir.join(format!("{LISTENING_FILE}.tmp"));
+    std::fs::write(&partial, bound).map_err(io("writing listening file"))?;
+    std::fs::rename(&partial, &listening).map_err(io("writing listening file"))?;
 
     let mut term = signal(SignalKind::terminate()).map_err(io("installing SIGTERM handler"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(io("installing SIGINT handler"))?;
@@ -110,7 +113,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
 
     info!("shutting down: no new sessions; finishing messages in flight");
-    let _ = std::fs::remove_file(config.data_dir.join(LISTENING_FILE));
+    let _ = std::fs::remove_file(&listening);
     let all_ended = control.drain(config.limits.shutdown_grace).await;
     if !all_ended {
         warn!(

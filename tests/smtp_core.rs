@@ -68,7 +68,7 @@ impl Harness {
                 Action::Close => self.closed = true,
                 Action::StartTls => self.starttls = true,
                 Action::Deliver(d) => {
-                    self.delivered.push(d.body);
+                    self.delivered.push(d.body().to_vec());
                     let id = format!("Q{}", self.delivered.len());
                     queue.extend(self.s.stored(Ok(id)));
                 }

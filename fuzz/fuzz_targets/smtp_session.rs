@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
         let mut queue: Vec<Action> = s.feed(piece);
         while let Some(a) = queue.pop() {
             if let Action::Deliver(d) = a {
-                let body = &d.body;
+                let body = d.body();
                 assert!(body.len() <= 4096);
                 assert!(!body.contains(&0));
                 for (i, &c) in body.iter().enumerate() {

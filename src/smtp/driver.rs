@@ -119,6 +119,7 @@ impl Admission {
 
     /// A permit, or None when either cap is reached. Never waits.
     pub fn try_admit(&self, ip: IpAddr) -> Option<Permit> {
+        let ip = client_key(ip);
         let global = Arc::clone(&self.global).try_acquire_owned().ok()?;
         let mut map = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
         let n = map.entry(ip).or_insert(0);
@@ -131,6 +132,23 @@ impl Admission {
             ip,
             per_ip: Arc::clone(&self.per_ip),
         })
+    }
+}
+
+/// The unit the per-IP cap counts: an IPv4 address, or an IPv6 /64 (one
+/// end site usually holds a whole /64, so counting /128s would let a single
+/// host open unlimited sessions).
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut seg = v6.segments();
+                seg[4..].fill(0);
+                IpAddr::V6(seg.into())
+            }
+        },
+        v4 => v4,
     }
 }
 
@@ -354,7 +372,7 @@ async fn flush<S: AsyncWrite + Unpin>(
 /// Stamps, stores and answers for one message: Ok(queue id) only once the
 /// store has committed it.
 async fn deliver(ctx: &mut Ctx<'_>, delivery: Delivery) -> Result<String, ()> {
-    let Delivery { envelope, body } = delivery;
+    let (envelope, body) = delivery.into_parts();
     let queue_id = queue_id();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -416,4 +434,32 @@ fn queue_id() -> String {
 
 fn session_id() -> String {
     random_hex(6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_ip_cap_counts_ipv6_by_slash_64() {
+        let limits = Limits {
+            max_sessions: 10,
+            max_sessions_per_ip: 2,
+            ..Limits::default()
+        };
+        let a = Admission::new(&limits);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let _p1 = a.try_admit(ip("2001:db8:1:2::1")).unwrap();
+        let _p2 = a.try_admit(ip("2001:db8:1:2:ffff::9")).unwrap();
+        assert!(a.try_admit(ip("2001:db8:1:2::77")).is_none(), "same /64");
+        let _p3 = a.try_admit(ip("2001:db8:1:3::1")).unwrap();
+        let _p4 = a.try_admit(ip("::ffff:192.0.2.1")).unwrap();
+        let _p5 = a.try_admit(ip("192.0.2.1")).unwrap();
+        assert!(
+            a.try_admit(ip("192.0.2.1")).is_none(),
+            "v4-mapped counts as v4"
+        );
+        drop(_p5);
+        assert!(a.try_admit(ip("192.0.2.1")).is_some(), "released on drop");
+    }
 }

@@ -47,12 +47,29 @@ pub struct Envelope {
     pub smtputf8: bool,
 }
 
-/// A complete, checked message ready to be stored: `body` is the content
-/// with dot-stuffing undone, exactly as the client meant it.
+/// A complete, checked message ready to be stored: the content with
+/// dot-stuffing undone, exactly as the client meant it. Only the session
+/// builds one, and only from DATA that ended at CRLF.CRLF with no bare CR,
+/// bare LF or NUL and within the size limit: holding a `Delivery` is proof
+/// that those checks ran.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Delivery {
-    pub envelope: Envelope,
-    pub body: Vec<u8>,
+    envelope: Envelope,
+    body: Vec<u8>,
+}
+
+impl Delivery {
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    pub fn into_parts(self) -> (Envelope, Vec<u8>) {
+        (self.envelope, self.body)
+    }
 }
 
 /// The recipients this receiver accepts mail for: whole mailboxes

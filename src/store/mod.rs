@@ -25,6 +25,8 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("commit failed: {0}")]
+    Commit(String),
     #[error("the store writer has stopped")]
     WriterGone,
 }
@@ -174,7 +176,7 @@ impl Writer {
             .map_err(|_| StoreError::WriterGone)?;
         match answer.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(reason)) => Err(StoreError::Database(sqlx::Error::Protocol(reason))),
+            Ok(Err(reason)) => Err(StoreError::Commit(reason)),
             Err(_) => Err(StoreError::WriterGone),
         }
     }
