@@ -32,6 +32,10 @@ pub enum ConfigError {
 pub struct Config {
     /// Where the database, generated certificate and keys live.
     pub data_dir: PathBuf,
+    /// One TOML policy per organisation; see `policies/`. Every file must
+    /// be valid or start-up fails. A missing directory is allowed (the
+    /// receiver then accepts only `smtp.accept_for`), with a warning.
+    pub policies_dir: PathBuf,
     pub smtp: SmtpConfig,
     pub tls: TlsConfig,
     pub store: StoreConfig,
@@ -48,7 +52,8 @@ pub struct SmtpConfig {
     /// The name in the greeting, EHLO reply and Received header.
     pub hostname: String,
     /// Recipient mailboxes (`security@example.org`) or domains
-    /// (`@example.org`) accepted; every other RCPT gets 550 5.1.1.
+    /// (`@example.org`) accepted besides the addresses the policies own;
+    /// every other RCPT gets 550 5.1.1.
     pub accept_for: Vec<String>,
     /// Allow MAIL without STARTTLS. Off: the policies demand TLS 1.2+.
     pub allow_plaintext: bool,
@@ -87,6 +92,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("./data"),
+            policies_dir: PathBuf::from("./policies"),
             smtp: SmtpConfig::default(),
             tls: TlsConfig::default(),
             store: StoreConfig::default(),
@@ -101,10 +107,7 @@ impl Default for SmtpConfig {
         SmtpConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 2525))],
             hostname: "localhost".into(),
-            accept_for: vec![
-                "security@magenta.example".into(),
-                "security@netcompany.example".into(),
-            ],
+            accept_for: Vec::new(),
             allow_plaintext: false,
         }
     }
@@ -131,6 +134,7 @@ impl Default for LogConfig {
 /// Environment overrides, applied after the file. Lists are comma-separated.
 pub const ENV_OVERRIDES: &[&str] = &[
     "DISCLOSURE_MX_DATA_DIR",
+    "DISCLOSURE_MX_POLICIES_DIR",
     "DISCLOSURE_MX_SMTP_LISTEN",
     "DISCLOSURE_MX_SMTP_HOSTNAME",
     "DISCLOSURE_MX_SMTP_ACCEPT_FOR",
@@ -171,6 +175,9 @@ impl Config {
         };
         if let Some(v) = var("DISCLOSURE_MX_DATA_DIR") {
             self.data_dir = v.into();
+        }
+        if let Some(v) = var("DISCLOSURE_MX_POLICIES_DIR") {
+            self.policies_dir = v.into();
         }
         if let Some(v) = var("DISCLOSURE_MX_SMTP_LISTEN") {
             self.smtp.listen = list(v)
@@ -232,9 +239,6 @@ impl Config {
         {
             return Err(invalid("smtp.hostname", "must be a plain DNS name"));
         }
-        if self.smtp.accept_for.is_empty() {
-            return Err(invalid("smtp.accept_for", "no recipient would be accepted"));
-        }
         if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
             return Err(invalid(
                 "tls",
@@ -286,6 +290,7 @@ mod tests {
         assert_eq!(format!("{:?}", c.limits), format!("{:?}", d.limits));
         assert_eq!(c.smtp.listen, d.smtp.listen);
         assert_eq!(c.smtp.accept_for, d.smtp.accept_for);
+        assert_eq!(c.policies_dir, d.policies_dir);
         assert_eq!(c.store.url, d.store.url);
         assert_eq!(c.store.group_commit_max, d.store.group_commit_max);
     }

@@ -3,10 +3,13 @@
 //!
 //! `smtp` receives mail over STARTTLS and hands complete messages to
 //! `store`, which commits them durably before the 250 is sent. `server`
-//! wires the two together; `cli` is the command line over the same library.
+//! wires the two together; `policy` holds each organisation's published
+//! disclosure policy (addresses, service levels, business calendar, scope);
+//! `cli` is the command line over the same library.
 
 pub mod cli;
 pub mod config;
+pub mod policy;
 pub mod private_file;
 pub mod server;
 pub mod smtp;

@@ -3,6 +3,7 @@
 //! certificate).
 
 use crate::config::Config;
+use crate::policy::{PolicyError, PolicySet};
 use crate::smtp::driver::{self, Admission, Receiver, ShutdownControl};
 use crate::smtp::session::{AcceptFor, SessionConfig};
 use crate::smtp::tls::{self, CertFiles, CertStore, TlsError};
@@ -19,6 +20,12 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(
+        "no recipient would be accepted: smtp.accept_for is empty and no policy owns an address"
+    )]
+    NoRecipients,
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -40,6 +47,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let io = |what| move |source| ServeError::Io { what, source };
     std::fs::create_dir_all(&config.data_dir).map_err(io("creating data_dir"))?;
 
+    let policies = load_policies(&config)?;
+    let mut recipients = config.smtp.accept_for.clone();
+    recipients.extend(policies.addresses());
+    if recipients.is_empty() {
+        return Err(ServeError::NoRecipients);
+    }
+
     let store = Store::open(&config.store.url, &config.data_dir).await?;
     let (writer, writer_task) = store.writer(config.store.group_commit_max).await?;
 
@@ -60,7 +74,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let receiver = Arc::new(Receiver {
         session: Arc::new(SessionConfig {
             hostname: config.smtp.hostname.clone(),
-            accept_for: AcceptFor::new(&config.smtp.accept_for),
+            accept_for: AcceptFor::new(&recipients),
             allow_plaintext: config.smtp.allow_plaintext,
             limits: config.limits.clone(),
         }),
@@ -128,4 +142,18 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     store.close().await;
     info!("stopped");
     Ok(())
+}
+
+/// The organisation policies, validated. A missing directory is not an
+/// error (a bare receiver needs none); an invalid file is.
+pub fn load_policies(config: &Config) -> Result<PolicySet, PolicyError> {
+    if !config.policies_dir.exists() {
+        warn!(dir = %config.policies_dir.display(), "no policies directory: accepting smtp.accept_for only");
+        return Ok(PolicySet::default());
+    }
+    let set = PolicySet::load_dir(&config.policies_dir)?;
+    for p in set.iter() {
+        info!(org = %p.id, file = %p.file.display(), addresses = p.addresses.len(), "policy loaded");
+    }
+    Ok(set)
 }

@@ -34,9 +34,9 @@ fn a_misspelt_key_fails_naming_the_file_and_the_key() {
 #[test]
 fn invalid_values_are_refused_with_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let (ok, _, err) = run(dir.path(), "[smtp]\naccept_for = []\n", &["serve"]);
+    let (ok, _, err) = run(dir.path(), "[smtp]\nhostname = \"bad host\"\n", &["serve"]);
     assert!(!ok);
-    assert!(err.contains("smtp.accept_for"), "{err}");
+    assert!(err.contains("smtp.hostname"), "{err}");
     let (ok, _, err) = run(dir.path(), "[tls]\ncert_file = \"/x.pem\"\n", &["serve"]);
     assert!(!ok);
     assert!(
@@ -93,4 +93,79 @@ fn environment_overrides_apply_after_the_file() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(dir.path().join("env.db").exists());
+}
+
+#[test]
+fn a_bad_policy_stops_start_up_naming_the_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/netcompany.toml"
+    ))
+    .unwrap();
+    std::fs::write(
+        policies.join("broken.toml"),
+        shipped.replace(
+            "feedback_within = \"15 business days\"",
+            "feedback_within = \"soon\"",
+        ),
+    )
+    .unwrap();
+    let config = format!(
+        "data_dir = {:?}\npolicies_dir = {policies:?}\n",
+        dir.path().join("data")
+    );
+    let (ok, _, err) = run(dir.path(), &config, &["serve"]);
+    assert!(!ok);
+    assert!(err.contains("broken.toml"), "{err}");
+    assert!(err.contains("`service_levels.feedback_within`"), "{err}");
+    assert!(
+        !dir.path().join("data/listening").exists(),
+        "never listened"
+    );
+}
+
+#[test]
+fn with_no_policy_and_no_accept_for_nothing_would_be_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "data_dir = {:?}\npolicies_dir = {:?}\n",
+        dir.path().join("data"),
+        dir.path().join("missing")
+    );
+    let (ok, _, err) = run(dir.path(), &config, &["serve"]);
+    assert!(!ok);
+    assert!(err.contains("no recipient would be accepted"), "{err}");
+}
+
+#[test]
+fn policies_check_shows_each_organisation_and_its_deadlines() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "policies_dir = {:?}\n",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/policies")
+    );
+    let (ok, out, err) = run(dir.path(), &config, &["policies", "check"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Magenta (magenta)"), "{out}");
+    assert!(
+        out.contains("receipt within:  2 business days; feedback within: 2 weeks"),
+        "{out}"
+    );
+    assert!(out.contains("Netcompany (netcompany)"), "{out}");
+    assert!(
+        out.contains("subject flags:   Responsible disclosure"),
+        "{out}"
+    );
+    assert!(
+        out.contains("feedback within: 15 business days (preferred)"),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("received now ->  acknowledge by ").count(),
+        2,
+        "{out}"
+    );
 }

@@ -196,9 +196,14 @@ async fn json_logs_carry_session_ids_and_never_content() {
 async fn serve_without_a_config_file_runs_on_the_embedded_defaults() {
     // The defaults listen on 127.0.0.1:2525, with ./data beside the cwd.
     let cwd = tempfile::tempdir().unwrap();
+    // Only the policies come from the checkout, as `make run` finds them.
     let mut child = std::process::Command::new(BIN)
         .arg("serve")
         .current_dir(cwd.path())
+        .env(
+            "DISCLOSURE_MX_POLICIES_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/policies"),
+        )
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

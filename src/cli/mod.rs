@@ -2,6 +2,7 @@
 //! functions the server uses. Every subcommand reads the same configuration.
 
 use crate::config::{Config, ConfigError};
+use crate::policy::{PolicyError, PolicySet};
 use crate::server::{self, ServeError};
 use crate::store::{Store, StoreError};
 use clap::{Parser, Subcommand};
@@ -33,6 +34,18 @@ pub enum Command {
         #[command(subcommand)]
         command: MessagesCommand,
     },
+    /// Organisation policies in `policies_dir`.
+    Policies {
+        #[command(subcommand)]
+        command: PoliciesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoliciesCommand {
+    /// Validate every policy and show what it promises, with the deadlines
+    /// a report received now would get.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,6 +69,8 @@ pub enum CliError {
     Serve(#[from] ServeError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     #[error("cannot encode output: {0}")]
@@ -70,8 +85,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         .enable_all()
         .build()
         .map_err(CliError::Runtime)?;
+    if let Command::Policies {
+        command: PoliciesCommand::Check,
+    } = cli.command
+    {
+        return policies_check(&config);
+    }
     runtime.block_on(async {
         match cli.command {
+            Command::Policies { .. } => Ok(()),
             Command::Serve => Ok(server::serve(config).await?),
             Command::Messages {
                 command: MessagesCommand::List { json, state },
@@ -116,4 +138,51 @@ fn init_logging(config: &Config) {
     } else {
         builder.init();
     }
+}
+
+fn policies_check(config: &Config) -> Result<(), CliError> {
+    let set = PolicySet::load_dir(&config.policies_dir)?;
+    let now = jiff::Timestamp::now();
+    for p in set.iter() {
+        let d = p.deadlines(now);
+        let local = |t: jiff::Timestamp| {
+            t.to_zoned(p.timezone.clone())
+                .strftime("%a %Y-%m-%d %H:%M %Z")
+                .to_string()
+        };
+        println!("{} ({}) — {}", p.name, p.id, p.file.display());
+        println!("  addresses:       {}", p.addresses.join(", "));
+        let flags = if p.subject_flags.is_empty() {
+            "(none: all mail is a report)".to_owned()
+        } else {
+            p.subject_flags.join(", ")
+        };
+        println!("  subject flags:   {flags}");
+        println!(
+            "  receipt within:  {}; feedback within: {}{}",
+            p.receipt_within,
+            p.feedback_within,
+            if p.feedback_preferred {
+                " (preferred)"
+            } else {
+                ""
+            }
+        );
+        println!(
+            "  received now ->  acknowledge by {}, feedback by {}",
+            local(d.acknowledge_by),
+            local(d.feedback_by)
+        );
+        println!(
+            "  scope:           {} in-scope patterns, {} out-of-scope classes, {} routes",
+            p.in_scope.len(),
+            p.out_of_scope.len(),
+            p.routing.len()
+        );
+        println!(
+            "  plaintext:       {:?}; anonymous reports: {}; retention: {} days",
+            p.plaintext, p.anonymous_reports, p.personal_data_retention_days
+        );
+    }
+    Ok(())
 }

@@ -1,0 +1,589 @@
+//! Organisation policies: one TOML file per organisation in `policies_dir`,
+//! encoding its published responsible-disclosure policy — the addresses it
+//! owns, the subject flag it asks for, its service levels in business days,
+//! its calendar, scope, routing of non-security matters, anonymity,
+//! retention and plaintext rule.
+//!
+//! Policies are validated on load; a bad one stops start-up with an error
+//! that names the file, the key and the reason. Nothing here does I/O beyond
+//! reading the directory, and nothing here knows about SMTP sessions.
+
+pub mod calendar;
+
+use calendar::{BusinessCalendar, HolidayRules};
+use jiff::{Timestamp, ToSpan, tz::TimeZone};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("policies directory {dir}: {source}")]
+    Dir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("policy {file}: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("policy {file}: {source}")]
+    Parse {
+        file: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("policy {file}: key `{key}`: {reason}")]
+    Invalid {
+        file: PathBuf,
+        key: String,
+        reason: String,
+    },
+    #[error("no policy files (*.toml) in {0}")]
+    Empty(PathBuf),
+}
+
+/// How long a promise gives: "2 business days", "2 weeks", "72 hours".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Within {
+    BusinessDays(u32),
+    Days(u32),
+    Hours(u32),
+}
+
+impl std::str::FromStr for Within {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut words = s.split_whitespace();
+        let n: u32 = words
+            .next()
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("{s:?}: expected a number first, as in \"2 business days\""))?;
+        if n == 0 || n > 366 {
+            return Err(format!("{s:?}: the number must be 1 to 366"));
+        }
+        let unit: Vec<&str> = words.collect();
+        match unit.as_slice() {
+            ["business", "day" | "days"] => Ok(Within::BusinessDays(n)),
+            ["day" | "days"] => Ok(Within::Days(n)),
+            ["week" | "weeks"] => Ok(Within::Days(n * 7)),
+            ["hour" | "hours"] => Ok(Within::Hours(n)),
+            _ => Err(format!(
+                "{s:?}: unit must be business days, days, weeks or hours"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Within {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (n, unit) = match *self {
+            Within::BusinessDays(n) => (n, "business day"),
+            Within::Days(n) if n % 7 == 0 => (n / 7, "week"),
+            Within::Days(n) => (n, "day"),
+            Within::Hours(n) => (n, "hour"),
+        };
+        write!(f, "{n} {unit}{}", if n == 1 { "" } else { "s" })
+    }
+}
+
+/// What a plaintext (non-TLS) session may deliver for this organisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlaintextRule {
+    /// MAIL before STARTTLS is refused.
+    Reject,
+    /// Only encrypted zip/7z archives with a short covering note.
+    EncryptedArchiveOnly,
+}
+
+/// One out-of-scope class and the phrases that suggest it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutOfScope {
+    pub class: String,
+    pub label: String,
+    /// Case-insensitive phrases; any one in a report suggests this class.
+    pub match_any: Vec<String>,
+}
+
+/// Where non-security matters go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Routing {
+    pub topic: String,
+    pub pointer: String,
+    pub match_any: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceLevelsFile {
+    receipt_within: String,
+    receipt_at_least: Option<String>,
+    feedback_within: String,
+    #[serde(default)]
+    feedback_preferred: bool,
+    #[serde(default = "default_breach")]
+    breach_notification_within: String,
+}
+
+fn default_breach() -> String {
+    // GDPR art. 33: notify the supervisory authority within 72 hours.
+    "72 hours".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScopeFile {
+    #[serde(default)]
+    in_scope: Vec<String>,
+    #[serde(default)]
+    out_of_scope: Vec<OutOfScope>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    id: String,
+    name: String,
+    reference_prefix: String,
+    addresses: Vec<String>,
+    #[serde(default)]
+    subject_flags: Vec<String>,
+    timezone: String,
+    holidays: HolidayRules,
+    #[serde(default)]
+    closed_days: Vec<String>,
+    service_levels: ServiceLevelsFile,
+    scope: ScopeFile,
+    #[serde(default)]
+    routing: Vec<Routing>,
+    anonymous_reports: bool,
+    personal_data_retention_days: u32,
+    plaintext: PlaintextRule,
+    source: String,
+}
+
+/// A validated organisation policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub id: String,
+    pub name: String,
+    /// Case references look like `NC-2026-0007`.
+    pub reference_prefix: String,
+    /// Lower-cased recipient addresses this organisation owns.
+    pub addresses: Vec<String>,
+    pub subject_flags: Vec<String>,
+    pub timezone: TimeZone,
+    pub calendar: BusinessCalendar,
+    pub receipt_within: Within,
+    pub receipt_at_least: Option<Within>,
+    pub feedback_within: Within,
+    /// "preferably within": a target, not a promise.
+    pub feedback_preferred: bool,
+    pub breach_notification_within: Within,
+    pub in_scope: Vec<String>,
+    pub out_of_scope: Vec<OutOfScope>,
+    pub routing: Vec<Routing>,
+    pub anonymous_reports: bool,
+    pub personal_data_retention_days: u32,
+    pub plaintext: PlaintextRule,
+    /// Where the policy was published, for analysts.
+    pub source: String,
+    pub file: PathBuf,
+}
+
+/// Deadlines that run from the moment a report was received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    pub acknowledge_by: Timestamp,
+    pub feedback_by: Timestamp,
+}
+
+impl Policy {
+    /// When `within` runs out for something received at `from`. Business
+    /// days end at midnight local time at the end of the last one.
+    pub fn due(&self, from: Timestamp, within: Within) -> Timestamp {
+        match within {
+            Within::Hours(h) => from.checked_add(i64::from(h).hours()).unwrap_or(from),
+            Within::Days(d) => from
+                .to_zoned(self.timezone.clone())
+                .checked_add(i64::from(d).days())
+                .map_or(from, |z| z.timestamp()),
+            Within::BusinessDays(n) => {
+                let local = from.to_zoned(self.timezone.clone()).date();
+                let last = self.calendar.add_business_days(local, n);
+                last.tomorrow()
+                    .ok()
+                    .and_then(|d| d.to_zoned(self.timezone.clone()).ok())
+                    .map_or(from, |z| z.timestamp())
+            }
+        }
+    }
+
+    pub fn deadlines(&self, received: Timestamp) -> Deadlines {
+        Deadlines {
+            acknowledge_by: self.due(received, self.receipt_within),
+            feedback_by: self.due(received, self.feedback_within),
+        }
+    }
+
+    fn from_file(file: &Path, f: PolicyFile) -> Result<Policy, PolicyError> {
+        let invalid = |key: &str, reason: String| PolicyError::Invalid {
+            file: file.to_path_buf(),
+            key: key.to_owned(),
+            reason,
+        };
+        let slug = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        if !slug(&f.id) {
+            return Err(invalid(
+                "id",
+                "use lower-case letters, digits and '-'".into(),
+            ));
+        }
+        if f.reference_prefix.is_empty()
+            || f.reference_prefix.len() > 8
+            || !f
+                .reference_prefix
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        {
+            return Err(invalid(
+                "reference_prefix",
+                "1 to 8 upper-case letters or digits".into(),
+            ));
+        }
+        if f.addresses.is_empty() {
+            return Err(invalid(
+                "addresses",
+                "an organisation needs at least one address".into(),
+            ));
+        }
+        let mut addresses = Vec::new();
+        for a in &f.addresses {
+            let ok = a.split_once('@').is_some_and(|(l, d)| {
+                !l.is_empty() && d.contains('.') && !a.contains(char::is_whitespace)
+            });
+            if !ok {
+                return Err(invalid("addresses", format!("{a:?} is not a mailbox")));
+            }
+            addresses.push(a.to_ascii_lowercase());
+        }
+        if f.subject_flags.iter().any(|s| s.trim().is_empty()) {
+            return Err(invalid(
+                "subject_flags",
+                "an empty flag would match every subject".into(),
+            ));
+        }
+        let timezone =
+            TimeZone::get(&f.timezone).map_err(|e| invalid("timezone", e.to_string()))?;
+        let mut closed = Vec::new();
+        for c in &f.closed_days {
+            let parsed = c
+                .split_once('-')
+                .and_then(|(m, d)| Some((m.parse::<i8>().ok()?, d.parse::<i8>().ok()?)));
+            match parsed {
+                Some((m, d)) if jiff::civil::Date::new(2024, m, d).is_ok() => closed.push((m, d)),
+                _ => return Err(invalid("closed_days", format!("{c:?}: expected \"MM-DD\""))),
+            }
+        }
+        let sl = &f.service_levels;
+        let within = |key: &str, s: &str| s.parse::<Within>().map_err(|e| invalid(key, e));
+        let receipt_within = within("service_levels.receipt_within", &sl.receipt_within)?;
+        let receipt_at_least = sl
+            .receipt_at_least
+            .as_deref()
+            .map(|s| within("service_levels.receipt_at_least", s))
+            .transpose()?;
+        let feedback_within = within("service_levels.feedback_within", &sl.feedback_within)?;
+        let breach = within(
+            "service_levels.breach_notification_within",
+            &sl.breach_notification_within,
+        )?;
+        let mut classes = HashMap::new();
+        for (i, o) in f.scope.out_of_scope.iter().enumerate() {
+            if !slug(&o.class) {
+                return Err(invalid(
+                    &format!("scope.out_of_scope[{i}].class"),
+                    "use lower-case letters, digits and '-'".into(),
+                ));
+            }
+            if classes.insert(o.class.clone(), i).is_some() {
+                return Err(invalid(
+                    &format!("scope.out_of_scope[{i}].class"),
+                    format!("{:?} is listed twice", o.class),
+                ));
+            }
+            if o.match_any.is_empty() || o.match_any.iter().any(|m| m.trim().len() < 3) {
+                return Err(invalid(
+                    &format!("scope.out_of_scope[{i}].match_any"),
+                    "needs phrases of 3 or more characters".into(),
+                ));
+            }
+        }
+        for (i, p) in f.scope.in_scope.iter().enumerate() {
+            let host = p.strip_prefix("*.").unwrap_or(p);
+            if host.is_empty() || host.contains('*') || host.contains(char::is_whitespace) {
+                return Err(invalid(
+                    &format!("scope.in_scope[{i}]"),
+                    format!("{p:?}: a host, or *.domain"),
+                ));
+            }
+        }
+        for (i, r) in f.routing.iter().enumerate() {
+            if r.match_any.is_empty() || r.pointer.trim().is_empty() {
+                return Err(invalid(
+                    &format!("routing[{i}]"),
+                    "needs a pointer and match_any phrases".into(),
+                ));
+            }
+        }
+        if f.personal_data_retention_days == 0 {
+            return Err(invalid(
+                "personal_data_retention_days",
+                "must be at least 1".into(),
+            ));
+        }
+        Ok(Policy {
+            id: f.id,
+            name: f.name,
+            reference_prefix: f.reference_prefix,
+            addresses,
+            subject_flags: f.subject_flags,
+            timezone,
+            calendar: BusinessCalendar::new(f.holidays, closed),
+            receipt_within,
+            receipt_at_least,
+            feedback_within,
+            feedback_preferred: sl.feedback_preferred,
+            breach_notification_within: breach,
+            in_scope: f.scope.in_scope,
+            out_of_scope: f.scope.out_of_scope,
+            routing: f.routing,
+            anonymous_reports: f.anonymous_reports,
+            personal_data_retention_days: f.personal_data_retention_days,
+            plaintext: f.plaintext,
+            source: f.source,
+            file: file.to_path_buf(),
+        })
+    }
+}
+
+/// Every organisation one instance serves.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySet {
+    policies: Vec<Policy>,
+}
+
+impl PolicySet {
+    /// Loads and validates every `*.toml` in `dir`, in name order. Ids,
+    /// reference prefixes and addresses must be unique across files.
+    pub fn load_dir(dir: &Path) -> Result<PolicySet, PolicyError> {
+        let entries = std::fs::read_dir(dir).map_err(|source| PolicyError::Dir {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(PolicyError::Empty(dir.to_path_buf()));
+        }
+        let mut set = PolicySet::default();
+        for file in files {
+            let text = std::fs::read_to_string(&file).map_err(|source| PolicyError::Read {
+                file: file.clone(),
+                source,
+            })?;
+            let parsed: PolicyFile =
+                toml::from_str(&text).map_err(|source| PolicyError::Parse {
+                    file: file.clone(),
+                    source: Box::new(source),
+                })?;
+            let policy = Policy::from_file(&file, parsed)?;
+            let clash = |key: &str, what: &str, other: &Policy| PolicyError::Invalid {
+                file: file.clone(),
+                key: key.to_owned(),
+                reason: format!("{what} is already used by {}", other.file.display()),
+            };
+            for other in &set.policies {
+                if other.id == policy.id {
+                    return Err(clash("id", &policy.id, other));
+                }
+                if other.reference_prefix == policy.reference_prefix {
+                    return Err(clash("reference_prefix", &policy.reference_prefix, other));
+                }
+                if let Some(a) = policy
+                    .addresses
+                    .iter()
+                    .find(|a| other.addresses.contains(a))
+                {
+                    return Err(clash("addresses", a, other));
+                }
+            }
+            set.policies.push(policy);
+        }
+        Ok(set)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Policy> {
+        self.policies.iter()
+    }
+
+    /// The organisation that owns `address`, if any.
+    pub fn for_address(&self, address: &str) -> Option<&Policy> {
+        let address = address.to_ascii_lowercase();
+        self.policies
+            .iter()
+            .find(|p| p.addresses.contains(&address))
+    }
+
+    /// Every address of every organisation, for the receiver's RCPT check.
+    pub fn addresses(&self) -> Vec<String> {
+        self.policies
+            .iter()
+            .flat_map(|p| p.addresses.iter().cloned())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+
+    fn shipped() -> PolicySet {
+        PolicySet::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")).unwrap()
+    }
+
+    #[test]
+    fn the_shipped_seed_policies_load() {
+        let set = shipped();
+        let mag = set.for_address("Security@Magenta.Example").unwrap();
+        assert_eq!(mag.id, "magenta");
+        assert_eq!(mag.receipt_at_least, Some(Within::BusinessDays(1)));
+        assert_eq!(mag.receipt_within, Within::BusinessDays(2));
+        assert_eq!(mag.feedback_within, Within::Days(14));
+        let nc = set.for_address("security@netcompany.example").unwrap();
+        assert_eq!(nc.subject_flags, vec!["Responsible disclosure"]);
+        assert_eq!(nc.feedback_within, Within::BusinessDays(15));
+        assert!(nc.feedback_preferred);
+        assert_eq!(nc.plaintext, PlaintextRule::EncryptedArchiveOnly);
+        let classes: Vec<&str> = nc.out_of_scope.iter().map(|o| o.class.as_str()).collect();
+        for c in [
+            "non-sensitive-cookies",
+            "http-response-headers",
+            "email-authentication",
+            "jailbroken-device",
+            "social-engineering",
+            "automated-scan",
+        ] {
+            assert!(classes.contains(&c), "{c}");
+        }
+        let topics: Vec<&str> = nc.routing.iter().map(|r| r.topic.as_str()).collect();
+        assert_eq!(topics, vec!["legal", "privacy", "whistleblower"]);
+        assert!(mag.anonymous_reports && nc.anonymous_reports);
+    }
+
+    #[test]
+    fn deadlines_count_danish_business_days_in_copenhagen_time() {
+        let set = shipped();
+        let nc = set.for_address("security@netcompany.example").unwrap();
+        // Wednesday 1 April 2026, 10:00 in Copenhagen (08:00 UTC, summer time).
+        let received: Timestamp = "2026-04-01T08:00:00Z".parse().unwrap();
+        let d = nc.deadlines(received);
+        // 2 business days skip Maundy Thursday to Easter Monday: end of Wed 8 April.
+        assert_eq!(d.acknowledge_by, "2026-04-08T22:00:00Z".parse().unwrap());
+        // 15 business days, Easter skipped: end of Monday 27 April.
+        let local = d.feedback_by.to_zoned(nc.timezone.clone());
+        assert_eq!(
+            (local.date(), local.hour(), local.minute()),
+            (date(2026, 4, 28), 0, 0)
+        );
+        let mag = set.for_address("security@magenta.example").unwrap();
+        // "within 2 weeks" is calendar time.
+        let d = mag.deadlines(received);
+        assert_eq!(d.feedback_by, "2026-04-15T08:00:00Z".parse().unwrap());
+        assert_eq!(
+            mag.due(received, mag.breach_notification_within),
+            "2026-04-04T08:00:00Z".parse().unwrap()
+        );
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_key() {
+        let shipped_text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/netcompany.toml"),
+        )
+        .unwrap();
+        let cases = [
+            (
+                "receipt_within = \"2 business days\"",
+                "receipt_within = \"2 fortnights\"",
+                "service_levels.receipt_within",
+            ),
+            (
+                "timezone = \"Europe/Copenhagen\"",
+                "timezone = \"Mars/Olympus\"",
+                "timezone",
+            ),
+            (
+                "reference_prefix = \"NC\"",
+                "reference_prefix = \"nc\"",
+                "reference_prefix",
+            ),
+            (
+                "subject_flags = [\"Responsible disclosure\"]",
+                "subject_flags = [\" \"]",
+                "subject_flags",
+            ),
+        ];
+        for (from, to, key) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            assert!(shipped_text.contains(from), "{from}");
+            write(dir.path(), "bad.toml", &shipped_text.replace(from, to));
+            let err = PolicySet::load_dir(dir.path()).unwrap_err().to_string();
+            assert!(
+                err.contains("bad.toml") && err.contains(&format!("`{key}`")),
+                "{err}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "typo.toml",
+            &shipped_text.replace("anonymous_reports", "anonymus_reports"),
+        );
+        let err = PolicySet::load_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("typo.toml") && err.contains("anonymus_reports"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "a.toml", &shipped_text);
+        write(
+            dir.path(),
+            "b.toml",
+            &shipped_text
+                .replace("id = \"netcompany\"", "id = \"other\"")
+                .replace("\"NC\"", "\"OT\""),
+        );
+        let err = PolicySet::load_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("b.toml") && err.contains("`addresses`") && err.contains("a.toml"),
+            "{err}"
+        );
+    }
+}
