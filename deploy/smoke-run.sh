@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Proves `make run`: on a fresh data directory it builds, comes up on its
 # embedded defaults (SQLite, generated dev certificate and key), takes a
-# report over STARTTLS from swaks, lists it, and drains on SIGTERM.
+# report over STARTTLS from swaks, files it as a case that `cases show`
+# prints with its fields and deadlines, and drains on SIGTERM.
 # Only the data directory and port are redirected, so a developer's own
 # `make run` on 127.0.0.1:2525 is not disturbed.
 set -euo pipefail
@@ -28,11 +29,21 @@ addr=$(head -n1 "$dir/data/listening")
 out=$(swaks --server "$addr" --tls --ehlo smoke.example --from reporter@example.org \
   --to security@netcompany.example --data fixtures/report.eml --timeout 20 2>&1) || { echo "$out"; exit 1; }
 grep -q "<~  250 2.0.0 Stored safely as" <<<"$out" || { echo "$out"; echo "smoke: no 250" >&2; exit 1; }
-list=$(target/release/disclosure-mx messages list --json)
-grep -q '"state": "pending"' <<<"$list" || { echo "$list"; echo "smoke: message not listed" >&2; exit 1; }
+# Intake files it as a case with its fields and deadlines.
+ref=""
+for _ in $(seq 1 100); do
+  ref=$(target/release/disclosure-mx cases list --json | grep -o '"reference": "NC-[0-9-]*"' | head -n1 | cut -d'"' -f4) || true
+  [ -n "$ref" ] && break
+  sleep 0.2
+done
+[ -n "$ref" ] || { target/release/disclosure-mx messages list; echo "smoke: no case filed" >&2; exit 1; }
+show=$(target/release/disclosure-mx cases show "$ref")
+for want in "acknowledge by:" "feedback by:" "description:" "steps / attack chain:" "TLSv1.3"; do
+  grep -q "$want" <<<"$show" || { echo "$show"; echo "smoke: cases show lacks $want" >&2; exit 1; }
+done
 kill -TERM -- "-$pid"
 for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
 if kill -0 "$pid" 2>/dev/null; then echo "smoke: did not stop on SIGTERM" >&2; exit 1; fi
 pid=""
 grep -q "stopped" "$dir/log" || { tail -20 "$dir/log"; echo "smoke: no clean stop" >&2; exit 1; }
-echo "smoke: make run came up on the defaults, stored a report over STARTTLS, stopped cleanly"
+echo "smoke: make run came up on the defaults, stored a report over STARTTLS, filed it as $ref, stopped cleanly"

@@ -40,7 +40,27 @@ pub struct Config {
     pub tls: TlsConfig,
     pub store: StoreConfig,
     pub limits: Limits,
+    pub intake: IntakeConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntakeConfig {
+    /// File stored messages into cases inside `serve`.
+    pub enabled: bool,
+    /// Seconds between passes when no new message wakes the worker; a
+    /// safety net, since every commit wakes it at once.
+    pub poll_interval: u64,
+}
+
+impl Default for IntakeConfig {
+    fn default() -> Self {
+        IntakeConfig {
+            enabled: true,
+            poll_interval: 5,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -97,6 +117,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             store: StoreConfig::default(),
             limits: Limits::default(),
+            intake: IntakeConfig::default(),
             log: LogConfig::default(),
         }
     }

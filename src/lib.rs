@@ -7,8 +7,10 @@
 //! disclosure policy (addresses, service levels, business calendar, scope);
 //! `cli` is the command line over the same library.
 
+pub mod cases;
 pub mod cli;
 pub mod config;
+pub mod intake;
 pub mod policy;
 pub mod private_file;
 pub mod server;

@@ -3,6 +3,7 @@
 //! certificate).
 
 use crate::config::Config;
+use crate::intake::Intake;
 use crate::policy::{PolicyError, PolicySet};
 use crate::smtp::driver::{self, Admission, Receiver, ShutdownControl};
 use crate::smtp::session::{AcceptFor, SessionConfig};
@@ -71,6 +72,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let certs = CertStore::open(files)?;
     let acceptor = TlsAcceptor::from(tls::server_config(Arc::clone(&certs))?);
 
+    let stored = Arc::new(tokio::sync::Notify::new());
+    let (intake_stop, intake_stop_rx) = tokio::sync::watch::channel(false);
+    let intake_task = config.intake.enabled.then(|| {
+        let intake = Intake::new(store.clone(), Arc::new(policies.clone()));
+        let every = std::time::Duration::from_secs(config.intake.poll_interval.max(1));
+        tokio::spawn(intake.run(Arc::clone(&stored), every, intake_stop_rx))
+    });
+
     let receiver = Arc::new(Receiver {
         session: Arc::new(SessionConfig {
             hostname: config.smtp.hostname.clone(),
@@ -80,6 +89,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         }),
         tls: acceptor,
         store: writer,
+        stored,
     });
     let admission = Admission::new(&config.limits);
     let control = ShutdownControl::new();
@@ -139,6 +149,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     drop(receiver);
     writer_task.finish().await;
+    let _ = intake_stop.send(true);
+    if let Some(task) = intake_task {
+        let _ = task.await;
+    }
     store.close().await;
     info!("stopped");
     Ok(())

@@ -1,6 +1,8 @@
 //! The command line: `serve` and `messages list`, over the same library
 //! functions the server uses. Every subcommand reads the same configuration.
 
+use crate::cases::CaseState;
+use crate::cases::store::{self as cases, CaseError, Filter};
 use crate::config::{Config, ConfigError};
 use crate::policy::{PolicyError, PolicySet};
 use crate::server::{self, ServeError};
@@ -34,11 +36,66 @@ pub enum Command {
         #[command(subcommand)]
         command: MessagesCommand,
     },
+    /// Disclosure cases filed by intake.
+    Cases {
+        #[command(subcommand)]
+        command: CasesCommand,
+    },
     /// Organisation policies in `policies_dir`.
     Policies {
         #[command(subcommand)]
         command: PoliciesCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CasesCommand {
+    /// Cases, oldest first.
+    List {
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        state: Option<String>,
+        /// Only open cases past a deadline.
+        #[arg(long)]
+        overdue: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One case: fields, assets, suggestions, evidence, timeline, clocks.
+    Show {
+        reference: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a case to another state. Closing needs --reason: out-of-scope,
+    /// duplicate:REFERENCE, not-reproducible, informative or spam.
+    Transition {
+        reference: String,
+        state: String,
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who does it, for the timeline (default: $USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Add an internal note, read from standard input.
+    Note {
+        reference: String,
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Every case, for reporting.
+    Export {
+        #[arg(long, value_enum, default_value = "json")]
+        format: ExportFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +128,12 @@ pub enum CliError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Case(#[from] CaseError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot read standard input: {0}")]
+    Stdin(std::io::Error),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     #[error("cannot encode output: {0}")]
@@ -94,6 +157,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     runtime.block_on(async {
         match cli.command {
             Command::Policies { .. } => Ok(()),
+            Command::Cases { command } => {
+                let store = Store::open(&config.store.url, &config.data_dir).await?;
+                let result = cases_command(&store, command).await;
+                store.close().await;
+                result
+            }
             Command::Serve => Ok(server::serve(config).await?),
             Command::Messages {
                 command: MessagesCommand::List { json, state },
@@ -185,4 +254,301 @@ fn policies_check(config: &Config) -> Result<(), CliError> {
         );
     }
     Ok(())
+}
+
+fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+fn local(t: i64) -> String {
+    jiff::Timestamp::from_second(t).map_or_else(
+        |_| t.to_string(),
+        |ts| ts.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}
+
+/// "2d 4h left" or "overdue 3h".
+fn clock(due: i64, now: i64) -> String {
+    let d = due - now;
+    let (sign, d) = if d < 0 { ("overdue ", -d) } else { ("", d) };
+    let text = if d >= 86_400 {
+        format!("{}d {}h", d / 86_400, d % 86_400 / 3600)
+    } else {
+        format!("{}h {}m", d / 3600, d % 3600 / 60)
+    };
+    if sign.is_empty() {
+        format!("{text} left")
+    } else {
+        format!("{sign}{text}")
+    }
+}
+
+fn actor(given: Option<String>) -> String {
+    given
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "cli".into())
+}
+
+async fn cases_command(store: &Store, command: CasesCommand) -> Result<(), CliError> {
+    let now = now();
+    match command {
+        CasesCommand::List {
+            org,
+            state,
+            overdue,
+            json,
+        } => {
+            if let Some(s) = &state
+                && CaseState::parse(s).is_none()
+            {
+                return Err(CliError::Usage(format!("unknown state {s:?}")));
+            }
+            let list = cases::list(
+                store.pool(),
+                &Filter {
+                    org,
+                    state,
+                    overdue,
+                },
+                now,
+            )
+            .await
+            .map_err(CaseError::from)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!(
+                    "{:<14} {:<11} {:<18} {:<11} {:<22} SUBJECT",
+                    "REFERENCE", "ORG", "STATE", "KIND", "FEEDBACK"
+                );
+                for c in &list {
+                    println!(
+                        "{:<14} {:<11} {:<18} {:<11} {:<22} {}",
+                        c.reference,
+                        c.org,
+                        c.state,
+                        c.kind,
+                        clock(c.feedback_by, now),
+                        c.subject.chars().take(60).collect::<String>()
+                    );
+                }
+            }
+        }
+        CasesCommand::Show { reference, json } => {
+            let c = cases::show(store.pool(), &reference, now).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&c)?);
+                return Ok(());
+            }
+            let s = &c.summary;
+            println!("{}  [{}]  {} ({})", s.reference, s.org, s.state, s.kind);
+            println!("subject:        {}", s.subject);
+            println!("received:       {}", local(s.received_at));
+            println!(
+                "acknowledge by: {}  ({})",
+                local(s.acknowledge_by),
+                clock(s.acknowledge_by, now)
+            );
+            let paused = if c.feedback_paused {
+                "  [paused: needs information]"
+            } else {
+                ""
+            };
+            println!(
+                "feedback by:    {}  ({}){paused}",
+                local(s.feedback_by),
+                clock(s.feedback_by, now)
+            );
+            if let Some(b) = c.breach_notify_by {
+                println!("breach notify:  {}  ({})", local(b), clock(b, now));
+            }
+            if let Some(r) = &c.close_reason {
+                println!("closed:         {r}");
+            }
+            let reporter = match (&c.reporter_name, &c.reporter_address, c.anonymous) {
+                (_, _, true) => "anonymous".to_owned(),
+                (Some(n), Some(a), _) => format!("{n} <{a}>"),
+                (None, Some(a), _) => a.clone(),
+                _ => "anonymous".to_owned(),
+            };
+            println!("reporter:       {reporter}");
+            println!("channel:        {}", c.channel.as_deref().unwrap_or("-"));
+            println!("language:       {}", c.language.as_deref().unwrap_or("-"));
+            println!(
+                "tls:            {} {}",
+                c.tls_version.as_deref().unwrap_or("none"),
+                c.tls_cipher.as_deref().unwrap_or("")
+            );
+            if let Some(v) = &c.cvss_vector {
+                println!(
+                    "cvss:           {v}  score {:.1} ({})",
+                    c.cvss_score.unwrap_or(0.0),
+                    c.cvss_severity.as_deref().unwrap_or("-")
+                );
+            }
+            if !c.cve_ids.is_empty() || !c.cwe_ids.is_empty() {
+                println!(
+                    "ids:            {}",
+                    [c.cve_ids.clone(), c.cwe_ids.clone()].concat().join(", ")
+                );
+            }
+            for (label, value) in [
+                ("description", &c.description),
+                ("steps / attack chain", &c.steps),
+                ("impact", &c.impact),
+                ("mitigation", &c.mitigation),
+                ("contact", &c.contact),
+            ] {
+                if let Some(v) = value {
+                    println!(
+                        "\n{label}:\n{}",
+                        v.lines()
+                            .map(|l| format!("  {l}"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    );
+                }
+            }
+            if !c.assets.is_empty() {
+                println!("\nassets:");
+                for a in &c.assets {
+                    println!(
+                        "  {} {}",
+                        if a.in_scope {
+                            "[in scope]    "
+                        } else {
+                            "[not in scope]"
+                        },
+                        a.value
+                    );
+                }
+            }
+            if !c.suggestions.is_empty() {
+                println!("\nsuggestions (an analyst decides):");
+                for s in &c.suggestions {
+                    println!(
+                        "  {} {}: {} (matched {:?})",
+                        s.kind, s.name, s.label, s.matched
+                    );
+                }
+            }
+            if !c.evidence.is_empty() {
+                println!("\nevidence:");
+                for e in &c.evidence {
+                    println!(
+                        "  #{} {} {} {} bytes, declared {}, detected {}{}",
+                        e.id,
+                        e.kind,
+                        e.name.as_deref().unwrap_or("(unnamed)"),
+                        e.size,
+                        e.declared_type,
+                        e.sniffed_type.as_deref().unwrap_or("-"),
+                        if e.forwarded {
+                            ", from a forwarded message"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+            println!("\ntimeline:");
+            for e in &c.timeline {
+                println!(
+                    "  {}  {:<14} {:<10} {}",
+                    local(e.at),
+                    e.kind,
+                    e.actor,
+                    e.detail
+                );
+            }
+        }
+        CasesCommand::Transition {
+            reference,
+            state,
+            reason,
+            actor: who,
+        } => {
+            let next = CaseState::parse(&state)
+                .ok_or_else(|| CliError::Usage(format!("unknown state {state:?}")))?;
+            let mut conn = store.connection().await?;
+            cases::transition(
+                &mut conn,
+                &reference,
+                next,
+                reason.as_deref(),
+                &actor(who),
+                now,
+            )
+            .await?;
+            println!("{reference}: {}", next.as_str());
+        }
+        CasesCommand::Note {
+            reference,
+            actor: who,
+        } => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(
+                &mut std::io::Read::take(std::io::stdin(), 64 * 1024),
+                &mut text,
+            )
+            .map_err(CliError::Stdin)?;
+            let text = text.trim();
+            if text.is_empty() {
+                return Err(CliError::Usage(
+                    "the note is empty (it is read from standard input)".into(),
+                ));
+            }
+            let mut conn = store.connection().await?;
+            cases::note(&mut conn, &reference, text, &actor(who), now).await?;
+            println!("{reference}: note added");
+        }
+        CasesCommand::Export { format } => {
+            let list = cases::list(store.pool(), &Filter::default(), now)
+                .await
+                .map_err(CaseError::from)?;
+            match format {
+                ExportFormat::Json => {
+                    let mut all = Vec::new();
+                    for c in &list {
+                        all.push(cases::show(store.pool(), &c.reference, now).await?);
+                    }
+                    println!("{}", serde_json::to_string_pretty(&all)?);
+                }
+                ExportFormat::Csv => {
+                    println!(
+                        "reference,org,kind,state,received_at,acknowledge_by,feedback_by,overdue,subject"
+                    );
+                    for c in &list {
+                        println!(
+                            "{},{},{},{},{},{},{},{},{}",
+                            c.reference,
+                            c.org,
+                            c.kind,
+                            c.state,
+                            c.received_at,
+                            c.acknowledge_by,
+                            c.feedback_by,
+                            c.overdue,
+                            csv_field(&c.subject)
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// RFC 4180 quoting, and a leading quote mark against spreadsheet formula
+/// injection (`=`, `+`, `-`, `@` from a hostile subject).
+fn csv_field(s: &str) -> String {
+    let guarded = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    format!(
+        "\"{}\"",
+        guarded.replace('"', "\"\"").replace(['\r', '\n'], " ")
+    )
 }

@@ -33,6 +33,8 @@ pub struct Receiver {
     pub session: Arc<SessionConfig>,
     pub tls: TlsAcceptor,
     pub store: Writer,
+    /// Signalled after every committed message, for whoever processes them.
+    pub stored: Arc<tokio::sync::Notify>,
 }
 
 /// The shutdown signal and the tracker that tells when the last session has
@@ -400,6 +402,7 @@ async fn deliver(ctx: &mut Ctx<'_>, delivery: Delivery) -> Result<String, ()> {
     match ctx.receiver.store.commit(message).await {
         Ok(()) => {
             ctx.delivered += 1;
+            ctx.receiver.stored.notify_one();
             info!(queue_id = %queue_id, size, "stored");
             Ok(queue_id)
         }

@@ -60,27 +60,123 @@ pub struct MessageSummary {
     pub envelope: EnvelopeRecord,
     pub size: i64,
     pub state: String,
+    /// Why intake could not file it, for quarantined messages.
+    pub quarantine_reason: Option<String>,
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS messages (
-    id          INTEGER PRIMARY KEY,
-    queue_id    TEXT    NOT NULL UNIQUE,
-    received_at INTEGER NOT NULL,
-    session_id  TEXT    NOT NULL,
-    peer        TEXT    NOT NULL,
-    helo        TEXT    NOT NULL,
-    tls_version TEXT,
-    tls_cipher  TEXT,
-    mail_from   TEXT    NOT NULL,
-    rcpt_to     TEXT    NOT NULL,
-    size        INTEGER NOT NULL,
-    raw         BLOB    NOT NULL,
-    state       TEXT    NOT NULL DEFAULT 'pending'
-                CHECK (state IN ('pending', 'filed', 'quarantined'))
-);
-CREATE INDEX IF NOT EXISTS messages_by_state ON messages (state, id);
-";
+/// Schema migrations, applied in order; `PRAGMA user_version` records how
+/// many ran. Never edit a shipped step: add one.
+const MIGRATIONS: &[&str] = &[
+    // 1: the receiver's message store.
+    "CREATE TABLE IF NOT EXISTS messages (
+        id          INTEGER PRIMARY KEY,
+        queue_id    TEXT    NOT NULL UNIQUE,
+        received_at INTEGER NOT NULL,
+        session_id  TEXT    NOT NULL,
+        peer        TEXT    NOT NULL,
+        helo        TEXT    NOT NULL,
+        tls_version TEXT,
+        tls_cipher  TEXT,
+        mail_from   TEXT    NOT NULL,
+        rcpt_to     TEXT    NOT NULL,
+        size        INTEGER NOT NULL,
+        raw         BLOB    NOT NULL,
+        state       TEXT    NOT NULL DEFAULT 'pending'
+                    CHECK (state IN ('pending', 'filed', 'quarantined'))
+    );
+    CREATE INDEX IF NOT EXISTS messages_by_state ON messages (state, id);",
+    // 2: cases, filed by intake.
+    "ALTER TABLE messages ADD COLUMN quarantine_reason TEXT;
+    ALTER TABLE messages ADD COLUMN case_id INTEGER;
+    CREATE TABLE cases (
+        id                  INTEGER PRIMARY KEY,
+        org                 TEXT    NOT NULL,
+        reference           TEXT    NOT NULL UNIQUE,
+        kind                TEXT    NOT NULL CHECK (kind IN ('disclosure', 'unflagged')),
+        state               TEXT    NOT NULL,
+        close_reason        TEXT,
+        subject             TEXT    NOT NULL,
+        reporter_name       TEXT,
+        reporter_address    TEXT,
+        anonymous           INTEGER NOT NULL,
+        channel             TEXT,
+        contact             TEXT,
+        description         TEXT,
+        steps               TEXT,
+        impact              TEXT,
+        mitigation          TEXT,
+        language            TEXT,
+        cve_ids             TEXT    NOT NULL,
+        cwe_ids             TEXT    NOT NULL,
+        cvss_vector         TEXT,
+        cvss_score          REAL,
+        cvss_severity       TEXT,
+        tls_version         TEXT,
+        tls_cipher          TEXT,
+        authentication_results TEXT,
+        message_id          TEXT,
+        received_at         INTEGER NOT NULL,
+        acknowledge_by      INTEGER NOT NULL,
+        feedback_by         INTEGER NOT NULL,
+        feedback_paused_at  INTEGER,
+        breach_notify_by    INTEGER,
+        updated_at          INTEGER NOT NULL
+    );
+    CREATE INDEX cases_by_org_state ON cases (org, state);
+    CREATE TABLE case_assets (
+        case_id  INTEGER NOT NULL REFERENCES cases (id),
+        value    TEXT    NOT NULL,
+        in_scope INTEGER NOT NULL
+    );
+    CREATE TABLE case_suggestions (
+        case_id INTEGER NOT NULL REFERENCES cases (id),
+        kind    TEXT    NOT NULL,
+        name    TEXT    NOT NULL,
+        label   TEXT    NOT NULL,
+        matched TEXT    NOT NULL
+    );
+    CREATE TABLE case_evidence (
+        id            INTEGER PRIMARY KEY,
+        case_id       INTEGER NOT NULL REFERENCES cases (id),
+        kind          TEXT    NOT NULL CHECK (kind IN ('screenshot', 'attachment')),
+        name          TEXT,
+        declared_type TEXT    NOT NULL,
+        sniffed_type  TEXT,
+        size          INTEGER NOT NULL,
+        forwarded     INTEGER NOT NULL,
+        data          BLOB    NOT NULL
+    );
+    CREATE TABLE case_events (
+        id         INTEGER PRIMARY KEY,
+        case_id    INTEGER NOT NULL REFERENCES cases (id),
+        at         INTEGER NOT NULL,
+        kind       TEXT    NOT NULL,
+        actor      TEXT    NOT NULL,
+        detail     TEXT    NOT NULL,
+        message_id INTEGER
+    );
+    CREATE INDEX case_events_by_case ON case_events (case_id, id);",
+];
+
+async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    let (done,): (i64,) = sqlx::query_as("PRAGMA user_version")
+        .fetch_one(&mut *tx)
+        .await?;
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(done.max(0) as usize) {
+        sqlx::raw_sql(*step).execute(&mut *tx).await?;
+        // PRAGMA takes no bound parameters; the value is our own counter.
+        let version = i + 1;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "PRAGMA user_version = {version}"
+        )))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
 
 /// The database: a read pool, and the means to start the one writer.
 #[derive(Clone)]
@@ -108,7 +204,7 @@ impl Store {
             .max_connections(4)
             .connect_with(options.clone())
             .await?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        migrate(&pool).await?;
         Ok(Store { options, pool })
     }
 
@@ -125,7 +221,8 @@ impl Store {
     /// Messages without content, oldest first, optionally by state.
     pub async fn list(&self, state: Option<&str>) -> Result<Vec<MessageSummary>, StoreError> {
         let rows = sqlx::query(
-            "SELECT queue_id, received_at, peer, helo, tls_version, tls_cipher, mail_from, rcpt_to, size, state
+            "SELECT queue_id, received_at, peer, helo, tls_version, tls_cipher, mail_from, rcpt_to, size, state,
+                    quarantine_reason
              FROM messages WHERE (?1 IS NULL OR state = ?1) ORDER BY id",
         )
         .bind(state)
@@ -147,9 +244,21 @@ impl Store {
                     },
                     size: r.try_get("size")?,
                     state: r.try_get("state")?,
+                    quarantine_reason: r.try_get("quarantine_reason")?,
                 })
             })
             .collect()
+    }
+
+    /// The read/write pool, for the case functions and intake.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// A dedicated connection (intake's worker uses one for its
+    /// `BEGIN IMMEDIATE` filing transactions).
+    pub async fn connection(&self) -> Result<SqliteConnection, StoreError> {
+        Ok(SqliteConnection::connect_with(&self.options).await?)
     }
 
     pub async fn close(&self) {

@@ -86,14 +86,24 @@ impl Client {
     }
 
     /// One whole transaction; returns the final reply after the data.
-    /// `body` must use CRLF and not contain a lone "." line.
+    /// `body` uses CRLF; leading dots are stuffed here.
     pub async fn send(&mut self, from: &str, to: &str, body: &[u8]) -> Result<String> {
         self.cmd(&format!("MAIL FROM:<{from}>"), "250").await?;
         self.cmd(&format!("RCPT TO:<{to}>"), "250").await?;
         self.cmd("DATA", "354").await?;
-        let mut data = Vec::with_capacity(body.len() + 5);
-        data.extend_from_slice(body);
-        data.extend_from_slice(b"\r\n.\r\n");
+        let mut data = Vec::with_capacity(body.len() + 16);
+        let mut at_line_start = true;
+        for &b in body {
+            if at_line_start && b == b'.' {
+                data.push(b'.');
+            }
+            data.push(b);
+            at_line_start = b == b'\n';
+        }
+        if !data.ends_with(b"\r\n") {
+            data.extend_from_slice(b"\r\n");
+        }
+        data.extend_from_slice(b".\r\n");
         self.write(&data).await?;
         self.reply().await
     }

@@ -28,6 +28,8 @@ pub struct Opts {
     pub limits: &'static str,
     pub tls: String,
     pub store: &'static str,
+    /// `[intake]` lines; empty means intake off, for receiver-only tests.
+    pub intake: &'static str,
     pub args: Vec<&'static str>,
 }
 
@@ -36,7 +38,7 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let config = format!(
             "data_dir = {data:?}\n[smtp]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"mx.test\"\n{smtp}\n\
-             [limits]\n{delay}{limits}\n[tls]\n{tls}\n[store]\n{store}\n[log]\nlevel = \"debug\"\n",
+             [limits]\n{delay}{limits}\n[tls]\n{tls}\n[store]\n{store}\n[intake]\n{intake}\n[log]\nlevel = \"debug\"\n",
             data = dir.path().join("data"),
             smtp = opts.smtp,
             limits = opts.limits,
@@ -47,6 +49,11 @@ impl Server {
             },
             tls = opts.tls,
             store = opts.store,
+            intake = if opts.intake.is_empty() {
+                "enabled = false"
+            } else {
+                opts.intake
+            },
         );
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
         let extra_args: Vec<String> = opts.args.iter().map(|s| s.to_string()).collect();
@@ -142,6 +149,52 @@ impl Server {
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Runs a subcommand with this server's configuration.
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        use std::io::Write;
+        let mut child = Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(self.config_path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(text) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Waits until intake has filed or quarantined every stored message.
+    pub fn wait_filed(&self, expected: usize) -> Vec<serde_json::Value> {
+        let start = Instant::now();
+        loop {
+            let list = self.messages();
+            if list.len() >= expected && list.iter().all(|m| m["state"] != "pending") {
+                return list;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "not filed: {list:?}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn db_path(&self) -> PathBuf {

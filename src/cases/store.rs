@@ -1,0 +1,549 @@
+//! Cases in the database: creating them from intake, reading them for the
+//! CLI, and the lifecycle operations. Runtime `sqlx::query` only.
+
+use super::{CaseKind, CaseState, CloseReason};
+use crate::intake::report::{ReportFields, Suggestion};
+use serde::Serialize;
+use sqlx::{Row, SqliteConnection, SqlitePool};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaseError {
+    #[error("no case {0}")]
+    NotFound(String),
+    #[error("a {from} case cannot become {to}")]
+    Transition {
+        from: &'static str,
+        to: &'static str,
+    },
+    #[error("closing needs a reason: {0}")]
+    Reason(String),
+    #[error("duplicate of {0}, but no such case exists in the same organisation")]
+    NoOriginal(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Evidence as intake hands it over: already typed by content.
+#[derive(Debug, Clone)]
+pub struct NewEvidence {
+    pub screenshot: bool,
+    pub name: Option<String>,
+    pub declared_type: String,
+    pub sniffed_type: Option<String>,
+    pub forwarded: bool,
+    pub data: Vec<u8>,
+}
+
+/// Everything intake knows about a new case.
+#[derive(Debug, Clone)]
+pub struct NewCase {
+    pub org: String,
+    pub reference_prefix: String,
+    pub kind: CaseKind,
+    pub subject: String,
+    pub reporter_name: Option<String>,
+    pub reporter_address: Option<String>,
+    pub anonymous: bool,
+    pub fields: ReportFields,
+    pub suggestions: Vec<Suggestion>,
+    pub tls_version: Option<String>,
+    pub tls_cipher: Option<String>,
+    pub authentication_results: Option<String>,
+    pub message_id: Option<String>,
+    pub received_at: i64,
+    pub acknowledge_by: i64,
+    pub feedback_by: i64,
+    pub message_row: i64,
+    pub evidence: Vec<NewEvidence>,
+}
+
+fn year_of(unix: i64) -> i16 {
+    jiff::Timestamp::from_second(unix).map_or(1970, |t| t.to_zoned(jiff::tz::TimeZone::UTC).year())
+}
+
+/// Inserts the case with a fresh reference (`PREFIX-YEAR-NNNN`, per
+/// organisation and year) inside the caller's transaction.
+pub async fn insert(
+    conn: &mut SqliteConnection,
+    c: &NewCase,
+) -> Result<(i64, String), sqlx::Error> {
+    let year = year_of(c.received_at);
+    let like = format!("{}-{year}-%", c.reference_prefix);
+    let (count,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM cases WHERE org = ? AND reference LIKE ?")
+            .bind(&c.org)
+            .bind(&like)
+            .fetch_one(&mut *conn)
+            .await?;
+    let reference = format!("{}-{year}-{:04}", c.reference_prefix, count + 1);
+    let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+    let f = &c.fields;
+    let id = sqlx::query(
+        "INSERT INTO cases (org, reference, kind, state, subject, reporter_name, reporter_address, anonymous,
+             channel, contact, description, steps, impact, mitigation, language, cve_ids, cwe_ids,
+             cvss_vector, cvss_score, cvss_severity, tls_version, tls_cipher, authentication_results,
+             message_id, received_at, acknowledge_by, feedback_by, updated_at)
+         VALUES (?, ?, ?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&c.org)
+    .bind(&reference)
+    .bind(c.kind.as_str())
+    .bind(&c.subject)
+    .bind(&c.reporter_name)
+    .bind(&c.reporter_address)
+    .bind(c.anonymous)
+    .bind(&f.channel)
+    .bind(&f.contact)
+    .bind(&f.description)
+    .bind(&f.steps)
+    .bind(&f.impact)
+    .bind(&f.mitigation)
+    .bind(f.language.map(|l| l.as_str()))
+    .bind(json(&f.cve_ids))
+    .bind(json(&f.cwe_ids))
+    .bind(f.cvss.as_ref().map(|c| c.vector.clone()))
+    .bind(f.cvss.as_ref().map(|c| c.score))
+    .bind(f.cvss.as_ref().map(|c| c.severity.clone()))
+    .bind(&c.tls_version)
+    .bind(&c.tls_cipher)
+    .bind(&c.authentication_results)
+    .bind(&c.message_id)
+    .bind(c.received_at)
+    .bind(c.acknowledge_by)
+    .bind(c.feedback_by)
+    .bind(c.received_at)
+    .execute(&mut *conn)
+    .await?
+    .last_insert_rowid();
+    for a in &f.assets {
+        sqlx::query("INSERT INTO case_assets (case_id, value, in_scope) VALUES (?, ?, ?)")
+            .bind(id)
+            .bind(&a.value)
+            .bind(a.in_scope)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for s in &c.suggestions {
+        sqlx::query("INSERT INTO case_suggestions (case_id, kind, name, label, matched) VALUES (?, ?, ?, ?, ?)")
+            .bind(id)
+            .bind(&s.kind)
+            .bind(&s.name)
+            .bind(&s.label)
+            .bind(&s.matched)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for e in &c.evidence {
+        sqlx::query(
+            "INSERT INTO case_evidence (case_id, kind, name, declared_type, sniffed_type, size, forwarded, data)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(if e.screenshot { "screenshot" } else { "attachment" })
+        .bind(&e.name)
+        .bind(&e.declared_type)
+        .bind(&e.sniffed_type)
+        .bind(e.data.len() as i64)
+        .bind(e.forwarded)
+        .bind(&e.data)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let detail = match c.kind {
+        CaseKind::Disclosure => "report received",
+        CaseKind::Unflagged => "unflagged mail received; needs triage",
+    };
+    add_event(
+        conn,
+        id,
+        c.received_at,
+        "received",
+        "intake",
+        detail,
+        Some(c.message_row),
+    )
+    .await?;
+    Ok((id, reference))
+}
+
+pub async fn add_event(
+    conn: &mut SqliteConnection,
+    case_id: i64,
+    at: i64,
+    kind: &str,
+    actor: &str,
+    detail: &str,
+    message_row: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO case_events (case_id, at, kind, actor, detail, message_id) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(case_id)
+        .bind(at)
+        .bind(kind)
+        .bind(actor)
+        .bind(detail)
+        .bind(message_row)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE cases SET updated_at = ? WHERE id = ?")
+        .bind(at)
+        .bind(case_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The case id for a reference within one organisation.
+pub async fn find(
+    conn: &mut SqliteConnection,
+    org: &str,
+    reference: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT id FROM cases WHERE org = ? AND reference = ?")
+            .bind(org)
+            .bind(reference)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(row.map(|r| r.0))
+}
+
+/// One line of `cases list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseSummary {
+    pub reference: String,
+    pub org: String,
+    pub kind: String,
+    pub state: String,
+    pub subject: String,
+    pub received_at: i64,
+    pub acknowledge_by: i64,
+    pub feedback_by: i64,
+    pub overdue: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub org: Option<String>,
+    pub state: Option<String>,
+    pub overdue: bool,
+}
+
+fn overdue(
+    state: &str,
+    acknowledged: bool,
+    ack_by: i64,
+    feedback_by: i64,
+    paused: bool,
+    now: i64,
+) -> bool {
+    let open = CaseState::parse(state).is_some_and(CaseState::is_open);
+    open && ((!acknowledged && now > ack_by) || (!paused && now > feedback_by))
+}
+
+pub async fn list(
+    pool: &SqlitePool,
+    filter: &Filter,
+    now: i64,
+) -> Result<Vec<CaseSummary>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT reference, org, kind, state, subject, received_at, acknowledge_by, feedback_by,
+                feedback_paused_at IS NOT NULL AS paused
+         FROM cases WHERE (?1 IS NULL OR org = ?1) AND (?2 IS NULL OR state = ?2) ORDER BY id",
+    )
+    .bind(&filter.org)
+    .bind(&filter.state)
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let state: String = r.try_get("state")?;
+        let ack_by: i64 = r.try_get("acknowledge_by")?;
+        let feedback_by: i64 = r.try_get("feedback_by")?;
+        // Any move out of "new" is the acknowledgement.
+        let acknowledged = state != "new";
+        let is_overdue = overdue(
+            &state,
+            acknowledged,
+            ack_by,
+            feedback_by,
+            r.try_get("paused")?,
+            now,
+        );
+        if filter.overdue && !is_overdue {
+            continue;
+        }
+        out.push(CaseSummary {
+            reference: r.try_get("reference")?,
+            org: r.try_get("org")?,
+            kind: r.try_get("kind")?,
+            state,
+            subject: r.try_get("subject")?,
+            received_at: r.try_get("received_at")?,
+            acknowledge_by: ack_by,
+            feedback_by,
+            overdue: is_overdue,
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvidenceInfo {
+    pub id: i64,
+    pub kind: String,
+    pub name: Option<String>,
+    pub declared_type: String,
+    pub sniffed_type: Option<String>,
+    pub size: i64,
+    pub forwarded: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub at: i64,
+    pub kind: String,
+    pub actor: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AssetRow {
+    pub value: String,
+    pub in_scope: bool,
+}
+
+/// Everything `cases show` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseDetail {
+    #[serde(flatten)]
+    pub summary: CaseSummary,
+    pub close_reason: Option<String>,
+    pub reporter_name: Option<String>,
+    pub reporter_address: Option<String>,
+    pub anonymous: bool,
+    pub channel: Option<String>,
+    pub contact: Option<String>,
+    pub description: Option<String>,
+    pub steps: Option<String>,
+    pub impact: Option<String>,
+    pub mitigation: Option<String>,
+    pub language: Option<String>,
+    pub cve_ids: Vec<String>,
+    pub cwe_ids: Vec<String>,
+    pub cvss_vector: Option<String>,
+    pub cvss_score: Option<f64>,
+    pub cvss_severity: Option<String>,
+    pub tls_version: Option<String>,
+    pub tls_cipher: Option<String>,
+    pub authentication_results: Option<String>,
+    pub feedback_paused: bool,
+    pub breach_notify_by: Option<i64>,
+    pub assets: Vec<AssetRow>,
+    pub suggestions: Vec<Suggestion>,
+    pub evidence: Vec<EvidenceInfo>,
+    pub timeline: Vec<Event>,
+}
+
+pub async fn show(pool: &SqlitePool, reference: &str, now: i64) -> Result<CaseDetail, CaseError> {
+    let row = sqlx::query("SELECT * FROM cases WHERE reference = ?")
+        .bind(reference)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| CaseError::NotFound(reference.to_owned()))?;
+    let id: i64 = row.try_get("id")?;
+    let state: String = row.try_get("state")?;
+    let paused: Option<i64> = row.try_get("feedback_paused_at")?;
+    let ack_by: i64 = row.try_get("acknowledge_by")?;
+    let feedback_by: i64 = row.try_get("feedback_by")?;
+    let list = |s: String| serde_json::from_str::<Vec<String>>(&s).unwrap_or_default();
+    let assets =
+        sqlx::query("SELECT value, in_scope FROM case_assets WHERE case_id = ? ORDER BY rowid")
+            .bind(id)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(AssetRow {
+                    value: r.try_get("value")?,
+                    in_scope: r.try_get("in_scope")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+    let suggestions = sqlx::query(
+        "SELECT kind, name, label, matched FROM case_suggestions WHERE case_id = ? ORDER BY rowid",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Suggestion {
+            kind: r.try_get("kind")?,
+            name: r.try_get("name")?,
+            label: r.try_get("label")?,
+            matched: r.try_get("matched")?,
+        })
+    })
+    .collect::<Result<_, sqlx::Error>>()?;
+    let evidence = sqlx::query(
+        "SELECT id, kind, name, declared_type, sniffed_type, size, forwarded FROM case_evidence WHERE case_id = ? ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(EvidenceInfo {
+            id: r.try_get("id")?,
+            kind: r.try_get("kind")?,
+            name: r.try_get("name")?,
+            declared_type: r.try_get("declared_type")?,
+            sniffed_type: r.try_get("sniffed_type")?,
+            size: r.try_get("size")?,
+            forwarded: r.try_get("forwarded")?,
+        })
+    })
+    .collect::<Result<_, sqlx::Error>>()?;
+    let timeline: Vec<Event> = sqlx::query(
+        "SELECT at, kind, actor, detail FROM case_events WHERE case_id = ? ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Event {
+            at: r.try_get("at")?,
+            kind: r.try_get("kind")?,
+            actor: r.try_get("actor")?,
+            detail: r.try_get("detail")?,
+        })
+    })
+    .collect::<Result<_, sqlx::Error>>()?;
+    let acknowledged = state != "new";
+    Ok(CaseDetail {
+        summary: CaseSummary {
+            reference: row.try_get("reference")?,
+            org: row.try_get("org")?,
+            kind: row.try_get("kind")?,
+            overdue: overdue(
+                &state,
+                acknowledged,
+                ack_by,
+                feedback_by,
+                paused.is_some(),
+                now,
+            ),
+            state,
+            subject: row.try_get("subject")?,
+            received_at: row.try_get("received_at")?,
+            acknowledge_by: ack_by,
+            feedback_by,
+        },
+        close_reason: row.try_get("close_reason")?,
+        reporter_name: row.try_get("reporter_name")?,
+        reporter_address: row.try_get("reporter_address")?,
+        anonymous: row.try_get("anonymous")?,
+        channel: row.try_get("channel")?,
+        contact: row.try_get("contact")?,
+        description: row.try_get("description")?,
+        steps: row.try_get("steps")?,
+        impact: row.try_get("impact")?,
+        mitigation: row.try_get("mitigation")?,
+        language: row.try_get("language")?,
+        cve_ids: list(row.try_get("cve_ids")?),
+        cwe_ids: list(row.try_get("cwe_ids")?),
+        cvss_vector: row.try_get("cvss_vector")?,
+        cvss_score: row.try_get("cvss_score")?,
+        cvss_severity: row.try_get("cvss_severity")?,
+        tls_version: row.try_get("tls_version")?,
+        tls_cipher: row.try_get("tls_cipher")?,
+        authentication_results: row.try_get("authentication_results")?,
+        feedback_paused: paused.is_some(),
+        breach_notify_by: row.try_get("breach_notify_by")?,
+        assets,
+        suggestions,
+        evidence,
+        timeline,
+    })
+}
+
+/// Moves a case to `next`, by the lifecycle rules. Closing needs a reason
+/// (a duplicate names an existing case of the same organisation). Entering
+/// "needs information" pauses the feedback clock; leaving it moves the
+/// feedback deadline on by the time it was paused.
+pub async fn transition(
+    conn: &mut SqliteConnection,
+    reference: &str,
+    next: CaseState,
+    reason: Option<&str>,
+    actor: &str,
+    now: i64,
+) -> Result<(), CaseError> {
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+    let row: Option<(i64, String, String, Option<i64>, i64)> = sqlx::query_as(
+        "SELECT id, org, state, feedback_paused_at, feedback_by FROM cases WHERE reference = ?",
+    )
+    .bind(reference)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (id, org, state, paused_at, feedback_by) =
+        row.ok_or_else(|| CaseError::NotFound(reference.to_owned()))?;
+    let current = CaseState::parse(&state).unwrap_or(CaseState::New);
+    if !current.may_become(next) {
+        return Err(CaseError::Transition {
+            from: current.as_str(),
+            to: next.as_str(),
+        });
+    }
+    let close_reason = if next == CaseState::Closed {
+        let reason = CloseReason::parse(reason.unwrap_or("")).map_err(CaseError::Reason)?;
+        if let CloseReason::Duplicate(original) = &reason
+            && (original == reference || find(&mut tx, &org, original).await?.is_none())
+        {
+            return Err(CaseError::NoOriginal(original.clone()));
+        }
+        Some(reason.render())
+    } else {
+        None
+    };
+    let (paused_at, feedback_by) = match (current, next, paused_at) {
+        (_, CaseState::NeedsInformation, _) => (Some(now), feedback_by),
+        (CaseState::NeedsInformation, _, Some(p)) => (None, feedback_by + (now - p).max(0)),
+        (_, _, p) => (p, feedback_by),
+    };
+    sqlx::query("UPDATE cases SET state = ?, close_reason = ?, feedback_paused_at = ?, feedback_by = ? WHERE id = ?")
+        .bind(next.as_str())
+        .bind(&close_reason)
+        .bind(paused_at)
+        .bind(feedback_by)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let mut detail = format!("{} -> {}", current.as_str(), next.as_str());
+    if let Some(r) = close_reason.as_deref().or(reason) {
+        detail.push_str(&format!(" ({r})"));
+    }
+    add_event(&mut tx, id, now, "transition", actor, &detail, None).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// An internal note on the timeline.
+pub async fn note(
+    conn: &mut SqliteConnection,
+    reference: &str,
+    text: &str,
+    actor: &str,
+    now: i64,
+) -> Result<(), CaseError> {
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+    let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM cases WHERE reference = ?")
+        .bind(reference)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let (id,) = row.ok_or_else(|| CaseError::NotFound(reference.to_owned()))?;
+    add_event(&mut tx, id, now, "note", actor, text, None).await?;
+    tx.commit().await?;
+    Ok(())
+}

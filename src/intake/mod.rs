@@ -1,0 +1,361 @@
+//! Intake: turns stored messages into cases, per organisation policy.
+//!
+//! The worker takes the oldest pending message, parses it off the async
+//! runtime (a panic in the parser is caught), classifies it, and in one
+//! `BEGIN IMMEDIATE` transaction files it — a new case, or correspondence
+//! on an existing one — and marks the message filed. A crash before the
+//! commit leaves the message pending, so it is filed exactly once. A message
+//! that cannot be parsed or exceeds a bound is quarantined with its reason;
+//! it is never lost and never blocks the queue.
+//!
+//! Intake knows nothing of SMTP sessions: it reads what the store holds.
+
+pub mod mime;
+pub mod report;
+
+use crate::cases::CaseKind;
+use crate::cases::store::{self as case_store, NewCase, NewEvidence};
+use crate::policy::{Policy, PolicySet};
+use crate::store::Store;
+use mime::{Mail, MimeLimits};
+use sqlx::SqliteConnection;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// What happened to one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filed {
+    NewCase { reference: String, kind: CaseKind },
+    Correspondence { reference: String },
+    Quarantined { reason: String },
+}
+
+/// How a message relates to the organisation's cases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Classification {
+    /// Names an existing case: append to it.
+    Reply(String),
+    Flagged,
+    Unflagged,
+}
+
+/// Whether `subject` carries one of the policy's flags: case-insensitive,
+/// after RFC 2047 decoding (done by the MIME parser), with runs of spaces
+/// and brackets ignored, so "[Responsible  Disclosure]" and
+/// "Fwd: RE: responsible disclosure - XSS" both count. A policy without
+/// flags treats all mail to its addresses as reports.
+pub fn is_flagged(policy: &Policy, subject: &str) -> bool {
+    if policy.subject_flags.is_empty() {
+        return true;
+    }
+    let normal = |s: &str| {
+        s.to_lowercase()
+            .replace(['[', ']', '(', ')', '_'], " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let subject = normal(subject);
+    policy
+        .subject_flags
+        .iter()
+        .any(|f| subject.contains(&normal(f)))
+}
+
+/// Case references of this organisation named in `text`
+/// (`PREFIX-YYYY-NNNN`).
+pub fn references_in(policy: &Policy, text: &str) -> Vec<String> {
+    let prefix = format!("{}-", policy.reference_prefix);
+    let upper = text.to_ascii_uppercase();
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = upper[from..].find(&prefix) {
+        let start = from + i;
+        let candidate = upper.get(start..start + prefix.len() + 9).unwrap_or("");
+        let tail = &candidate[prefix.len().min(candidate.len())..];
+        let shaped = tail.len() == 9
+            && tail.as_bytes()[4] == b'-'
+            && tail
+                .bytes()
+                .enumerate()
+                .all(|(k, b)| k == 4 || b.is_ascii_digit());
+        let boundary = upper[..start]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_ascii_alphanumeric());
+        if shaped && boundary && !out.contains(&candidate.to_owned()) {
+            out.push(candidate.to_owned());
+        }
+        from = start + prefix.len();
+    }
+    out
+}
+
+/// One pending message, as the worker reads it.
+struct Pending {
+    id: i64,
+    raw: Vec<u8>,
+    received_at: i64,
+    rcpt_to: Vec<String>,
+    tls_version: Option<String>,
+    tls_cipher: Option<String>,
+}
+
+/// The intake worker over one store.
+pub struct Intake {
+    store: Store,
+    policies: Arc<PolicySet>,
+    limits: MimeLimits,
+}
+
+impl Intake {
+    pub fn new(store: Store, policies: Arc<PolicySet>) -> Self {
+        Intake {
+            store,
+            policies,
+            limits: MimeLimits::default(),
+        }
+    }
+
+    /// Files pending messages until none is left; returns what each became.
+    pub async fn drain(&self, conn: &mut SqliteConnection) -> Result<Vec<Filed>, IntakeError> {
+        let mut out = Vec::new();
+        while let Some(pending) = next_pending(conn).await? {
+            out.push(self.file(conn, pending).await?);
+        }
+        Ok(out)
+    }
+
+    /// Runs until `stop` fires: drains, then waits for `wake` or `every`.
+    pub async fn run(
+        self,
+        wake: Arc<tokio::sync::Notify>,
+        every: Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut conn = match self.store.connection().await {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "intake cannot open the store");
+                return;
+            }
+        };
+        loop {
+            if let Err(e) = self.drain(&mut conn).await {
+                warn!(error = %e, "intake pass failed; retrying");
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    async fn file(&self, conn: &mut SqliteConnection, p: Pending) -> Result<Filed, IntakeError> {
+        let limits = self.limits.clone();
+        let raw = p.raw.clone();
+        // Parsing hostile MIME is CPU work and may panic inside the parser:
+        // off the runtime, with the panic caught and turned into a reason.
+        let parsed = tokio::task::spawn_blocking(move || {
+            std::panic::catch_unwind(|| mime::parse(&raw, &limits))
+                .map_err(|_| "the MIME parser panicked".to_owned())
+        })
+        .await
+        .map_err(|e| format!("intake task failed: {e}"))
+        .and_then(|r| r)
+        .and_then(|r| r.map_err(|e| e.to_string()));
+        let Some(policy) = p.rcpt_to.iter().find_map(|r| self.policies.for_address(r)) else {
+            return quarantine(conn, p.id, "no policy owns any recipient").await;
+        };
+        let mail = match parsed {
+            Ok(mail) => mail,
+            Err(reason) => return quarantine(conn, p.id, &reason).await,
+        };
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+        let classification = classify(&mut tx, policy, &mail).await?;
+        let filed = match classification {
+            Classification::Reply(reference) => {
+                if let Some(case_id) = case_store::find(&mut tx, &policy.id, &reference).await? {
+                    let detail = format!("correspondence received: {}", mail.subject);
+                    case_store::add_event(
+                        &mut tx,
+                        case_id,
+                        p.received_at,
+                        "correspondence",
+                        "intake",
+                        &detail,
+                        Some(p.id),
+                    )
+                    .await?;
+                    mark_filed(&mut tx, p.id, case_id).await?;
+                    Filed::Correspondence { reference }
+                } else {
+                    drop(tx);
+                    return quarantine(conn, p.id, "reply to an unknown case").await;
+                }
+            }
+            Classification::Flagged | Classification::Unflagged => {
+                let kind = if classification == Classification::Flagged {
+                    CaseKind::Disclosure
+                } else {
+                    CaseKind::Unflagged
+                };
+                let new = new_case(policy, kind, &mail, &p);
+                let (case_id, reference) = case_store::insert(&mut tx, &new).await?;
+                mark_filed(&mut tx, p.id, case_id).await?;
+                Filed::NewCase { reference, kind }
+            }
+        };
+        tx.commit().await?;
+        match &filed {
+            Filed::NewCase { reference, kind } => {
+                info!(message = p.id, %reference, kind = kind.as_str(), "case opened")
+            }
+            Filed::Correspondence { reference } => {
+                info!(message = p.id, %reference, "correspondence filed")
+            }
+            Filed::Quarantined { .. } => {}
+        }
+        Ok(filed)
+    }
+}
+
+async fn classify(
+    conn: &mut SqliteConnection,
+    policy: &Policy,
+    mail: &Mail,
+) -> Result<Classification, sqlx::Error> {
+    let mut candidates = references_in(policy, &mail.subject);
+    for id in &mail.refers_to {
+        candidates.extend(references_in(policy, id));
+    }
+    for reference in candidates {
+        if case_store::find(conn, &policy.id, &reference)
+            .await?
+            .is_some()
+        {
+            return Ok(Classification::Reply(reference));
+        }
+    }
+    Ok(if is_flagged(policy, &mail.subject) {
+        Classification::Flagged
+    } else {
+        Classification::Unflagged
+    })
+}
+
+fn new_case(policy: &Policy, kind: CaseKind, mail: &Mail, p: &Pending) -> NewCase {
+    let mut text = mail.text.clone();
+    for f in &mail.forwarded_text {
+        text.push_str("\n\n");
+        text.push_str(f);
+    }
+    let fields = report::extract(&text, Some(policy));
+    let suggestions = report::suggestions(&text, policy);
+    let deadlines = policy.deadlines(
+        jiff::Timestamp::from_second(p.received_at).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+    );
+    let anonymous = mail
+        .from_address
+        .as_deref()
+        .is_none_or(|a| a.is_empty() || !a.contains('@'));
+    NewCase {
+        org: policy.id.clone(),
+        reference_prefix: policy.reference_prefix.clone(),
+        kind,
+        subject: mail.subject.clone(),
+        reporter_name: mail.from_name.clone(),
+        reporter_address: mail.from_address.clone(),
+        anonymous,
+        fields,
+        suggestions,
+        tls_version: p.tls_version.clone(),
+        tls_cipher: p.tls_cipher.clone(),
+        authentication_results: mail.authentication_results.clone(),
+        message_id: mail.message_id.clone(),
+        received_at: p.received_at,
+        acknowledge_by: deadlines.acknowledge_by.as_second(),
+        feedback_by: deadlines.feedback_by.as_second(),
+        message_row: p.id,
+        evidence: mail
+            .attachments
+            .iter()
+            .map(|a| {
+                let sniffed = mime::sniff_image(&a.data);
+                NewEvidence {
+                    screenshot: sniffed.is_some(),
+                    name: a.name.clone(),
+                    declared_type: a.declared_type.clone(),
+                    sniffed_type: sniffed.map(str::to_owned),
+                    forwarded: a.forwarded,
+                    data: a.data.clone(),
+                }
+            })
+            .collect(),
+    }
+}
+
+async fn next_pending(conn: &mut SqliteConnection) -> Result<Option<Pending>, sqlx::Error> {
+    use sqlx::Row;
+    let row = sqlx::query(
+        "SELECT id, raw, received_at, rcpt_to, tls_version, tls_cipher FROM messages
+         WHERE state = 'pending' ORDER BY id LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    let rcpt: String = r.try_get("rcpt_to")?;
+    Ok(Some(Pending {
+        id: r.try_get("id")?,
+        raw: r.try_get("raw")?,
+        received_at: r.try_get("received_at")?,
+        rcpt_to: serde_json::from_str(&rcpt).unwrap_or_default(),
+        tls_version: r.try_get("tls_version")?,
+        tls_cipher: r.try_get("tls_cipher")?,
+    }))
+}
+
+async fn mark_filed(
+    conn: &mut SqliteConnection,
+    message: i64,
+    case_id: i64,
+) -> Result<(), sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE messages SET state = 'filed', case_id = ? WHERE id = ? AND state = 'pending'",
+    )
+    .bind(case_id)
+    .bind(message)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        // Filed by someone else meanwhile: roll back rather than file twice.
+        return Err(sqlx::Error::RowNotFound);
+    }
+    Ok(())
+}
+
+async fn quarantine(
+    conn: &mut SqliteConnection,
+    message: i64,
+    reason: &str,
+) -> Result<Filed, IntakeError> {
+    sqlx::query("UPDATE messages SET state = 'quarantined', quarantine_reason = ? WHERE id = ? AND state = 'pending'")
+        .bind(reason)
+        .bind(message)
+        .execute(&mut *conn)
+        .await?;
+    warn!(message, reason, "message quarantined");
+    Ok(Filed::Quarantined {
+        reason: reason.to_owned(),
+    })
+}
