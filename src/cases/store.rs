@@ -547,3 +547,52 @@ pub async fn note(
     tx.commit().await?;
     Ok(())
 }
+
+/// Flags a case as a personal-data breach: the authority must be told by
+/// `notify_by` (GDPR art. 33: 72 hours from awareness). Flagging twice
+/// keeps the first deadline.
+pub async fn flag_breach(
+    conn: &mut SqliteConnection,
+    reference: &str,
+    notify_by: i64,
+    actor: &str,
+    now: i64,
+) -> Result<i64, CaseError> {
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+    let row: Option<(i64, Option<i64>)> =
+        sqlx::query_as("SELECT id, breach_notify_by FROM cases WHERE reference = ?")
+            .bind(reference)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let (id, existing) = row.ok_or_else(|| CaseError::NotFound(reference.to_owned()))?;
+    if let Some(due) = existing {
+        return Ok(due);
+    }
+    sqlx::query("UPDATE cases SET breach_notify_by = ? WHERE id = ?")
+        .bind(notify_by)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    add_event(
+        &mut tx,
+        id,
+        now,
+        "breach",
+        actor,
+        "flagged as a personal-data breach; notify the authority",
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(notify_by)
+}
+
+/// The organisation a case belongs to.
+pub async fn org_of(pool: &SqlitePool, reference: &str) -> Result<String, CaseError> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT org FROM cases WHERE reference = ?")
+        .bind(reference)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|r| r.0)
+        .ok_or_else(|| CaseError::NotFound(reference.to_owned()))
+}

@@ -79,6 +79,13 @@ pub enum CasesCommand {
         #[arg(long)]
         actor: Option<String>,
     },
+    /// Flag a personal-data breach: starts the authority-notification clock
+    /// (72 hours by default, per the organisation's policy).
+    Breach {
+        reference: String,
+        #[arg(long)]
+        actor: Option<String>,
+    },
     /// Add an internal note, read from standard input.
     Note {
         reference: String,
@@ -159,7 +166,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Command::Policies { .. } => Ok(()),
             Command::Cases { command } => {
                 let store = Store::open(&config.store.url, &config.data_dir).await?;
-                let result = cases_command(&store, command).await;
+                let result = cases_command(&store, &config, command).await;
                 store.close().await;
                 result
             }
@@ -289,7 +296,11 @@ fn actor(given: Option<String>) -> String {
         .unwrap_or_else(|| "cli".into())
 }
 
-async fn cases_command(store: &Store, command: CasesCommand) -> Result<(), CliError> {
+async fn cases_command(
+    store: &Store,
+    config: &Config,
+    command: CasesCommand,
+) -> Result<(), CliError> {
     let now = now();
     match command {
         CasesCommand::List {
@@ -481,6 +492,25 @@ async fn cases_command(store: &Store, command: CasesCommand) -> Result<(), CliEr
             )
             .await?;
             println!("{reference}: {}", next.as_str());
+        }
+        CasesCommand::Breach {
+            reference,
+            actor: who,
+        } => {
+            let org = cases::org_of(store.pool(), &reference).await?;
+            let policies = PolicySet::load_dir(&config.policies_dir)?;
+            let policy = policies
+                .get(&org)
+                .ok_or_else(|| CliError::Usage(format!("no policy for organisation {org:?}")))?;
+            let due = policy
+                .due(jiff::Timestamp::now(), policy.breach_notification_within)
+                .as_second();
+            let mut conn = store.connection().await?;
+            let due = cases::flag_breach(&mut conn, &reference, due, &actor(who), now).await?;
+            println!(
+                "{reference}: personal-data breach; notify the authority by {}",
+                local(due)
+            );
         }
         CasesCommand::Note {
             reference,

@@ -438,6 +438,10 @@ impl PolicySet {
         self.policies.iter()
     }
 
+    pub fn get(&self, id: &str) -> Option<&Policy> {
+        self.policies.iter().find(|p| p.id == id)
+    }
+
     /// The organisation that owns `address`, if any.
     pub fn for_address(&self, address: &str) -> Option<&Policy> {
         let address = address.to_ascii_lowercase();
