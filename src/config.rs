@@ -41,6 +41,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub limits: Limits,
     pub intake: IntakeConfig,
+    pub outbound: crate::outbound::OutboundConfig,
     pub log: LogConfig,
 }
 
@@ -118,6 +119,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             limits: Limits::default(),
             intake: IntakeConfig::default(),
+            outbound: crate::outbound::OutboundConfig::default(),
             log: LogConfig::default(),
         }
     }

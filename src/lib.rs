@@ -11,6 +11,7 @@ pub mod cases;
 pub mod cli;
 pub mod config;
 pub mod intake;
+pub mod outbound;
 pub mod policy;
 pub mod private_file;
 pub mod server;

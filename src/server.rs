@@ -3,7 +3,8 @@
 //! certificate).
 
 use crate::config::Config;
-use crate::intake::Intake;
+use crate::intake::{Intake, Receipts};
+use crate::outbound::{OutboundError, Sender};
 use crate::policy::{PolicyError, PolicySet};
 use crate::smtp::driver::{self, Admission, Receiver, ShutdownControl};
 use crate::smtp::session::{AcceptFor, SessionConfig};
@@ -23,6 +24,8 @@ pub enum ServeError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Outbound(#[from] OutboundError),
     #[error(
         "no recipient would be accepted: smtp.accept_for is empty and no policy owns an address"
     )]
@@ -75,10 +78,27 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let stored = Arc::new(tokio::sync::Notify::new());
     let (intake_stop, intake_stop_rx) = tokio::sync::watch::channel(false);
     let intake_task = config.intake.enabled.then(|| {
-        let intake = Intake::new(store.clone(), Arc::new(policies.clone()));
+        let receipts = Receipts {
+            hostname: config.smtp.hostname.clone(),
+            outbound: config.outbound.clone(),
+        };
+        let intake = Intake::new(store.clone(), Arc::new(policies.clone()), receipts);
         let every = std::time::Duration::from_secs(config.intake.poll_interval.max(1));
         tokio::spawn(intake.run(Arc::clone(&stored), every, intake_stop_rx))
     });
+
+    let sender_task = match Sender::new(&config.outbound, &config.smtp.hostname)? {
+        Some(sender) => Some(tokio::spawn(sender.run(
+            store.pool().clone(),
+            Arc::new(policies.clone()),
+            Arc::new(tokio::sync::Notify::new()),
+            intake_stop.subscribe(),
+        ))),
+        None => {
+            warn!("no [outbound] relay configured: receipts wait in the outbox");
+            None
+        }
+    };
 
     let receiver = Arc::new(Receiver {
         session: Arc::new(SessionConfig {
@@ -151,6 +171,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     writer_task.finish().await;
     let _ = intake_stop.send(true);
     if let Some(task) = intake_task {
+        let _ = task.await;
+    }
+    if let Some(task) = sender_task {
         let _ = task.await;
     }
     store.close().await;

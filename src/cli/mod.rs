@@ -41,6 +41,11 @@ pub enum Command {
         #[command(subcommand)]
         command: CasesCommand,
     },
+    /// Mail we send (receipts): what is queued, sent, failed or suppressed.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
     /// Organisation policies in `policies_dir`.
     Policies {
         #[command(subcommand)]
@@ -106,6 +111,15 @@ pub enum ExportFormat {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Every entry, without bodies.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum PoliciesCommand {
     /// Validate every policy and show what it promises, with the deadlines
     /// a report received now would get.
@@ -164,6 +178,34 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     runtime.block_on(async {
         match cli.command {
             Command::Policies { .. } => Ok(()),
+            Command::Outbox {
+                command: OutboxCommand::List { json },
+            } => {
+                let store = Store::open(&config.store.url, &config.data_dir).await?;
+                let entries = crate::outbound::list(store.pool())
+                    .await
+                    .map_err(CaseError::from)?;
+                store.close().await;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&entries)?);
+                } else {
+                    println!(
+                        "{:<5} {:<11} {:<9} {:<30} REASON",
+                        "ID", "STATE", "ATTEMPTS", "TO"
+                    );
+                    for e in &entries {
+                        println!(
+                            "{:<5} {:<11} {:<9} {:<30} {}",
+                            e.id,
+                            e.state,
+                            e.attempts,
+                            e.to_address,
+                            e.reason.as_deref().unwrap_or("")
+                        );
+                    }
+                }
+                Ok(())
+            }
             Command::Cases { command } => {
                 let store = Store::open(&config.store.url, &config.data_dir).await?;
                 let result = cases_command(&store, &config, command).await;

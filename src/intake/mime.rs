@@ -75,6 +75,8 @@ pub struct Mail {
     /// In-Reply-To and References ids, in order.
     pub refers_to: Vec<String>,
     pub authentication_results: Option<String>,
+    /// RFC 3834 `Auto-Submitted`, if present: such mail gets no receipt.
+    pub auto_submitted: Option<String>,
     /// The text body; HTML-only mail converted to text by mail-parser
     /// (tags dropped, entities decoded; nothing is ever rendered).
     pub text: String,

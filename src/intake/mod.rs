@@ -15,6 +15,7 @@ pub mod report;
 
 use crate::cases::CaseKind;
 use crate::cases::store::{self as case_store, NewCase, NewEvidence};
+use crate::outbound::{self, OutboundConfig};
 use crate::policy::{Policy, PolicySet};
 use crate::store::Store;
 use mime::{Mail, MimeLimits};
@@ -103,6 +104,7 @@ pub fn references_in(policy: &Policy, text: &str) -> Vec<String> {
 /// One pending message, as the worker reads it.
 struct Pending {
     id: i64,
+    mail_from: String,
     raw: Vec<u8>,
     received_at: i64,
     rcpt_to: Vec<String>,
@@ -115,14 +117,24 @@ pub struct Intake {
     store: Store,
     policies: Arc<PolicySet>,
     limits: MimeLimits,
+    receipts: Receipts,
+}
+
+/// What intake needs to queue receipts.
+#[derive(Debug, Clone)]
+pub struct Receipts {
+    /// Our host name, for receipt Message-IDs.
+    pub hostname: String,
+    pub outbound: OutboundConfig,
 }
 
 impl Intake {
-    pub fn new(store: Store, policies: Arc<PolicySet>) -> Self {
+    pub fn new(store: Store, policies: Arc<PolicySet>, receipts: Receipts) -> Self {
         Intake {
             store,
             policies,
             limits: MimeLimits::default(),
+            receipts,
         }
     }
 
@@ -212,6 +224,10 @@ impl Intake {
                 };
                 let new = new_case(policy, kind, &mail, &p);
                 let (case_id, reference) = case_store::insert(&mut tx, &new).await?;
+                if kind == CaseKind::Disclosure {
+                    self.queue_receipt(&mut tx, policy, case_id, &reference, &mail, &new, &p)
+                        .await?;
+                }
                 mark_filed(&mut tx, p.id, case_id).await?;
                 Filed::NewCase { reference, kind }
             }
@@ -227,6 +243,47 @@ impl Intake {
             Filed::Quarantined { .. } => {}
         }
         Ok(filed)
+    }
+}
+
+impl Intake {
+    /// The receipt, in the report's language, or a suppressed entry saying
+    /// why there is none. Unflagged mail gets no receipt: it may not be a
+    /// report at all.
+    #[allow(clippy::too_many_arguments)]
+    async fn queue_receipt(
+        &self,
+        conn: &mut SqliteConnection,
+        policy: &Policy,
+        case_id: i64,
+        reference: &str,
+        mail: &Mail,
+        new: &NewCase,
+        p: &Pending,
+    ) -> Result<(), sqlx::Error> {
+        let to = mail.from_address.as_deref().filter(|_| !new.anonymous);
+        let now = jiff::Timestamp::now().as_second();
+        if let Some(reason) = outbound::refusal(to, &p.mail_from, mail.auto_submitted.as_deref()) {
+            return outbound::record_suppressed(conn, case_id, to, reason, now).await;
+        }
+        let Some(to) = to else { return Ok(()) };
+        let danish = new.fields.language == Some(report::Language::Da);
+        let (subject, body) = outbound::compose(policy, danish, reference, &mail.subject);
+        let message_id = format!("<{reference}.receipt@{}>", self.receipts.hostname);
+        let parent = mail.message_id.as_deref().map(|id| format!("<{id}>"));
+        outbound::enqueue_receipt(
+            conn,
+            &self.receipts.outbound,
+            case_id,
+            to,
+            &subject,
+            &body,
+            &message_id,
+            parent.as_deref(),
+            now,
+        )
+        .await?;
+        Ok(())
     }
 }
 
@@ -308,7 +365,7 @@ fn new_case(policy: &Policy, kind: CaseKind, mail: &Mail, p: &Pending) -> NewCas
 async fn next_pending(conn: &mut SqliteConnection) -> Result<Option<Pending>, sqlx::Error> {
     use sqlx::Row;
     let row = sqlx::query(
-        "SELECT id, raw, received_at, rcpt_to, tls_version, tls_cipher FROM messages
+        "SELECT id, mail_from, raw, received_at, rcpt_to, tls_version, tls_cipher FROM messages
          WHERE state = 'pending' ORDER BY id LIMIT 1",
     )
     .fetch_optional(&mut *conn)
@@ -317,6 +374,7 @@ async fn next_pending(conn: &mut SqliteConnection) -> Result<Option<Pending>, sq
     let rcpt: String = r.try_get("rcpt_to")?;
     Ok(Some(Pending {
         id: r.try_get("id")?,
+        mail_from: r.try_get("mail_from")?,
         raw: r.try_get("raw")?,
         received_at: r.try_get("received_at")?,
         rcpt_to: serde_json::from_str(&rcpt).unwrap_or_default(),

@@ -88,6 +88,24 @@ impl std::fmt::Display for Within {
     }
 }
 
+impl Within {
+    /// The same span in Danish, for Danish receipts.
+    pub fn danish(&self) -> String {
+        match *self {
+            Within::BusinessDays(1) => "1 arbejdsdag".into(),
+            Within::BusinessDays(n) => format!("{n} arbejdsdage"),
+            Within::Days(n) if n % 7 == 0 => match n / 7 {
+                1 => "1 uge".into(),
+                w => format!("{w} uger"),
+            },
+            Within::Days(1) => "1 dag".into(),
+            Within::Days(n) => format!("{n} dage"),
+            Within::Hours(1) => "1 time".into(),
+            Within::Hours(n) => format!("{n} timer"),
+        }
+    }
+}
+
 /// What a plaintext (non-TLS) session may deliver for this organisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -134,6 +152,18 @@ fn default_breach() -> String {
     "72 hours".into()
 }
 
+/// The receipt sent to a reporter, in English and Danish. Placeholders:
+/// `{reference}`, `{organisation}`, `{feedback_within}`. The reporter's own
+/// subject is appended to the subject; nothing else of the report is used.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptTemplates {
+    pub subject_en: String,
+    pub body_en: String,
+    pub subject_da: String,
+    pub body_da: String,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ScopeFile {
@@ -164,6 +194,7 @@ struct PolicyFile {
     personal_data_retention_days: u32,
     plaintext: PlaintextRule,
     source: String,
+    receipt: ReceiptTemplates,
 }
 
 /// A validated organisation policy.
@@ -192,6 +223,7 @@ pub struct Policy {
     pub plaintext: PlaintextRule,
     /// Where the policy was published, for analysts.
     pub source: String,
+    pub receipt: ReceiptTemplates,
     pub file: PathBuf,
 }
 
@@ -344,6 +376,22 @@ impl Policy {
                 ));
             }
         }
+        for (key, text) in [
+            ("receipt.subject_en", &f.receipt.subject_en),
+            ("receipt.subject_da", &f.receipt.subject_da),
+            ("receipt.body_en", &f.receipt.body_en),
+            ("receipt.body_da", &f.receipt.body_da),
+        ] {
+            if text.trim().is_empty() {
+                return Err(invalid(key, "must not be empty".into()));
+            }
+            if key.contains("body") && !text.contains("{reference}") {
+                return Err(invalid(
+                    key,
+                    "must name the case: include {reference}".into(),
+                ));
+            }
+        }
         if f.personal_data_retention_days == 0 {
             return Err(invalid(
                 "personal_data_retention_days",
@@ -370,6 +418,7 @@ impl Policy {
             personal_data_retention_days: f.personal_data_retention_days,
             plaintext: f.plaintext,
             source: f.source,
+            receipt: f.receipt,
             file: file.to_path_buf(),
         })
     }

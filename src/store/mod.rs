@@ -156,6 +156,25 @@ const MIGRATIONS: &[&str] = &[
         message_id INTEGER
     );
     CREATE INDEX case_events_by_case ON case_events (case_id, id);",
+    // 3: the outbox for receipts.
+    "CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY,
+        case_id         INTEGER NOT NULL REFERENCES cases (id),
+        kind            TEXT    NOT NULL,
+        to_address      TEXT    NOT NULL,
+        subject         TEXT    NOT NULL,
+        body            TEXT    NOT NULL,
+        message_id      TEXT    NOT NULL,
+        in_reply_to     TEXT,
+        state           TEXT    NOT NULL CHECK (state IN ('pending', 'sent', 'failed', 'suppressed')),
+        reason          TEXT,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        created_at      INTEGER NOT NULL,
+        sent_at         INTEGER
+    );
+    CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
+    CREATE INDEX outbox_by_address ON outbox (to_address, created_at);",
 ];
 
 async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {

@@ -30,6 +30,8 @@ pub struct Opts {
     pub store: &'static str,
     /// `[intake]` lines; empty means intake off, for receiver-only tests.
     pub intake: &'static str,
+    /// Whole tables appended at the end (e.g. `[outbound]`).
+    pub extra: String,
     pub args: Vec<&'static str>,
 }
 
@@ -38,7 +40,7 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let config = format!(
             "data_dir = {data:?}\n[smtp]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"mx.test\"\n{smtp}\n\
-             [limits]\n{delay}{limits}\n[tls]\n{tls}\n[store]\n{store}\n[intake]\n{intake}\n[log]\nlevel = \"debug\"\n",
+             [limits]\n{delay}{limits}\n[tls]\n{tls}\n[store]\n{store}\n[intake]\n{intake}\n[log]\nlevel = \"debug\"\n{extra}\n",
             data = dir.path().join("data"),
             smtp = opts.smtp,
             limits = opts.limits,
@@ -54,6 +56,7 @@ impl Server {
             } else {
                 opts.intake
             },
+            extra = opts.extra,
         );
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
         let extra_args: Vec<String> = opts.args.iter().map(|s| s.to_string()).collect();

@@ -1,0 +1,434 @@
+//! Mail we send: receipts to reporters, through an outbound relay
+//! (smarthost), from a persisted outbox with retries.
+//!
+//! Intake puts a receipt in the outbox in the same transaction that opens
+//! the case, so a receipt is neither lost nor sent for a case that does not
+//! exist. The sender delivers due entries with STARTTLS required to the
+//! relay, marks them sent, or retries with exponential backoff until
+//! `max_attempts`, then marks them failed; all of it visible in the outbox.
+//!
+//! What it must never do: send to a null sender, an auto-responder or a
+//! syntactically invalid address; send more than the per-address limit;
+//! put report content in a receipt; talk to the relay without TLS.
+
+use crate::policy::Policy;
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::{Body, Mailbox};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::Deserialize;
+use sqlx::{Row, SqliteConnection, SqlitePool};
+use std::path::PathBuf;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// `[outbound]` in the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// The relay, `host:port`. Unset: receipts wait in the outbox.
+    pub relay: Option<String>,
+    /// Name to verify the relay's certificate against (default: its host).
+    pub relay_tls_name: Option<String>,
+    /// An extra PEM trust anchor for the relay (a private CA).
+    pub relay_ca_file: Option<PathBuf>,
+    /// Receipts to one address per 24 hours; more are recorded as
+    /// suppressed. Five lets a reporter send several reports in a day and
+    /// stops us being used to flood a forged address.
+    pub receipts_per_address_per_day: u32,
+    /// Seconds before the first retry; doubled at each attempt, capped at
+    /// six hours.
+    pub retry_base: u64,
+    /// Attempts before an entry is marked failed. Twelve attempts from one
+    /// minute spans about two days, like an MTA's queue lifetime.
+    pub max_attempts: u32,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            relay: None,
+            relay_tls_name: None,
+            relay_ca_file: None,
+            receipts_per_address_per_day: 5,
+            retry_base: 60,
+            max_attempts: 12,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    #[error("outbound.relay {0:?}: expected host:port")]
+    Relay(String),
+    #[error("outbound.relay_ca_file {path}: {reason}")]
+    Ca { path: PathBuf, reason: String },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Why a receipt is not sent, if it is not.
+pub fn refusal(
+    reporter: Option<&str>,
+    envelope_sender: &str,
+    auto_submitted: Option<&str>,
+) -> Option<&'static str> {
+    if envelope_sender.is_empty() {
+        // RFC 3834 §2: never answer a null reverse path (bounces, notices).
+        return Some("null sender");
+    }
+    if auto_submitted.is_some_and(|v| !v.trim().eq_ignore_ascii_case("no")) {
+        return Some("auto-submitted message");
+    }
+    match reporter {
+        None => Some("no reporter address (anonymous)"),
+        Some(a) if a.parse::<Address>().is_err() => Some("invalid reporter address"),
+        Some(_) => None,
+    }
+}
+
+/// The receipt's subject and body, from the policy's templates in the
+/// report's language.
+pub fn compose(
+    policy: &Policy,
+    danish: bool,
+    reference: &str,
+    original_subject: &str,
+) -> (String, String) {
+    let t = &policy.receipt;
+    let (subject, body) = if danish {
+        (&t.subject_da, &t.body_da)
+    } else {
+        (&t.subject_en, &t.body_en)
+    };
+    let within = if danish {
+        policy.feedback_within.danish()
+    } else {
+        policy.feedback_within.to_string()
+    };
+    let fill = |s: &str| {
+        s.replace("{reference}", reference)
+            .replace("{organisation}", &policy.name)
+            .replace("{feedback_within}", &within)
+    };
+    // The reporter's subject is quoted, bounded, on one line.
+    let quoted: String = original_subject
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(120)
+        .collect();
+    (
+        format!("[{reference}] {} - {quoted}", fill(subject)),
+        fill(body),
+    )
+}
+
+/// Puts a receipt in the outbox (inside the caller's transaction), or a
+/// suppressed entry saying why not.
+#[allow(clippy::too_many_arguments)]
+pub async fn enqueue_receipt(
+    conn: &mut SqliteConnection,
+    config: &OutboundConfig,
+    case_id: i64,
+    to: &str,
+    subject: &str,
+    body: &str,
+    message_id: &str,
+    in_reply_to: Option<&str>,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let (recent,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM outbox WHERE to_address = ? AND created_at > ? AND state != 'suppressed'",
+    )
+    .bind(to.to_ascii_lowercase())
+    .bind(now - 86_400)
+    .fetch_one(&mut *conn)
+    .await?;
+    let limited = recent >= i64::from(config.receipts_per_address_per_day);
+    sqlx::query(
+        "INSERT INTO outbox (case_id, kind, to_address, subject, body, message_id, in_reply_to, state, reason,
+             next_attempt_at, created_at)
+         VALUES (?, 'receipt', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(case_id)
+    .bind(to.to_ascii_lowercase())
+    .bind(subject)
+    .bind(body)
+    .bind(message_id)
+    .bind(in_reply_to)
+    .bind(if limited { "suppressed" } else { "pending" })
+    .bind(limited.then_some("rate limit: receipts_per_address_per_day"))
+    .bind(now)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(!limited)
+}
+
+/// Records a receipt that will not be sent, and why.
+pub async fn record_suppressed(
+    conn: &mut SqliteConnection,
+    case_id: i64,
+    to: Option<&str>,
+    reason: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO outbox (case_id, kind, to_address, subject, body, message_id, state, reason, next_attempt_at, created_at)
+         VALUES (?, 'receipt', ?, '', '', '', 'suppressed', ?, ?, ?)",
+    )
+    .bind(case_id)
+    .bind(to.unwrap_or(""))
+    .bind(reason)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// One outbox entry as `outbox list` shows it (no body).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub case_id: i64,
+    pub kind: String,
+    pub to_address: String,
+    pub subject: String,
+    pub message_id: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub sent_at: Option<i64>,
+}
+
+pub async fn list(pool: &SqlitePool) -> Result<Vec<OutboxEntry>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, case_id, kind, to_address, subject, message_id, state, reason, attempts, next_attempt_at, sent_at
+         FROM outbox ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(OutboxEntry {
+                id: r.try_get("id")?,
+                case_id: r.try_get("case_id")?,
+                kind: r.try_get("kind")?,
+                to_address: r.try_get("to_address")?,
+                subject: r.try_get("subject")?,
+                message_id: r.try_get("message_id")?,
+                state: r.try_get("state")?,
+                reason: r.try_get("reason")?,
+                attempts: r.try_get("attempts")?,
+                next_attempt_at: r.try_get("next_attempt_at")?,
+                sent_at: r.try_get("sent_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Delivers due outbox entries through the relay.
+pub struct Sender {
+    config: OutboundConfig,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    /// Our name in EHLO.
+    hostname: String,
+}
+
+impl Sender {
+    /// None when no relay is configured.
+    pub fn new(config: &OutboundConfig, hostname: &str) -> Result<Option<Sender>, OutboundError> {
+        let Some(relay) = &config.relay else {
+            return Ok(None);
+        };
+        let (host, port) = relay
+            .rsplit_once(':')
+            .and_then(|(h, p)| {
+                Some((
+                    h.trim_matches(['[', ']']).to_owned(),
+                    p.parse::<u16>().ok()?,
+                ))
+            })
+            .ok_or_else(|| OutboundError::Relay(relay.clone()))?;
+        let name = config
+            .relay_tls_name
+            .clone()
+            .unwrap_or_else(|| host.clone());
+        let mut tls = TlsParameters::builder(name);
+        if let Some(path) = &config.relay_ca_file {
+            let pem = std::fs::read(path).map_err(|e| OutboundError::Ca {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            let cert = Certificate::from_pem(&pem).map_err(|e| OutboundError::Ca {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            tls = tls.add_root_certificate(cert);
+        }
+        let tls = tls.build_rustls().map_err(|e| OutboundError::Ca {
+            path: config.relay_ca_file.clone().unwrap_or_default(),
+            reason: e.to_string(),
+        })?;
+        // "dangerous" only means lettre sets no TLS by itself: we require
+        // STARTTLS explicitly, so a relay without it is never used.
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .port(port)
+            .tls(Tls::Required(tls))
+            .hello_name(ClientId::Domain(hostname.to_owned()))
+            .timeout(Some(Duration::from_secs(60)))
+            .build();
+        Ok(Some(Sender {
+            config: config.clone(),
+            transport,
+            hostname: hostname.to_owned(),
+        }))
+    }
+
+    /// Sends what is due; returns how many were sent.
+    pub async fn send_due(
+        &mut self,
+        pool: &SqlitePool,
+        policies: &crate::policy::PolicySet,
+        now: i64,
+    ) -> Result<usize, OutboundError> {
+        let rows = sqlx::query(
+            "SELECT o.id, o.case_id, o.to_address, o.subject, o.body, o.message_id, o.in_reply_to, o.attempts, c.org
+             FROM outbox o JOIN cases c ON c.id = o.case_id
+             WHERE o.state = 'pending' AND o.next_attempt_at <= ? ORDER BY o.id LIMIT 20",
+        )
+        .bind(now)
+        .fetch_all(pool)
+        .await?;
+        let mut sent = 0;
+        for r in rows {
+            let id: i64 = r.try_get("id")?;
+            let org: String = r.try_get("org")?;
+            let attempts: i64 = r.try_get("attempts")?;
+            let from = policies
+                .get(&org)
+                .and_then(|p| p.addresses.first())
+                .and_then(|a| a.parse::<Address>().ok())
+                .map(|a| {
+                    Mailbox::new(
+                        policies.get(&org).map(|p| format!("{} security", p.name)),
+                        a,
+                    )
+                });
+            let built = from
+                .ok_or_else(|| "no sender address for the organisation".to_owned())
+                .and_then(|from| {
+                    self.build(
+                        from,
+                        &r.try_get::<String, _>("to_address").unwrap_or_default(),
+                        &r.try_get::<String, _>("subject").unwrap_or_default(),
+                        r.try_get::<String, _>("body").unwrap_or_default(),
+                        &r.try_get::<String, _>("message_id").unwrap_or_default(),
+                        r.try_get::<Option<String>, _>("in_reply_to").ok().flatten(),
+                    )
+                });
+            let result = match built {
+                Ok(message) => self
+                    .transport
+                    .send(message)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => {
+                    sqlx::query("UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1, reason = NULL WHERE id = ?")
+                        .bind(now)
+                        .bind(id)
+                        .execute(pool)
+                        .await?;
+                    info!(outbox = id, "receipt sent");
+                    sent += 1;
+                }
+                Err(reason) => {
+                    let attempts = attempts + 1;
+                    let failed = attempts >= i64::from(self.config.max_attempts);
+                    let delay =
+                        (self.config.retry_base.max(1) << attempts.min(16)).min(6 * 3600) as i64;
+                    sqlx::query("UPDATE outbox SET state = ?, attempts = ?, next_attempt_at = ?, reason = ? WHERE id = ?")
+                        .bind(if failed { "failed" } else { "pending" })
+                        .bind(attempts)
+                        .bind(now + delay)
+                        .bind(&reason)
+                        .bind(id)
+                        .execute(pool)
+                        .await?;
+                    warn!(outbox = id, attempts, failed, error = %reason, "receipt not sent");
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    fn build(
+        &self,
+        from: Mailbox,
+        to: &str,
+        subject: &str,
+        body: String,
+        message_id: &str,
+        in_reply_to: Option<String>,
+    ) -> Result<Message, String> {
+        let to: Mailbox = to.parse().map_err(|e| format!("invalid recipient: {e}"))?;
+        let to_address = to.email.clone();
+        let mut builder = Message::builder()
+            .from(from)
+            .to(to)
+            .subject(subject)
+            .date_now()
+            .message_id(Some(message_id.to_owned()))
+            .header(ContentType::TEXT_PLAIN)
+            // RFC 3834: an automatic reply; well-behaved responders will
+            // not answer it, so no loop can start.
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Auto-Submitted"),
+                "auto-replied".into(),
+            ));
+        if let Some(parent) = in_reply_to {
+            builder = builder.in_reply_to(parent.clone()).references(parent);
+        }
+        // Base64 body: no line of it can start with a dot, whatever the
+        // template says, so dot-stuffing cannot matter on the way out.
+        let body = Body::new_with_encoding(body, ContentTransferEncoding::Base64)
+            .map_err(|_| "body encoding".to_owned())?;
+        // RFC 3834 §3.3: an automatic response goes out with a null reverse
+        // path, so nothing ever bounces back into a loop.
+        let envelope =
+            lettre::address::Envelope::new(None, vec![to_address]).map_err(|e| e.to_string())?;
+        builder
+            .envelope(envelope)
+            .body(body)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Runs until `stop` fires, sending every `every` and when woken.
+    pub async fn run(
+        mut self,
+        pool: SqlitePool,
+        policies: std::sync::Arc<crate::policy::PolicySet>,
+        wake: std::sync::Arc<tokio::sync::Notify>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        info!(hostname = %self.hostname, "outbound sender running");
+        loop {
+            let now = jiff::Timestamp::now().as_second();
+            if let Err(e) = self.send_due(&pool, &policies, now).await {
+                warn!(error = %e, "outbound pass failed");
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}

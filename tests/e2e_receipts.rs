@@ -1,0 +1,287 @@
+//! Receipts end to end: a report comes in, a case opens, and the receipt
+//! reaches the reporter's side through a real relay on loopback (a second
+//! disclosure-mx acting as the sink), over STARTTLS, threaded, in the
+//! report's language; and the cases where no receipt may be sent.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::client::Client;
+use common::{Opts, Server};
+use mail_parser::MessageParser;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+const INTAKE_ON: &str = "enabled = true\npoll_interval = 1";
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/fixtures/reports/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+async fn deliver_from(server: &Server, from: &str, to: &str, body: &[u8]) {
+    let mut c = Client::connect_tls(server.addr, server.tls())
+        .await
+        .unwrap();
+    let reply = c.send(from, to, body).await.unwrap();
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+}
+
+fn sink() -> Server {
+    Server::start(Opts {
+        smtp: "accept_for = [\"@researcher.example\", \"@borger.example\", \"@finder.example\"]",
+        ..Opts::default()
+    })
+}
+
+fn outbound_to(sink: &Server, extra: &str) -> String {
+    format!(
+        "[outbound]\nrelay = \"{}\"\nrelay_tls_name = \"localhost\"\nrelay_ca_file = {:?}\nretry_base = 1\n{extra}",
+        sink.addr,
+        sink.data_dir().join("tls/dev-cert.pem")
+    )
+}
+
+fn outbox(server: &Server) -> Vec<Value> {
+    let (ok, out, err) = server.cli(&["outbox", "list", "--json"], None);
+    assert!(ok, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_reach_the_reporter_over_starttls_threaded_and_in_their_language() {
+    let sink = sink();
+    let mx = Server::start(Opts {
+        intake: INTAKE_ON,
+        extra: outbound_to(&sink, ""),
+        ..Opts::default()
+    });
+    deliver_from(
+        &mx,
+        "alice@researcher.example",
+        "security@netcompany.example",
+        &fixture("en-netcompany-xss.eml"),
+    )
+    .await;
+    deliver_from(
+        &mx,
+        "soeren@borger.example",
+        "security@magenta.example",
+        &fixture("da-magenta-idor.eml"),
+    )
+    .await;
+
+    let received = wait_for("two receipts at the sink", || {
+        let m = sink.messages();
+        (m.len() == 2).then_some(m)
+    });
+    for m in &received {
+        assert_eq!(
+            m["mail_from"], "",
+            "auto-replies go out with a null reverse path"
+        );
+        assert_eq!(m["tls_version"], "TLSv1.3", "STARTTLS to the relay");
+        assert_eq!(m["helo"], "mx.test");
+    }
+    let raws = sink.raw_messages().await;
+    let parsed: Vec<_> = raws
+        .iter()
+        .map(|r| MessageParser::default().parse(r).unwrap().into_owned())
+        .collect();
+    let en = parsed
+        .iter()
+        .find(|m| m.to().unwrap().first().unwrap().address() == Some("alice@researcher.example"))
+        .unwrap();
+    let subject = en.subject().unwrap();
+    assert!(
+        subject.starts_with("[NC-")
+            && subject.contains("] Report received - Responsible disclosure: stored XSS"),
+        "{subject}"
+    );
+    let reference = &subject[1..subject.find(']').unwrap()];
+    assert_eq!(
+        en.in_reply_to().as_text(),
+        Some("en-xss-1@researcher.example")
+    );
+    assert_eq!(
+        en.message_id(),
+        Some(format!("{reference}.receipt@mx.test").as_str())
+    );
+    assert_eq!(
+        en.header_raw("Auto-Submitted").map(str::trim),
+        Some("auto-replied")
+    );
+    assert_eq!(
+        en.from().unwrap().first().unwrap().address(),
+        Some("security@netcompany.example")
+    );
+    let body = en
+        .body_text(0)
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        body.contains(&format!("registered as case {reference}")),
+        "{body}"
+    );
+    assert!(body.contains("within 15 business days"), "{body}");
+    assert!(!body.contains("onerror"), "no report content in a receipt");
+
+    let da = parsed
+        .iter()
+        .find(|m| m.to().unwrap().first().unwrap().address() == Some("soeren@borger.example"))
+        .unwrap();
+    assert!(
+        da.subject().unwrap().contains("Henvendelse modtaget"),
+        "{:?}",
+        da.subject()
+    );
+    let body = da
+        .body_text(0)
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(body.contains("registreret som sag MAG-"), "{body}");
+    assert!(body.contains("inden for 2 uger"), "{body}");
+
+    let entries = outbox(&mx);
+    assert_eq!(entries.len(), 2);
+    assert!(entries.iter().all(|e| e["state"] == "sent"), "{entries:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_receipt_to_anonymous_null_senders_or_unflagged_mail_and_a_rate_limit() {
+    let sink = sink();
+    let mx = Server::start(Opts {
+        intake: INTAKE_ON,
+        extra: outbound_to(&sink, "receipts_per_address_per_day = 2\n"),
+        ..Opts::default()
+    });
+    deliver_from(
+        &mx,
+        "x@anon.example",
+        "security@magenta.example",
+        &fixture("anonymous-magenta.eml"),
+    )
+    .await;
+    deliver_from(
+        &mx,
+        "",
+        "security@netcompany.example",
+        &fixture("en-netcompany-xss.eml"),
+    )
+    .await;
+    deliver_from(
+        &mx,
+        "eve@customer.example",
+        "security@netcompany.example",
+        &fixture("unflagged-netcompany.eml"),
+    )
+    .await;
+    for _ in 0..3 {
+        deliver_from(
+            &mx,
+            "alice@researcher.example",
+            "security@netcompany.example",
+            &fixture("html-only-netcompany.eml"),
+        )
+        .await;
+    }
+    mx.wait_filed(6);
+    let entries = wait_for("receipts settled", || {
+        let e = outbox(&mx);
+        (e.len() == 5 && e.iter().all(|x| x["state"] != "pending")).then_some(e)
+    });
+    let reasons: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["state"].as_str().unwrap(),
+                e["reason"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            ("suppressed", "no reporter address (anonymous)"),
+            ("suppressed", "null sender"),
+            ("sent", ""),
+            ("sent", ""),
+            ("suppressed", "rate limit: receipts_per_address_per_day"),
+        ],
+        "the unflagged mail has no entry at all"
+    );
+    let sent_to_sink = wait_for("two at the sink", || {
+        let m = sink.messages();
+        (m.len() == 2).then_some(m)
+    });
+    assert!(
+        sent_to_sink
+            .iter()
+            .all(|m| m["rcpt_to"] == serde_json::json!(["bob@finder.example"]))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_relay_is_retried_then_marked_failed_and_the_outbox_persists() {
+    let closed_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut mx = Server::start(Opts {
+        intake: INTAKE_ON,
+        extra: format!(
+            "[outbound]\nrelay = \"127.0.0.1:{closed_port}\"\nretry_base = 1\nmax_attempts = 2\n"
+        ),
+        ..Opts::default()
+    });
+    deliver_from(
+        &mx,
+        "alice@researcher.example",
+        "security@netcompany.example",
+        &fixture("en-netcompany-xss.eml"),
+    )
+    .await;
+    let first = wait_for("a failed attempt", || {
+        let e = outbox(&mx);
+        (e.len() == 1 && e[0]["attempts"].as_i64().unwrap() >= 1).then_some(e)
+    });
+    assert!(
+        first[0]["reason"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("connect"),
+        "{first:?}"
+    );
+    let failed = wait_for("failed after max_attempts", || {
+        let e = outbox(&mx);
+        (e[0]["state"] == "failed").then_some(e)
+    });
+    assert_eq!(failed[0]["attempts"], 2);
+    mx.kill9();
+    mx.restart();
+    let after = outbox(&mx);
+    assert_eq!(after[0]["state"], "failed");
+    assert_eq!(after[0]["to_address"], "alice@researcher.example");
+}
