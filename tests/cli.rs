@@ -49,7 +49,7 @@ fn invalid_values_are_refused_with_the_key() {
 fn an_unsupported_store_url_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
-        "data_dir = {:?}\n[store]\nurl = \"postgres://localhost/dmx\"\n",
+        "data_dir = {:?}\n[store]\nurl = \"mysql://localhost/dmx\"\n",
         dir.path().join("data")
     );
     let (ok, _, err) = run(dir.path(), &config, &["messages", "list"]);

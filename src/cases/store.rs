@@ -4,7 +4,8 @@
 use super::{CaseKind, CaseState, CloseReason};
 use crate::intake::report::{ReportFields, Suggestion};
 use serde::Serialize;
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::Row;
+use sqlx::{AnyConnection, AnyPool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaseError {
@@ -63,19 +64,20 @@ fn year_of(unix: i64) -> i16 {
 
 /// Inserts the case with a fresh reference (`PREFIX-YEAR-NNNN`, per
 /// organisation and year) inside the caller's transaction.
-pub async fn insert(
-    conn: &mut SqliteConnection,
-    c: &NewCase,
-) -> Result<(i64, String), sqlx::Error> {
+pub async fn insert(conn: &mut AnyConnection, c: &NewCase) -> Result<(i64, String), sqlx::Error> {
     let year = year_of(c.received_at);
-    let like = format!("{}-{year}-%", c.reference_prefix);
-    let (count,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM cases WHERE org = ? AND reference LIKE ?")
-            .bind(&c.org)
-            .bind(&like)
-            .fetch_one(&mut *conn)
-            .await?;
-    let reference = format!("{}-{year}-{:04}", c.reference_prefix, count + 1);
+    // A counter row per organisation and year: the upsert takes its row
+    // lock, so concurrent workers (PostgreSQL) number cases without gaps
+    // or clashes.
+    let (n,): (i64,) = sqlx::query_as(
+        "INSERT INTO case_counters (org, year, n) VALUES ($1, $2, 1)
+         ON CONFLICT (org, year) DO UPDATE SET n = case_counters.n + 1 RETURNING n",
+    )
+    .bind(&c.org)
+    .bind(i64::from(year))
+    .fetch_one(&mut *conn)
+    .await?;
+    let reference = format!("{}-{year}-{n:04}", c.reference_prefix);
     let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
     let f = &c.fields;
     let id = sqlx::query(
@@ -83,7 +85,7 @@ pub async fn insert(
              channel, contact, description, steps, impact, mitigation, language, cve_ids, cwe_ids,
              cvss_vector, cvss_score, cvss_severity, tls_version, tls_cipher, authentication_results,
              message_id, received_at, acknowledge_by, feedback_by, updated_at)
-         VALUES (?, ?, ?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, 'new', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) RETURNING id",
     )
     .bind(&c.org)
     .bind(&reference)
@@ -91,7 +93,7 @@ pub async fn insert(
     .bind(&c.subject)
     .bind(&c.reporter_name)
     .bind(&c.reporter_address)
-    .bind(c.anonymous)
+    .bind(i64::from(c.anonymous))
     .bind(&f.channel)
     .bind(&f.contact)
     .bind(&f.description)
@@ -112,19 +114,19 @@ pub async fn insert(
     .bind(c.acknowledge_by)
     .bind(c.feedback_by)
     .bind(c.received_at)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?
-    .last_insert_rowid();
+    .try_get::<i64, _>("id")?;
     for a in &f.assets {
-        sqlx::query("INSERT INTO case_assets (case_id, value, in_scope) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO case_assets (case_id, value, in_scope) VALUES ($1, $2, $3)")
             .bind(id)
             .bind(&a.value)
-            .bind(a.in_scope)
+            .bind(i64::from(a.in_scope))
             .execute(&mut *conn)
             .await?;
     }
     for s in &c.suggestions {
-        sqlx::query("INSERT INTO case_suggestions (case_id, kind, name, label, matched) VALUES (?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO case_suggestions (case_id, kind, name, label, matched) VALUES ($1, $2, $3, $4, $5)")
             .bind(id)
             .bind(&s.kind)
             .bind(&s.name)
@@ -136,7 +138,7 @@ pub async fn insert(
     for e in &c.evidence {
         sqlx::query(
             "INSERT INTO case_evidence (case_id, kind, name, declared_type, sniffed_type, size, forwarded, data)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(id)
         .bind(if e.screenshot { "screenshot" } else { "attachment" })
@@ -144,7 +146,7 @@ pub async fn insert(
         .bind(&e.declared_type)
         .bind(&e.sniffed_type)
         .bind(e.data.len() as i64)
-        .bind(e.forwarded)
+        .bind(i64::from(e.forwarded))
         .bind(&e.data)
         .execute(&mut *conn)
         .await?;
@@ -167,7 +169,7 @@ pub async fn insert(
 }
 
 pub async fn add_event(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     case_id: i64,
     at: i64,
     kind: &str,
@@ -175,7 +177,7 @@ pub async fn add_event(
     detail: &str,
     message_row: Option<i64>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO case_events (case_id, at, kind, actor, detail, message_id) VALUES (?, ?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO case_events (case_id, at, kind, actor, detail, message_id) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(case_id)
         .bind(at)
         .bind(kind)
@@ -184,7 +186,7 @@ pub async fn add_event(
         .bind(message_row)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("UPDATE cases SET updated_at = ? WHERE id = ?")
+    sqlx::query("UPDATE cases SET updated_at = $1 WHERE id = $2")
         .bind(at)
         .bind(case_id)
         .execute(&mut *conn)
@@ -194,12 +196,12 @@ pub async fn add_event(
 
 /// The case id for a reference within one organisation.
 pub async fn find(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     org: &str,
     reference: &str,
 ) -> Result<Option<i64>, sqlx::Error> {
     let row: Option<(i64,)> =
-        sqlx::query_as("SELECT id FROM cases WHERE org = ? AND reference = ?")
+        sqlx::query_as("SELECT id FROM cases WHERE org = $1 AND reference = $2")
             .bind(org)
             .bind(reference)
             .fetch_optional(&mut *conn)
@@ -241,14 +243,14 @@ fn overdue(
 }
 
 pub async fn list(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     filter: &Filter,
     now: i64,
 ) -> Result<Vec<CaseSummary>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT reference, org, kind, state, subject, received_at, acknowledge_by, feedback_by,
-                feedback_paused_at IS NOT NULL AS paused
-         FROM cases WHERE (?1 IS NULL OR org = ?1) AND (?2 IS NULL OR state = ?2) ORDER BY id",
+                feedback_paused_at
+         FROM cases WHERE ($1 IS NULL OR org = $1) AND ($2 IS NULL OR state = $2) ORDER BY id",
     )
     .bind(&filter.org)
     .bind(&filter.state)
@@ -266,7 +268,7 @@ pub async fn list(
             acknowledged,
             ack_by,
             feedback_by,
-            r.try_get("paused")?,
+            r.try_get::<Option<i64>, _>("feedback_paused_at")?.is_some(),
             now,
         );
         if filter.overdue && !is_overdue {
@@ -344,8 +346,8 @@ pub struct CaseDetail {
     pub timeline: Vec<Event>,
 }
 
-pub async fn show(pool: &SqlitePool, reference: &str, now: i64) -> Result<CaseDetail, CaseError> {
-    let row = sqlx::query("SELECT * FROM cases WHERE reference = ?")
+pub async fn show(pool: &AnyPool, reference: &str, now: i64) -> Result<CaseDetail, CaseError> {
+    let row = sqlx::query("SELECT * FROM cases WHERE reference = $1")
         .bind(reference)
         .fetch_optional(pool)
         .await?
@@ -357,7 +359,7 @@ pub async fn show(pool: &SqlitePool, reference: &str, now: i64) -> Result<CaseDe
     let feedback_by: i64 = row.try_get("feedback_by")?;
     let list = |s: String| serde_json::from_str::<Vec<String>>(&s).unwrap_or_default();
     let assets =
-        sqlx::query("SELECT value, in_scope FROM case_assets WHERE case_id = ? ORDER BY rowid")
+        sqlx::query("SELECT value, in_scope FROM case_assets WHERE case_id = $1 ORDER BY rowid")
             .bind(id)
             .fetch_all(pool)
             .await?
@@ -365,12 +367,12 @@ pub async fn show(pool: &SqlitePool, reference: &str, now: i64) -> Result<CaseDe
             .map(|r| {
                 Ok(AssetRow {
                     value: r.try_get("value")?,
-                    in_scope: r.try_get("in_scope")?,
+                    in_scope: r.try_get::<i64, _>("in_scope")? != 0,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?;
     let suggestions = sqlx::query(
-        "SELECT kind, name, label, matched FROM case_suggestions WHERE case_id = ? ORDER BY rowid",
+        "SELECT kind, name, label, matched FROM case_suggestions WHERE case_id = $1 ORDER BY rowid",
     )
     .bind(id)
     .fetch_all(pool)
@@ -386,7 +388,7 @@ pub async fn show(pool: &SqlitePool, reference: &str, now: i64) -> Result<CaseDe
     })
     .collect::<Result<_, sqlx::Error>>()?;
     let evidence = sqlx::query(
-        "SELECT id, kind, name, declared_type, sniffed_type, size, forwarded FROM case_evidence WHERE case_id = ? ORDER BY id",
+        "SELECT id, kind, name, declared_type, sniffed_type, size, forwarded FROM case_evidence WHERE case_id = $1 ORDER BY id",
     )
     .bind(id)
     .fetch_all(pool)
@@ -400,12 +402,12 @@ pub async fn show(pool: &SqlitePool, reference: &str, now: i64) -> Result<CaseDe
             declared_type: r.try_get("declared_type")?,
             sniffed_type: r.try_get("sniffed_type")?,
             size: r.try_get("size")?,
-            forwarded: r.try_get("forwarded")?,
+            forwarded: r.try_get::<i64, _>("forwarded")? != 0,
         })
     })
     .collect::<Result<_, sqlx::Error>>()?;
     let timeline: Vec<Event> = sqlx::query(
-        "SELECT at, kind, actor, detail FROM case_events WHERE case_id = ? ORDER BY id",
+        "SELECT at, kind, actor, detail FROM case_events WHERE case_id = $1 ORDER BY id",
     )
     .bind(id)
     .fetch_all(pool)
@@ -443,7 +445,7 @@ pub async fn show(pool: &SqlitePool, reference: &str, now: i64) -> Result<CaseDe
         close_reason: row.try_get("close_reason")?,
         reporter_name: row.try_get("reporter_name")?,
         reporter_address: row.try_get("reporter_address")?,
-        anonymous: row.try_get("anonymous")?,
+        anonymous: row.try_get::<i64, _>("anonymous")? != 0,
         channel: row.try_get("channel")?,
         contact: row.try_get("contact")?,
         description: row.try_get("description")?,
@@ -473,16 +475,17 @@ pub async fn show(pool: &SqlitePool, reference: &str, now: i64) -> Result<CaseDe
 /// "needs information" pauses the feedback clock; leaving it moves the
 /// feedback deadline on by the time it was paused.
 pub async fn transition(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     reference: &str,
     next: CaseState,
     reason: Option<&str>,
     actor: &str,
     now: i64,
 ) -> Result<(), CaseError> {
-    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+    let begin = begin_write(conn);
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
     let row: Option<(i64, String, String, Option<i64>, i64)> = sqlx::query_as(
-        "SELECT id, org, state, feedback_paused_at, feedback_by FROM cases WHERE reference = ?",
+        "SELECT id, org, state, feedback_paused_at, feedback_by FROM cases WHERE reference = $1",
     )
     .bind(reference)
     .fetch_optional(&mut *tx)
@@ -512,7 +515,7 @@ pub async fn transition(
         (CaseState::NeedsInformation, _, Some(p)) => (None, feedback_by + (now - p).max(0)),
         (_, _, p) => (p, feedback_by),
     };
-    sqlx::query("UPDATE cases SET state = ?, close_reason = ?, feedback_paused_at = ?, feedback_by = ? WHERE id = ?")
+    sqlx::query("UPDATE cases SET state = $1, close_reason = $2, feedback_paused_at = $3, feedback_by = $4 WHERE id = $5")
         .bind(next.as_str())
         .bind(&close_reason)
         .bind(paused_at)
@@ -531,14 +534,15 @@ pub async fn transition(
 
 /// An internal note on the timeline.
 pub async fn note(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     reference: &str,
     text: &str,
     actor: &str,
     now: i64,
 ) -> Result<(), CaseError> {
-    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
-    let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM cases WHERE reference = ?")
+    let begin = begin_write(conn);
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
+    let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM cases WHERE reference = $1")
         .bind(reference)
         .fetch_optional(&mut *tx)
         .await?;
@@ -552,15 +556,16 @@ pub async fn note(
 /// `notify_by` (GDPR art. 33: 72 hours from awareness). Flagging twice
 /// keeps the first deadline.
 pub async fn flag_breach(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     reference: &str,
     notify_by: i64,
     actor: &str,
     now: i64,
 ) -> Result<i64, CaseError> {
-    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+    let begin = begin_write(conn);
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
     let row: Option<(i64, Option<i64>)> =
-        sqlx::query_as("SELECT id, breach_notify_by FROM cases WHERE reference = ?")
+        sqlx::query_as("SELECT id, breach_notify_by FROM cases WHERE reference = $1")
             .bind(reference)
             .fetch_optional(&mut *tx)
             .await?;
@@ -568,7 +573,7 @@ pub async fn flag_breach(
     if let Some(due) = existing {
         return Ok(due);
     }
-    sqlx::query("UPDATE cases SET breach_notify_by = ? WHERE id = ?")
+    sqlx::query("UPDATE cases SET breach_notify_by = $1 WHERE id = $2")
         .bind(notify_by)
         .bind(id)
         .execute(&mut *tx)
@@ -588,11 +593,21 @@ pub async fn flag_breach(
 }
 
 /// The organisation a case belongs to.
-pub async fn org_of(pool: &SqlitePool, reference: &str) -> Result<String, CaseError> {
-    let row: Option<(String,)> = sqlx::query_as("SELECT org FROM cases WHERE reference = ?")
+pub async fn org_of(pool: &AnyPool, reference: &str) -> Result<String, CaseError> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT org FROM cases WHERE reference = $1")
         .bind(reference)
         .fetch_optional(pool)
         .await?;
     row.map(|r| r.0)
         .ok_or_else(|| CaseError::NotFound(reference.to_owned()))
+}
+
+/// `BEGIN IMMEDIATE` on SQLite (take the write lock up front, so a read
+/// never has to be upgraded), plain `BEGIN` on PostgreSQL.
+pub fn begin_write(conn: &AnyConnection) -> &'static str {
+    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+        "BEGIN IMMEDIATE"
+    } else {
+        "BEGIN"
+    }
 }

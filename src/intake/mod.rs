@@ -19,7 +19,7 @@ use crate::outbound::{self, OutboundConfig};
 use crate::policy::{Policy, PolicySet};
 use crate::store::Store;
 use mime::{Mail, MimeLimits};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
@@ -43,8 +43,8 @@ pub enum Filed {
 /// How a message relates to the organisation's cases.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Classification {
-    /// Names an existing case: append to it.
-    Reply(String),
+    /// Names an existing case (reference, id): append to it.
+    Reply(String, i64),
     Flagged,
     Unflagged,
 }
@@ -139,12 +139,52 @@ impl Intake {
     }
 
     /// Files pending messages until none is left; returns what each became.
-    pub async fn drain(&self, conn: &mut SqliteConnection) -> Result<Vec<Filed>, IntakeError> {
+    pub async fn drain(&self, conn: &mut AnyConnection) -> Result<Vec<Filed>, IntakeError> {
         let mut out = Vec::new();
-        while let Some(pending) = next_pending(conn).await? {
-            out.push(self.file(conn, pending).await?);
+        while let Some(filed) = self.file_next(conn).await? {
+            out.push(filed);
         }
         Ok(out)
+    }
+
+    /// Files the oldest pending message, if any.
+    ///
+    /// PostgreSQL, where several receivers may share the database: the
+    /// message is claimed `FOR UPDATE SKIP LOCKED` inside the filing
+    /// transaction, so each worker takes a different one and none waits.
+    /// SQLite, one node: it is read and parsed first, so the write lock is
+    /// held only for the short filing transaction; filing re-checks that the
+    /// message is still pending, so it can never be filed twice.
+    async fn file_next(&self, conn: &mut AnyConnection) -> Result<Option<Filed>, IntakeError> {
+        let begin = case_store::begin_write(conn);
+        let filed = if begin == "BEGIN" {
+            let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
+            let Some(p) = next_pending(&mut tx, " FOR UPDATE SKIP LOCKED").await? else {
+                tx.commit().await?;
+                return Ok(None);
+            };
+            let parsed = self.parse(&p).await;
+            let filed = self.record(&mut tx, &p, parsed).await?;
+            tx.commit().await?;
+            filed
+        } else {
+            let Some(p) = next_pending(conn, "").await? else {
+                return Ok(None);
+            };
+            let parsed = self.parse(&p).await;
+            let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
+            let filed = self.record(&mut tx, &p, parsed).await?;
+            tx.commit().await?;
+            filed
+        };
+        match &filed {
+            Filed::NewCase { reference, kind } => {
+                info!(%reference, kind = kind.as_str(), "case opened")
+            }
+            Filed::Correspondence { reference } => info!(%reference, "correspondence filed"),
+            Filed::Quarantined { reason } => warn!(reason, "message quarantined"),
+        }
+        Ok(Some(filed))
     }
 
     /// Runs until `stop` fires: drains, then waits for `wake` or `every`.
@@ -173,76 +213,67 @@ impl Intake {
         }
     }
 
-    async fn file(&self, conn: &mut SqliteConnection, p: Pending) -> Result<Filed, IntakeError> {
+    /// Parses off the async runtime: hostile MIME is CPU work and may panic
+    /// inside the parser; the panic is caught and becomes a reason.
+    async fn parse(&self, p: &Pending) -> Result<Mail, String> {
         let limits = self.limits.clone();
         let raw = p.raw.clone();
-        // Parsing hostile MIME is CPU work and may panic inside the parser:
-        // off the runtime, with the panic caught and turned into a reason.
-        let parsed = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             std::panic::catch_unwind(|| mime::parse(&raw, &limits))
                 .map_err(|_| "the MIME parser panicked".to_owned())
         })
         .await
         .map_err(|e| format!("intake task failed: {e}"))
         .and_then(|r| r)
-        .and_then(|r| r.map_err(|e| e.to_string()));
+        .and_then(|r| r.map_err(|e| e.to_string()))
+    }
+
+    /// Files one message inside the caller's transaction.
+    async fn record(
+        &self,
+        tx: &mut AnyConnection,
+        p: &Pending,
+        parsed: Result<Mail, String>,
+    ) -> Result<Filed, IntakeError> {
         let Some(policy) = p.rcpt_to.iter().find_map(|r| self.policies.for_address(r)) else {
-            return quarantine(conn, p.id, "no policy owns any recipient").await;
+            return quarantine(tx, p.id, "no policy owns any recipient").await;
         };
         let mail = match parsed {
             Ok(mail) => mail,
-            Err(reason) => return quarantine(conn, p.id, &reason).await,
+            Err(reason) => return quarantine(tx, p.id, &reason).await,
         };
-        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
-        let classification = classify(&mut tx, policy, &mail).await?;
-        let filed = match classification {
-            Classification::Reply(reference) => {
-                if let Some(case_id) = case_store::find(&mut tx, &policy.id, &reference).await? {
-                    let detail = format!("correspondence received: {}", mail.subject);
-                    case_store::add_event(
-                        &mut tx,
-                        case_id,
-                        p.received_at,
-                        "correspondence",
-                        "intake",
-                        &detail,
-                        Some(p.id),
-                    )
-                    .await?;
-                    mark_filed(&mut tx, p.id, case_id).await?;
-                    Filed::Correspondence { reference }
-                } else {
-                    drop(tx);
-                    return quarantine(conn, p.id, "reply to an unknown case").await;
-                }
+        match classify(tx, policy, &mail).await? {
+            Classification::Reply(reference, case_id) => {
+                let detail = format!("correspondence received: {}", mail.subject);
+                case_store::add_event(
+                    tx,
+                    case_id,
+                    p.received_at,
+                    "correspondence",
+                    "intake",
+                    &detail,
+                    Some(p.id),
+                )
+                .await?;
+                mark_filed(tx, p.id, case_id).await?;
+                Ok(Filed::Correspondence { reference })
             }
-            Classification::Flagged | Classification::Unflagged => {
+            classification => {
                 let kind = if classification == Classification::Flagged {
                     CaseKind::Disclosure
                 } else {
                     CaseKind::Unflagged
                 };
-                let new = new_case(policy, kind, &mail, &p);
-                let (case_id, reference) = case_store::insert(&mut tx, &new).await?;
+                let new = new_case(policy, kind, &mail, p);
+                let (case_id, reference) = case_store::insert(tx, &new).await?;
                 if kind == CaseKind::Disclosure {
-                    self.queue_receipt(&mut tx, policy, case_id, &reference, &mail, &new, &p)
+                    self.queue_receipt(tx, policy, case_id, &reference, &mail, &new, p)
                         .await?;
                 }
-                mark_filed(&mut tx, p.id, case_id).await?;
-                Filed::NewCase { reference, kind }
+                mark_filed(tx, p.id, case_id).await?;
+                Ok(Filed::NewCase { reference, kind })
             }
-        };
-        tx.commit().await?;
-        match &filed {
-            Filed::NewCase { reference, kind } => {
-                info!(message = p.id, %reference, kind = kind.as_str(), "case opened")
-            }
-            Filed::Correspondence { reference } => {
-                info!(message = p.id, %reference, "correspondence filed")
-            }
-            Filed::Quarantined { .. } => {}
         }
-        Ok(filed)
     }
 }
 
@@ -253,7 +284,7 @@ impl Intake {
     #[allow(clippy::too_many_arguments)]
     async fn queue_receipt(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         policy: &Policy,
         case_id: i64,
         reference: &str,
@@ -288,7 +319,7 @@ impl Intake {
 }
 
 async fn classify(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     policy: &Policy,
     mail: &Mail,
 ) -> Result<Classification, sqlx::Error> {
@@ -297,11 +328,8 @@ async fn classify(
         candidates.extend(references_in(policy, id));
     }
     for reference in candidates {
-        if case_store::find(conn, &policy.id, &reference)
-            .await?
-            .is_some()
-        {
-            return Ok(Classification::Reply(reference));
+        if let Some(id) = case_store::find(conn, &policy.id, &reference).await? {
+            return Ok(Classification::Reply(reference, id));
         }
     }
     Ok(if is_flagged(policy, &mail.subject) {
@@ -362,14 +390,18 @@ fn new_case(policy: &Policy, kind: CaseKind, mail: &Mail, p: &Pending) -> NewCas
     }
 }
 
-async fn next_pending(conn: &mut SqliteConnection) -> Result<Option<Pending>, sqlx::Error> {
+async fn next_pending(
+    conn: &mut AnyConnection,
+    lock: &'static str,
+) -> Result<Option<Pending>, sqlx::Error> {
     use sqlx::Row;
-    let row = sqlx::query(
+    let sql = format!(
         "SELECT id, mail_from, raw, received_at, rcpt_to, tls_version, tls_cipher FROM messages
-         WHERE state = 'pending' ORDER BY id LIMIT 1",
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
+         WHERE state = 'pending' ORDER BY id LIMIT 1{lock}"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_optional(&mut *conn)
+        .await?;
     let Some(r) = row else { return Ok(None) };
     let rcpt: String = r.try_get("rcpt_to")?;
     Ok(Some(Pending {
@@ -384,12 +416,12 @@ async fn next_pending(conn: &mut SqliteConnection) -> Result<Option<Pending>, sq
 }
 
 async fn mark_filed(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     message: i64,
     case_id: i64,
 ) -> Result<(), sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE messages SET state = 'filed', case_id = ? WHERE id = ? AND state = 'pending'",
+        "UPDATE messages SET state = 'filed', case_id = $1 WHERE id = $2 AND state = 'pending'",
     )
     .bind(case_id)
     .bind(message)
@@ -403,16 +435,15 @@ async fn mark_filed(
 }
 
 async fn quarantine(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     message: i64,
     reason: &str,
 ) -> Result<Filed, IntakeError> {
-    sqlx::query("UPDATE messages SET state = 'quarantined', quarantine_reason = ? WHERE id = ? AND state = 'pending'")
+    sqlx::query("UPDATE messages SET state = 'quarantined', quarantine_reason = $1 WHERE id = $2 AND state = 'pending'")
         .bind(reason)
         .bind(message)
         .execute(&mut *conn)
         .await?;
-    warn!(message, reason, "message quarantined");
     Ok(Filed::Quarantined {
         reason: reason.to_owned(),
     })

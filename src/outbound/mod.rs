@@ -18,7 +18,8 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::Row;
+use sqlx::{AnyConnection, AnyPool};
 use std::path::PathBuf;
 use std::time::Duration;
 use tracing::{info, warn};
@@ -128,7 +129,7 @@ pub fn compose(
 /// suppressed entry saying why not.
 #[allow(clippy::too_many_arguments)]
 pub async fn enqueue_receipt(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     config: &OutboundConfig,
     case_id: i64,
     to: &str,
@@ -139,7 +140,7 @@ pub async fn enqueue_receipt(
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     let (recent,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM outbox WHERE to_address = ? AND created_at > ? AND state != 'suppressed'",
+        "SELECT COUNT(*) FROM outbox WHERE to_address = $1 AND created_at > $2 AND state != 'suppressed'",
     )
     .bind(to.to_ascii_lowercase())
     .bind(now - 86_400)
@@ -149,7 +150,7 @@ pub async fn enqueue_receipt(
     sqlx::query(
         "INSERT INTO outbox (case_id, kind, to_address, subject, body, message_id, in_reply_to, state, reason,
              next_attempt_at, created_at)
-         VALUES (?, 'receipt', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, 'receipt', $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(case_id)
     .bind(to.to_ascii_lowercase())
@@ -168,7 +169,7 @@ pub async fn enqueue_receipt(
 
 /// Records a receipt that will not be sent, and why.
 pub async fn record_suppressed(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     case_id: i64,
     to: Option<&str>,
     reason: &str,
@@ -176,7 +177,7 @@ pub async fn record_suppressed(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO outbox (case_id, kind, to_address, subject, body, message_id, state, reason, next_attempt_at, created_at)
-         VALUES (?, 'receipt', ?, '', '', '', 'suppressed', ?, ?, ?)",
+         VALUES ($1, 'receipt', $2, '', '', '', 'suppressed', $3, $4, $5)",
     )
     .bind(case_id)
     .bind(to.unwrap_or(""))
@@ -204,7 +205,7 @@ pub struct OutboxEntry {
     pub sent_at: Option<i64>,
 }
 
-pub async fn list(pool: &SqlitePool) -> Result<Vec<OutboxEntry>, sqlx::Error> {
+pub async fn list(pool: &AnyPool) -> Result<Vec<OutboxEntry>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT id, case_id, kind, to_address, subject, message_id, state, reason, attempts, next_attempt_at, sent_at
          FROM outbox ORDER BY id",
@@ -291,14 +292,14 @@ impl Sender {
     /// Sends what is due; returns how many were sent.
     pub async fn send_due(
         &mut self,
-        pool: &SqlitePool,
+        pool: &AnyPool,
         policies: &crate::policy::PolicySet,
         now: i64,
     ) -> Result<usize, OutboundError> {
         let rows = sqlx::query(
             "SELECT o.id, o.case_id, o.to_address, o.subject, o.body, o.message_id, o.in_reply_to, o.attempts, c.org
              FROM outbox o JOIN cases c ON c.id = o.case_id
-             WHERE o.state = 'pending' AND o.next_attempt_at <= ? ORDER BY o.id LIMIT 20",
+             WHERE o.state = 'pending' AND o.next_attempt_at <= $1 ORDER BY o.id LIMIT 20",
         )
         .bind(now)
         .fetch_all(pool)
@@ -341,7 +342,7 @@ impl Sender {
             };
             match result {
                 Ok(()) => {
-                    sqlx::query("UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1, reason = NULL WHERE id = ?")
+                    sqlx::query("UPDATE outbox SET state = 'sent', sent_at = $1, attempts = attempts + 1, reason = NULL WHERE id = $2")
                         .bind(now)
                         .bind(id)
                         .execute(pool)
@@ -354,7 +355,7 @@ impl Sender {
                     let failed = attempts >= i64::from(self.config.max_attempts);
                     let delay =
                         (self.config.retry_base.max(1) << attempts.min(16)).min(6 * 3600) as i64;
-                    sqlx::query("UPDATE outbox SET state = ?, attempts = ?, next_attempt_at = ?, reason = ? WHERE id = ?")
+                    sqlx::query("UPDATE outbox SET state = $1, attempts = $2, next_attempt_at = $3, reason = $4 WHERE id = $5")
                         .bind(if failed { "failed" } else { "pending" })
                         .bind(attempts)
                         .bind(now + delay)
@@ -413,7 +414,7 @@ impl Sender {
     /// Runs until `stop` fires, sending every `every` and when woken.
     pub async fn run(
         mut self,
-        pool: SqlitePool,
+        pool: AnyPool,
         policies: std::sync::Arc<crate::policy::PolicySet>,
         wake: std::sync::Arc<tokio::sync::Notify>,
         mut stop: tokio::sync::watch::Receiver<bool>,

@@ -1,9 +1,9 @@
 //! Durable storage of received messages.
 //!
 //! `Store::commit` returns only once the message and its envelope are in a
-//! committed SQLite transaction with `synchronous=FULL` in WAL mode, so the
-//! 250 that follows it is a promise the disk keeps across `kill -9` and power
-//! loss. Commits from many sessions are batched by one writer task (group
+//! committed transaction — SQLite with `synchronous=FULL` in WAL mode, or
+//! PostgreSQL with its default synchronous commit — so the 250 that follows
+//! it is a promise the disk keeps across `kill -9` and power loss. Commits from many sessions are batched by one writer task (group
 //! commit): one fsync covers every message that arrived while the previous
 //! one was running, so sessions do not queue behind each other's fsyncs.
 //!
@@ -12,16 +12,16 @@
 //! it, and the transaction leaves nothing behind.
 
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
+use sqlx::any::AnyPoolOptions;
+pub use sqlx::{AnyConnection, AnyPool};
+use sqlx::{Connection, Row};
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("store URL {0:?} is not supported: use sqlite:PATH (PostgreSQL arrives with intake)")]
+    #[error("store URL {0:?} is not supported: use sqlite:PATH or postgres://...")]
     UnsupportedUrl(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -64,176 +64,124 @@ pub struct MessageSummary {
     pub quarantine_reason: Option<String>,
 }
 
-/// Schema migrations, applied in order; `PRAGMA user_version` records how
-/// many ran. Never edit a shipped step: add one.
-const MIGRATIONS: &[&str] = &[
-    // 1: the receiver's message store.
-    "CREATE TABLE IF NOT EXISTS messages (
-        id          INTEGER PRIMARY KEY,
-        queue_id    TEXT    NOT NULL UNIQUE,
-        received_at INTEGER NOT NULL,
-        session_id  TEXT    NOT NULL,
-        peer        TEXT    NOT NULL,
-        helo        TEXT    NOT NULL,
-        tls_version TEXT,
-        tls_cipher  TEXT,
-        mail_from   TEXT    NOT NULL,
-        rcpt_to     TEXT    NOT NULL,
-        size        INTEGER NOT NULL,
-        raw         BLOB    NOT NULL,
-        state       TEXT    NOT NULL DEFAULT 'pending'
-                    CHECK (state IN ('pending', 'filed', 'quarantined'))
-    );
-    CREATE INDEX IF NOT EXISTS messages_by_state ON messages (state, id);",
-    // 2: cases, filed by intake.
-    "ALTER TABLE messages ADD COLUMN quarantine_reason TEXT;
-    ALTER TABLE messages ADD COLUMN case_id INTEGER;
-    CREATE TABLE cases (
-        id                  INTEGER PRIMARY KEY,
-        org                 TEXT    NOT NULL,
-        reference           TEXT    NOT NULL UNIQUE,
-        kind                TEXT    NOT NULL CHECK (kind IN ('disclosure', 'unflagged')),
-        state               TEXT    NOT NULL,
-        close_reason        TEXT,
-        subject             TEXT    NOT NULL,
-        reporter_name       TEXT,
-        reporter_address    TEXT,
-        anonymous           INTEGER NOT NULL,
-        channel             TEXT,
-        contact             TEXT,
-        description         TEXT,
-        steps               TEXT,
-        impact              TEXT,
-        mitigation          TEXT,
-        language            TEXT,
-        cve_ids             TEXT    NOT NULL,
-        cwe_ids             TEXT    NOT NULL,
-        cvss_vector         TEXT,
-        cvss_score          REAL,
-        cvss_severity       TEXT,
-        tls_version         TEXT,
-        tls_cipher          TEXT,
-        authentication_results TEXT,
-        message_id          TEXT,
-        received_at         INTEGER NOT NULL,
-        acknowledge_by      INTEGER NOT NULL,
-        feedback_by         INTEGER NOT NULL,
-        feedback_paused_at  INTEGER,
-        breach_notify_by    INTEGER,
-        updated_at          INTEGER NOT NULL
-    );
-    CREATE INDEX cases_by_org_state ON cases (org, state);
-    CREATE TABLE case_assets (
-        case_id  INTEGER NOT NULL REFERENCES cases (id),
-        value    TEXT    NOT NULL,
-        in_scope INTEGER NOT NULL
-    );
-    CREATE TABLE case_suggestions (
-        case_id INTEGER NOT NULL REFERENCES cases (id),
-        kind    TEXT    NOT NULL,
-        name    TEXT    NOT NULL,
-        label   TEXT    NOT NULL,
-        matched TEXT    NOT NULL
-    );
-    CREATE TABLE case_evidence (
-        id            INTEGER PRIMARY KEY,
-        case_id       INTEGER NOT NULL REFERENCES cases (id),
-        kind          TEXT    NOT NULL CHECK (kind IN ('screenshot', 'attachment')),
-        name          TEXT,
-        declared_type TEXT    NOT NULL,
-        sniffed_type  TEXT,
-        size          INTEGER NOT NULL,
-        forwarded     INTEGER NOT NULL,
-        data          BLOB    NOT NULL
-    );
-    CREATE TABLE case_events (
-        id         INTEGER PRIMARY KEY,
-        case_id    INTEGER NOT NULL REFERENCES cases (id),
-        at         INTEGER NOT NULL,
-        kind       TEXT    NOT NULL,
-        actor      TEXT    NOT NULL,
-        detail     TEXT    NOT NULL,
-        message_id INTEGER
-    );
-    CREATE INDEX case_events_by_case ON case_events (case_id, id);",
-    // 3: the outbox for receipts.
-    "CREATE TABLE outbox (
-        id              INTEGER PRIMARY KEY,
-        case_id         INTEGER NOT NULL REFERENCES cases (id),
-        kind            TEXT    NOT NULL,
-        to_address      TEXT    NOT NULL,
-        subject         TEXT    NOT NULL,
-        body            TEXT    NOT NULL,
-        message_id      TEXT    NOT NULL,
-        in_reply_to     TEXT,
-        state           TEXT    NOT NULL CHECK (state IN ('pending', 'sent', 'failed', 'suppressed')),
-        reason          TEXT,
-        attempts        INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at INTEGER NOT NULL,
-        created_at      INTEGER NOT NULL,
-        sent_at         INTEGER
-    );
-    CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
-    CREATE INDEX outbox_by_address ON outbox (to_address, created_at);",
-];
+pub mod schema;
 
-async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+/// Which database a store URL names. Behaviour is the same on both; only
+/// locking differs (SQLite: one writer, `BEGIN IMMEDIATE`; PostgreSQL:
+/// row locks, `FOR UPDATE SKIP LOCKED` for work queues).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The statement that opens a transaction that will write.
+    pub fn begin_write(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        }
+    }
+
+    /// The suffix that lets several workers claim queue rows without
+    /// waiting on each other.
+    pub fn skip_locked(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+}
+
+/// Per-connection settings for SQLite. WAL lets readers run beside the
+/// writer; FULL fsyncs the WAL at every commit, so a committed message
+/// survives power loss, not only a process crash.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
+
+/// The database: a pool for reads and short writes, and the means to start
+/// the one group-commit writer.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    url: String,
+    pool: AnyPool,
+}
+
+async fn prepare(conn: &mut AnyConnection, backend: Backend) -> Result<(), sqlx::Error> {
+    if backend == Backend::Sqlite {
+        sqlx::raw_sql(SQLITE_PRAGMAS).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
     let mut conn = pool.acquire().await?;
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    let (done,): (i64,) = sqlx::query_as("PRAGMA user_version")
-        .fetch_one(&mut *tx)
-        .await?;
-    for (i, step) in MIGRATIONS.iter().enumerate().skip(done.max(0) as usize) {
-        sqlx::raw_sql(*step).execute(&mut *tx).await?;
-        // PRAGMA takes no bound parameters; the value is our own counter.
-        let version = i + 1;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "PRAGMA user_version = {version}"
-        )))
+    let mut tx = conn.begin_with(backend.begin_write()).await?;
+    if backend == Backend::Postgres {
+        // Two receivers starting at once must not both migrate.
+        sqlx::query("SELECT pg_advisory_xact_lock(7263)")
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
         .execute(&mut *tx)
         .await?;
+    let (done,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        .fetch_one(&mut *tx)
+        .await?;
+    let steps = match backend {
+        Backend::Sqlite => schema::SQLITE,
+        Backend::Postgres => schema::POSTGRES,
+    };
+    for (i, step) in steps.iter().enumerate().skip(done.max(0) as usize) {
+        sqlx::raw_sql(*step).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
+            .bind(i as i64 + 1)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(())
 }
 
-/// The database: a read pool, and the means to start the one writer.
-#[derive(Clone)]
-pub struct Store {
-    options: SqliteConnectOptions,
-    pool: SqlitePool,
-}
-
 impl Store {
-    /// Opens (creating if needed) the store at `url`. `{data_dir}` in the
-    /// URL is replaced by `data_dir`.
+    /// Opens (creating if needed) the store at `url`: `sqlite:PATH` or
+    /// `postgres://...`. `{data_dir}` in the URL is replaced by `data_dir`.
     pub async fn open(url: &str, data_dir: &Path) -> Result<Store, StoreError> {
-        let url = url.replace("{data_dir}", &data_dir.to_string_lossy());
-        if !url.starts_with("sqlite:") {
+        sqlx::any::install_default_drivers();
+        let mut url = url.replace("{data_dir}", &data_dir.to_string_lossy());
+        let backend = if url.starts_with("sqlite:") {
+            if !url.contains('?') {
+                url.push_str("?mode=rwc");
+            }
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
             return Err(StoreError::UnsupportedUrl(url));
-        }
-        let options = SqliteConnectOptions::from_str(&url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: the WAL is fsynced at every commit, so a committed
-            // message survives power loss, not only a process crash.
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.clone())
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| Box::pin(async move { prepare(conn, backend).await }))
+            .connect(&url)
             .await?;
-        migrate(&pool).await?;
-        Ok(Store { options, pool })
+        migrate(&pool, backend).await?;
+        Ok(Store { backend, url, pool })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Starts the group-commit writer. `max_batch` messages at most share
     /// one transaction; 1 turns batching off.
     pub async fn writer(&self, max_batch: usize) -> Result<(Writer, WriterTask), StoreError> {
-        let conn = SqliteConnection::connect_with(&self.options).await?;
+        let conn = self.connection().await?;
         // Room for every session to have a message waiting.
         let (tx, rx) = mpsc::channel(1024);
-        let task = tokio::spawn(run_writer(conn, rx, max_batch.max(1)));
+        let task = tokio::spawn(run_writer(conn, self.backend, rx, max_batch.max(1)));
         Ok((Writer { tx }, WriterTask(task)))
     }
 
@@ -242,7 +190,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT queue_id, received_at, peer, helo, tls_version, tls_cipher, mail_from, rcpt_to, size, state,
                     quarantine_reason
-             FROM messages WHERE (?1 IS NULL OR state = ?1) ORDER BY id",
+             FROM messages WHERE ($1 IS NULL OR state = $1) ORDER BY id",
         )
         .bind(state)
         .fetch_all(&self.pool)
@@ -269,15 +217,16 @@ impl Store {
             .collect()
     }
 
-    /// The read/write pool, for the case functions and intake.
-    pub fn pool(&self) -> &SqlitePool {
+    /// The shared pool, for the case functions and intake.
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
-    /// A dedicated connection (intake's worker uses one for its
-    /// `BEGIN IMMEDIATE` filing transactions).
-    pub async fn connection(&self) -> Result<SqliteConnection, StoreError> {
-        Ok(SqliteConnection::connect_with(&self.options).await?)
+    /// A dedicated connection, prepared like the pool's.
+    pub async fn connection(&self) -> Result<AnyConnection, StoreError> {
+        let mut conn = AnyConnection::connect(&self.url).await?;
+        prepare(&mut conn, self.backend).await?;
+        Ok(conn)
     }
 
     pub async fn close(&self) {
@@ -320,10 +269,15 @@ impl WriterTask {
     }
 }
 
-async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+async fn run_writer(
+    mut conn: AnyConnection,
+    backend: Backend,
+    mut rx: mpsc::Receiver<Job>,
+    max_batch: usize,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
-        let result = commit_batch(&mut conn, &batch).await.map_err(|e| {
+        let result = commit_batch(&mut conn, backend, &batch).await.map_err(|e| {
             tracing::error!(error = %e, messages = batch.len(), "store commit failed");
             e.to_string()
         });
@@ -335,15 +289,19 @@ async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, max
     let _ = conn.close().await;
 }
 
-async fn commit_batch(conn: &mut SqliteConnection, batch: &[Job]) -> Result<(), sqlx::Error> {
-    let mut tx = conn.begin().await?;
+async fn commit_batch(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    batch: &[Job],
+) -> Result<(), sqlx::Error> {
+    let mut tx = conn.begin_with(backend.begin_write()).await?;
     for (message, _) in batch {
         let m = &message.envelope;
         let rcpt = serde_json::to_string(&m.rcpt_to).map_err(|e| sqlx::Error::Encode(e.into()))?;
         sqlx::query(
             "INSERT INTO messages (queue_id, received_at, session_id, peer, helo, tls_version,
                  tls_cipher, mail_from, rcpt_to, size, raw)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&m.queue_id)
         .bind(m.received_at)

@@ -1,0 +1,244 @@
+//! Schema migrations, one list per backend, applied in order. The table
+//! `schema_migrations` records which ran. Never edit a shipped step: add
+//! one, to both lists, with the same meaning.
+//!
+//! Booleans are stored as 0/1 integers on both backends so that they read
+//! back the same way through sqlx's `Any` driver.
+
+pub const SQLITE: &[&str] = &[
+    // 1: the receiver's message store.
+    "CREATE TABLE messages (
+        id          INTEGER PRIMARY KEY,
+        queue_id    TEXT    NOT NULL UNIQUE,
+        received_at INTEGER NOT NULL,
+        session_id  TEXT    NOT NULL,
+        peer        TEXT    NOT NULL,
+        helo        TEXT    NOT NULL,
+        tls_version TEXT,
+        tls_cipher  TEXT,
+        mail_from   TEXT    NOT NULL,
+        rcpt_to     TEXT    NOT NULL,
+        size        INTEGER NOT NULL,
+        raw         BLOB    NOT NULL,
+        state       TEXT    NOT NULL DEFAULT 'pending'
+                    CHECK (state IN ('pending', 'filed', 'quarantined'))
+    );
+    CREATE INDEX messages_by_state ON messages (state, id);",
+    // 2: cases, filed by intake.
+    "ALTER TABLE messages ADD COLUMN quarantine_reason TEXT;
+    ALTER TABLE messages ADD COLUMN case_id INTEGER;
+    CREATE TABLE case_counters (
+        org  TEXT    NOT NULL,
+        year INTEGER NOT NULL,
+        n    INTEGER NOT NULL,
+        PRIMARY KEY (org, year)
+    );
+    CREATE TABLE cases (
+        id                  INTEGER PRIMARY KEY,
+        org                 TEXT    NOT NULL,
+        reference           TEXT    NOT NULL UNIQUE,
+        kind                TEXT    NOT NULL CHECK (kind IN ('disclosure', 'unflagged')),
+        state               TEXT    NOT NULL,
+        close_reason        TEXT,
+        subject             TEXT    NOT NULL,
+        reporter_name       TEXT,
+        reporter_address    TEXT,
+        anonymous           INTEGER NOT NULL,
+        channel             TEXT,
+        contact             TEXT,
+        description         TEXT,
+        steps               TEXT,
+        impact              TEXT,
+        mitigation          TEXT,
+        language            TEXT,
+        cve_ids             TEXT    NOT NULL,
+        cwe_ids             TEXT    NOT NULL,
+        cvss_vector         TEXT,
+        cvss_score          REAL,
+        cvss_severity       TEXT,
+        tls_version         TEXT,
+        tls_cipher          TEXT,
+        authentication_results TEXT,
+        message_id          TEXT,
+        received_at         INTEGER NOT NULL,
+        acknowledge_by      INTEGER NOT NULL,
+        feedback_by         INTEGER NOT NULL,
+        feedback_paused_at  INTEGER,
+        breach_notify_by    INTEGER,
+        updated_at          INTEGER NOT NULL
+    );
+    CREATE INDEX cases_by_org_state ON cases (org, state);
+    CREATE TABLE case_assets (
+        id       INTEGER PRIMARY KEY,
+        case_id  INTEGER NOT NULL REFERENCES cases (id),
+        value    TEXT    NOT NULL,
+        in_scope INTEGER NOT NULL
+    );
+    CREATE TABLE case_suggestions (
+        id      INTEGER PRIMARY KEY,
+        case_id INTEGER NOT NULL REFERENCES cases (id),
+        kind    TEXT    NOT NULL,
+        name    TEXT    NOT NULL,
+        label   TEXT    NOT NULL,
+        matched TEXT    NOT NULL
+    );
+    CREATE TABLE case_evidence (
+        id            INTEGER PRIMARY KEY,
+        case_id       INTEGER NOT NULL REFERENCES cases (id),
+        kind          TEXT    NOT NULL CHECK (kind IN ('screenshot', 'attachment')),
+        name          TEXT,
+        declared_type TEXT    NOT NULL,
+        sniffed_type  TEXT,
+        size          INTEGER NOT NULL,
+        forwarded     INTEGER NOT NULL,
+        data          BLOB    NOT NULL
+    );
+    CREATE TABLE case_events (
+        id         INTEGER PRIMARY KEY,
+        case_id    INTEGER NOT NULL REFERENCES cases (id),
+        at         INTEGER NOT NULL,
+        kind       TEXT    NOT NULL,
+        actor      TEXT    NOT NULL,
+        detail     TEXT    NOT NULL,
+        message_id INTEGER
+    );
+    CREATE INDEX case_events_by_case ON case_events (case_id, id);",
+    // 3: the outbox for receipts.
+    "CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY,
+        case_id         INTEGER NOT NULL REFERENCES cases (id),
+        kind            TEXT    NOT NULL,
+        to_address      TEXT    NOT NULL,
+        subject         TEXT    NOT NULL,
+        body            TEXT    NOT NULL,
+        message_id      TEXT    NOT NULL,
+        in_reply_to     TEXT,
+        state           TEXT    NOT NULL CHECK (state IN ('pending', 'sent', 'failed', 'suppressed')),
+        reason          TEXT,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        created_at      INTEGER NOT NULL,
+        sent_at         INTEGER
+    );
+    CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
+    CREATE INDEX outbox_by_address ON outbox (to_address, created_at);",
+];
+
+pub const POSTGRES: &[&str] = &[
+    // 1
+    "CREATE TABLE messages (
+        id          BIGSERIAL PRIMARY KEY,
+        queue_id    TEXT    NOT NULL UNIQUE,
+        received_at BIGINT  NOT NULL,
+        session_id  TEXT    NOT NULL,
+        peer        TEXT    NOT NULL,
+        helo        TEXT    NOT NULL,
+        tls_version TEXT,
+        tls_cipher  TEXT,
+        mail_from   TEXT    NOT NULL,
+        rcpt_to     TEXT    NOT NULL,
+        size        BIGINT  NOT NULL,
+        raw         BYTEA   NOT NULL,
+        state       TEXT    NOT NULL DEFAULT 'pending'
+                    CHECK (state IN ('pending', 'filed', 'quarantined'))
+    );
+    CREATE INDEX messages_by_state ON messages (state, id);",
+    // 2
+    "ALTER TABLE messages ADD COLUMN quarantine_reason TEXT;
+    ALTER TABLE messages ADD COLUMN case_id BIGINT;
+    CREATE TABLE case_counters (
+        org  TEXT   NOT NULL,
+        year BIGINT NOT NULL,
+        n    BIGINT NOT NULL,
+        PRIMARY KEY (org, year)
+    );
+    CREATE TABLE cases (
+        id                  BIGSERIAL PRIMARY KEY,
+        org                 TEXT    NOT NULL,
+        reference           TEXT    NOT NULL UNIQUE,
+        kind                TEXT    NOT NULL CHECK (kind IN ('disclosure', 'unflagged')),
+        state               TEXT    NOT NULL,
+        close_reason        TEXT,
+        subject             TEXT    NOT NULL,
+        reporter_name       TEXT,
+        reporter_address    TEXT,
+        anonymous           BIGINT  NOT NULL,
+        channel             TEXT,
+        contact             TEXT,
+        description         TEXT,
+        steps               TEXT,
+        impact              TEXT,
+        mitigation          TEXT,
+        language            TEXT,
+        cve_ids             TEXT    NOT NULL,
+        cwe_ids             TEXT    NOT NULL,
+        cvss_vector         TEXT,
+        cvss_score          DOUBLE PRECISION,
+        cvss_severity       TEXT,
+        tls_version         TEXT,
+        tls_cipher          TEXT,
+        authentication_results TEXT,
+        message_id          TEXT,
+        received_at         BIGINT  NOT NULL,
+        acknowledge_by      BIGINT  NOT NULL,
+        feedback_by         BIGINT  NOT NULL,
+        feedback_paused_at  BIGINT,
+        breach_notify_by    BIGINT,
+        updated_at          BIGINT  NOT NULL
+    );
+    CREATE INDEX cases_by_org_state ON cases (org, state);
+    CREATE TABLE case_assets (
+        id       BIGSERIAL PRIMARY KEY,
+        case_id  BIGINT NOT NULL REFERENCES cases (id),
+        value    TEXT   NOT NULL,
+        in_scope BIGINT NOT NULL
+    );
+    CREATE TABLE case_suggestions (
+        id      BIGSERIAL PRIMARY KEY,
+        case_id BIGINT NOT NULL REFERENCES cases (id),
+        kind    TEXT   NOT NULL,
+        name    TEXT   NOT NULL,
+        label   TEXT   NOT NULL,
+        matched TEXT   NOT NULL
+    );
+    CREATE TABLE case_evidence (
+        id            BIGSERIAL PRIMARY KEY,
+        case_id       BIGINT NOT NULL REFERENCES cases (id),
+        kind          TEXT   NOT NULL CHECK (kind IN ('screenshot', 'attachment')),
+        name          TEXT,
+        declared_type TEXT   NOT NULL,
+        sniffed_type  TEXT,
+        size          BIGINT NOT NULL,
+        forwarded     BIGINT NOT NULL,
+        data          BYTEA  NOT NULL
+    );
+    CREATE TABLE case_events (
+        id         BIGSERIAL PRIMARY KEY,
+        case_id    BIGINT NOT NULL REFERENCES cases (id),
+        at         BIGINT NOT NULL,
+        kind       TEXT   NOT NULL,
+        actor      TEXT   NOT NULL,
+        detail     TEXT   NOT NULL,
+        message_id BIGINT
+    );
+    CREATE INDEX case_events_by_case ON case_events (case_id, id);",
+    // 3
+    "CREATE TABLE outbox (
+        id              BIGSERIAL PRIMARY KEY,
+        case_id         BIGINT NOT NULL REFERENCES cases (id),
+        kind            TEXT   NOT NULL,
+        to_address      TEXT   NOT NULL,
+        subject         TEXT   NOT NULL,
+        body            TEXT   NOT NULL,
+        message_id      TEXT   NOT NULL,
+        in_reply_to     TEXT,
+        state           TEXT   NOT NULL CHECK (state IN ('pending', 'sent', 'failed', 'suppressed')),
+        reason          TEXT,
+        attempts        BIGINT NOT NULL DEFAULT 0,
+        next_attempt_at BIGINT NOT NULL,
+        created_at      BIGINT NOT NULL,
+        sent_at         BIGINT
+    );
+    CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
+    CREATE INDEX outbox_by_address ON outbox (to_address, created_at);",
+];
