@@ -12,7 +12,12 @@ test:
 	bash deploy/system-deps.sh test
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) test --lib --bins --tests
+	# Every suite on SQLite (the default store); the shared-database test
+	# and then the storage, intake and receipt suites again on a throwaway
+	# PostgreSQL server.
+	bash deploy/with-postgres.sh sh -c '\
+	  $(CARGO) test --lib --bins --tests && \
+	  DISCLOSURE_MX_TEST_BACKEND=postgres $(CARGO) test --test e2e_durability --test e2e_intake --test e2e_receipts'
 	bash deploy/smoke-run.sh
 
 # Throughput, latency and memory against Postfix in the same run.

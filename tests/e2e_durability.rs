@@ -111,21 +111,26 @@ async fn kill_9_under_load_loses_no_acknowledged_message_and_stores_none_twice()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_commit_answers_451_and_stores_nothing() {
     let server = Server::start(Opts::default());
-    // A real SQLite failure, injected into the real database file: any
+    // A real database failure, injected into the real database: any
     // insert of a message over 50 kB aborts, as a full disk would.
-    {
-        use sqlx::Connection;
-        let mut conn =
-            sqlx::SqliteConnection::connect(&format!("sqlite:{}", server.db_path().display()))
-                .await
-                .unwrap();
-        sqlx::query(
+    let mut db = server.db().await;
+    let trigger: &[&str] = if server.is_postgres() {
+        &[
+            "CREATE FUNCTION fail_big() RETURNS trigger AS $$ BEGIN
+               IF NEW.size > 50000 THEN RAISE EXCEPTION 'simulated disk full'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER fail_big BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION fail_big()",
+        ]
+    } else {
+        &[
             "CREATE TRIGGER fail_big BEFORE INSERT ON messages WHEN NEW.size > 50000
-             BEGIN SELECT RAISE(ABORT, 'simulated disk full'); END",
-        )
-        .execute(&mut conn)
-        .await
-        .unwrap();
+           BEGIN SELECT RAISE(ABORT, 'simulated disk full'); END",
+        ]
+    };
+    for sql in trigger {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+            .execute(&mut db)
+            .await
+            .unwrap();
     }
     let mut client = Client::connect_tls(server.addr, server.tls())
         .await

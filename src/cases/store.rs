@@ -87,6 +87,9 @@ pub async fn insert(conn: &mut AnyConnection, c: &NewCase) -> Result<(i64, Strin
              message_id, received_at, acknowledge_by, feedback_by, updated_at)
          VALUES ($1, $2, $3, 'new', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) RETURNING id",
     )
+    // Not cached: through the Any driver a NULL first bound for a nullable
+    // number would fix the prepared parameter type on PostgreSQL.
+    .persistent(false)
     .bind(&c.org)
     .bind(&reference)
     .bind(c.kind.as_str())
@@ -359,7 +362,7 @@ pub async fn show(pool: &AnyPool, reference: &str, now: i64) -> Result<CaseDetai
     let feedback_by: i64 = row.try_get("feedback_by")?;
     let list = |s: String| serde_json::from_str::<Vec<String>>(&s).unwrap_or_default();
     let assets =
-        sqlx::query("SELECT value, in_scope FROM case_assets WHERE case_id = $1 ORDER BY rowid")
+        sqlx::query("SELECT value, in_scope FROM case_assets WHERE case_id = $1 ORDER BY id")
             .bind(id)
             .fetch_all(pool)
             .await?
@@ -372,7 +375,7 @@ pub async fn show(pool: &AnyPool, reference: &str, now: i64) -> Result<CaseDetai
             })
             .collect::<Result<_, sqlx::Error>>()?;
     let suggestions = sqlx::query(
-        "SELECT kind, name, label, matched FROM case_suggestions WHERE case_id = $1 ORDER BY rowid",
+        "SELECT kind, name, label, matched FROM case_suggestions WHERE case_id = $1 ORDER BY id",
     )
     .bind(id)
     .fetch_all(pool)

@@ -296,78 +296,108 @@ impl Sender {
         policies: &crate::policy::PolicySet,
         now: i64,
     ) -> Result<usize, OutboundError> {
-        let rows = sqlx::query(
-            "SELECT o.id, o.case_id, o.to_address, o.subject, o.body, o.message_id, o.in_reply_to, o.attempts, c.org
-             FROM outbox o JOIN cases c ON c.id = o.case_id
-             WHERE o.state = 'pending' AND o.next_attempt_at <= $1 ORDER BY o.id LIMIT 20",
-        )
-        .bind(now)
-        .fetch_all(pool)
-        .await?;
+        let mut conn = pool.acquire().await?;
+        let postgres = !conn.backend_name().eq_ignore_ascii_case("sqlite");
         let mut sent = 0;
-        for r in rows {
-            let id: i64 = r.try_get("id")?;
-            let org: String = r.try_get("org")?;
-            let attempts: i64 = r.try_get("attempts")?;
-            let from = policies
-                .get(&org)
-                .and_then(|p| p.addresses.first())
-                .and_then(|a| a.parse::<Address>().ok())
-                .map(|a| {
-                    Mailbox::new(
-                        policies.get(&org).map(|p| format!("{} security", p.name)),
-                        a,
-                    )
-                });
-            let built = from
-                .ok_or_else(|| "no sender address for the organisation".to_owned())
-                .and_then(|from| {
-                    self.build(
-                        from,
-                        &r.try_get::<String, _>("to_address").unwrap_or_default(),
-                        &r.try_get::<String, _>("subject").unwrap_or_default(),
-                        r.try_get::<String, _>("body").unwrap_or_default(),
-                        &r.try_get::<String, _>("message_id").unwrap_or_default(),
-                        r.try_get::<Option<String>, _>("in_reply_to").ok().flatten(),
-                    )
-                });
-            let result = match built {
-                Ok(message) => self
-                    .transport
-                    .send(message)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e),
+        // Bounded per pass; the next pass comes a second later.
+        for _ in 0..20 {
+            let done = if postgres {
+                // Several receivers may share the outbox: each claims a
+                // different entry and holds it while sending, so no receipt
+                // goes out twice.
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                let done = self
+                    .send_one(&mut tx, policies, now, " FOR UPDATE OF o SKIP LOCKED")
+                    .await?;
+                tx.commit().await?;
+                done
+            } else {
+                // One node: no transaction, so the database is not locked
+                // while the relay is talked to.
+                self.send_one(&mut conn, policies, now, "").await?
             };
-            match result {
-                Ok(()) => {
-                    sqlx::query("UPDATE outbox SET state = 'sent', sent_at = $1, attempts = attempts + 1, reason = NULL WHERE id = $2")
-                        .bind(now)
-                        .bind(id)
-                        .execute(pool)
-                        .await?;
-                    info!(outbox = id, "receipt sent");
-                    sent += 1;
-                }
-                Err(reason) => {
-                    let attempts = attempts + 1;
-                    let failed = attempts >= i64::from(self.config.max_attempts);
-                    let delay =
-                        (self.config.retry_base.max(1) << attempts.min(16)).min(6 * 3600) as i64;
-                    sqlx::query("UPDATE outbox SET state = $1, attempts = $2, next_attempt_at = $3, reason = $4 WHERE id = $5")
-                        .bind(if failed { "failed" } else { "pending" })
-                        .bind(attempts)
-                        .bind(now + delay)
-                        .bind(&reason)
-                        .bind(id)
-                        .execute(pool)
-                        .await?;
-                    warn!(outbox = id, attempts, failed, error = %reason, "receipt not sent");
-                }
+            match done {
+                None => break,
+                Some(true) => sent += 1,
+                Some(false) => {}
             }
         }
         Ok(sent)
+    }
+
+    /// Sends the oldest due entry: None when there is none, else whether it
+    /// was sent (a failure is recorded with its next attempt).
+    async fn send_one(
+        &mut self,
+        conn: &mut AnyConnection,
+        policies: &crate::policy::PolicySet,
+        now: i64,
+        lock: &'static str,
+    ) -> Result<Option<bool>, OutboundError> {
+        let sql = format!(
+            "SELECT o.id, o.to_address, o.subject, o.body, o.message_id, o.in_reply_to, o.attempts, c.org
+             FROM outbox o JOIN cases c ON c.id = o.case_id
+             WHERE o.state = 'pending' AND o.next_attempt_at <= $1 ORDER BY o.id LIMIT 1{lock}"
+        );
+        let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .fetch_optional(&mut *conn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let id: i64 = r.try_get("id")?;
+        let org: String = r.try_get("org")?;
+        let attempts: i64 = r.try_get("attempts")?;
+        let policy = policies.get(&org);
+        let from = policy
+            .and_then(|p| p.addresses.first())
+            .and_then(|a| a.parse::<Address>().ok())
+            .map(|a| Mailbox::new(policy.map(|p| format!("{} security", p.name)), a));
+        let to: String = r.try_get("to_address")?;
+        let subject: String = r.try_get("subject")?;
+        let body: String = r.try_get("body")?;
+        let message_id: String = r.try_get("message_id")?;
+        let in_reply_to: Option<String> = r.try_get("in_reply_to")?;
+        let built = from
+            .ok_or_else(|| "no sender address for the organisation".to_owned())
+            .and_then(|from| self.build(from, &to, &subject, body, &message_id, in_reply_to));
+        let result = match built {
+            Ok(message) => self
+                .transport
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {
+                sqlx::query("UPDATE outbox SET state = 'sent', sent_at = $1, attempts = attempts + 1, reason = NULL WHERE id = $2")
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                info!(outbox = id, "receipt sent");
+                Ok(Some(true))
+            }
+            Err(reason) => {
+                let attempts = attempts + 1;
+                let failed = attempts >= i64::from(self.config.max_attempts);
+                let delay = (self.config.retry_base.max(1) << (attempts - 1).clamp(0, 16))
+                    .min(6 * 3600) as i64;
+                sqlx::query("UPDATE outbox SET state = $1, attempts = $2, next_attempt_at = $3, reason = $4 WHERE id = $5")
+                    .bind(if failed { "failed" } else { "pending" })
+                    .bind(attempts)
+                    .bind(now + delay)
+                    .bind(&reason)
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                warn!(outbox = id, attempts, failed, error = %reason, "receipt not sent");
+                Ok(Some(false))
+            }
+        }
     }
 
     fn build(

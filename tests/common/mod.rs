@@ -38,6 +38,14 @@ pub struct Opts {
 impl Server {
     pub fn start(opts: Opts) -> Server {
         let dir = tempfile::tempdir().unwrap();
+        let store = if opts.store.is_empty() {
+            match test_postgres() {
+                Some(admin) => format!("url = \"{}\"", fresh_database(&admin)),
+                None => String::new(),
+            }
+        } else {
+            opts.store.to_owned()
+        };
         let config = format!(
             "data_dir = {data:?}\n[smtp]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"mx.test\"\n{smtp}\n\
              [limits]\n{delay}{limits}\n[tls]\n{tls}\n[store]\n{store}\n[intake]\n{intake}\n[log]\nlevel = \"debug\"\n{extra}\n",
@@ -50,7 +58,7 @@ impl Server {
                 "greeting_delay = 0\n"
             },
             tls = opts.tls,
-            store = opts.store,
+            store = store,
             intake = if opts.intake.is_empty() {
                 "enabled = false"
             } else {
@@ -200,17 +208,39 @@ impl Server {
         }
     }
 
-    pub fn db_path(&self) -> PathBuf {
-        self.data_dir().join("disclosure-mx.db")
+    /// The database this server uses: its SQLite file, or its PostgreSQL
+    /// database when the suite runs on PostgreSQL.
+    pub fn store_url(&self) -> String {
+        let config = std::fs::read_to_string(self.config_path()).unwrap();
+        config
+            .lines()
+            .find_map(|l| l.strip_prefix("url = \"").and_then(|u| u.strip_suffix('"')))
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                format!(
+                    "sqlite:{}",
+                    self.data_dir().join("disclosure-mx.db").display()
+                )
+            })
     }
 
-    /// Raw stored content of every message, read from the SQLite file.
-    pub async fn raw_messages(&self) -> Vec<Vec<u8>> {
+    pub fn is_postgres(&self) -> bool {
+        self.store_url().starts_with("postgres")
+    }
+
+    /// A direct connection to the server's database, for checks and for
+    /// injecting real database failures.
+    pub async fn db(&self) -> sqlx::AnyConnection {
         use sqlx::Connection;
-        let mut conn =
-            sqlx::SqliteConnection::connect(&format!("sqlite:{}", self.db_path().display()))
-                .await
-                .unwrap();
+        sqlx::any::install_default_drivers();
+        sqlx::AnyConnection::connect(&self.store_url())
+            .await
+            .unwrap()
+    }
+
+    /// Raw stored content of every message, read from the database.
+    pub async fn raw_messages(&self) -> Vec<Vec<u8>> {
+        let mut conn = self.db().await;
         let rows: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT raw FROM messages ORDER BY id")
             .fetch_all(&mut conn)
             .await
@@ -274,4 +304,43 @@ pub fn sh(cmd: &mut Command) -> (bool, String) {
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
+}
+
+/// The admin URL of the throwaway PostgreSQL server `make test` starts,
+/// when this suite is to run on PostgreSQL (`DISCLOSURE_MX_TEST_BACKEND`).
+pub fn test_postgres() -> Option<String> {
+    match std::env::var("DISCLOSURE_MX_TEST_BACKEND").as_deref() {
+        Ok("postgres") => Some(postgres_admin()),
+        Ok("sqlite") | Err(_) => None,
+        Ok(other) => panic!("DISCLOSURE_MX_TEST_BACKEND={other}: expected sqlite or postgres"),
+    }
+}
+
+/// The PostgreSQL server's admin URL; tests that need PostgreSQL fail
+/// loudly without it rather than skip.
+pub fn postgres_admin() -> String {
+    std::env::var("DISCLOSURE_MX_TEST_POSTGRES")
+        .expect("DISCLOSURE_MX_TEST_POSTGRES is unset: run through `make test`, which starts PostgreSQL (deploy/with-postgres.sh)")
+}
+
+/// A new, empty database on the test server; returns its URL.
+pub fn fresh_database(admin: &str) -> String {
+    let name = format!(
+        "dmx_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let (ok, out) = sh(Command::new("psql").args([
+        admin,
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-qc",
+        &format!("CREATE DATABASE {name}"),
+    ]));
+    assert!(ok, "{out}");
+    let base = admin.rsplit_once('/').unwrap().0;
+    format!("{base}/{name}")
 }
