@@ -21,11 +21,14 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   # The Debian package would start a cluster of its own; the tests start a
   # throwaway one instead, so the service is not needed.
-  [ -d /usr/sbin ] && { printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null; $SUDO chmod +x /usr/sbin/policy-rc.d; }
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+  fi
   # Postfix asks debconf questions; answer them for a local-only install.
   echo "postfix postfix/main_mailer_type select Local only" | $SUDO debconf-set-selections
   echo "postfix postfix/mailname string localhost" | $SUDO debconf-set-selections
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 command -v cargo >/dev/null || { echo "cargo not found: install Rust 1.95 (rustup) first" >&2; exit 1; }
