@@ -463,3 +463,55 @@ impl Sender {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals() {
+        assert_eq!(refusal(Some("a@b.example"), "", None), Some("null sender"));
+        assert_eq!(
+            refusal(Some("a@b.example"), "a@b.example", Some("auto-replied")),
+            Some("auto-submitted message")
+        );
+        assert_eq!(
+            refusal(Some("a@b.example"), "a@b.example", Some("no")),
+            None
+        );
+        assert_eq!(
+            refusal(None, "a@b.example", None),
+            Some("no reporter address (anonymous)")
+        );
+        assert_eq!(
+            refusal(Some("not an address"), "x@y.example", None),
+            Some("invalid reporter address")
+        );
+    }
+
+    #[test]
+    fn no_line_of_a_receipt_can_start_with_a_dot() {
+        let config = OutboundConfig {
+            relay: Some("127.0.0.1:25".into()),
+            ..OutboundConfig::default()
+        };
+        let sender = Sender::new(&config, "mx.test").unwrap().unwrap();
+        let from = Mailbox::new(None, "security@netcompany.example".parse().unwrap());
+        let body = ".\r\n.hidden line\r\nMAIL FROM:<x@y>\r\n".to_owned();
+        let message = sender
+            .build(
+                from,
+                "r@example.org",
+                "subject",
+                body,
+                "<NC-2026-0001.receipt@mx.test>",
+                None,
+            )
+            .unwrap();
+        let wire = String::from_utf8(message.formatted()).unwrap();
+        assert!(wire.contains("Content-Transfer-Encoding: base64"), "{wire}");
+        assert!(wire.lines().all(|l| !l.starts_with('.')), "{wire}");
+        assert!(wire.contains("Auto-Submitted: auto-replied"));
+        assert_eq!(message.envelope().from(), None, "null reverse path");
+    }
+}
