@@ -4,27 +4,12 @@
 
 mod common;
 
-use common::client::Client;
-use common::{Opts, Server};
+use common::{INTAKE_ON, Opts, Server, deliver_from, fixture};
 use serde_json::Value;
 use std::time::Duration;
 
-const INTAKE_ON: &str = "enabled = true\npoll_interval = 1";
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/fixtures/reports/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
-
 async fn deliver(server: &Server, to: &str, body: &[u8]) {
-    let mut c = Client::connect_tls(server.addr, server.tls())
-        .await
-        .unwrap();
-    let reply = c.send("sender@example.org", to, body).await.unwrap();
-    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    deliver_from(server, "sender@example.org", to, body).await;
 }
 
 fn cases(server: &Server) -> Vec<Value> {

@@ -6,29 +6,10 @@
 
 mod common;
 
-use common::client::Client;
-use common::{Opts, Server};
+use common::{INTAKE_ON, Opts, Server, deliver_from, fixture};
 use mail_parser::MessageParser;
 use serde_json::Value;
 use std::time::{Duration, Instant};
-
-const INTAKE_ON: &str = "enabled = true\npoll_interval = 1";
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/fixtures/reports/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
-
-async fn deliver_from(server: &Server, from: &str, to: &str, body: &[u8]) {
-    let mut c = Client::connect_tls(server.addr, server.tls())
-        .await
-        .unwrap();
-    let reply = c.send(from, to, body).await.unwrap();
-    assert!(reply.starts_with("250 2.0.0"), "{reply}");
-}
 
 fn sink() -> Server {
     Server::start(Opts {

@@ -344,3 +344,24 @@ pub fn fresh_database(admin: &str) -> String {
     let base = admin.rsplit_once('/').unwrap().0;
     format!("{base}/{name}")
 }
+
+/// `[intake]` lines that turn intake on, polling every second.
+pub const INTAKE_ON: &str = "enabled = true\npoll_interval = 1";
+
+/// A report fixture from `fixtures/reports/`.
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/fixtures/reports/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// Delivers `body` over STARTTLS and checks the 250.
+pub async fn deliver_from(server: &Server, from: &str, to: &str, body: &[u8]) {
+    let mut c = client::Client::connect_tls(server.addr, server.tls())
+        .await
+        .unwrap();
+    let reply = c.send(from, to, body).await.unwrap();
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+}
