@@ -314,6 +314,14 @@ async fn mail_no_policy_owns_is_quarantined_and_shown_to_ops() {
     assert_eq!(list[0]["state"], "quarantined");
     assert_eq!(list[0]["quarantine_reason"], "no policy owns any recipient");
     assert!(cases(&server).is_empty());
+    // Ops can put it back once the cause is fixed; here it comes back again.
+    let queue_id = list[0]["queue_id"].as_str().unwrap();
+    let (ok, out, err) = server.cli(&["messages", "requeue", queue_id], None);
+    assert!(ok && out.contains("pending again"), "{err}");
+    let (ok, _, err) = server.cli(&["messages", "requeue", "no-such-id"], None);
+    assert!(!ok && err.contains("no quarantined message"), "{err}");
+    let list = server.wait_filed(1);
+    assert_eq!(list[0]["state"], "quarantined");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -462,4 +470,53 @@ async fn the_lifecycle_through_the_cli() {
             && out.contains("timeline:"),
         "{out}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_database_keeps_refusing_is_quarantined_not_retried_forever() {
+    let server = Server::start(Opts {
+        intake: INTAKE_ON,
+        ..Opts::default()
+    });
+    // A real database refusal for one kind of case: unflagged ones.
+    let mut db = server.db().await;
+    let trigger: &[&str] = if server.is_postgres() {
+        &[
+            "CREATE FUNCTION refuse_unflagged() RETURNS trigger AS $$ BEGIN
+               IF NEW.kind = 'unflagged' THEN RAISE EXCEPTION 'refused by test'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_unflagged BEFORE INSERT ON cases FOR EACH ROW EXECUTE FUNCTION refuse_unflagged()",
+        ]
+    } else {
+        &[
+            "CREATE TRIGGER refuse_unflagged BEFORE INSERT ON cases WHEN NEW.kind = 'unflagged'
+           BEGIN SELECT RAISE(ABORT, 'refused by test'); END",
+        ]
+    };
+    for sql in trigger {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+            .execute(&mut db)
+            .await
+            .unwrap();
+    }
+    deliver(
+        &server,
+        "security@netcompany.example",
+        &fixture("unflagged-netcompany.eml"),
+    )
+    .await;
+    deliver(
+        &server,
+        "security@netcompany.example",
+        &fixture("en-netcompany-xss.eml"),
+    )
+    .await;
+    let list = server.wait_filed(2);
+    assert_eq!(list[0]["state"], "quarantined");
+    let reason = list[0]["quarantine_reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("filing failed 3 times") && reason.contains("refused by test"),
+        "{reason}"
+    );
+    assert_eq!(list[1]["state"], "filed", "the queue moved on");
+    assert_eq!(cases(&server).len(), 1);
 }

@@ -137,6 +137,8 @@ pub enum MessagesCommand {
         #[arg(long)]
         state: Option<String>,
     },
+    /// Put a quarantined message back in the intake queue.
+    Requeue { queue_id: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +215,20 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 result
             }
             Command::Serve => Ok(server::serve(config).await?),
+            Command::Messages {
+                command: MessagesCommand::Requeue { queue_id },
+            } => {
+                let store = Store::open(&config.store.url, &config.data_dir).await?;
+                let done = store.requeue(&queue_id).await?;
+                store.close().await;
+                if !done {
+                    return Err(CliError::Usage(format!(
+                        "no quarantined message {queue_id}"
+                    )));
+                }
+                println!("{queue_id}: pending again");
+                Ok(())
+            }
             Command::Messages {
                 command: MessagesCommand::List { json, state },
             } => {

@@ -118,7 +118,15 @@ pub struct Intake {
     policies: Arc<PolicySet>,
     limits: MimeLimits,
     receipts: Receipts,
+    /// Filing failures per message id. A message that keeps failing (a
+    /// database refusal, not a parse error) is quarantined after
+    /// `MAX_FILING_FAILURES`, so it cannot block the queue.
+    failures: std::sync::Mutex<std::collections::HashMap<i64, u32>>,
 }
+
+/// Failed filing attempts before a message is quarantined. Three rides out
+/// a transient lock timeout or a restarting database.
+const MAX_FILING_FAILURES: u32 = 3;
 
 /// What intake needs to queue receipts.
 #[derive(Debug, Clone)]
@@ -135,6 +143,7 @@ impl Intake {
             policies,
             limits: MimeLimits::default(),
             receipts,
+            failures: Default::default(),
         }
     }
 
@@ -157,25 +166,54 @@ impl Intake {
     /// message is still pending, so it can never be filed twice.
     async fn file_next(&self, conn: &mut AnyConnection) -> Result<Option<Filed>, IntakeError> {
         let begin = case_store::begin_write(conn);
-        let filed = if begin == "BEGIN" {
+        let (id, attempt) = if begin == "BEGIN" {
             let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
             let Some(p) = next_pending(&mut tx, " FOR UPDATE SKIP LOCKED").await? else {
                 tx.commit().await?;
                 return Ok(None);
             };
             let parsed = self.parse(&p).await;
-            let filed = self.record(&mut tx, &p, parsed).await?;
-            tx.commit().await?;
-            filed
+            let attempt = match self.record(&mut tx, &p, parsed).await {
+                Ok(filed) => tx.commit().await.map(|()| filed).map_err(IntakeError::from),
+                Err(e) => Err(e),
+            };
+            (p.id, attempt)
         } else {
             let Some(p) = next_pending(conn, "").await? else {
                 return Ok(None);
             };
             let parsed = self.parse(&p).await;
             let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
-            let filed = self.record(&mut tx, &p, parsed).await?;
-            tx.commit().await?;
-            filed
+            let attempt = match self.record(&mut tx, &p, parsed).await {
+                Ok(filed) => tx.commit().await.map(|()| filed).map_err(IntakeError::from),
+                Err(e) => Err(e),
+            };
+            (p.id, attempt)
+        };
+        let filed = match attempt {
+            Ok(filed) => {
+                self.failures
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+                filed
+            }
+            Err(e) => {
+                let count = {
+                    let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+                    let n = map.entry(id).or_insert(0);
+                    *n += 1;
+                    *n
+                };
+                if count < MAX_FILING_FAILURES {
+                    return Err(e);
+                }
+                self.failures
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+                quarantine(conn, id, &format!("filing failed {count} times: {e}")).await?
+            }
         };
         match &filed {
             Filed::NewCase { reference, kind } => {

@@ -217,6 +217,18 @@ impl Store {
             .collect()
     }
 
+    /// Puts a quarantined message back in the queue (after the cause was
+    /// fixed, e.g. a policy added). Returns whether one was requeued.
+    pub async fn requeue(&self, queue_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE messages SET state = 'pending', quarantine_reason = NULL WHERE queue_id = $1 AND state = 'quarantined'",
+        )
+        .bind(queue_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// The shared pool, for the case functions and intake.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
