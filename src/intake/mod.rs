@@ -10,6 +10,8 @@
 //!
 //! Intake knows nothing of SMTP sessions: it reads what the store holds.
 
+pub mod archive;
+pub mod extract;
 pub mod mime;
 pub mod report;
 
