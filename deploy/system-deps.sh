@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a target needs, only when missing.
-#   deploy/system-deps.sh run|test|bench
+#   deploy/system-deps.sh run|test|bench|fixtures
 set -euo pipefail
 
 case "${1:-}" in
   run)   pkgs=(ca-certificates gcc) ;;
   test)  pkgs=(ca-certificates gcc openssl swaks libnet-ssleay-perl python3 sqlite3 postgresql postgresql-client) ;;
+  fixtures) pkgs=(p7zip-full zip python3) ;;
   bench) pkgs=(ca-certificates gcc openssl postfix) ;;
-  *) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
+  *) echo "usage: $0 run|test|bench|fixtures" >&2; exit 2 ;;
 esac
 
 missing=()

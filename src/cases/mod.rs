@@ -14,6 +14,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CaseState {
+    /// Holds encrypted archives; waits for the out-of-band password.
+    AwaitingPassword,
     New,
     Acknowledged,
     Triaged,
@@ -25,7 +27,8 @@ pub enum CaseState {
 }
 
 impl CaseState {
-    pub const ALL: [CaseState; 7] = [
+    pub const ALL: [CaseState; 8] = [
+        CaseState::AwaitingPassword,
         CaseState::New,
         CaseState::Acknowledged,
         CaseState::Triaged,
@@ -37,6 +40,7 @@ impl CaseState {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            CaseState::AwaitingPassword => "awaiting-password",
             CaseState::New => "new",
             CaseState::Acknowledged => "acknowledged",
             CaseState::Triaged => "triaged",
@@ -59,6 +63,9 @@ impl CaseState {
         use CaseState::*;
         match (self, next) {
             (a, b) if a == b => false,
+            // Unlocking leads to "new"; an analyst may also acknowledge,
+            // ask for information (e.g. the password) or close meanwhile.
+            (AwaitingPassword, New | Acknowledged | NeedsInformation | Closed) => true,
             (New, Acknowledged | Triaged) => true,
             (Acknowledged, Triaged | InProgress) => true,
             (Triaged, InProgress | Resolved) => true,

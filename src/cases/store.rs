@@ -28,6 +28,8 @@ pub enum CaseError {
 #[derive(Debug, Clone)]
 pub struct NewEvidence {
     pub screenshot: bool,
+    /// What archive inspection found (JSON), for zip and 7z attachments.
+    pub archive: Option<String>,
     pub name: Option<String>,
     pub declared_type: String,
     pub sniffed_type: Option<String>,
@@ -39,6 +41,8 @@ pub struct NewEvidence {
 #[derive(Debug, Clone)]
 pub struct NewCase {
     pub org: String,
+    /// `new`, or `awaiting-password` when it holds encrypted archives.
+    pub state: CaseState,
     pub reference_prefix: String,
     pub kind: CaseKind,
     pub subject: String,
@@ -85,7 +89,7 @@ pub async fn insert(conn: &mut AnyConnection, c: &NewCase) -> Result<(i64, Strin
              channel, contact, description, steps, impact, mitigation, language, cve_ids, cwe_ids,
              cvss_vector, cvss_score, cvss_severity, tls_version, tls_cipher, authentication_results,
              message_id, received_at, acknowledge_by, feedback_by, updated_at)
-         VALUES ($1, $2, $3, 'new', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) RETURNING id",
+         VALUES ($1, $2, $3, $28, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) RETURNING id",
     )
     // Not cached: through the Any driver a NULL first bound for a nullable
     // number would fix the prepared parameter type on PostgreSQL.
@@ -117,6 +121,7 @@ pub async fn insert(conn: &mut AnyConnection, c: &NewCase) -> Result<(i64, Strin
     .bind(c.acknowledge_by)
     .bind(c.feedback_by)
     .bind(c.received_at)
+    .bind(c.state.as_str())
     .fetch_one(&mut *conn)
     .await?
     .try_get::<i64, _>("id")?;
@@ -140,8 +145,8 @@ pub async fn insert(conn: &mut AnyConnection, c: &NewCase) -> Result<(i64, Strin
     }
     for e in &c.evidence {
         sqlx::query(
-            "INSERT INTO case_evidence (case_id, kind, name, declared_type, sniffed_type, size, forwarded, data)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO case_evidence (case_id, kind, name, declared_type, sniffed_type, size, forwarded, data, archive)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(id)
         .bind(if e.screenshot { "screenshot" } else { "attachment" })
@@ -151,6 +156,7 @@ pub async fn insert(conn: &mut AnyConnection, c: &NewCase) -> Result<(i64, Strin
         .bind(e.data.len() as i64)
         .bind(i64::from(e.forwarded))
         .bind(&e.data)
+        .bind(&e.archive)
         .execute(&mut *conn)
         .await?;
     }
@@ -265,7 +271,7 @@ pub async fn list(
         let ack_by: i64 = r.try_get("acknowledge_by")?;
         let feedback_by: i64 = r.try_get("feedback_by")?;
         // Any move out of "new" is the acknowledgement.
-        let acknowledged = state != "new";
+        let acknowledged = !matches!(state.as_str(), "new" | "awaiting-password");
         let is_overdue = overdue(
             &state,
             acknowledged,
@@ -295,6 +301,12 @@ pub async fn list(
 #[derive(Debug, Clone, Serialize)]
 pub struct EvidenceInfo {
     pub id: i64,
+    /// The archive it was extracted from, if any.
+    pub parent_id: Option<i64>,
+    /// For zip/7z: format, encryption, entries, problem; `opened_at` once
+    /// unlocked (or refused with a reason).
+    pub archive: Option<serde_json::Value>,
+    pub opened_at: Option<i64>,
     pub kind: String,
     pub name: Option<String>,
     pub declared_type: String,
@@ -391,7 +403,8 @@ pub async fn show(pool: &AnyPool, reference: &str, now: i64) -> Result<CaseDetai
     })
     .collect::<Result<_, sqlx::Error>>()?;
     let evidence = sqlx::query(
-        "SELECT id, kind, name, declared_type, sniffed_type, size, forwarded FROM case_evidence WHERE case_id = $1 ORDER BY id",
+        "SELECT id, kind, name, declared_type, sniffed_type, size, forwarded, parent_id, archive, opened_at
+         FROM case_evidence WHERE case_id = $1 ORDER BY id",
     )
     .bind(id)
     .fetch_all(pool)
@@ -400,6 +413,11 @@ pub async fn show(pool: &AnyPool, reference: &str, now: i64) -> Result<CaseDetai
     .map(|r| {
         Ok(EvidenceInfo {
             id: r.try_get("id")?,
+            parent_id: r.try_get("parent_id")?,
+            archive: r
+                .try_get::<Option<String>, _>("archive")?
+                .and_then(|a| serde_json::from_str(&a).ok()),
+            opened_at: r.try_get("opened_at")?,
             kind: r.try_get("kind")?,
             name: r.try_get("name")?,
             declared_type: r.try_get("declared_type")?,
@@ -425,7 +443,7 @@ pub async fn show(pool: &AnyPool, reference: &str, now: i64) -> Result<CaseDetai
         })
     })
     .collect::<Result<_, sqlx::Error>>()?;
-    let acknowledged = state != "new";
+    let acknowledged = !matches!(state.as_str(), "new" | "awaiting-password");
     Ok(CaseDetail {
         summary: CaseSummary {
             reference: row.try_get("reference")?,

@@ -41,6 +41,17 @@ pub enum Command {
         #[command(subcommand)]
         command: CasesCommand,
     },
+    /// Open a case's encrypted archives with the password the reporter sent
+    /// by another channel. Prompts without echo.
+    Unlock {
+        reference: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Who does it, for the case timeline (default: $USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
     /// Mail we send (receipts): what is queued, sent, failed or suppressed.
     Outbox {
         #[command(subcommand)]
@@ -157,6 +168,8 @@ pub enum CliError {
     Usage(String),
     #[error("cannot read standard input: {0}")]
     Stdin(std::io::Error),
+    #[error(transparent)]
+    Unlock(#[from] crate::intake::unlock::UnlockError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     #[error("cannot encode output: {0}")]
@@ -180,6 +193,41 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     runtime.block_on(async {
         match cli.command {
             Command::Policies { .. } => Ok(()),
+            Command::Unlock {
+                reference,
+                password_stdin,
+                actor: who,
+            } => {
+                let password = read_password(&reference, password_stdin)?;
+                let policies = PolicySet::load_dir(&config.policies_dir)?;
+                let store = Store::open(&config.store.url, &config.data_dir).await?;
+                let limits = crate::intake::extract::ExtractLimits::default();
+                let result = crate::intake::unlock::unlock(
+                    &store,
+                    &policies,
+                    &reference,
+                    password,
+                    &actor(who),
+                    &limits,
+                )
+                .await;
+                store.close().await;
+                let outcome = result?;
+                println!(
+                    "{reference}: opened {} archive(s), extracted {} file(s)",
+                    outcome.opened, outcome.extracted_files
+                );
+                if !outcome.fields_filled.is_empty() {
+                    println!(
+                        "filled from the report inside: {}",
+                        outcome.fields_filled.join(", ")
+                    );
+                }
+                for r in &outcome.refused {
+                    println!("refused: {r}");
+                }
+                Ok(())
+            }
             Command::Outbox {
                 command: OutboxCommand::List { json },
             } => {
@@ -639,4 +687,26 @@ fn csv_field(s: &str) -> String {
         "\"{}\"",
         guarded.replace('"', "\"\"").replace(['\r', '\n'], " ")
     )
+}
+
+/// The password, from a no-echo prompt or the first line of stdin, in a
+/// buffer wiped on drop. It is never logged or stored.
+fn read_password(
+    reference: &str,
+    from_stdin: bool,
+) -> Result<zeroize::Zeroizing<String>, CliError> {
+    let mut line = zeroize::Zeroizing::new(String::new());
+    if from_stdin {
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(CliError::Stdin)?;
+    } else {
+        *line = rpassword::prompt_password(format!("Password for {reference}: "))
+            .map_err(CliError::Stdin)?;
+    }
+    let trimmed = zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
+    if trimmed.is_empty() {
+        return Err(CliError::Usage("empty password".into()));
+    }
+    Ok(trimmed)
 }

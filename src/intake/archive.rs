@@ -9,7 +9,7 @@
 //! does not expose the WinZip AES strength); 7z headers are read by
 //! sevenz-rust2 under a memory limit.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Entries listed per archive; the count is always exact.
 const MAX_LISTED: usize = 1000;
@@ -24,7 +24,7 @@ const ZIP_LOCAL: &[u8] = b"PK\x03\x04";
 const ZIP_EMPTY: &[u8] = b"PK\x05\x06";
 const SEVENZ: &[u8] = b"7z\xBC\xAF\x27\x1C";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     Zip,
@@ -33,7 +33,7 @@ pub enum Format {
 }
 
 /// What is known of one archive before any password.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArchiveInfo {
     pub format: Format,
     /// `none`, `zipcrypto`, `winzip-aes-128`/`-192`/`-256`, `7zaes`, or

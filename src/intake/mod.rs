@@ -14,9 +14,10 @@ pub mod archive;
 pub mod extract;
 pub mod mime;
 pub mod report;
+pub mod unlock;
 
-use crate::cases::CaseKind;
 use crate::cases::store::{self as case_store, NewCase, NewEvidence};
+use crate::cases::{CaseKind, CaseState};
 use crate::outbound::{self, OutboundConfig};
 use crate::policy::{Policy, PolicySet};
 use crate::store::Store;
@@ -386,7 +387,7 @@ fn new_case(policy: &Policy, kind: CaseKind, mail: &Mail, p: &Pending) -> NewCas
         text.push_str(f);
     }
     let fields = report::extract(&text, Some(policy));
-    let suggestions = report::suggestions(&text, policy);
+    let mut suggestions = report::suggestions(&text, policy);
     let deadlines = policy.deadlines(
         jiff::Timestamp::from_second(p.received_at).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
     );
@@ -394,8 +395,43 @@ fn new_case(policy: &Policy, kind: CaseKind, mail: &Mail, p: &Pending) -> NewCas
         .from_address
         .as_deref()
         .is_none_or(|a| a.is_empty() || !a.contains('@'));
+    let mut locked = false;
+    let evidence = mail
+        .attachments
+        .iter()
+        .map(|a| {
+            let sniffed = mime::sniff_image(&a.data);
+            let info = archive::inspect(&a.data);
+            if let Some(info) = &info {
+                locked |= info.is_encrypted();
+                if info.encryption == "zipcrypto" || info.encryption == "mixed" && info.format == archive::Format::Zip {
+                    suggestions.push(report::Suggestion {
+                        kind: "warning".into(),
+                        name: "zipcrypto".into(),
+                        label: "Legacy ZipCrypto encryption is weak: ask the reporter to use AES-256 (7z or zip) next time"
+                            .into(),
+                        matched: a.name.clone().unwrap_or_else(|| "(unnamed attachment)".into()),
+                    });
+                }
+            }
+            NewEvidence {
+                screenshot: sniffed.is_some(),
+                archive: info.and_then(|i| serde_json::to_string(&i).ok()),
+                name: a.name.clone(),
+                declared_type: a.declared_type.clone(),
+                sniffed_type: sniffed.map(str::to_owned),
+                forwarded: a.forwarded,
+                data: a.data.clone(),
+            }
+        })
+        .collect();
     NewCase {
         org: policy.id.clone(),
+        state: if locked {
+            CaseState::AwaitingPassword
+        } else {
+            CaseState::New
+        },
         reference_prefix: policy.reference_prefix.clone(),
         kind,
         subject: mail.subject.clone(),
@@ -412,21 +448,7 @@ fn new_case(policy: &Policy, kind: CaseKind, mail: &Mail, p: &Pending) -> NewCas
         acknowledge_by: deadlines.acknowledge_by.as_second(),
         feedback_by: deadlines.feedback_by.as_second(),
         message_row: p.id,
-        evidence: mail
-            .attachments
-            .iter()
-            .map(|a| {
-                let sniffed = mime::sniff_image(&a.data);
-                NewEvidence {
-                    screenshot: sniffed.is_some(),
-                    name: a.name.clone(),
-                    declared_type: a.declared_type.clone(),
-                    sniffed_type: sniffed.map(str::to_owned),
-                    forwarded: a.forwarded,
-                    data: a.data.clone(),
-                }
-            })
-            .collect(),
+        evidence,
     }
 }
 

@@ -122,6 +122,10 @@ pub const SQLITE: &[&str] = &[
     );
     CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
     CREATE INDEX outbox_by_address ON outbox (to_address, created_at);",
+    // 4: archives: what inspection found, what was extracted from what.
+    "ALTER TABLE case_evidence ADD COLUMN archive TEXT;
+    ALTER TABLE case_evidence ADD COLUMN parent_id INTEGER;
+    ALTER TABLE case_evidence ADD COLUMN opened_at INTEGER;",
 ];
 
 pub const POSTGRES: &[&str] = &[
@@ -241,4 +245,8 @@ pub const POSTGRES: &[&str] = &[
     );
     CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
     CREATE INDEX outbox_by_address ON outbox (to_address, created_at);",
+    // 4
+    "ALTER TABLE case_evidence ADD COLUMN archive TEXT;
+    ALTER TABLE case_evidence ADD COLUMN parent_id BIGINT;
+    ALTER TABLE case_evidence ADD COLUMN opened_at BIGINT;",
 ];

@@ -1,0 +1,315 @@
+//! Encrypted archives end to end: mail with a password-protected 7z or zip
+//! opens a case "awaiting password"; `unlock` refuses a wrong password
+//! (recorded, nothing changed), opens with the right one, fills the case
+//! from the report inside, and the password is nowhere afterwards.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{INTAKE_ON, Opts, Server, deliver_from};
+use serde_json::Value;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn archive(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/fixtures/archives/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// A short covering note with the archive attached, as a reporter's mail
+/// client would send it.
+fn mail_with(name: &str, declared: &str) -> Vec<u8> {
+    use base64_lines as b64;
+    let data = archive(name);
+    format!(
+        "From: Reporter <reporter@researcher.example>\r\nTo: security@netcompany.example\r\n\
+         Subject: Responsible disclosure (encrypted report)\r\nMessage-ID: <arch-{name}@researcher.example>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nThe report is in the attached archive; I will phone you the password.\r\n\
+         --b\r\nContent-Type: {declared}; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
+        b64(&data)
+    )
+    .into_bytes()
+}
+
+fn base64_lines(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                s.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s.as_bytes()
+        .chunks(76)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+fn show(server: &Server, reference: &str) -> Value {
+    let (ok, out, err) = server.cli(&["cases", "show", reference, "--json"], None);
+    assert!(ok, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+fn only_case(server: &Server) -> String {
+    let (ok, out, err) = server.cli(&["cases", "list", "--json"], None);
+    assert!(ok, "{err}");
+    let list: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    list[0]["reference"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_7z_waits_for_the_password_then_fills_the_case() {
+    let server = Server::start(Opts {
+        intake: INTAKE_ON,
+        ..Opts::default()
+    });
+    // Declared as something innocuous: detection is by content.
+    deliver_from(
+        &server,
+        "reporter@researcher.example",
+        "security@netcompany.example",
+        &mail_with("report-aes-he.7z", "application/octet-stream"),
+    )
+    .await;
+    server.wait_filed(1);
+    let reference = only_case(&server);
+    let case = show(&server, &reference);
+    assert_eq!(case["state"], "awaiting-password");
+    assert!(
+        case["description"]
+            .as_str()
+            .unwrap()
+            .contains("attached archive"),
+        "the covering note"
+    );
+    let ev = &case["evidence"][0];
+    assert_eq!(ev["archive"]["format"], "7z");
+    assert_eq!(ev["archive"]["encryption"], "7zaes");
+    assert_eq!(ev["archive"]["headers_encrypted"], true);
+    assert!(ev["opened_at"].is_null());
+
+    // A wrong password: a clear error, nothing changes, the attempt is on
+    // the timeline with who made it.
+    let (ok, _, err) = server.cli(
+        &[
+            "unlock",
+            &reference,
+            "--password-stdin",
+            "--actor",
+            "analyst1",
+        ],
+        Some("tr0ub4dor&3\n"),
+    );
+    assert!(!ok);
+    assert!(err.contains("wrong password: nothing was changed"), "{err}");
+    let after = show(&server, &reference);
+    assert_eq!(after["state"], "awaiting-password");
+    assert_eq!(after["evidence"].as_array().unwrap().len(), 1);
+    let last = after["timeline"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (last["kind"].as_str(), last["actor"].as_str()),
+        (Some("unlock-failed"), Some("analyst1"))
+    );
+
+    // The right one.
+    let (ok, out, err) = server.cli(
+        &[
+            "unlock",
+            &reference,
+            "--password-stdin",
+            "--actor",
+            "analyst1",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("opened 1 archive(s), extracted 2 file(s)"),
+        "{out}"
+    );
+    let open = show(&server, &reference);
+    assert_eq!(open["state"], "new");
+    assert!(
+        open["steps"].as_str().unwrap().contains("export?all=1"),
+        "{open:#}"
+    );
+    assert!(
+        open["impact"]
+            .as_str()
+            .unwrap()
+            .contains("all customers' invoices")
+    );
+    assert_eq!(open["cwe_ids"], serde_json::json!(["CWE-639"]));
+    assert!(
+        open["assets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["value"] == "https://files.netcompany.example/export"
+                && a["in_scope"] == true)
+    );
+    let ev = open["evidence"].as_array().unwrap();
+    let parent = ev[0]["id"].clone();
+    assert!(ev[0]["opened_at"].is_i64());
+    assert!(ev.iter().any(|e| e["name"] == "screenshot.png"
+        && e["kind"] == "screenshot"
+        && e["parent_id"] == parent));
+    assert!(ev.iter().any(|e| e["name"] == "report.txt"
+        && e["kind"] == "attachment"
+        && e["parent_id"] == parent));
+
+    // The password was never stored or logged.
+    assert!(!server.log().contains(PASSWORD));
+    assert!(!server.log().contains("tr0ub4dor"));
+    let mut db = server.db().await;
+    let events: Vec<(String,)> = sqlx::query_as("SELECT detail FROM case_events")
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+    assert!(
+        events
+            .iter()
+            .all(|(d,)| !d.contains(PASSWORD) && !d.contains("tr0ub4dor"))
+    );
+    if !server.is_postgres() {
+        let file = std::fs::read(server.data_dir().join("disclosure-mx.db")).unwrap();
+        let needle = PASSWORD.as_bytes();
+        assert!(
+            !file.windows(needle.len()).any(|w| w == needle),
+            "password in the database file"
+        );
+    }
+    let (ok, _, err) = server.cli(
+        &["unlock", &reference, "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(!ok && err.contains("holds no locked archive"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_are_limited_per_case_and_zipcrypto_is_flagged() {
+    let server = Server::start(Opts {
+        intake: INTAKE_ON,
+        ..Opts::default()
+    });
+    deliver_from(
+        &server,
+        "reporter@researcher.example",
+        "security@netcompany.example",
+        &mail_with("report-zipcrypto.zip", "application/zip"),
+    )
+    .await;
+    server.wait_filed(1);
+    let reference = only_case(&server);
+    let case = show(&server, &reference);
+    assert_eq!(case["state"], "awaiting-password");
+    assert_eq!(case["evidence"][0]["archive"]["encryption"], "zipcrypto");
+    let warning = case["suggestions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "zipcrypto")
+        .cloned();
+    assert!(warning.is_some_and(|w| w["kind"] == "warning"), "{case:#}");
+    for i in 0..5 {
+        let (ok, _, err) = server.cli(
+            &["unlock", &reference, "--password-stdin"],
+            Some(&format!("guess-{i}\n")),
+        );
+        assert!(!ok && err.contains("wrong password"), "{err}");
+    }
+    // Even the right password waits now.
+    let (ok, _, err) = server.cli(
+        &["unlock", &reference, "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(!ok && err.contains("too many failed attempts"), "{err}");
+    assert_eq!(show(&server, &reference)["state"], "awaiting-password");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aes_zip_and_zip_inside_7z_open_and_a_plain_zip_needs_nothing() {
+    let server = Server::start(Opts {
+        intake: INTAKE_ON,
+        ..Opts::default()
+    });
+    deliver_from(
+        &server,
+        "r@researcher.example",
+        "security@netcompany.example",
+        &mail_with("report-aes256.zip", "application/zip"),
+    )
+    .await;
+    deliver_from(
+        &server,
+        "r@researcher.example",
+        "security@netcompany.example",
+        &mail_with("zip-in-7z.7z", "application/x-7z-compressed"),
+    )
+    .await;
+    deliver_from(
+        &server,
+        "r@researcher.example",
+        "security@netcompany.example",
+        &mail_with("plain.zip", "application/zip"),
+    )
+    .await;
+    server.wait_filed(3);
+    let (_, out, _) = server.cli(&["cases", "list", "--json"], None);
+    let list: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let states: Vec<&str> = list.iter().map(|c| c["state"].as_str().unwrap()).collect();
+    assert_eq!(
+        states,
+        vec!["awaiting-password", "awaiting-password", "new"]
+    );
+    for c in &list[..2] {
+        let reference = c["reference"].as_str().unwrap();
+        let (ok, _, err) = server.cli(
+            &["unlock", reference, "--password-stdin"],
+            Some(&format!("{PASSWORD}\n")),
+        );
+        assert!(ok, "{err}");
+        let case = show(&server, reference);
+        assert_eq!(case["state"], "new");
+        assert!(
+            case["steps"]
+                .as_str()
+                .unwrap()
+                .contains("Sign in as any customer"),
+            "{case:#}"
+        );
+    }
+    let nested = show(&server, list[1]["reference"].as_str().unwrap());
+    let names: Vec<&str> = nested["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["zip-in-7z.7z", "inner.zip", "report.txt"]);
+    let plain = show(&server, list[2]["reference"].as_str().unwrap());
+    assert_eq!(plain["evidence"][0]["archive"]["encryption"], "none");
+}
