@@ -36,6 +36,25 @@ fn mail_with(name: &str, declared: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A mail carrying several archives at once.
+fn mail_with_all(names: &[&str]) -> Vec<u8> {
+    let mut m = String::from(
+        "From: Reporter <reporter@researcher.example>\r\nTo: security@netcompany.example\r\n\
+         Subject: Responsible disclosure (several archives)\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+         Impact: see the archives; password by phone.\r\n",
+    );
+    for name in names {
+        m.push_str(&format!(
+            "--b\r\nContent-Type: application/octet-stream; name=\"{name}\"\r\n\
+             Content-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+            base64_lines(&archive(name))
+        ));
+    }
+    m.push_str("--b--\r\n");
+    m.into_bytes()
+}
+
 fn base64_lines(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::new();
@@ -312,4 +331,145 @@ async fn aes_zip_and_zip_inside_7z_open_and_a_plain_zip_needs_nothing() {
     assert_eq!(names, vec!["zip-in-7z.7z", "inner.zip", "report.txt"]);
     let plain = show(&server, list[2]["reference"].as_str().unwrap());
     assert_eq!(plain["evidence"][0]["archive"]["encryption"], "none");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_archives_are_refused_with_reasons_and_the_rest_of_the_report_opens() {
+    let server = Server::start(Opts {
+        intake: INTAKE_ON,
+        ..Opts::default()
+    });
+    let names = [
+        "hostile/overlap-bomb.zip",
+        "hostile/nested-bomb.zip",
+        "hostile/huge-dictionary.7z",
+        "hostile/kdf-rounds.7z",
+        "hostile/zip-slip.zip",
+        "hostile/symlink.zip",
+        "hostile/truncated.7z",
+        "report-aes.7z",
+    ];
+    deliver_from(
+        &server,
+        "r@researcher.example",
+        "security@netcompany.example",
+        &mail_with_all(&names),
+    )
+    .await;
+    server.wait_filed(1);
+    let reference = only_case(&server);
+    let case = show(&server, &reference);
+    assert_eq!(case["state"], "awaiting-password");
+    let ev = case["evidence"].as_array().unwrap().clone();
+    let truncated = ev
+        .iter()
+        .find(|e| e["name"] == "hostile/truncated.7z")
+        .unwrap();
+    assert!(
+        truncated["archive"]["problem"]
+            .as_str()
+            .unwrap()
+            .starts_with("unreadable 7z"),
+        "{truncated}"
+    );
+
+    // Unlock under a hard 1.5 GB address-space limit: a bomb that escaped
+    // the caps would fail to allocate and the command would fail.
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new("bash")
+        .args([
+            "-c",
+            "ulimit -v 1500000; exec \"$0\" \"$@\"",
+            common::BIN,
+            "unlock",
+            &reference,
+            "--password-stdin",
+            "--config",
+        ])
+        .arg(server.config_path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(format!("{PASSWORD}\n").as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let elapsed = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(elapsed < std::time::Duration::from_secs(60), "{elapsed:?}");
+    for (name, reason) in [
+        ("hostile/overlap-bomb.zip", "limit max_"),
+        ("hostile/nested-bomb.zip", "limit max_"),
+        ("hostile/huge-dictionary.7z", "limit sevenz_memory_kb"),
+        ("hostile/kdf-rounds.7z", "limit kdf_rounds"),
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("refused: {name}: {reason}"))),
+            "{name}: {stdout}"
+        );
+    }
+    let case = show(&server, &reference);
+    assert_eq!(
+        case["state"], "new",
+        "refused archives no longer hold the case"
+    );
+    assert!(
+        case["steps"]
+            .as_str()
+            .unwrap()
+            .contains("Sign in as any customer"),
+        "the good archive's report"
+    );
+    assert!(
+        case["impact"]
+            .as_str()
+            .unwrap()
+            .contains("see the archives"),
+        "the mail's own text kept"
+    );
+    let ev = case["evidence"].as_array().unwrap();
+    let refused = ev
+        .iter()
+        .find(|e| e["name"] == "hostile/kdf-rounds.7z")
+        .unwrap();
+    assert!(
+        refused["archive"]["refused"]
+            .as_str()
+            .unwrap()
+            .contains("kdf_rounds")
+    );
+    let names: Vec<&str> = ev
+        .iter()
+        .filter(|e| !e["parent_id"].is_null())
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    for n in [
+        "tmp_evil.txt",
+        "etc_cron.d_evil",
+        "Windows_System32_evil.dll",
+        "passwd-link",
+        "screenshot.png",
+    ] {
+        assert!(names.contains(&n), "{n} in {names:?}");
+    }
+    let link = ev.iter().find(|e| e["name"] == "passwd-link").unwrap();
+    assert_eq!(
+        (link["declared_type"].as_str(), link["size"].as_i64()),
+        (Some("inode/symlink"), Some(0)),
+        "recorded, never followed"
+    );
 }

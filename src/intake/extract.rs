@@ -376,10 +376,24 @@ fn extract_7z(
             | Error::ChecksumVerificationFailed
             | Error::PasswordRequired,
         ) if encrypted => Err(ExtractError::WrongPassword),
+        Err(e) if is_kdf_refusal(&e) => Err(kdf_limit()),
         // With a wrong key the AES layer yields noise, which the decoder
         // then rejects; 7-Zip reports the same as "Wrong password?".
         Err(_) if encrypted => Err(ExtractError::WrongPassword),
         Err(e) => Err(ExtractError::Damaged(e.to_string())),
+    }
+}
+
+/// sevenz-rust2 refuses AES key derivation beyond its cap (2^N SHA-256
+/// rounds, seconds to minutes of CPU each); it says so in its message.
+fn is_kdf_refusal(e: &sevenz_rust2::Error) -> bool {
+    e.to_string().contains("num_cycles_power")
+}
+
+fn kdf_limit() -> ExtractError {
+    ExtractError::Limit {
+        limit: "kdf_rounds",
+        detail: "7zAES demands an absurd number of key-derivation rounds".into(),
     }
 }
 
@@ -461,6 +475,62 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    fn hostile(name: &str) -> Result<Extracted, ExtractError> {
+        let data = std::fs::read(format!(
+            "{}/fixtures/archives/hostile/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let start = Instant::now();
+        let result = extract(&data, PW, &ExtractLimits::default());
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{name} took {:?}",
+            start.elapsed()
+        );
+        result
+    }
+
+    #[test]
+    fn hostile_archives_are_refused_by_name_in_bounded_time() {
+        let limit = |name: &str| match hostile(name) {
+            Err(ExtractError::Limit { limit, .. }) => limit,
+            other => panic!("{name}: {other:?}"),
+        };
+        assert!(["max_ratio", "max_total_bytes"].contains(&limit("overlap-bomb.zip")));
+        assert!(["max_ratio", "max_total_bytes", "max_depth"].contains(&limit("nested-bomb.zip")));
+        assert_eq!(limit("huge-dictionary.7z"), "sevenz_memory_kb");
+        assert_eq!(limit("kdf-rounds.7z"), "kdf_rounds");
+        assert!(
+            matches!(hostile("truncated.7z"), Err(ExtractError::Damaged(_))),
+            "{:?}",
+            hostile("truncated.7z")
+        );
+    }
+
+    #[test]
+    fn zip_slip_names_are_defused_and_symlinks_only_recorded() {
+        let got = hostile("zip-slip.zip").unwrap();
+        let names: Vec<&str> = got.files().iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "tmp_evil.txt",
+                "etc_cron.d_evil",
+                "Windows_System32_evil.dll",
+                "report.txt"
+            ]
+        );
+        let got = hostile("symlink.zip").unwrap();
+        assert_eq!(got.symlinks(), ["passwd-link"]);
+        let names: Vec<&str> = got.files().iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec!["report.txt"],
+            "the link's target is never read as content"
+        );
     }
 
     #[test]
