@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::intake::{Intake, Receipts};
 use crate::outbound::{OutboundError, Sender};
-use crate::policy::{PolicyError, PolicySet};
+use crate::policy::{PlaintextRule, PolicyError, PolicySet};
 use crate::smtp::driver::{self, Admission, Receiver, ShutdownControl};
 use crate::smtp::session::{AcceptFor, SessionConfig};
 use crate::smtp::tls::{self, CertFiles, CertStore, TlsError};
@@ -105,6 +105,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             hostname: config.smtp.hostname.clone(),
             accept_for: AcceptFor::new(&recipients),
             allow_plaintext: config.smtp.allow_plaintext,
+            plaintext_fallback: AcceptFor::new(
+                policies
+                    .iter()
+                    .filter(|p| p.plaintext == PlaintextRule::EncryptedArchiveOnly)
+                    .flat_map(|p| p.addresses.iter()),
+            ),
             limits: config.limits.clone(),
         }),
         tls: acceptor,

@@ -62,7 +62,7 @@ async fn lettre_delivers_over_starttls_and_the_envelope_is_stored() {
 }
 
 #[test]
-fn python_smtplib_is_refused_in_plaintext_then_delivers_over_tls_1_2() {
+fn python_smtplib_plaintext_report_is_refused_then_delivers_over_tls_1_2() {
     let server = Server::start(Opts::default());
     let cafile = server.dir.path().join("ca.pem");
     std::fs::write(&cafile, &server.cert_pem).unwrap();
@@ -71,8 +71,13 @@ import smtplib, ssl, sys
 port, cafile = int(sys.argv[1]), sys.argv[2]
 s = smtplib.SMTP("127.0.0.1", port, timeout=20)
 s.ehlo("py.example")
-code, msg = s.mail("r@example.org")
-print("plain-mail", code, msg.decode())
+try:
+    s.sendmail("r@example.org", ["security@magenta.example"],
+        "Subject: Responsible disclosure\r\n\r\nthe whole report in clear\r\n")
+    print("plain-data accepted")
+except smtplib.SMTPDataError as e:
+    print("plain-data", e.smtp_code, e.smtp_error.decode())
+s.rset()
 ctx = ssl.create_default_context(cafile=cafile)
 ctx.maximum_version = ssl.TLSVersion.TLSv1_2
 s.starttls(context=ctx)
@@ -90,7 +95,7 @@ s.quit()
         .arg(&cafile));
     assert!(ok, "{out}");
     assert!(
-        out.contains("plain-mail 530 5.7.0 Must issue a STARTTLS command first"),
+        out.contains("plain-data 550 5.7.10 Without TLS only an encrypted zip or 7z"),
         "{out}"
     );
     assert!(out.contains("tls TLSv1.2 ECDHE-"), "{out}");
@@ -136,7 +141,7 @@ fn swaks_delivers_with_starttls() {
 }
 
 #[test]
-fn swaks_without_tls_is_refused_and_nothing_is_stored() {
+fn swaks_without_tls_and_without_an_encrypted_archive_is_refused_and_nothing_is_stored() {
     let server = Server::start(Opts::default());
     let (ok, out) = sh(Command::new("swaks").args([
         "--server",
@@ -150,7 +155,7 @@ fn swaks_without_tls_is_refused_and_nothing_is_stored() {
     ]));
     assert!(!ok);
     assert!(
-        out.contains("<** 530 5.7.0 Must issue a STARTTLS command first"),
+        out.contains("<** 550 5.7.10 Without TLS only an encrypted zip or 7z"),
         "{out}"
     );
     assert!(server.messages().is_empty());

@@ -15,6 +15,7 @@ fn config(limits: Limits, allow_plaintext: bool) -> Arc<SessionConfig> {
         hostname: "mx.test".into(),
         accept_for: AcceptFor::new([RCPT, "@many.example"]),
         allow_plaintext,
+        plaintext_fallback: AcceptFor::default(),
         limits,
     })
 }
@@ -452,7 +453,7 @@ fn store_failure_answers_451_and_keeps_the_session() {
     h.envelope();
     let a = h.s.feed(b"x\r\n.\r\n");
     assert!(matches!(a.as_slice(), [Action::Deliver(_)]));
-    let a = h.s.stored(Err(()));
+    let a = h.s.stored(Err(Reply::StoreFailed));
     assert_eq!(a, vec![Action::Reply(Reply::StoreFailed)]);
     assert!(Reply::StoreFailed.render().starts_with("451 4.3.0"));
     h.cmd("NOOP", "250");
@@ -556,4 +557,41 @@ fn random_hostile_input_never_breaks_the_invariants() {
         delivered > 10 && refused > 10,
         "delivered {delivered}, refused {refused}"
     );
+}
+
+#[test]
+fn the_encrypted_archive_fallback_admits_plaintext_only_for_its_recipients() {
+    let config = Arc::new(SessionConfig {
+        hostname: "mx.test".into(),
+        accept_for: AcceptFor::new([RCPT, "security@strict.example"]),
+        allow_plaintext: false,
+        plaintext_fallback: AcceptFor::new([RCPT]),
+        limits: Limits::default(),
+    });
+    let mut s = Session::new(config, "192.0.2.1:1".parse().unwrap());
+    s.greeting();
+    let r = |a: Vec<Action>| match a.as_slice() {
+        [Action::Reply(r), ..] => r.render(),
+        other => panic!("{other:?}"),
+    };
+    s.feed(b"EHLO c.test\r\n");
+    assert!(r(s.feed(b"MAIL FROM:<a@b.example>\r\n")).starts_with("250"));
+    assert!(
+        r(s.feed(b"RCPT TO:<security@strict.example>\r\n"))
+            .starts_with("530 5.7.0 Must issue a STARTTLS")
+    );
+    assert!(r(s.feed(b"RCPT TO:<security@magenta.example>\r\n")).starts_with("250"));
+    assert!(r(s.feed(b"DATA\r\n")).starts_with("354"));
+    let a = s.feed(b"Subject: x\r\n\r\nnote\r\n.\r\n");
+    let [Action::Deliver(d)] = a.as_slice() else {
+        panic!("{a:?}")
+    };
+    assert_eq!(
+        d.envelope().tls,
+        None,
+        "the driver applies the content rule to plaintext"
+    );
+    // The driver's verdict goes out as the reply.
+    let a = s.stored(Err(Reply::PlaintextRefused));
+    assert!(r(a).starts_with("550 5.7.10"));
 }

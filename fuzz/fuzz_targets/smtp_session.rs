@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
         hostname: "mx.fuzz".into(),
         accept_for: AcceptFor::new(["security@magenta.example"]),
         allow_plaintext: false,
+        plaintext_fallback: AcceptFor::default(),
         limits,
     });
     let mut s = Session::new(config, "192.0.2.1:25".parse().unwrap());

@@ -9,6 +9,7 @@
 //! reading the directory, and nothing here knows about SMTP sessions.
 
 pub mod calendar;
+pub mod plaintext;
 
 use calendar::{BusinessCalendar, HolidayRules};
 use jiff::{Timestamp, ToSpan, tz::TimeZone};

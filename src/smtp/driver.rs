@@ -372,9 +372,28 @@ async fn flush<S: AsyncWrite + Unpin>(
 }
 
 /// Stamps, stores and answers for one message: Ok(queue id) only once the
-/// store has committed it.
-async fn deliver(ctx: &mut Ctx<'_>, delivery: Delivery) -> Result<String, ()> {
+/// store has committed it. A message that came without TLS is first held
+/// to the encrypted-archive rule (`policy::plaintext`), off the runtime.
+async fn deliver(ctx: &mut Ctx<'_>, delivery: Delivery) -> Result<String, Reply> {
     let (envelope, body) = delivery.into_parts();
+    let (envelope, body) = if envelope.tls.is_none() && !ctx.receiver.session.allow_plaintext {
+        let checked = tokio::task::spawn_blocking(move || {
+            let verdict = std::panic::catch_unwind(|| crate::policy::plaintext::check(&body))
+                .unwrap_or(Err(crate::policy::plaintext::PlaintextRefusal::Unparseable));
+            (verdict, body)
+        })
+        .await;
+        match checked {
+            Ok((Ok(()), body)) => (envelope, body),
+            Ok((Err(why), _)) => {
+                info!(reason = %why, "plaintext delivery refused; nothing stored");
+                return Err(Reply::PlaintextRefused);
+            }
+            Err(_) => return Err(Reply::PlaintextRefused),
+        }
+    } else {
+        (envelope, body)
+    };
     let queue_id = queue_id();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -408,7 +427,7 @@ async fn deliver(ctx: &mut Ctx<'_>, delivery: Delivery) -> Result<String, ()> {
         }
         Err(e) => {
             warn!(error = %e, "store failed; answered 451");
-            Err(())
+            Err(Reply::StoreFailed)
         }
     }
 }

@@ -62,6 +62,7 @@ pub enum Reply {
     SessionTimeout,
     ShuttingDown,
     StoreFailed,
+    PlaintextRefused,
     NotImplemented,
 }
 
@@ -184,6 +185,13 @@ impl Reply {
                 451,
                 "4.3.0",
                 "Could not store the message safely; try again later",
+            ),
+            Reply::PlaintextRefused => (
+                550,
+                "5.7.10",
+                "Without TLS only an encrypted zip or 7z with a short covering note is accepted: \
+                 use STARTTLS with TLS 1.2 or newer, or send the report in a password-protected archive \
+                 and the password by another channel",
             ),
             Reply::NotImplemented => (502, "5.5.1", "Command not implemented"),
         }

@@ -95,6 +95,10 @@ impl AcceptFor {
         accept
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.mailboxes.is_empty() && self.domains.is_empty()
+    }
+
     pub fn accepts(&self, address: &str) -> bool {
         let address = address.to_ascii_lowercase();
         if self.mailboxes.contains(&address) {
@@ -111,10 +115,13 @@ impl AcceptFor {
 pub struct SessionConfig {
     pub hostname: String,
     pub accept_for: AcceptFor,
-    /// Accept MAIL without STARTTLS. Off by default: the policies demand
-    /// TLS 1.2 or newer, and the encrypted-archive fallback is decided per
-    /// organisation at intake.
+    /// Accept anything without STARTTLS (an ops override). Off by default:
+    /// the policies demand TLS 1.2 or newer.
     pub allow_plaintext: bool,
+    /// Recipients whose policy allows the encrypted-archive fallback: a
+    /// plaintext session may address them, and the driver then checks the
+    /// content before storing. Everyone else needs STARTTLS first.
+    pub plaintext_fallback: AcceptFor,
     pub limits: Limits,
 }
 
@@ -236,7 +243,9 @@ impl Session {
     }
 
     /// The driver's answer to `Action::Deliver`.
-    pub fn stored(&mut self, result: Result<String, ()>) -> Vec<Action> {
+    /// `Err` carries the refusal: `StoreFailed` when the commit failed, or
+    /// a content refusal decided by the driver (`PlaintextRefused`).
+    pub fn stored(&mut self, result: Result<String, Reply>) -> Vec<Action> {
         let mut out = Vec::new();
         if !matches!(self.state, State::AwaitingStore) {
             return out;
@@ -244,7 +253,7 @@ impl Session {
         self.state = State::ExpectMail;
         match result {
             Ok(queue_id) => self.reply(Reply::Queued { queue_id }, &mut out),
-            Err(()) => self.reply(Reply::StoreFailed, &mut out),
+            Err(refusal) => self.reply(refusal, &mut out),
         }
         if self.closing {
             self.fail(Reply::ShuttingDown, &mut out);
@@ -444,8 +453,12 @@ impl Session {
                 (AwaitingTls, None)
             }
             (s, Command::StartTls) if self.tls.is_some() => (s, Some(Reply::AlreadyTls)),
+            // No TLS: MAIL is refused unless some organisation's policy allows
+            // the encrypted-archive fallback (checked per recipient at RCPT).
             (ExpectMail, Command::Mail(_))
-                if self.tls.is_none() && !self.config.allow_plaintext =>
+                if self.tls.is_none()
+                    && !self.config.allow_plaintext
+                    && self.config.plaintext_fallback.is_empty() =>
             {
                 (ExpectMail, Some(Reply::MustStartTls))
             }
@@ -477,6 +490,13 @@ impl Session {
                 }
                 if !self.config.accept_for.accepts(&to) {
                     return (back(txn), Some(Reply::UnknownRecipient));
+                }
+                if self.tls.is_none()
+                    && !self.config.allow_plaintext
+                    && !self.config.plaintext_fallback.accepts(&to)
+                {
+                    // This organisation's policy rejects plaintext outright.
+                    return (back(txn), Some(Reply::MustStartTls));
                 }
                 if txn.rcpt_to.len() >= limits.max_recipients {
                     return (back(txn), Some(Reply::TooManyRecipients));

@@ -1,0 +1,175 @@
+//! The encrypted-archive fallback for mail that arrives without TLS.
+//!
+//! The policies demand TLS 1.2 or newer, or else a password-protected zip or
+//! 7z whose password travels by another channel. A plaintext session may
+//! therefore deliver only when:
+//!
+//! 1. the message parses within intake's MIME bounds;
+//! 2. it has at least one attachment, and every attachment is a zip or 7z
+//!    (found by content) that is encrypted — signature parts
+//!    (`application/pkcs7-signature`, `application/pgp-signature`) aside;
+//! 3. it forwards no message (a forwarded `.eml` is report content); and
+//! 4. its visible text is a short covering note: at most
+//!    `MAX_COVERING_NOTE` characters.
+//!
+//! Anything else is refused after DATA with 550 5.7.10 and nothing is
+//! stored. Pure: no I/O.
+
+use crate::intake::{archive, mime};
+
+/// Longest visible text a plaintext delivery may carry. Enough for "the
+/// report is attached; I will phone you the password", far too short for a
+/// report.
+pub const MAX_COVERING_NOTE: usize = 1000;
+
+/// Why a plaintext delivery is refused (for logs; the client gets one
+/// reply that says what to do instead).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlaintextRefusal {
+    #[error("unparseable message")]
+    Unparseable,
+    #[error("no encrypted archive attached")]
+    NoArchive,
+    #[error("an attachment is not an encrypted zip or 7z")]
+    NotEncrypted,
+    #[error("a forwarded message")]
+    Forwarded,
+    #[error("the visible text is longer than a covering note ({0} characters)")]
+    LongText(usize),
+}
+
+const SIGNATURES: &[&str] = &[
+    "application/pkcs7-signature",
+    "application/x-pkcs7-signature",
+    "application/pgp-signature",
+];
+
+/// Checks a message that arrived without TLS.
+pub fn check(raw: &[u8]) -> Result<(), PlaintextRefusal> {
+    let mail = mime::parse(raw, &mime::MimeLimits::default())
+        .map_err(|_| PlaintextRefusal::Unparseable)?;
+    if !mail.forwarded_text.is_empty() || mail.attachments.iter().any(|a| a.forwarded) {
+        return Err(PlaintextRefusal::Forwarded);
+    }
+    let mut archives = 0;
+    for a in &mail.attachments {
+        if SIGNATURES.contains(&a.declared_type.as_str()) {
+            continue;
+        }
+        match archive::inspect(&a.data) {
+            Some(info) if info.is_encrypted() => archives += 1,
+            _ => return Err(PlaintextRefusal::NotEncrypted),
+        }
+    }
+    if archives == 0 {
+        return Err(PlaintextRefusal::NoArchive);
+    }
+    let note = mail.text.trim().chars().count();
+    if note > MAX_COVERING_NOTE {
+        return Err(PlaintextRefusal::LongText(note));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(body: &str, attachments: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut m = String::from(
+            "From: r@x.example\r\nSubject: report\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n",
+        );
+        m.push_str(&format!(
+            "--b\r\nContent-Type: text/plain\r\n\r\n{body}\r\n"
+        ));
+        for (ctype, data) in attachments {
+            let b64 = base64(data);
+            m.push_str(&format!("--b\r\nContent-Type: {ctype}\r\nContent-Disposition: attachment; filename=\"a\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n"));
+        }
+        m.push_str("--b--\r\n");
+        m.into_bytes()
+    }
+
+    fn base64(data: &[u8]) -> String {
+        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut s = String::new();
+        for c in data.chunks(3) {
+            let n = (u32::from(c[0]) << 16)
+                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*c.get(2).unwrap_or(&0));
+            for i in 0..4 {
+                s.push(if i <= c.len() {
+                    T[(n >> (18 - 6 * i) & 63) as usize] as char
+                } else {
+                    '='
+                });
+            }
+        }
+        s.as_bytes()
+            .chunks(76)
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/fixtures/archives/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn both_sides_of_the_rule() {
+        let sz = fixture("report-aes-he.7z");
+        let zc = fixture("report-zipcrypto.zip");
+        let plain = fixture("plain.zip");
+        let note = "The report is attached; I will phone you the password.";
+        assert_eq!(
+            check(&with(note, &[("application/x-7z-compressed", &sz)])),
+            Ok(())
+        );
+        assert_eq!(
+            check(&with(
+                note,
+                &[("application/octet-stream", &sz), ("application/zip", &zc)]
+            )),
+            Ok(())
+        );
+        assert_eq!(
+            check(&with(
+                note,
+                &[
+                    ("application/pgp-signature", b"sig"),
+                    ("application/zip", &zc)
+                ]
+            )),
+            Ok(())
+        );
+        assert_eq!(check(&with(note, &[])), Err(PlaintextRefusal::NoArchive));
+        assert_eq!(
+            check(&with(note, &[("application/zip", &plain)])),
+            Err(PlaintextRefusal::NotEncrypted)
+        );
+        assert_eq!(
+            check(&with(
+                note,
+                &[
+                    ("application/zip", &zc),
+                    ("image/png", b"\x89PNG\r\n\x1a\n")
+                ]
+            )),
+            Err(PlaintextRefusal::NotEncrypted)
+        );
+        let report = "Description: ".to_owned() + &"x".repeat(MAX_COVERING_NOTE);
+        assert!(matches!(
+            check(&with(&report, &[("application/zip", &zc)])),
+            Err(PlaintextRefusal::LongText(_))
+        ));
+        assert_eq!(
+            check(b"Subject: hi\r\n\r\nthe whole report in clear\r\n"),
+            Err(PlaintextRefusal::NoArchive)
+        );
+    }
+}

@@ -1,0 +1,178 @@
+//! The plaintext fallback end to end, both sides of the rule: without TLS
+//! only an encrypted zip or 7z with a short covering note is stored; any
+//! other plaintext delivery gets 550 5.7.10 after DATA and nothing is
+//! stored; a policy that says `reject` refuses MAIL before STARTTLS.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::client::Client;
+use common::{INTAKE_ON, Opts, Server, fixture};
+
+fn archive(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/fixtures/archives/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn b64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            s.push(if i <= c.len() {
+                T[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    s.as_bytes()
+        .chunks(76)
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+fn mail(note: &str, attachments: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut m = String::from(
+        "From: Reporter <r@researcher.example>\r\nTo: security@netcompany.example\r\n\
+         Subject: Responsible disclosure\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n",
+    );
+    m.push_str(&format!(
+        "--b\r\nContent-Type: text/plain\r\n\r\n{note}\r\n"
+    ));
+    for (name, data) in attachments {
+        m.push_str(&format!(
+            "--b\r\nContent-Type: application/octet-stream; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+            b64(data)
+        ));
+    }
+    m.push_str("--b--\r\n");
+    m.into_bytes()
+}
+
+async fn plaintext_send(server: &Server, to: &str, body: &[u8]) -> String {
+    let (mut c, _) = Client::connect(server.addr).await.unwrap();
+    c.cmd("EHLO plain.example", "250").await.unwrap();
+    match c.send("r@researcher.example", to, body).await {
+        Ok(reply) => reply,
+        Err(e) => e.to_string(),
+    }
+}
+
+const NOTE: &str = "The report is in the attached archive; I will phone you the password.";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_archive_with_a_covering_note_is_accepted_without_tls() {
+    let server = Server::start(Opts {
+        intake: INTAKE_ON,
+        ..Opts::default()
+    });
+    let reply = plaintext_send(
+        &server,
+        "security@netcompany.example",
+        &mail(NOTE, &[("r.7z", archive("report-aes-he.7z"))]),
+    )
+    .await;
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    let list = server.wait_filed(1);
+    assert!(list[0]["tls_version"].is_null());
+    let (_, out, _) = server.cli(&["cases", "list", "--json"], None);
+    let cases: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(cases[0]["state"], "awaiting-password");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anything_else_without_tls_is_refused_after_data_and_nothing_is_stored() {
+    let server = Server::start(Opts::default());
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("a report in clear", fixture("en-netcompany-xss.eml")),
+        (
+            "an unencrypted zip",
+            mail(NOTE, &[("r.zip", archive("plain.zip"))]),
+        ),
+        (
+            "an archive and a screenshot",
+            mail(
+                NOTE,
+                &[
+                    ("r.7z", archive("report-aes.7z")),
+                    ("s.png", b"\x89PNG\r\n\x1a\nxxxx".to_vec()),
+                ],
+            ),
+        ),
+        (
+            "a long text beside the archive",
+            mail(
+                &"Steps: ...\r\n".repeat(200),
+                &[("r.7z", archive("report-aes.7z"))],
+            ),
+        ),
+        ("a forwarded report", fixture("forwarded-netcompany.eml")),
+    ];
+    for (what, body) in cases {
+        let reply = plaintext_send(&server, "security@netcompany.example", &body).await;
+        assert!(reply.contains("550 5.7.10"), "{what}: {reply}");
+        assert!(reply.contains("use STARTTLS with TLS 1.2 or newer, or send the report in a password-protected archive"), "{reply}");
+    }
+    assert!(server.messages().is_empty(), "nothing refused is stored");
+    // The same report over TLS is fine.
+    let mut c = Client::connect_tls(server.addr, server.tls())
+        .await
+        .unwrap();
+    let reply = c
+        .send(
+            "r@researcher.example",
+            "security@netcompany.example",
+            &fixture("en-netcompany-xss.eml"),
+        )
+        .await
+        .unwrap();
+    assert!(reply.starts_with("250"), "{reply}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reject_policy_refuses_mail_before_starttls() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/netcompany.toml"
+    ))
+    .unwrap();
+    std::fs::write(
+        dir.path().join("strict.toml"),
+        shipped.replace(
+            "plaintext = \"encrypted-archive-only\"",
+            "plaintext = \"reject\"",
+        ),
+    )
+    .unwrap();
+    let mut server = Server::start(Opts::default());
+    // Point the running config at the strict policy only and restart.
+    let config = std::fs::read_to_string(server.config_path()).unwrap();
+    let config = config.replacen(
+        "data_dir",
+        &format!("policies_dir = {:?}\ndata_dir", dir.path()),
+        1,
+    );
+    std::fs::write(server.config_path(), config).unwrap();
+    server.kill9();
+    server.restart();
+    let (mut c, _) = Client::connect(server.addr).await.unwrap();
+    c.cmd("EHLO plain.example", "250").await.unwrap();
+    let r = c
+        .cmd("MAIL FROM:<r@researcher.example>", "530")
+        .await
+        .unwrap();
+    assert!(
+        r.starts_with("530 5.7.0 Must issue a STARTTLS command first"),
+        "{r}"
+    );
+}
