@@ -359,7 +359,97 @@ async fn idle_sessions(server: &Ours, n: usize, tls: bool) -> (u64, usize) {
     (after.saturating_sub(before), opened)
 }
 
+/// Decrypt-and-extract time of our bounded extractor against `7z x` on the
+/// same files (best of 5 each; the CLI's time includes its process start).
+fn bench_archives() {
+    use disclosure_mx::intake::extract::{ExtractLimits, extract};
+    const PW: &str = "correct horse battery staple";
+    let dir = tempfile::tempdir().unwrap();
+    // A 20 MB 7z: 20 MB of varied text, AES-256, encrypted headers.
+    let mut text = String::with_capacity(21 << 20);
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    while text.len() < 20 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        text.push_str(&format!(
+            "line {x:016x} of a long log attached to a report\n"
+        ));
+    }
+    std::fs::write(dir.path().join("big.log"), &text).unwrap();
+    let big = dir.path().join("big.7z");
+    let made = Command::new("7z")
+        .args(["a", "-t7z", "-mhe=on", "-bd", "-bso0", &format!("-p{PW}")])
+        .arg(&big)
+        .arg(dir.path().join("big.log"))
+        .status();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/archives");
+    let mut files: Vec<PathBuf> = [
+        "report-aes-he.7z",
+        "report-aes.7z",
+        "report-aes256.zip",
+        "report-zipcrypto.zip",
+        "zip-in-7z.7z",
+    ]
+    .iter()
+    .map(|n| fixtures.join(n))
+    .collect();
+    if made.is_ok_and(|s| s.success()) {
+        files.push(big);
+    } else {
+        println!("archives: 7z not available; run `make bench`, which installs p7zip-full");
+        return;
+    }
+    println!(
+        "\narchives: decrypt and extract in memory (ours, first of 5 runs) vs `7z x -so` (best of 5, process start included)"
+    );
+    let limits = ExtractLimits::default();
+    for path in files {
+        let data = std::fs::read(&path).unwrap();
+        // The first run is what an unlock costs (sevenz-rust2 may cache a
+        // derived key within one process); the best run shows the rest.
+        let runs: Vec<Duration> = (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                let got = extract(&data, PW, &limits).unwrap();
+                assert!(!got.files().is_empty());
+                t.elapsed()
+            })
+            .collect();
+        let (ours, ours_best) = (runs[0], runs.iter().min().copied().unwrap());
+        let cli = (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                let ok = Command::new("7z")
+                    .args(["x", "-so", "-bd", &format!("-p{PW}")])
+                    .arg(&path)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .unwrap()
+                    .success();
+                assert!(ok);
+                t.elapsed()
+            })
+            .min()
+            .unwrap();
+        println!(
+            "  {:<22} {:>9} bytes   ours first {:>8.2} ms (best {:>7.2})   7z best {:>8.2} ms   7z/ours {:>6.2}x",
+            path.file_name().unwrap().to_string_lossy(),
+            data.len(),
+            ours.as_secs_f64() * 1e3,
+            ours_best.as_secs_f64() * 1e3,
+            cli.as_secs_f64() * 1e3,
+            cli.as_secs_f64() / ours.as_secs_f64()
+        );
+    }
+}
+
 fn main() {
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("archives") {
+        bench_archives();
+        return;
+    }
     // `cargo bench` passes --bench; nothing else is expected.
     let load = Load {
         sessions: env_or("BENCH_SESSIONS", 16),
@@ -439,4 +529,5 @@ fn main() {
         tls_kib as f64 / tls_n.max(1) as f64,
         rss_kib(fresh.child.id()) as f64 / 1024.0,
     );
+    bench_archives();
 }
