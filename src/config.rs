@@ -98,6 +98,19 @@ pub struct StoreConfig {
     /// commit; 256 covers every session committing at once with the default
     /// `max_sessions`.
     pub group_commit_max: usize,
+    /// The master key sealing report content at rest (64 hex digits, mode
+    /// 0600). `{data_dir}` is replaced. Generated on first start of an
+    /// empty store; `DISCLOSURE_MX_MASTER_KEY` overrides it.
+    pub key_file: String,
+}
+
+impl StoreConfig {
+    pub fn key_path(&self, data_dir: &Path) -> PathBuf {
+        PathBuf::from(
+            self.key_file
+                .replace("{data_dir}", &data_dir.to_string_lossy()),
+        )
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -141,6 +154,7 @@ impl Default for StoreConfig {
         StoreConfig {
             url: "sqlite:{data_dir}/disclosure-mx.db".into(),
             group_commit_max: 256,
+            key_file: "{data_dir}/master.key".into(),
         }
     }
 }

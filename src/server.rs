@@ -58,7 +58,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         return Err(ServeError::NoRecipients);
     }
 
-    let store = Store::open(&config.store.url, &config.data_dir).await?;
+    let store = Store::open(
+        &config.store.url,
+        &config.data_dir,
+        &config.store.key_path(&config.data_dir),
+    )
+    .await?;
     let (writer, writer_task) = store.writer(config.store.group_commit_max).await?;
 
     let files = match (&config.tls.cert_file, &config.tls.key_file) {
@@ -87,7 +92,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         tokio::spawn(intake.run(Arc::clone(&stored), every, intake_stop_rx))
     });
 
-    let sender_task = match Sender::new(&config.outbound, &config.smtp.hostname)? {
+    let sender_task = match Sender::new(
+        &config.outbound,
+        &config.smtp.hostname,
+        Arc::clone(store.sealer()),
+    )? {
         Some(sender) => Some(tokio::spawn(sender.run(
             store.pool().clone(),
             Arc::new(policies.clone()),

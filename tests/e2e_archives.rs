@@ -137,7 +137,11 @@ async fn an_encrypted_7z_waits_for_the_password_then_fills_the_case() {
         ],
         Some("tr0ub4dor&3\n"),
     );
-    assert!(!ok);
+    assert!(
+        !ok,
+        "{}",
+        server.cli(&["cases", "show", &reference], None).1
+    );
     assert!(err.contains("wrong password: nothing was changed"), "{err}");
     let after = show(&server, &reference);
     assert_eq!(after["state"], "awaiting-password");

@@ -14,7 +14,22 @@ use std::collections::HashSet;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_on_one_database_file_each_message_exactly_once() {
     let url = common::fresh_database(&common::postgres_admin());
-    let store: &'static str = Box::leak(format!("url = \"{url}\"").into_boxed_str());
+    // Receivers sharing a database share its master key.
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("master.key");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&key)
+            .unwrap();
+        writeln!(f, "{}", "5a".repeat(32)).unwrap();
+    }
+    let store: &'static str =
+        Box::leak(format!("url = \"{url}\"\nkey_file = {key:?}").into_boxed_str());
     let mut a = Server::start(Opts {
         store,
         ..Opts::default()

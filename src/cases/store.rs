@@ -3,6 +3,7 @@
 
 use super::{CaseKind, CaseState, CloseReason};
 use crate::intake::report::{ReportFields, Suggestion};
+use crate::store::seal::Sealer;
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::{AnyConnection, AnyPool};
@@ -22,12 +23,16 @@ pub enum CaseError {
     NoOriginal(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Seal(#[from] crate::store::seal::SealError),
 }
 
 /// Evidence as intake hands it over: already typed by content.
 #[derive(Debug, Clone)]
 pub struct NewEvidence {
     pub screenshot: bool,
+    /// Already extracted (a nested archive opened with its parent).
+    pub opened: bool,
     /// What archive inspection found (JSON), for zip and 7z attachments.
     pub archive: Option<String>,
     pub name: Option<String>,
@@ -68,7 +73,68 @@ fn year_of(unix: i64) -> i16 {
 
 /// Inserts the case with a fresh reference (`PREFIX-YEAR-NNNN`, per
 /// organisation and year) inside the caller's transaction.
-pub async fn insert(conn: &mut AnyConnection, c: &NewCase) -> Result<(i64, String), sqlx::Error> {
+/// AAD for a sealed column of a case.
+pub fn case_field(reference: &str, column: &str) -> String {
+    format!("case:{reference}:{column}")
+}
+
+/// AAD for a case's sealed child rows (events, assets).
+pub fn case_child(case_id: i64, table: &str) -> String {
+    format!("case-{case_id}:{table}")
+}
+
+/// A fresh identity for an evidence object, bound into its sealing.
+pub fn object_id() -> String {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 16];
+    // Failure of the OS source would repeat ids, not weaken the seal (the
+    // nonce is separate); fall back to the time.
+    if ring::rand::SystemRandom::new().fill(&mut b).is_err() {
+        b[..8].copy_from_slice(&jiff::Timestamp::now().as_nanosecond().to_le_bytes()[..8]);
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Stores one evidence object, sealed. Returns its row id.
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_evidence(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    case_id: i64,
+    e: &NewEvidence,
+    parent: Option<i64>,
+    opened_at: Option<i64>,
+) -> Result<i64, sqlx::Error> {
+    let object = object_id();
+    let aad = format!("evidence:{object}");
+    let row = sqlx::query(
+        "INSERT INTO case_evidence (case_id, kind, name, declared_type, sniffed_type, size, forwarded, data, archive,
+             parent_id, opened_at, object_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+    )
+    .bind(case_id)
+    .bind(if e.screenshot { "screenshot" } else { "attachment" })
+    .bind(sealer.seal_opt(&format!("{aad}:name"), e.name.as_deref()))
+    .bind(&e.declared_type)
+    .bind(&e.sniffed_type)
+    .bind(e.data.len() as i64)
+    .bind(i64::from(e.forwarded))
+    .bind(sealer.seal(&aad, &e.data))
+    .bind(&e.archive)
+    .bind(parent)
+    .bind(opened_at)
+    .bind(&object)
+    .persistent(false)
+    .fetch_one(&mut *conn)
+    .await?;
+    row.try_get("id")
+}
+
+pub async fn insert(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    c: &NewCase,
+) -> Result<(i64, String), sqlx::Error> {
     let year = year_of(c.received_at);
     // A counter row per organisation and year: the upsert takes its row
     // lock, so concurrent workers (PostgreSQL) number cases without gaps
@@ -84,6 +150,7 @@ pub async fn insert(conn: &mut AnyConnection, c: &NewCase) -> Result<(i64, Strin
     let reference = format!("{}-{year}-{n:04}", c.reference_prefix);
     let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
     let f = &c.fields;
+    let seal = |column: &str, v: Option<&str>| sealer.seal_opt(&case_field(&reference, column), v);
     let id = sqlx::query(
         "INSERT INTO cases (org, reference, kind, state, subject, reporter_name, reporter_address, anonymous,
              channel, contact, description, steps, impact, mitigation, language, cve_ids, cwe_ids,
@@ -97,16 +164,16 @@ pub async fn insert(conn: &mut AnyConnection, c: &NewCase) -> Result<(i64, Strin
     .bind(&c.org)
     .bind(&reference)
     .bind(c.kind.as_str())
-    .bind(&c.subject)
-    .bind(&c.reporter_name)
-    .bind(&c.reporter_address)
+    .bind(seal("subject", Some(&c.subject)))
+    .bind(seal("reporter_name", c.reporter_name.as_deref()))
+    .bind(seal("reporter_address", c.reporter_address.as_deref()))
     .bind(i64::from(c.anonymous))
     .bind(&f.channel)
-    .bind(&f.contact)
-    .bind(&f.description)
-    .bind(&f.steps)
-    .bind(&f.impact)
-    .bind(&f.mitigation)
+    .bind(seal("contact", f.contact.as_deref()))
+    .bind(seal("description", f.description.as_deref()))
+    .bind(seal("steps", f.steps.as_deref()))
+    .bind(seal("impact", f.impact.as_deref()))
+    .bind(seal("mitigation", f.mitigation.as_deref()))
     .bind(f.language.map(|l| l.as_str()))
     .bind(json(&f.cve_ids))
     .bind(json(&f.cwe_ids))
@@ -115,8 +182,8 @@ pub async fn insert(conn: &mut AnyConnection, c: &NewCase) -> Result<(i64, Strin
     .bind(f.cvss.as_ref().map(|c| c.severity.clone()))
     .bind(&c.tls_version)
     .bind(&c.tls_cipher)
-    .bind(&c.authentication_results)
-    .bind(&c.message_id)
+    .bind(seal("authentication_results", c.authentication_results.as_deref()))
+    .bind(seal("message_id", c.message_id.as_deref()))
     .bind(c.received_at)
     .bind(c.acknowledge_by)
     .bind(c.feedback_by)
@@ -128,7 +195,7 @@ pub async fn insert(conn: &mut AnyConnection, c: &NewCase) -> Result<(i64, Strin
     for a in &f.assets {
         sqlx::query("INSERT INTO case_assets (case_id, value, in_scope) VALUES ($1, $2, $3)")
             .bind(id)
-            .bind(&a.value)
+            .bind(sealer.seal_text(&case_child(id, "asset"), &a.value))
             .bind(i64::from(a.in_scope))
             .execute(&mut *conn)
             .await?;
@@ -144,21 +211,7 @@ pub async fn insert(conn: &mut AnyConnection, c: &NewCase) -> Result<(i64, Strin
             .await?;
     }
     for e in &c.evidence {
-        sqlx::query(
-            "INSERT INTO case_evidence (case_id, kind, name, declared_type, sniffed_type, size, forwarded, data, archive)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(id)
-        .bind(if e.screenshot { "screenshot" } else { "attachment" })
-        .bind(&e.name)
-        .bind(&e.declared_type)
-        .bind(&e.sniffed_type)
-        .bind(e.data.len() as i64)
-        .bind(i64::from(e.forwarded))
-        .bind(&e.data)
-        .bind(&e.archive)
-        .execute(&mut *conn)
-        .await?;
+        insert_evidence(conn, sealer, id, e, None, None).await?;
     }
     let detail = match c.kind {
         CaseKind::Disclosure => "report received",
@@ -166,6 +219,7 @@ pub async fn insert(conn: &mut AnyConnection, c: &NewCase) -> Result<(i64, Strin
     };
     add_event(
         conn,
+        sealer,
         id,
         c.received_at,
         "received",
@@ -177,8 +231,10 @@ pub async fn insert(conn: &mut AnyConnection, c: &NewCase) -> Result<(i64, Strin
     Ok((id, reference))
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn add_event(
     conn: &mut AnyConnection,
+    sealer: &Sealer,
     case_id: i64,
     at: i64,
     kind: &str,
@@ -191,7 +247,7 @@ pub async fn add_event(
         .bind(at)
         .bind(kind)
         .bind(actor)
-        .bind(detail)
+        .bind(sealer.seal_text(&case_child(case_id, "event"), detail))
         .bind(message_row)
         .execute(&mut *conn)
         .await?;
@@ -253,9 +309,10 @@ fn overdue(
 
 pub async fn list(
     pool: &AnyPool,
+    sealer: &Sealer,
     filter: &Filter,
     now: i64,
-) -> Result<Vec<CaseSummary>, sqlx::Error> {
+) -> Result<Vec<CaseSummary>, CaseError> {
     let rows = sqlx::query(
         "SELECT reference, org, kind, state, subject, received_at, acknowledge_by, feedback_by,
                 feedback_paused_at
@@ -283,12 +340,17 @@ pub async fn list(
         if filter.overdue && !is_overdue {
             continue;
         }
+        let reference: String = r.try_get("reference")?;
+        let subject = sealer.open_text(
+            &case_field(&reference, "subject"),
+            &r.try_get::<String, _>("subject")?,
+        )?;
         out.push(CaseSummary {
-            reference: r.try_get("reference")?,
+            reference,
             org: r.try_get("org")?,
             kind: r.try_get("kind")?,
             state,
-            subject: r.try_get("subject")?,
+            subject,
             received_at: r.try_get("received_at")?,
             acknowledge_by: ack_by,
             feedback_by,
@@ -361,7 +423,12 @@ pub struct CaseDetail {
     pub timeline: Vec<Event>,
 }
 
-pub async fn show(pool: &AnyPool, reference: &str, now: i64) -> Result<CaseDetail, CaseError> {
+pub async fn show(
+    pool: &AnyPool,
+    sealer: &Sealer,
+    reference: &str,
+    now: i64,
+) -> Result<CaseDetail, CaseError> {
     let row = sqlx::query("SELECT * FROM cases WHERE reference = $1")
         .bind(reference)
         .fetch_optional(pool)
@@ -373,6 +440,9 @@ pub async fn show(pool: &AnyPool, reference: &str, now: i64) -> Result<CaseDetai
     let ack_by: i64 = row.try_get("acknowledge_by")?;
     let feedback_by: i64 = row.try_get("feedback_by")?;
     let list = |s: String| serde_json::from_str::<Vec<String>>(&s).unwrap_or_default();
+    let field = |column: &str| -> Result<Option<String>, CaseError> {
+        Ok(sealer.open_opt(&case_field(reference, column), row.try_get(column)?)?)
+    };
     let assets =
         sqlx::query("SELECT value, in_scope FROM case_assets WHERE case_id = $1 ORDER BY id")
             .bind(id)
@@ -381,11 +451,12 @@ pub async fn show(pool: &AnyPool, reference: &str, now: i64) -> Result<CaseDetai
             .iter()
             .map(|r| {
                 Ok(AssetRow {
-                    value: r.try_get("value")?,
+                    value: sealer
+                        .open_text(&case_child(id, "asset"), &r.try_get::<String, _>("value")?)?,
                     in_scope: r.try_get::<i64, _>("in_scope")? != 0,
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()?;
+            .collect::<Result<_, CaseError>>()?;
     let suggestions = sqlx::query(
         "SELECT kind, name, label, matched FROM case_suggestions WHERE case_id = $1 ORDER BY id",
     )
@@ -403,7 +474,7 @@ pub async fn show(pool: &AnyPool, reference: &str, now: i64) -> Result<CaseDetai
     })
     .collect::<Result<_, sqlx::Error>>()?;
     let evidence = sqlx::query(
-        "SELECT id, kind, name, declared_type, sniffed_type, size, forwarded, parent_id, archive, opened_at
+        "SELECT id, kind, name, declared_type, sniffed_type, size, forwarded, parent_id, archive, opened_at, object_id
          FROM case_evidence WHERE case_id = $1 ORDER BY id",
     )
     .bind(id)
@@ -411,6 +482,8 @@ pub async fn show(pool: &AnyPool, reference: &str, now: i64) -> Result<CaseDetai
     .await?
     .iter()
     .map(|r| {
+        let object: Option<String> = r.try_get("object_id")?;
+        let name = sealer.open_opt(&format!("evidence:{}:name", object.unwrap_or_default()), r.try_get("name")?)?;
         Ok(EvidenceInfo {
             id: r.try_get("id")?,
             parent_id: r.try_get("parent_id")?,
@@ -419,14 +492,14 @@ pub async fn show(pool: &AnyPool, reference: &str, now: i64) -> Result<CaseDetai
                 .and_then(|a| serde_json::from_str(&a).ok()),
             opened_at: r.try_get("opened_at")?,
             kind: r.try_get("kind")?,
-            name: r.try_get("name")?,
+            name,
             declared_type: r.try_get("declared_type")?,
             sniffed_type: r.try_get("sniffed_type")?,
             size: r.try_get("size")?,
             forwarded: r.try_get::<i64, _>("forwarded")? != 0,
         })
     })
-    .collect::<Result<_, sqlx::Error>>()?;
+    .collect::<Result<_, CaseError>>()?;
     let timeline: Vec<Event> = sqlx::query(
         "SELECT at, kind, actor, detail FROM case_events WHERE case_id = $1 ORDER BY id",
     )
@@ -439,10 +512,11 @@ pub async fn show(pool: &AnyPool, reference: &str, now: i64) -> Result<CaseDetai
             at: r.try_get("at")?,
             kind: r.try_get("kind")?,
             actor: r.try_get("actor")?,
-            detail: r.try_get("detail")?,
+            detail: sealer
+                .open_text(&case_child(id, "event"), &r.try_get::<String, _>("detail")?)?,
         })
     })
-    .collect::<Result<_, sqlx::Error>>()?;
+    .collect::<Result<_, CaseError>>()?;
     let acknowledged = !matches!(state.as_str(), "new" | "awaiting-password");
     Ok(CaseDetail {
         summary: CaseSummary {
@@ -458,21 +532,21 @@ pub async fn show(pool: &AnyPool, reference: &str, now: i64) -> Result<CaseDetai
                 now,
             ),
             state,
-            subject: row.try_get("subject")?,
+            subject: field("subject")?.unwrap_or_default(),
             received_at: row.try_get("received_at")?,
             acknowledge_by: ack_by,
             feedback_by,
         },
         close_reason: row.try_get("close_reason")?,
-        reporter_name: row.try_get("reporter_name")?,
-        reporter_address: row.try_get("reporter_address")?,
+        reporter_name: field("reporter_name")?,
+        reporter_address: field("reporter_address")?,
         anonymous: row.try_get::<i64, _>("anonymous")? != 0,
         channel: row.try_get("channel")?,
-        contact: row.try_get("contact")?,
-        description: row.try_get("description")?,
-        steps: row.try_get("steps")?,
-        impact: row.try_get("impact")?,
-        mitigation: row.try_get("mitigation")?,
+        contact: field("contact")?,
+        description: field("description")?,
+        steps: field("steps")?,
+        impact: field("impact")?,
+        mitigation: field("mitigation")?,
         language: row.try_get("language")?,
         cve_ids: list(row.try_get("cve_ids")?),
         cwe_ids: list(row.try_get("cwe_ids")?),
@@ -481,7 +555,7 @@ pub async fn show(pool: &AnyPool, reference: &str, now: i64) -> Result<CaseDetai
         cvss_severity: row.try_get("cvss_severity")?,
         tls_version: row.try_get("tls_version")?,
         tls_cipher: row.try_get("tls_cipher")?,
-        authentication_results: row.try_get("authentication_results")?,
+        authentication_results: field("authentication_results")?,
         feedback_paused: paused.is_some(),
         breach_notify_by: row.try_get("breach_notify_by")?,
         assets,
@@ -497,6 +571,7 @@ pub async fn show(pool: &AnyPool, reference: &str, now: i64) -> Result<CaseDetai
 /// feedback deadline on by the time it was paused.
 pub async fn transition(
     conn: &mut AnyConnection,
+    sealer: &Sealer,
     reference: &str,
     next: CaseState,
     reason: Option<&str>,
@@ -548,7 +623,7 @@ pub async fn transition(
     if let Some(r) = close_reason.as_deref().or(reason) {
         detail.push_str(&format!(" ({r})"));
     }
-    add_event(&mut tx, id, now, "transition", actor, &detail, None).await?;
+    add_event(&mut tx, sealer, id, now, "transition", actor, &detail, None).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -556,6 +631,7 @@ pub async fn transition(
 /// An internal note on the timeline.
 pub async fn note(
     conn: &mut AnyConnection,
+    sealer: &Sealer,
     reference: &str,
     text: &str,
     actor: &str,
@@ -568,7 +644,7 @@ pub async fn note(
         .fetch_optional(&mut *tx)
         .await?;
     let (id,) = row.ok_or_else(|| CaseError::NotFound(reference.to_owned()))?;
-    add_event(&mut tx, id, now, "note", actor, text, None).await?;
+    add_event(&mut tx, sealer, id, now, "note", actor, text, None).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -578,6 +654,7 @@ pub async fn note(
 /// keeps the first deadline.
 pub async fn flag_breach(
     conn: &mut AnyConnection,
+    sealer: &Sealer,
     reference: &str,
     notify_by: i64,
     actor: &str,
@@ -601,6 +678,7 @@ pub async fn flag_breach(
         .await?;
     add_event(
         &mut tx,
+        sealer,
         id,
         now,
         "breach",

@@ -170,6 +170,8 @@ pub enum CliError {
     Stdin(std::io::Error),
     #[error(transparent)]
     Unlock(#[from] crate::intake::unlock::UnlockError),
+    #[error(transparent)]
+    Outbound(#[from] crate::outbound::OutboundError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     #[error("cannot encode output: {0}")]
@@ -200,7 +202,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             } => {
                 let password = read_password(&reference, password_stdin)?;
                 let policies = PolicySet::load_dir(&config.policies_dir)?;
-                let store = Store::open(&config.store.url, &config.data_dir).await?;
+                let store = Store::open(
+                    &config.store.url,
+                    &config.data_dir,
+                    &config.store.key_path(&config.data_dir),
+                )
+                .await?;
                 let limits = crate::intake::extract::ExtractLimits::default();
                 let result = crate::intake::unlock::unlock(
                     &store,
@@ -231,10 +238,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Command::Outbox {
                 command: OutboxCommand::List { json },
             } => {
-                let store = Store::open(&config.store.url, &config.data_dir).await?;
-                let entries = crate::outbound::list(store.pool())
-                    .await
-                    .map_err(CaseError::from)?;
+                let store = Store::open(
+                    &config.store.url,
+                    &config.data_dir,
+                    &config.store.key_path(&config.data_dir),
+                )
+                .await?;
+                let entries = crate::outbound::list(store.pool(), store.sealer()).await?;
                 store.close().await;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&entries)?);
@@ -257,7 +267,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 Ok(())
             }
             Command::Cases { command } => {
-                let store = Store::open(&config.store.url, &config.data_dir).await?;
+                let store = Store::open(
+                    &config.store.url,
+                    &config.data_dir,
+                    &config.store.key_path(&config.data_dir),
+                )
+                .await?;
                 let result = cases_command(&store, &config, command).await;
                 store.close().await;
                 result
@@ -266,7 +281,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Command::Messages {
                 command: MessagesCommand::Requeue { queue_id },
             } => {
-                let store = Store::open(&config.store.url, &config.data_dir).await?;
+                let store = Store::open(
+                    &config.store.url,
+                    &config.data_dir,
+                    &config.store.key_path(&config.data_dir),
+                )
+                .await?;
                 let done = store.requeue(&queue_id).await?;
                 store.close().await;
                 if !done {
@@ -280,7 +300,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Command::Messages {
                 command: MessagesCommand::List { json, state },
             } => {
-                let store = Store::open(&config.store.url, &config.data_dir).await?;
+                let store = Store::open(
+                    &config.store.url,
+                    &config.data_dir,
+                    &config.store.key_path(&config.data_dir),
+                )
+                .await?;
                 let messages = store.list(state.as_deref()).await?;
                 store.close().await;
                 if json {
@@ -422,6 +447,7 @@ async fn cases_command(
             }
             let list = cases::list(
                 store.pool(),
+                store.sealer(),
                 &Filter {
                     org,
                     state,
@@ -429,8 +455,7 @@ async fn cases_command(
                 },
                 now,
             )
-            .await
-            .map_err(CaseError::from)?;
+            .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
@@ -452,7 +477,7 @@ async fn cases_command(
             }
         }
         CasesCommand::Show { reference, json } => {
-            let c = cases::show(store.pool(), &reference, now).await?;
+            let c = cases::show(store.pool(), store.sealer(), &reference, now).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&c)?);
                 return Ok(());
@@ -590,6 +615,7 @@ async fn cases_command(
             let mut conn = store.connection().await?;
             cases::transition(
                 &mut conn,
+                store.sealer(),
                 &reference,
                 next,
                 reason.as_deref(),
@@ -612,7 +638,9 @@ async fn cases_command(
                 .due(jiff::Timestamp::now(), policy.breach_notification_within)
                 .as_second();
             let mut conn = store.connection().await?;
-            let due = cases::flag_breach(&mut conn, &reference, due, &actor(who), now).await?;
+            let due =
+                cases::flag_breach(&mut conn, store.sealer(), &reference, due, &actor(who), now)
+                    .await?;
             println!(
                 "{reference}: personal-data breach; notify the authority by {}",
                 local(due)
@@ -635,18 +663,26 @@ async fn cases_command(
                 ));
             }
             let mut conn = store.connection().await?;
-            cases::note(&mut conn, &reference, text, &actor(who), now).await?;
+            cases::note(
+                &mut conn,
+                store.sealer(),
+                &reference,
+                text,
+                &actor(who),
+                now,
+            )
+            .await?;
             println!("{reference}: note added");
         }
         CasesCommand::Export { format } => {
-            let list = cases::list(store.pool(), &Filter::default(), now)
-                .await
-                .map_err(CaseError::from)?;
+            let list = cases::list(store.pool(), store.sealer(), &Filter::default(), now).await?;
             match format {
                 ExportFormat::Json => {
                     let mut all = Vec::new();
                     for c in &list {
-                        all.push(cases::show(store.pool(), &c.reference, now).await?);
+                        all.push(
+                            cases::show(store.pool(), store.sealer(), &c.reference, now).await?,
+                        );
                     }
                     println!("{}", serde_json::to_string_pretty(&all)?);
                 }

@@ -21,6 +21,7 @@ use crate::cases::{CaseKind, CaseState};
 use crate::outbound::{self, OutboundConfig};
 use crate::policy::{Policy, PolicySet};
 use crate::store::Store;
+use crate::store::seal::Sealer;
 use mime::{Mail, MimeLimits};
 use sqlx::AnyConnection;
 use std::sync::Arc;
@@ -171,7 +172,9 @@ impl Intake {
         let begin = case_store::begin_write(conn);
         let (id, attempt) = if begin == "BEGIN" {
             let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
-            let Some(p) = next_pending(&mut tx, " FOR UPDATE SKIP LOCKED").await? else {
+            let Some(p) =
+                next_pending(&mut tx, " FOR UPDATE SKIP LOCKED", self.store.sealer()).await?
+            else {
                 tx.commit().await?;
                 return Ok(None);
             };
@@ -182,7 +185,7 @@ impl Intake {
             };
             (p.id, attempt)
         } else {
-            let Some(p) = next_pending(conn, "").await? else {
+            let Some(p) = next_pending(conn, "", self.store.sealer()).await? else {
                 return Ok(None);
             };
             let parsed = self.parse(&p).await;
@@ -288,6 +291,7 @@ impl Intake {
                 let detail = format!("correspondence received: {}", mail.subject);
                 case_store::add_event(
                     tx,
+                    self.store.sealer(),
                     case_id,
                     p.received_at,
                     "correspondence",
@@ -306,7 +310,8 @@ impl Intake {
                     CaseKind::Unflagged
                 };
                 let new = new_case(policy, kind, &mail, p);
-                let (case_id, reference) = case_store::insert(tx, &new).await?;
+                let (case_id, reference) =
+                    case_store::insert(tx, self.store.sealer(), &new).await?;
                 if kind == CaseKind::Disclosure {
                     self.queue_receipt(tx, policy, case_id, &reference, &mail, &new, p)
                         .await?;
@@ -345,6 +350,7 @@ impl Intake {
         let parent = mail.message_id.as_deref().map(|id| format!("<{id}>"));
         outbound::enqueue_receipt(
             conn,
+            self.store.sealer(),
             &self.receipts.outbound,
             case_id,
             to,
@@ -416,6 +422,7 @@ fn new_case(policy: &Policy, kind: CaseKind, mail: &Mail, p: &Pending) -> NewCas
             }
             NewEvidence {
                 screenshot: sniffed.is_some(),
+                opened: false,
                 archive: info.and_then(|i| serde_json::to_string(&i).ok()),
                 name: a.name.clone(),
                 declared_type: a.declared_type.clone(),
@@ -455,10 +462,11 @@ fn new_case(policy: &Policy, kind: CaseKind, mail: &Mail, p: &Pending) -> NewCas
 async fn next_pending(
     conn: &mut AnyConnection,
     lock: &'static str,
-) -> Result<Option<Pending>, sqlx::Error> {
+    sealer: &Sealer,
+) -> Result<Option<Pending>, IntakeError> {
     use sqlx::Row;
     let sql = format!(
-        "SELECT id, mail_from, raw, received_at, rcpt_to, tls_version, tls_cipher FROM messages
+        "SELECT id, queue_id, mail_from, raw, received_at, rcpt_to, tls_version, tls_cipher FROM messages
          WHERE state = 'pending' ORDER BY id LIMIT 1{lock}"
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -466,10 +474,14 @@ async fn next_pending(
         .await?;
     let Some(r) = row else { return Ok(None) };
     let rcpt: String = r.try_get("rcpt_to")?;
+    let queue_id: String = r.try_get("queue_id")?;
+    let sealed: Vec<u8> = r.try_get("raw")?;
     Ok(Some(Pending {
         id: r.try_get("id")?,
         mail_from: r.try_get("mail_from")?,
-        raw: r.try_get("raw")?,
+        raw: sealer
+            .open(&format!("message:{queue_id}"), &sealed)
+            .map_err(crate::store::StoreError::from)?,
         received_at: r.try_get("received_at")?,
         rcpt_to: serde_json::from_str(&rcpt).unwrap_or_default(),
         tls_version: r.try_get("tls_version")?,

@@ -15,9 +15,10 @@
 use super::extract::{self, ExtractError, ExtractLimits, Extracted};
 use super::{archive, mime, report};
 use crate::cases::CaseState;
-use crate::cases::store::{self as case_store, begin_write};
+use crate::cases::store::{self as case_store, NewEvidence, begin_write};
 use crate::policy::PolicySet;
 use crate::store::Store;
+use crate::store::seal::Sealer;
 use sqlx::{AnyConnection, Row};
 use zeroize::Zeroizing;
 
@@ -92,8 +93,9 @@ pub async fn unlock(
         return Err(UnlockError::TooManyAttempts(ATTEMPT_WINDOW / 60));
     }
 
+    let sealer = store.sealer();
     let locked: Vec<Locked> = sqlx::query(
-        "SELECT id, name, data, archive FROM case_evidence
+        "SELECT id, name, data, archive, object_id FROM case_evidence
          WHERE case_id = $1 AND archive IS NOT NULL AND opened_at IS NULL ORDER BY id",
     )
     .bind(case_id)
@@ -107,15 +109,25 @@ pub async fn unlock(
             .is_some_and(|i| i.is_encrypted())
     })
     .map(|r| {
+        let aad = format!(
+            "evidence:{}",
+            r.try_get::<Option<String>, _>("object_id")?
+                .unwrap_or_default()
+        );
+        let sealed_name: Option<String> = r.try_get("name")?;
+        let sealed: Vec<u8> = r.try_get("data")?;
         Ok(Locked {
             id: r.try_get("id")?,
-            name: r
-                .try_get::<Option<String>, _>("name")?
+            name: sealer
+                .open_opt(&format!("{aad}:name"), sealed_name)
+                .map_err(crate::store::StoreError::from)?
                 .unwrap_or_else(|| "(unnamed)".into()),
-            data: r.try_get("data")?,
+            data: sealer
+                .open(&aad, &sealed)
+                .map_err(crate::store::StoreError::from)?,
         })
     })
-    .collect::<Result<_, sqlx::Error>>()?;
+    .collect::<Result<_, UnlockError>>()?;
     if locked.is_empty() {
         return Err(UnlockError::NothingLocked(reference.to_owned()));
     }
@@ -149,6 +161,7 @@ pub async fn unlock(
     {
         case_store::add_event(
             &mut conn,
+            store.sealer(),
             case_id,
             now,
             "unlock-failed",
@@ -175,7 +188,7 @@ pub async fn unlock(
             Ok(extracted) => {
                 outcome.opened += 1;
                 outcome.extracted_files +=
-                    store_extracted(&mut tx, case_id, l.id, &extracted, now).await?;
+                    store_extracted(&mut tx, sealer, case_id, l.id, &extracted, now).await?;
                 for f in extracted.files() {
                     if let Some(text) = report_text_of(f) {
                         report_text.push_str(&text);
@@ -196,7 +209,7 @@ pub async fn unlock(
     }
     if !report_text.is_empty() {
         let fields = report::extract(&report_text, policy);
-        outcome.fields_filled = fill_fields(&mut tx, case_id, &fields).await?;
+        outcome.fields_filled = fill_fields(&mut tx, sealer, case_id, reference, &fields).await?;
     }
     let (still_locked,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM case_evidence WHERE case_id = $1 AND archive IS NOT NULL AND opened_at IS NULL
@@ -212,7 +225,17 @@ pub async fn unlock(
     for r in &outcome.refused {
         detail.push_str(&format!("; refused {r}"));
     }
-    case_store::add_event(&mut tx, case_id, now, "unlocked", actor, &detail, None).await?;
+    case_store::add_event(
+        &mut tx,
+        store.sealer(),
+        case_id,
+        now,
+        "unlocked",
+        actor,
+        &detail,
+        None,
+    )
+    .await?;
     if still_locked == 0 && state == CaseState::AwaitingPassword.as_str() {
         sqlx::query("UPDATE cases SET state = 'new' WHERE id = $1")
             .bind(case_id)
@@ -220,6 +243,7 @@ pub async fn unlock(
             .await?;
         case_store::add_event(
             &mut tx,
+            store.sealer(),
             case_id,
             now,
             "transition",
@@ -268,6 +292,7 @@ async fn mark_opened(
 /// Stores extracted files as evidence under their archive. Returns how many.
 async fn store_extracted(
     conn: &mut AnyConnection,
+    sealer: &Sealer,
     case_id: i64,
     parent: i64,
     extracted: &Extracted,
@@ -277,35 +302,33 @@ async fn store_extracted(
     for f in extracted.files() {
         let sniffed = mime::sniff_image(&f.data);
         let nested = archive::inspect(&f.data).and_then(|i| serde_json::to_string(&i).ok());
-        sqlx::query(
-            "INSERT INTO case_evidence (case_id, kind, name, declared_type, sniffed_type, size, forwarded, data, archive, parent_id, opened_at)
-             VALUES ($1, $2, $3, 'application/octet-stream', $4, $5, 0, $6, $7, $8, $9)",
-        )
-        .bind(case_id)
-        .bind(if sniffed.is_some() { "screenshot" } else { "attachment" })
-        .bind(&f.name)
-        .bind(sniffed)
-        .bind(f.data.len() as i64)
-        .bind(&f.data)
-        .bind(&nested)
-        .bind(parent)
-        // A nested archive was extracted in the same pass.
-        .bind(nested.as_ref().map(|_| now))
-        .execute(&mut *conn)
-        .await?;
+        let evidence = NewEvidence {
+            screenshot: sniffed.is_some(),
+            // A nested archive was extracted in the same pass.
+            opened: nested.is_some(),
+            archive: nested,
+            name: Some(f.name.clone()),
+            declared_type: "application/octet-stream".into(),
+            sniffed_type: sniffed.map(str::to_owned),
+            forwarded: false,
+            data: f.data.clone(),
+        };
+        let opened = evidence.opened.then_some(now);
+        case_store::insert_evidence(conn, sealer, case_id, &evidence, Some(parent), opened).await?;
         n += 1;
     }
     for link in extracted.symlinks() {
-        sqlx::query(
-            "INSERT INTO case_evidence (case_id, kind, name, declared_type, size, forwarded, data, parent_id)
-             VALUES ($1, 'attachment', $2, 'inode/symlink', 0, 0, $3, $4)",
-        )
-        .bind(case_id)
-        .bind(link)
-        .bind(Vec::<u8>::new())
-        .bind(parent)
-        .execute(&mut *conn)
-        .await?;
+        let evidence = NewEvidence {
+            screenshot: false,
+            opened: false,
+            archive: None,
+            name: Some(link.clone()),
+            declared_type: "inode/symlink".into(),
+            sniffed_type: None,
+            forwarded: false,
+            data: Vec::new(),
+        };
+        case_store::insert_evidence(conn, sealer, case_id, &evidence, Some(parent), None).await?;
     }
     Ok(n)
 }
@@ -324,16 +347,21 @@ fn report_text_of(f: &extract::ExtractedFile) -> Option<String> {
     }
 }
 
-/// Fills the case fields that are still empty; returns which.
+/// Fills the case fields that are still empty; returns which. Values are
+/// sealed like those intake writes.
 async fn fill_fields(
     conn: &mut AnyConnection,
+    sealer: &Sealer,
     case_id: i64,
+    reference: &str,
     f: &report::ReportFields,
-) -> Result<Vec<&'static str>, sqlx::Error> {
-    let row = sqlx::query("SELECT description, steps, impact, mitigation, contact, channel, cvss_vector, cve_ids, cwe_ids FROM cases WHERE id = $1")
-        .bind(case_id)
-        .fetch_one(&mut *conn)
-        .await?;
+) -> Result<Vec<&'static str>, UnlockError> {
+    let row = sqlx::query(
+        "SELECT description, steps, impact, mitigation, contact, channel, cvss_vector, cve_ids, cwe_ids FROM cases WHERE id = $1",
+    )
+    .bind(case_id)
+    .fetch_one(&mut *conn)
+    .await?;
     let mut filled = Vec::new();
     for (column, value) in [
         ("description", &f.description),
@@ -347,10 +375,15 @@ async fn fill_fields(
         if current.is_none()
             && let Some(v) = value
         {
+            let stored = if column == "channel" {
+                v.clone()
+            } else {
+                sealer.seal_text(&case_store::case_field(reference, column), v)
+            };
             // The column name comes from the fixed list above, never input.
             let sql = format!("UPDATE cases SET {column} = $1 WHERE id = $2");
             sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(v)
+                .bind(stored)
                 .bind(case_id)
                 .execute(&mut *conn)
                 .await?;
@@ -393,17 +426,23 @@ async fn fill_fields(
             filled.push(column);
         }
     }
+    let aad = case_store::case_child(case_id, "asset");
     let existing: Vec<(String,)> =
         sqlx::query_as("SELECT value FROM case_assets WHERE case_id = $1")
             .bind(case_id)
             .fetch_all(&mut *conn)
             .await?;
+    let existing: Vec<String> = existing
+        .into_iter()
+        .map(|(v,)| sealer.open_text(&aad, &v))
+        .collect::<Result<_, _>>()
+        .map_err(crate::store::StoreError::from)?;
     let mut added = false;
     for a in &f.assets {
-        if !existing.iter().any(|(v,)| v == &a.value) {
+        if !existing.contains(&a.value) {
             sqlx::query("INSERT INTO case_assets (case_id, value, in_scope) VALUES ($1, $2, $3)")
                 .bind(case_id)
-                .bind(&a.value)
+                .bind(sealer.seal_text(&aad, &a.value))
                 .bind(i64::from(a.in_scope))
                 .execute(&mut *conn)
                 .await?;

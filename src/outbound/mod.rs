@@ -12,6 +12,7 @@
 //! put report content in a receipt; talk to the relay without TLS.
 
 use crate::policy::Policy;
+use crate::store::seal::Sealer;
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -67,6 +68,8 @@ pub enum OutboundError {
     Ca { path: PathBuf, reason: String },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Seal(#[from] crate::store::seal::SealError),
 }
 
 /// Why a receipt is not sent, if it is not.
@@ -130,6 +133,7 @@ pub fn compose(
 #[allow(clippy::too_many_arguments)]
 pub async fn enqueue_receipt(
     conn: &mut AnyConnection,
+    sealer: &Sealer,
     config: &OutboundConfig,
     case_id: i64,
     to: &str,
@@ -154,8 +158,8 @@ pub async fn enqueue_receipt(
     )
     .bind(case_id)
     .bind(to.to_ascii_lowercase())
-    .bind(subject)
-    .bind(body)
+    .bind(sealer.seal_text(&format!("outbox:{message_id}:subject"), subject))
+    .bind(sealer.seal_text(&format!("outbox:{message_id}:body"), body))
     .bind(message_id)
     .bind(in_reply_to)
     .bind(if limited { "suppressed" } else { "pending" })
@@ -205,7 +209,7 @@ pub struct OutboxEntry {
     pub sent_at: Option<i64>,
 }
 
-pub async fn list(pool: &AnyPool) -> Result<Vec<OutboxEntry>, sqlx::Error> {
+pub async fn list(pool: &AnyPool, sealer: &Sealer) -> Result<Vec<OutboxEntry>, OutboundError> {
     let rows = sqlx::query(
         "SELECT id, case_id, kind, to_address, subject, message_id, state, reason, attempts, next_attempt_at, sent_at
          FROM outbox ORDER BY id",
@@ -219,7 +223,10 @@ pub async fn list(pool: &AnyPool) -> Result<Vec<OutboxEntry>, sqlx::Error> {
                 case_id: r.try_get("case_id")?,
                 kind: r.try_get("kind")?,
                 to_address: r.try_get("to_address")?,
-                subject: r.try_get("subject")?,
+                subject: sealer.open_text(
+                    &format!("outbox:{}:subject", r.try_get::<String, _>("message_id")?),
+                    &r.try_get::<String, _>("subject")?,
+                )?,
                 message_id: r.try_get("message_id")?,
                 state: r.try_get("state")?,
                 reason: r.try_get("reason")?,
@@ -234,6 +241,8 @@ pub async fn list(pool: &AnyPool) -> Result<Vec<OutboxEntry>, sqlx::Error> {
 /// Delivers due outbox entries through the relay.
 pub struct Sender {
     config: OutboundConfig,
+    /// Opens the sealed subject and body of outbox entries.
+    sealer: std::sync::Arc<Sealer>,
     transport: AsyncSmtpTransport<Tokio1Executor>,
     /// Our name in EHLO.
     hostname: String,
@@ -241,7 +250,11 @@ pub struct Sender {
 
 impl Sender {
     /// None when no relay is configured.
-    pub fn new(config: &OutboundConfig, hostname: &str) -> Result<Option<Sender>, OutboundError> {
+    pub fn new(
+        config: &OutboundConfig,
+        hostname: &str,
+        sealer: std::sync::Arc<Sealer>,
+    ) -> Result<Option<Sender>, OutboundError> {
         let Some(relay) = &config.relay else {
             return Ok(None);
         };
@@ -284,6 +297,7 @@ impl Sender {
             .build();
         Ok(Some(Sender {
             config: config.clone(),
+            sealer,
             transport,
             hostname: hostname.to_owned(),
         }))
@@ -355,8 +369,15 @@ impl Sender {
             .and_then(|a| a.parse::<Address>().ok())
             .map(|a| Mailbox::new(policy.map(|p| format!("{} security", p.name)), a));
         let to: String = r.try_get("to_address")?;
-        let subject: String = r.try_get("subject")?;
-        let body: String = r.try_get("body")?;
+        let message_id_for_aad: String = r.try_get("message_id")?;
+        let subject = self.sealer.open_text(
+            &format!("outbox:{message_id_for_aad}:subject"),
+            &r.try_get::<String, _>("subject")?,
+        )?;
+        let body = self.sealer.open_text(
+            &format!("outbox:{message_id_for_aad}:body"),
+            &r.try_get::<String, _>("body")?,
+        )?;
         let message_id: String = r.try_get("message_id")?;
         let in_reply_to: Option<String> = r.try_get("in_reply_to")?;
         let built = from
@@ -495,7 +516,11 @@ mod tests {
             relay: Some("127.0.0.1:25".into()),
             ..OutboundConfig::default()
         };
-        let sender = Sender::new(&config, "mx.test").unwrap().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (sealer, _) = Sealer::load(&dir.path().join("k"), true).unwrap();
+        let sender = Sender::new(&config, "mx.test", std::sync::Arc::new(sealer))
+            .unwrap()
+            .unwrap();
         let from = Mailbox::new(None, "security@netcompany.example".parse().unwrap());
         let body = ".\r\n.hidden line\r\nMAIL FROM:<x@y>\r\n".to_owned();
         let message = sender

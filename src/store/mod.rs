@@ -29,6 +29,8 @@ pub enum StoreError {
     Commit(String),
     #[error("the store writer has stopped")]
     WriterGone,
+    #[error(transparent)]
+    Seal(#[from] SealError),
 }
 
 /// The envelope as stored: who delivered, how, and to whom.
@@ -65,6 +67,10 @@ pub struct MessageSummary {
 }
 
 pub mod schema;
+pub mod seal;
+
+use seal::{SealError, Sealer};
+use std::sync::Arc;
 
 /// Which database a store URL names. Behaviour is the same on both; only
 /// locking differs (SQLite: one writer, `BEGIN IMMEDIATE`; PostgreSQL:
@@ -106,6 +112,7 @@ pub struct Store {
     backend: Backend,
     url: String,
     pool: AnyPool,
+    sealer: Arc<Sealer>,
 }
 
 async fn prepare(conn: &mut AnyConnection, backend: Backend) -> Result<(), sqlx::Error> {
@@ -148,7 +155,8 @@ async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
 impl Store {
     /// Opens (creating if needed) the store at `url`: `sqlite:PATH` or
     /// `postgres://...`. `{data_dir}` in the URL is replaced by `data_dir`.
-    pub async fn open(url: &str, data_dir: &Path) -> Result<Store, StoreError> {
+    /// `key_file` holds the master key (or `DISCLOSURE_MX_MASTER_KEY` does).
+    pub async fn open(url: &str, data_dir: &Path, key_file: &Path) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let mut url = url.replace("{data_dir}", &data_dir.to_string_lossy());
         let backend = if url.starts_with("sqlite:") {
@@ -168,7 +176,19 @@ impl Store {
             .connect(&url)
             .await?;
         migrate(&pool, backend).await?;
-        Ok(Store { backend, url, pool })
+        let sealer = Arc::new(unlock_store(&pool, key_file).await?);
+        migrate_legacy(&pool, &sealer).await?;
+        Ok(Store {
+            backend,
+            url,
+            pool,
+            sealer,
+        })
+    }
+
+    /// The master key, for everything that reads or writes report content.
+    pub fn sealer(&self) -> &Arc<Sealer> {
+        &self.sealer
     }
 
     pub fn backend(&self) -> Backend {
@@ -181,7 +201,13 @@ impl Store {
         let conn = self.connection().await?;
         // Room for every session to have a message waiting.
         let (tx, rx) = mpsc::channel(1024);
-        let task = tokio::spawn(run_writer(conn, self.backend, rx, max_batch.max(1)));
+        let task = tokio::spawn(run_writer(
+            conn,
+            self.backend,
+            rx,
+            max_batch.max(1),
+            Arc::clone(&self.sealer),
+        ));
         Ok((Writer { tx }, WriterTask(task)))
     }
 
@@ -286,13 +312,16 @@ async fn run_writer(
     backend: Backend,
     mut rx: mpsc::Receiver<Job>,
     max_batch: usize,
+    sealer: Arc<Sealer>,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
-        let result = commit_batch(&mut conn, backend, &batch).await.map_err(|e| {
-            tracing::error!(error = %e, messages = batch.len(), "store commit failed");
-            e.to_string()
-        });
+        let result = commit_batch(&mut conn, backend, &batch, &sealer)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, messages = batch.len(), "store commit failed");
+                e.to_string()
+            });
         tracing::debug!(messages = batch.len(), ok = result.is_ok(), "group commit");
         for (_, done) in batch.drain(..) {
             let _ = done.send(result.clone());
@@ -305,6 +334,7 @@ async fn commit_batch(
     conn: &mut AnyConnection,
     backend: Backend,
     batch: &[Job],
+    sealer: &Sealer,
 ) -> Result<(), sqlx::Error> {
     let mut tx = conn.begin_with(backend.begin_write()).await?;
     for (message, _) in batch {
@@ -325,9 +355,55 @@ async fn commit_batch(
         .bind(&m.mail_from)
         .bind(&rcpt)
         .bind(message.raw.len() as i64)
-        .bind(&message.raw)
+        .bind(sealer.seal(&format!("message:{}", m.queue_id), &message.raw))
         .execute(&mut *tx)
         .await?;
     }
     tx.commit().await
+}
+
+/// Checks (or, for a store that holds nothing sealed yet, creates) the
+/// master key against a value sealed with it.
+async fn unlock_store(pool: &AnyPool, key_file: &Path) -> Result<Sealer, StoreError> {
+    const CHECK: &str = "store:key-check";
+    let check: Option<(String,)> =
+        sqlx::query_as("SELECT value FROM store_meta WHERE name = 'key_check'")
+            .fetch_optional(pool)
+            .await?;
+    match check {
+        Some((value,)) => {
+            let (sealer, _) = Sealer::load(key_file, false)?;
+            match sealer.open_text(CHECK, &value) {
+                Ok(v) if v == "disclosure-mx" => Ok(sealer),
+                _ => Err(SealError::WrongKey.into()),
+            }
+        }
+        None => {
+            let (sealer, _) = Sealer::load(key_file, true)?;
+            sqlx::query("INSERT INTO store_meta (name, value) VALUES ('key_check', $1)")
+                .bind(sealer.seal_text(CHECK, "disclosure-mx"))
+                .execute(pool)
+                .await?;
+            Ok(sealer)
+        }
+    }
+}
+
+/// Seals whatever an older version stored in clear (raw messages first of
+/// all), so the store never holds report content unsealed after start-up.
+async fn migrate_legacy(pool: &AnyPool, sealer: &Sealer) -> Result<(), StoreError> {
+    let rows: Vec<(i64, String, Vec<u8>)> =
+        sqlx::query_as("SELECT id, queue_id, raw FROM messages ORDER BY id")
+            .fetch_all(pool)
+            .await?;
+    for (id, queue_id, raw) in rows {
+        if !raw.starts_with(seal::MAGIC) {
+            sqlx::query("UPDATE messages SET raw = $1 WHERE id = $2")
+                .bind(sealer.seal(&format!("message:{queue_id}"), &raw))
+                .bind(id)
+                .execute(pool)
+                .await?;
+        }
+    }
+    Ok(())
 }

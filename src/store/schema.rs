@@ -126,6 +126,10 @@ pub const SQLITE: &[&str] = &[
     "ALTER TABLE case_evidence ADD COLUMN archive TEXT;
     ALTER TABLE case_evidence ADD COLUMN parent_id INTEGER;
     ALTER TABLE case_evidence ADD COLUMN opened_at INTEGER;",
+    // 5: encryption at rest: the key check, and an identity per evidence
+    // object to bind its sealed content to.
+    "CREATE TABLE store_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    ALTER TABLE case_evidence ADD COLUMN object_id TEXT;",
 ];
 
 pub const POSTGRES: &[&str] = &[
@@ -249,4 +253,7 @@ pub const POSTGRES: &[&str] = &[
     "ALTER TABLE case_evidence ADD COLUMN archive TEXT;
     ALTER TABLE case_evidence ADD COLUMN parent_id BIGINT;
     ALTER TABLE case_evidence ADD COLUMN opened_at BIGINT;",
+    // 5
+    "CREATE TABLE store_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    ALTER TABLE case_evidence ADD COLUMN object_id TEXT;",
 ];

@@ -214,7 +214,7 @@ impl Server {
         let config = std::fs::read_to_string(self.config_path()).unwrap();
         config
             .lines()
-            .find_map(|l| l.strip_prefix("url = \"").and_then(|u| u.strip_suffix('"')))
+            .find_map(|l| l.strip_prefix("url = \"").and_then(|u| u.split('"').next()))
             .map(str::to_owned)
             .unwrap_or_else(|| {
                 format!(
@@ -238,14 +238,27 @@ impl Server {
             .unwrap()
     }
 
-    /// Raw stored content of every message, read from the database.
+    /// Raw stored content of every message, read from the database and
+    /// opened with the server's master key (it is sealed at rest).
     pub async fn raw_messages(&self) -> Vec<Vec<u8>> {
         let mut conn = self.db().await;
-        let rows: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT raw FROM messages ORDER BY id")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
-        rows.into_iter().map(|r| r.0).collect()
+        let rows: Vec<(String, Vec<u8>)> =
+            sqlx::query_as("SELECT queue_id, raw FROM messages ORDER BY id")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        let (sealer, _) =
+            disclosure_mx::store::seal::Sealer::load(&self.data_dir().join("master.key"), false)
+                .unwrap();
+        rows.into_iter()
+            .map(|(q, raw)| {
+                assert!(
+                    raw.starts_with(disclosure_mx::store::seal::MAGIC),
+                    "sealed at rest"
+                );
+                sealer.open(&format!("message:{q}"), &raw).unwrap()
+            })
+            .collect()
     }
 
     pub fn tls(&self) -> std::sync::Arc<tokio_rustls::rustls::ClientConfig> {
