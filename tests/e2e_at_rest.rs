@@ -78,7 +78,7 @@ async fn a_dump_of_the_database_reveals_no_report_content() {
     // Make sure SQLite has written everything to its files.
     if !server.is_postgres() {
         let mut db = server.db().await;
-        sqlx::raw_sql("PRAGMA wal_checkpoint(FULL)")
+        sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&mut db)
             .await
             .unwrap();
@@ -167,9 +167,29 @@ async fn plaintext_left_by_an_older_version_is_sealed_at_start_up() {
     .execute(&mut db)
     .await
     .unwrap();
+    // A case an older version wrote in clear, with an event and an asset.
+    let case_id: (i64,) = sqlx::query_as(
+        "INSERT INTO cases (org, reference, kind, state, subject, anonymous, description, cve_ids, cwe_ids,
+             received_at, acknowledge_by, feedback_by, updated_at)
+         VALUES ('netcompany', 'NC-2025-0042', 'disclosure', 'new', 'legacy subject phrase', 0,
+             'legacy description phrase', '[]', '[]', 1, 2, 3, 1) RETURNING id",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO case_events (case_id, at, kind, actor, detail) VALUES ($1, 1, 'note', 'old', 'legacy note phrase')")
+        .bind(case_id.0)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO case_assets (case_id, value, in_scope) VALUES ($1, 'legacy-asset.netcompany.example', 1)")
+        .bind(case_id.0)
+        .execute(&mut db)
+        .await
+        .unwrap();
     drop(db);
     server.kill9();
-    // Restart with intake on: the legacy row is sealed, then filed.
+    // Restart with intake on: the legacy rows are sealed, then filed.
     let config = std::fs::read_to_string(server.config_path())
         .unwrap()
         .replace("enabled = false", INTAKE_ON);
@@ -184,5 +204,30 @@ async fn plaintext_left_by_an_older_version_is_sealed_at_start_up() {
     server.wait_filed(1);
     let (_, out, _) = server.cli(&["cases", "list", "--json"], None);
     let cases: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
-    assert_eq!(cases.len(), 1);
+    assert_eq!(cases.len(), 2);
+    let (_, shown, _) = server.cli(&["cases", "show", "NC-2025-0042"], None);
+    for phrase in [
+        "legacy subject phrase",
+        "legacy description phrase",
+        "legacy note phrase",
+        "legacy-asset.netcompany.example",
+    ] {
+        assert!(shown.contains(phrase), "{phrase} readable: {shown}");
+    }
+    if !server.is_postgres() {
+        let mut db = server.db().await;
+        sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut db)
+            .await
+            .unwrap();
+    }
+    let dump = dump(&server);
+    for phrase in [
+        "legacy subject phrase",
+        "legacy description phrase",
+        "legacy note phrase",
+        "legacy-asset",
+    ] {
+        assert!(!contains(&dump, phrase), "{phrase} sealed at rest");
+    }
 }

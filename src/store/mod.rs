@@ -102,8 +102,10 @@ impl Backend {
 
 /// Per-connection settings for SQLite. WAL lets readers run beside the
 /// writer; FULL fsyncs the WAL at every commit, so a committed message
-/// survives power loss, not only a process crash.
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
+/// survives power loss, not only a process crash; secure_delete zeroes
+/// freed space, so a value replaced by its sealed form leaves no trace.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; \
+     PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;";
 
 /// The database: a pool for reads and short writes, and the means to start
 /// the one group-commit writer.
@@ -177,7 +179,12 @@ impl Store {
             .await?;
         migrate(&pool, backend).await?;
         let sealer = Arc::new(unlock_store(&pool, key_file).await?);
-        migrate_legacy(&pool, &sealer).await?;
+        if migrate_legacy(&pool, &sealer).await? && backend == Backend::Sqlite {
+            // Old pages with the clear text must not linger in the WAL.
+            sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&pool)
+                .await?;
+        }
         Ok(Store {
             backend,
             url,
@@ -391,7 +398,9 @@ async fn unlock_store(pool: &AnyPool, key_file: &Path) -> Result<Sealer, StoreEr
 
 /// Seals whatever an older version stored in clear (raw messages first of
 /// all), so the store never holds report content unsealed after start-up.
-async fn migrate_legacy(pool: &AnyPool, sealer: &Sealer) -> Result<(), StoreError> {
+/// Returns whether anything was sealed.
+async fn migrate_legacy(pool: &AnyPool, sealer: &Sealer) -> Result<bool, StoreError> {
+    let mut sealed = false;
     let rows: Vec<(i64, String, Vec<u8>)> =
         sqlx::query_as("SELECT id, queue_id, raw FROM messages ORDER BY id")
             .fetch_all(pool)
@@ -403,7 +412,90 @@ async fn migrate_legacy(pool: &AnyPool, sealer: &Sealer) -> Result<(), StoreErro
                 .bind(id)
                 .execute(pool)
                 .await?;
+            sealed = true;
         }
     }
-    Ok(())
+    // Case text written in clear by an older version.
+    const CASE_COLUMNS: &[&str] = &[
+        "subject",
+        "reporter_name",
+        "reporter_address",
+        "contact",
+        "description",
+        "steps",
+        "impact",
+        "mitigation",
+        "authentication_results",
+        "message_id",
+    ];
+    for column in CASE_COLUMNS {
+        // Column names come from the fixed list above.
+        let select = format!(
+            "SELECT id, reference, {column} FROM cases WHERE {column} IS NOT NULL AND {column} NOT LIKE 'sealed:v1:%'"
+        );
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(select))
+            .fetch_all(pool)
+            .await?;
+        for (id, reference, value) in rows {
+            let update = format!("UPDATE cases SET {column} = $1 WHERE id = $2");
+            sqlx::query(sqlx::AssertSqlSafe(update))
+                .bind(sealer.seal_text(&format!("case:{reference}:{column}"), &value))
+                .bind(id)
+                .execute(pool)
+                .await?;
+            sealed = true;
+        }
+    }
+    for (table, column, child) in [
+        ("case_events", "detail", "event"),
+        ("case_assets", "value", "asset"),
+    ] {
+        let select = format!(
+            "SELECT id, case_id, {column} FROM {table} WHERE {column} NOT LIKE 'sealed:v1:%'"
+        );
+        let rows: Vec<(i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(select))
+            .fetch_all(pool)
+            .await?;
+        for (id, case_id, value) in rows {
+            let update = format!("UPDATE {table} SET {column} = $1 WHERE id = $2");
+            sqlx::query(sqlx::AssertSqlSafe(update))
+                .bind(sealer.seal_text(&format!("case-{case_id}:{child}"), &value))
+                .bind(id)
+                .execute(pool)
+                .await?;
+            sealed = true;
+        }
+    }
+    let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+        "SELECT id, message_id, subject, body FROM outbox WHERE subject != '' AND subject NOT LIKE 'sealed:v1:%'",
+    )
+    .fetch_all(pool)
+    .await?;
+    for (id, message_id, subject, body) in rows {
+        sqlx::query("UPDATE outbox SET subject = $1, body = $2 WHERE id = $3")
+            .bind(sealer.seal_text(&format!("outbox:{message_id}:subject"), &subject))
+            .bind(sealer.seal_text(&format!("outbox:{message_id}:body"), &body))
+            .bind(id)
+            .execute(pool)
+            .await?;
+        sealed = true;
+    }
+    let rows: Vec<(i64, Option<String>, Vec<u8>)> =
+        sqlx::query_as("SELECT id, name, data FROM case_evidence WHERE object_id IS NULL")
+            .fetch_all(pool)
+            .await?;
+    for (id, name, data) in rows {
+        let object = crate::cases::store::object_id();
+        let aad = format!("evidence:{object}");
+        sqlx::query("UPDATE case_evidence SET object_id = $1, name = $2, data = $3 WHERE id = $4")
+            .bind(&object)
+            .bind(sealer.seal_opt(&format!("{aad}:name"), name.as_deref()))
+            .bind(sealer.seal(&aad, &data))
+            .bind(id)
+            .persistent(false)
+            .execute(pool)
+            .await?;
+        sealed = true;
+    }
+    Ok(sealed)
 }
