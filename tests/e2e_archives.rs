@@ -477,3 +477,43 @@ async fn hostile_archives_are_refused_with_reasons_and_the_rest_of_the_report_op
         "recorded, never followed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_inside_a_forwarded_message_is_found_too() {
+    let server = Server::start(Opts {
+        intake: INTAKE_ON,
+        ..Opts::default()
+    });
+    let inner = String::from_utf8(mail_with("report-aes.7z", "application/octet-stream")).unwrap();
+    let outer = format!(
+        "From: Helpdesk <helpdesk@netcompany.example>\r\nTo: security@netcompany.example\r\n\
+         Subject: Fwd: Responsible disclosure (encrypted report)\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n--outer\r\nContent-Type: text/plain\r\n\r\n\
+         Forwarding what reached the helpdesk.\r\n--outer\r\nContent-Type: message/rfc822\r\n\r\n{inner}\r\n--outer--\r\n"
+    );
+    deliver_from(
+        &server,
+        "helpdesk@netcompany.example",
+        "security@netcompany.example",
+        outer.as_bytes(),
+    )
+    .await;
+    server.wait_filed(1);
+    let reference = only_case(&server);
+    let case = show(&server, &reference);
+    assert_eq!(case["state"], "awaiting-password");
+    let ev = &case["evidence"][0];
+    assert_eq!(
+        (
+            ev["archive"]["encryption"].as_str(),
+            ev["forwarded"].as_bool()
+        ),
+        (Some("7zaes"), Some(true))
+    );
+    let (ok, _, err) = server.cli(
+        &["unlock", &reference, "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(show(&server, &reference)["state"], "new");
+}
