@@ -17,45 +17,12 @@ fn archive(name: &str) -> Vec<u8> {
     .unwrap()
 }
 
-fn b64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::new();
-    for c in data.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            s.push(if i <= c.len() {
-                T[(n >> (18 - 6 * i) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    s.as_bytes()
-        .chunks(76)
-        .map(|l| String::from_utf8_lossy(l).into_owned())
-        .collect::<Vec<_>>()
-        .join("\r\n")
-}
-
 fn mail(note: &str, attachments: &[(&str, Vec<u8>)]) -> Vec<u8> {
-    let mut m = String::from(
-        "From: Reporter <r@researcher.example>\r\nTo: security@netcompany.example\r\n\
-         Subject: Responsible disclosure\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n",
-    );
-    m.push_str(&format!(
-        "--b\r\nContent-Type: text/plain\r\n\r\n{note}\r\n"
-    ));
-    for (name, data) in attachments {
-        m.push_str(&format!(
-            "--b\r\nContent-Type: application/octet-stream; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\
-             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
-            b64(data)
-        ));
-    }
-    m.push_str("--b--\r\n");
-    m.into_bytes()
+    let parts: Vec<(&str, &[u8])> = attachments
+        .iter()
+        .map(|(n, d)| (*n, d.as_slice()))
+        .collect();
+    common::mail_with_attachments("Responsible disclosure", note, &parts)
 }
 
 async fn plaintext_send(server: &Server, to: &str, body: &[u8]) -> String {

@@ -51,6 +51,19 @@ pub struct ArchiveInfo {
 }
 
 impl ArchiveInfo {
+    fn empty(format: Format) -> Self {
+        ArchiveInfo {
+            format,
+            encryption: "none".into(),
+            headers_encrypted: false,
+            entries: Vec::new(),
+            entry_count: 0,
+            symlinks: 0,
+            unsafe_names: 0,
+            problem: None,
+        }
+    }
+
     pub fn is_encrypted(&self) -> bool {
         self.encryption != "none"
     }
@@ -110,16 +123,7 @@ fn combine(kinds: &[String]) -> String {
 }
 
 fn inspect_zip(data: &[u8]) -> ArchiveInfo {
-    let mut info = ArchiveInfo {
-        format: Format::Zip,
-        encryption: "none".into(),
-        headers_encrypted: false,
-        entries: Vec::new(),
-        entry_count: 0,
-        symlinks: 0,
-        unsafe_names: 0,
-        problem: None,
-    };
+    let mut info = ArchiveInfo::empty(Format::Zip);
     // End of central directory: 22 bytes plus a comment of up to 64 KiB.
     let lowest = data.len().saturating_sub(22 + 65_535);
     let eocd = (lowest..=data.len().saturating_sub(22))
@@ -224,16 +228,7 @@ fn aes_strength(extra: &[u8]) -> String {
 }
 
 fn inspect_7z(data: &[u8]) -> ArchiveInfo {
-    let mut info = ArchiveInfo {
-        format: Format::SevenZ,
-        encryption: "none".into(),
-        headers_encrypted: false,
-        entries: Vec::new(),
-        entry_count: 0,
-        symlinks: 0,
-        unsafe_names: 0,
-        problem: None,
-    };
+    let mut info = ArchiveInfo::empty(Format::SevenZ);
     let mut cursor = std::io::Cursor::new(data);
     let read = std::panic::catch_unwind(move || {
         sevenz_rust2::Archive::read_with_memory_limit(

@@ -91,25 +91,8 @@ mod tests {
     }
 
     fn base64(data: &[u8]) -> String {
-        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut s = String::new();
-        for c in data.chunks(3) {
-            let n = (u32::from(c[0]) << 16)
-                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-                | u32::from(*c.get(2).unwrap_or(&0));
-            for i in 0..4 {
-                s.push(if i <= c.len() {
-                    T[(n >> (18 - 6 * i) & 63) as usize] as char
-                } else {
-                    '='
-                });
-            }
-        }
-        s.as_bytes()
-            .chunks(76)
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .collect::<Vec<_>>()
-            .join("\r\n")
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(data)
     }
 
     fn fixture(name: &str) -> Vec<u8> {

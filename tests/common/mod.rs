@@ -378,3 +378,34 @@ pub async fn deliver_from(server: &Server, from: &str, to: &str, body: &[u8]) {
     let reply = c.send(from, to, body).await.unwrap();
     assert!(reply.starts_with("250 2.0.0"), "{reply}");
 }
+
+/// Base64 in 76-character lines, as mail clients write attachments.
+pub fn b64(data: &[u8]) -> String {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD.encode(data);
+    text.as_bytes()
+        .chunks(76)
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+/// A report mail from `r@researcher.example` to Netcompany: `note` as the
+/// text, each `(name, data)` attached.
+pub fn mail_with_attachments(subject: &str, note: &str, attachments: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut m = format!(
+        "From: Reporter <r@researcher.example>\r\nTo: security@netcompany.example\r\nSubject: {subject}\r\n\
+         Message-ID: <{}@researcher.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\n{note}\r\n",
+        subject.len() + attachments.len()
+    );
+    for (name, data) in attachments {
+        m.push_str(&format!(
+            "--b\r\nContent-Type: application/octet-stream; name=\"{name}\"\r\n\
+             Content-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+            b64(data)
+        ));
+    }
+    m.push_str("--b--\r\n");
+    m.into_bytes()
+}
