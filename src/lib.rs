@@ -7,6 +7,7 @@
 //! disclosure policy (addresses, service levels, business calendar, scope);
 //! `cli` is the command line over the same library.
 
+pub mod audit;
 pub mod cases;
 pub mod cli;
 pub mod config;

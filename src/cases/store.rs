@@ -2,6 +2,7 @@
 //! CLI, and the lifecycle operations. Runtime `sqlx::query` only.
 
 use super::{CaseKind, CaseState, CloseReason};
+use crate::audit::{self, Who};
 use crate::intake::report::{ReportFields, Suggestion};
 use crate::store::seal::Sealer;
 use serde::Serialize;
@@ -575,7 +576,7 @@ pub async fn transition(
     reference: &str,
     next: CaseState,
     reason: Option<&str>,
-    actor: &str,
+    who: &Who<'_>,
     now: i64,
 ) -> Result<(), CaseError> {
     let begin = begin_write(conn);
@@ -623,7 +624,24 @@ pub async fn transition(
     if let Some(r) = close_reason.as_deref().or(reason) {
         detail.push_str(&format!(" ({r})"));
     }
-    add_event(&mut tx, sealer, id, now, "transition", actor, &detail, None).await?;
+    add_event(
+        &mut tx,
+        sealer,
+        id,
+        now,
+        "transition",
+        who.actor,
+        &detail,
+        None,
+    )
+    .await?;
+    let audit_detail = format!("{} -> {}", current.as_str(), next.as_str());
+    audit::record(
+        &mut tx,
+        sealer,
+        &who.entry("transition", reference, &audit_detail),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -634,7 +652,7 @@ pub async fn note(
     sealer: &Sealer,
     reference: &str,
     text: &str,
-    actor: &str,
+    who: &Who<'_>,
     now: i64,
 ) -> Result<(), CaseError> {
     let begin = begin_write(conn);
@@ -644,7 +662,13 @@ pub async fn note(
         .fetch_optional(&mut *tx)
         .await?;
     let (id,) = row.ok_or_else(|| CaseError::NotFound(reference.to_owned()))?;
-    add_event(&mut tx, sealer, id, now, "note", actor, text, None).await?;
+    add_event(&mut tx, sealer, id, now, "note", who.actor, text, None).await?;
+    audit::record(
+        &mut tx,
+        sealer,
+        &who.entry("note", reference, "internal note added"),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -657,7 +681,7 @@ pub async fn flag_breach(
     sealer: &Sealer,
     reference: &str,
     notify_by: i64,
-    actor: &str,
+    who: &Who<'_>,
     now: i64,
 ) -> Result<i64, CaseError> {
     let begin = begin_write(conn);
@@ -682,9 +706,15 @@ pub async fn flag_breach(
         id,
         now,
         "breach",
-        actor,
+        who.actor,
         "flagged as a personal-data breach; notify the authority",
         None,
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        sealer,
+        &who.entry("breach", reference, "flagged as a personal-data breach"),
     )
     .await?;
     tx.commit().await?;

@@ -1,6 +1,7 @@
 //! The command line: `serve` and `messages list`, over the same library
 //! functions the server uses. Every subcommand reads the same configuration.
 
+use crate::audit::Who;
 use crate::cases::CaseState;
 use crate::cases::store::{self as cases, CaseError, Filter};
 use crate::config::{Config, ConfigError};
@@ -51,6 +52,11 @@ pub enum Command {
         /// Who does it, for the case timeline (default: $USER).
         #[arg(long)]
         actor: Option<String>,
+    },
+    /// The tamper-evident audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// Mail we send (receipts): what is queued, sent, failed or suppressed.
     Outbox {
@@ -122,6 +128,18 @@ pub enum ExportFormat {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the chain: exits non-zero, naming the entry, if any entry was
+    /// edited, removed, reordered, or the newest ones truncated.
+    Verify,
+    /// Every entry, oldest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
     /// Every entry, without bodies.
     List {
@@ -172,6 +190,10 @@ pub enum CliError {
     Unlock(#[from] crate::intake::unlock::UnlockError),
     #[error(transparent)]
     Outbound(#[from] crate::outbound::OutboundError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("audit trail broken at entry {at_entry}: {reason}")]
+    AuditBroken { at_entry: i64, reason: String },
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     #[error("cannot encode output: {0}")]
@@ -195,6 +217,17 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     runtime.block_on(async {
         match cli.command {
             Command::Policies { .. } => Ok(()),
+            Command::Audit { command } => {
+                let store = Store::open(
+                    &config.store.url,
+                    &config.data_dir,
+                    &config.store.key_path(&config.data_dir),
+                )
+                .await?;
+                let result = audit_command(&store, command).await;
+                store.close().await;
+                result
+            }
             Command::Unlock {
                 reference,
                 password_stdin,
@@ -214,7 +247,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     &policies,
                     &reference,
                     password,
-                    &actor(who),
+                    &Who {
+                        actor: &actor(who),
+                        source: "cli",
+                    },
                     &limits,
                 )
                 .await;
@@ -288,6 +324,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 )
                 .await?;
                 let done = store.requeue(&queue_id).await?;
+                if done {
+                    audit_read(
+                        &store,
+                        "requeue",
+                        &queue_id,
+                        "quarantined message put back in the queue",
+                    )
+                    .await?;
+                }
                 store.close().await;
                 if !done {
                     return Err(CliError::Usage(format!(
@@ -478,6 +523,7 @@ async fn cases_command(
         }
         CasesCommand::Show { reference, json } => {
             let c = cases::show(store.pool(), store.sealer(), &reference, now).await?;
+            audit_read(store, "view", &reference, "cases show").await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&c)?);
                 return Ok(());
@@ -619,7 +665,10 @@ async fn cases_command(
                 &reference,
                 next,
                 reason.as_deref(),
-                &actor(who),
+                &Who {
+                    actor: &actor(who),
+                    source: "cli",
+                },
                 now,
             )
             .await?;
@@ -638,9 +687,18 @@ async fn cases_command(
                 .due(jiff::Timestamp::now(), policy.breach_notification_within)
                 .as_second();
             let mut conn = store.connection().await?;
-            let due =
-                cases::flag_breach(&mut conn, store.sealer(), &reference, due, &actor(who), now)
-                    .await?;
+            let due = cases::flag_breach(
+                &mut conn,
+                store.sealer(),
+                &reference,
+                due,
+                &Who {
+                    actor: &actor(who),
+                    source: "cli",
+                },
+                now,
+            )
+            .await?;
             println!(
                 "{reference}: personal-data breach; notify the authority by {}",
                 local(due)
@@ -668,13 +726,21 @@ async fn cases_command(
                 store.sealer(),
                 &reference,
                 text,
-                &actor(who),
+                &Who {
+                    actor: &actor(who),
+                    source: "cli",
+                },
                 now,
             )
             .await?;
             println!("{reference}: note added");
         }
         CasesCommand::Export { format } => {
+            let what = match format {
+                ExportFormat::Json => "cases export json",
+                ExportFormat::Csv => "cases export csv",
+            };
+            audit_read(store, "export", "", what).await?;
             let list = cases::list(store.pool(), store.sealer(), &Filter::default(), now).await?;
             match format {
                 ExportFormat::Json => {
@@ -745,4 +811,60 @@ fn read_password(
         return Err(CliError::Usage("empty password".into()));
     }
     Ok(trimmed)
+}
+
+async fn audit_command(store: &Store, command: AuditCommand) -> Result<(), CliError> {
+    match command {
+        AuditCommand::Verify => match crate::audit::verify(store.pool(), store.sealer()).await? {
+            crate::audit::Verdict::Intact { entries } => {
+                println!("audit trail intact: {entries} entries");
+                Ok(())
+            }
+            crate::audit::Verdict::Broken { at_entry, reason } => {
+                Err(CliError::AuditBroken { at_entry, reason })
+            }
+        },
+        AuditCommand::List { json } => {
+            let entries = crate::audit::list(store.pool()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+            } else {
+                for e in &entries {
+                    println!(
+                        "{:>5} {}  {:<12} {:<15} {:<16} {:<6} {}",
+                        e.id,
+                        local(e.at),
+                        e.actor,
+                        e.action,
+                        e.target,
+                        e.source,
+                        e.detail
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Records a read (a view or an export) made through the CLI.
+async fn audit_read(
+    store: &Store,
+    action: &'static str,
+    target: &str,
+    detail: &str,
+) -> Result<(), CliError> {
+    let who = actor(None);
+    let mut conn = store.connection().await?;
+    crate::audit::record_now(
+        &mut conn,
+        store.sealer(),
+        &Who {
+            actor: &who,
+            source: "cli",
+        }
+        .entry(action, target, detail),
+    )
+    .await?;
+    Ok(())
 }

@@ -14,6 +14,7 @@
 
 use super::extract::{self, ExtractError, ExtractLimits, Extracted};
 use super::{archive, mime, report};
+use crate::audit::{self, Who};
 use crate::cases::CaseState;
 use crate::cases::store::{self as case_store, NewEvidence, begin_write};
 use crate::policy::PolicySet;
@@ -69,7 +70,7 @@ pub async fn unlock(
     policies: &PolicySet,
     reference: &str,
     password: Zeroizing<String>,
-    actor: &str,
+    who: &Who<'_>,
     limits: &ExtractLimits,
 ) -> Result<UnlockOutcome, UnlockError> {
     let now = jiff::Timestamp::now().as_second();
@@ -90,6 +91,12 @@ pub async fn unlock(
             .fetch_one(&mut conn)
             .await?;
     if failed >= MAX_FAILED_ATTEMPTS {
+        audit::record_now(
+            &mut conn,
+            store.sealer(),
+            &who.entry("unlock-refused", reference, "too many failed attempts"),
+        )
+        .await?;
         return Err(UnlockError::TooManyAttempts(ATTEMPT_WINDOW / 60));
     }
 
@@ -165,9 +172,15 @@ pub async fn unlock(
             case_id,
             now,
             "unlock-failed",
-            actor,
+            who.actor,
             "wrong password",
             None,
+        )
+        .await?;
+        audit::record_now(
+            &mut conn,
+            store.sealer(),
+            &who.entry("unlock-failed", reference, "wrong password"),
         )
         .await?;
         return Err(UnlockError::WrongPassword);
@@ -231,9 +244,20 @@ pub async fn unlock(
         case_id,
         now,
         "unlocked",
-        actor,
+        who.actor,
         &detail,
         None,
+    )
+    .await?;
+    let summary = format!(
+        "opened {} archive(s), refused {}",
+        outcome.opened,
+        outcome.refused.len()
+    );
+    audit::record(
+        &mut tx,
+        store.sealer(),
+        &who.entry("unlocked", reference, &summary),
     )
     .await?;
     if still_locked == 0 && state == CaseState::AwaitingPassword.as_str() {
@@ -247,7 +271,7 @@ pub async fn unlock(
             case_id,
             now,
             "transition",
-            actor,
+            who.actor,
             "awaiting-password -> new (all archives opened)",
             None,
         )

@@ -130,6 +130,17 @@ pub const SQLITE: &[&str] = &[
     // object to bind its sealed content to.
     "CREATE TABLE store_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     ALTER TABLE case_evidence ADD COLUMN object_id TEXT;",
+    // 6: the audit trail.
+    "CREATE TABLE audit_log (
+        id     INTEGER PRIMARY KEY,
+        at     INTEGER NOT NULL,
+        actor  TEXT    NOT NULL,
+        action TEXT    NOT NULL,
+        target TEXT    NOT NULL,
+        source TEXT    NOT NULL,
+        detail TEXT    NOT NULL,
+        mac    TEXT    NOT NULL
+    );",
 ];
 
 pub const POSTGRES: &[&str] = &[
@@ -256,4 +267,15 @@ pub const POSTGRES: &[&str] = &[
     // 5
     "CREATE TABLE store_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     ALTER TABLE case_evidence ADD COLUMN object_id TEXT;",
+    // 6
+    "CREATE TABLE audit_log (
+        id     BIGSERIAL PRIMARY KEY,
+        at     BIGINT NOT NULL,
+        actor  TEXT   NOT NULL,
+        action TEXT   NOT NULL,
+        target TEXT   NOT NULL,
+        source TEXT   NOT NULL,
+        detail TEXT   NOT NULL,
+        mac    TEXT   NOT NULL
+    );",
 ];

@@ -50,6 +50,9 @@ pub enum SealError {
 /// The master key, ready to seal and open.
 pub struct Sealer {
     key: LessSafeKey,
+    /// Keys the audit chain's MACs; derived from the master key, so the
+    /// chain cannot be rewritten without it.
+    audit: ring::hmac::Key,
     rng: SystemRandom,
 }
 
@@ -75,8 +78,11 @@ fn parse_hex(s: &str) -> Option<Zeroizing<Vec<u8>>> {
 impl Sealer {
     fn from_bytes(bytes: &[u8]) -> Result<Sealer, SealError> {
         let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| SealError::KeyEnv)?;
+        let derive = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bytes);
+        let audit_key = ring::hmac::sign(&derive, b"disclosure-mx audit chain v1");
         Ok(Sealer {
             key: LessSafeKey::new(key),
+            audit: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, audit_key.as_ref()),
             rng: SystemRandom::new(),
         })
     }
@@ -174,6 +180,15 @@ impl Sealer {
             .open_in_place(nonce, Aad::from(object.as_bytes()), &mut buf)
             .map_err(|_| SealError::Open(format!("{object}: authentication failed")))?;
         Ok(plain.to_vec())
+    }
+
+    /// HMAC-SHA-256 of `msg` under the audit key, hex.
+    pub fn audit_mac(&self, msg: &[u8]) -> String {
+        ring::hmac::sign(&self.audit, msg)
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     pub fn seal_text(&self, object: &str, plain: &str) -> String {

@@ -1,0 +1,225 @@
+//! The tamper-evident audit trail: who did what, to which case, when and
+//! from where.
+//!
+//! Entries are append-only and chained: each carries an HMAC-SHA-256 over
+//! its own fields and the previous entry's MAC, keyed by a key derived from
+//! the master key, which never sits in the database. The head of the chain
+//! (count and last MAC) is kept MAC'd in `store_meta`. So editing, deleting,
+//! reordering or truncating entries — even by someone who can write to the
+//! database — is detected by `disclosure-mx audit verify`; forging a valid
+//! chain needs the key.
+//!
+//! What it must never record: passwords or report content. Details are
+//! short, fixed phrases chosen by the caller.
+
+use crate::store::seal::Sealer;
+use serde::Serialize;
+use sqlx::{AnyConnection, AnyPool, Row};
+
+/// Who acts, and from where (`cli`, or a client address for the web).
+#[derive(Debug, Clone, Copy)]
+pub struct Who<'a> {
+    pub actor: &'a str,
+    pub source: &'a str,
+}
+
+impl<'a> Who<'a> {
+    pub fn entry(&self, action: &'a str, target: &'a str, detail: &'a str) -> Entry<'a> {
+        Entry {
+            actor: self.actor,
+            action,
+            target,
+            source: self.source,
+            detail,
+        }
+    }
+}
+
+/// One thing that happened.
+#[derive(Debug, Clone)]
+pub struct Entry<'a> {
+    pub actor: &'a str,
+    /// `unlock-failed`, `unlocked`, `transition`, `note`, `breach`,
+    /// `view`, `export`, `requeue`...
+    pub action: &'a str,
+    /// The case reference or queue id concerned, or "" for none.
+    pub target: &'a str,
+    /// Where it came from: `cli`, or a client address for the web.
+    pub source: &'a str,
+    pub detail: &'a str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredEntry {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub source: String,
+    pub detail: String,
+}
+
+/// The result of `verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Intact { entries: u64 },
+    Broken { at_entry: i64, reason: String },
+}
+
+fn mac(sealer: &Sealer, prev: &str, at: i64, e: &Entry<'_>) -> String {
+    // Length-prefixed fields, so no two entries can serialise alike.
+    let mut msg = Vec::new();
+    for part in [
+        prev.as_bytes(),
+        at.to_string().as_bytes(),
+        e.actor.as_bytes(),
+        e.action.as_bytes(),
+        e.target.as_bytes(),
+        e.source.as_bytes(),
+        e.detail.as_bytes(),
+    ] {
+        msg.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        msg.extend_from_slice(part);
+    }
+    sealer.audit_mac(&msg)
+}
+
+fn head_mac(sealer: &Sealer, count: i64, last: &str) -> String {
+    sealer.audit_mac(format!("head:{count}:{last}").as_bytes())
+}
+
+/// Appends an entry inside the caller's transaction (which must be a
+/// writing one: `BEGIN IMMEDIATE` on SQLite; on PostgreSQL an advisory lock
+/// taken here serialises writers of the chain).
+pub async fn record(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    entry: &Entry<'_>,
+) -> Result<(), sqlx::Error> {
+    if !conn.backend_name().eq_ignore_ascii_case("sqlite") {
+        sqlx::query("SELECT pg_advisory_xact_lock(7264)")
+            .execute(&mut *conn)
+            .await?;
+    }
+    let last: Option<(String,)> =
+        sqlx::query_as("SELECT mac FROM audit_log ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+    let prev = last.map(|l| l.0).unwrap_or_default();
+    let at = jiff::Timestamp::now().as_second();
+    let mac = mac(sealer, &prev, at, entry);
+    sqlx::query("INSERT INTO audit_log (at, actor, action, target, source, detail, mac) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(at)
+        .bind(entry.actor)
+        .bind(entry.action)
+        .bind(entry.target)
+        .bind(entry.source)
+        .bind(entry.detail)
+        .bind(&mac)
+        .execute(&mut *conn)
+        .await?;
+    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_log")
+        .fetch_one(&mut *conn)
+        .await?;
+    let head = head_mac(sealer, count, &mac);
+    let value = format!("{count}:{mac}:{head}");
+    let updated = sqlx::query("UPDATE store_meta SET value = $1 WHERE name = 'audit_head'")
+        .bind(&value)
+        .execute(&mut *conn)
+        .await?;
+    if updated.rows_affected() == 0 {
+        sqlx::query("INSERT INTO store_meta (name, value) VALUES ('audit_head', $1)")
+            .bind(&value)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Appends an entry in a transaction of its own.
+pub async fn record_now(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    entry: &Entry<'_>,
+) -> Result<(), sqlx::Error> {
+    let begin = crate::cases::store::begin_write(conn);
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
+    record(&mut tx, sealer, entry).await?;
+    tx.commit().await
+}
+
+/// Every entry, oldest first.
+pub async fn list(pool: &AnyPool) -> Result<Vec<StoredEntry>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, at, actor, action, target, source, detail FROM audit_log ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(StoredEntry {
+                id: r.try_get("id")?,
+                at: r.try_get("at")?,
+                actor: r.try_get("actor")?,
+                action: r.try_get("action")?,
+                target: r.try_get("target")?,
+                source: r.try_get("source")?,
+                detail: r.try_get("detail")?,
+            })
+        })
+        .collect()
+}
+
+/// Walks the chain and checks the head.
+pub async fn verify(pool: &AnyPool, sealer: &Sealer) -> Result<Verdict, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, at, actor, action, target, source, detail, mac FROM audit_log ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut prev = String::new();
+    let mut last_id = 0;
+    for r in &rows {
+        let id: i64 = r.try_get("id")?;
+        let (actor, action, target, source, detail): (String, String, String, String, String) = (
+            r.try_get("actor")?,
+            r.try_get("action")?,
+            r.try_get("target")?,
+            r.try_get("source")?,
+            r.try_get("detail")?,
+        );
+        let entry = Entry {
+            actor: &actor,
+            action: &action,
+            target: &target,
+            source: &source,
+            detail: &detail,
+        };
+        let stored: String = r.try_get("mac")?;
+        if mac(sealer, &prev, r.try_get("at")?, &entry) != stored {
+            return Ok(Verdict::Broken {
+                at_entry: id,
+                reason: "entry edited, or an entry before it removed or reordered".into(),
+            });
+        }
+        prev = stored;
+        last_id = id;
+    }
+    let head: Option<(String,)> =
+        sqlx::query_as("SELECT value FROM store_meta WHERE name = 'audit_head'")
+            .fetch_optional(pool)
+            .await?;
+    let count = rows.len() as i64;
+    let expected = format!("{count}:{prev}:{}", head_mac(sealer, count, &prev));
+    match head {
+        None if count == 0 => Ok(Verdict::Intact { entries: 0 }),
+        Some((value,)) if value == expected => Ok(Verdict::Intact {
+            entries: count as u64,
+        }),
+        _ => Ok(Verdict::Broken {
+            at_entry: last_id,
+            reason: "the newest entries were removed or the head was altered".into(),
+        }),
+    }
+}
