@@ -42,7 +42,16 @@ pub struct Config {
     pub limits: Limits,
     pub intake: IntakeConfig,
     pub outbound: crate::outbound::OutboundConfig,
+    pub web: WebConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Where the JSON API listens (HTTP; put TLS in front for anything but
+    /// loopback). Unset: no API.
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -133,6 +142,7 @@ impl Default for Config {
             limits: Limits::default(),
             intake: IntakeConfig::default(),
             outbound: crate::outbound::OutboundConfig::default(),
+            web: WebConfig::default(),
             log: LogConfig::default(),
         }
     }

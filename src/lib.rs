@@ -18,3 +18,4 @@ pub mod private_file;
 pub mod server;
 pub mod smtp;
 pub mod store;
+pub mod web;

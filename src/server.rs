@@ -157,6 +157,29 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     std::fs::write(&partial, bound).map_err(io("writing listening file"))?;
     std::fs::rename(&partial, &listening).map_err(io("writing listening file"))?;
 
+    let api_task = match config.web.listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind { addr, source })?;
+            let local = listener.local_addr().map_err(io("reading bound address"))?;
+            info!(addr = %local, "api listening");
+            std::fs::write(config.data_dir.join("api-listening"), format!("{local}\n"))
+                .map_err(io("writing api-listening file"))?;
+            let app = crate::web::router(store.clone())
+                .into_make_service_with_connect_info::<std::net::SocketAddr>();
+            let mut stop = intake_stop.subscribe();
+            Some(tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.changed().await;
+                    })
+                    .await;
+            }))
+        }
+        None => None,
+    };
+
     let mut term = signal(SignalKind::terminate()).map_err(io("installing SIGTERM handler"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(io("installing SIGINT handler"))?;
     let mut hup = signal(SignalKind::hangup()).map_err(io("installing SIGHUP handler"))?;
@@ -189,6 +212,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         let _ = task.await;
     }
     if let Some(task) = sender_task {
+        let _ = task.await;
+    }
+    if let Some(task) = api_task {
         let _ = task.await;
     }
     store.close().await;

@@ -53,6 +53,11 @@ pub enum Command {
         #[arg(long)]
         actor: Option<String>,
     },
+    /// API service accounts (bearer tokens scoped to organisations).
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
     /// The tamper-evident audit trail.
     Audit {
         #[command(subcommand)]
@@ -128,6 +133,21 @@ pub enum ExportFormat {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a token; it is printed once and only its hash is kept.
+    Create {
+        name: String,
+        /// An organisation the token may see (repeatable).
+        #[arg(long = "org", required = true)]
+        orgs: Vec<String>,
+    },
+    List,
+    Revoke {
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check the chain: exits non-zero, naming the entry, if any entry was
     /// edited, removed, reordered, or the newest ones truncated.
@@ -192,6 +212,8 @@ pub enum CliError {
     Outbound(#[from] crate::outbound::OutboundError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Token(#[from] crate::web::tokens::TokenError),
     #[error("audit trail broken at entry {at_entry}: {reason}")]
     AuditBroken { at_entry: i64, reason: String },
     #[error("cannot start the runtime: {0}")]
@@ -217,6 +239,17 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     runtime.block_on(async {
         match cli.command {
             Command::Policies { .. } => Ok(()),
+            Command::Tokens { command } => {
+                let store = Store::open(
+                    &config.store.url,
+                    &config.data_dir,
+                    &config.store.key_path(&config.data_dir),
+                )
+                .await?;
+                let result = tokens_command(&store, &config, command).await;
+                store.close().await;
+                result
+            }
             Command::Audit { command } => {
                 let store = Store::open(
                     &config.store.url,
@@ -866,5 +899,44 @@ async fn audit_read(
         .entry(action, target, detail),
     )
     .await?;
+    Ok(())
+}
+
+async fn tokens_command(
+    store: &Store,
+    config: &Config,
+    command: TokensCommand,
+) -> Result<(), CliError> {
+    use crate::web::tokens;
+    match command {
+        TokensCommand::Create { name, orgs } => {
+            let policies = PolicySet::load_dir(&config.policies_dir)?;
+            if let Some(unknown) = orgs.iter().find(|o| policies.get(o).is_none()) {
+                return Err(CliError::Usage(format!(
+                    "no organisation {unknown:?} in {}",
+                    config.policies_dir.display()
+                )));
+            }
+            let token = tokens::create(store.pool(), &name, &orgs).await?;
+            audit_read(store, "token-create", &name, "api token created").await?;
+            println!("{token}");
+            eprintln!("Store it now: only its hash is kept.");
+        }
+        TokensCommand::List => {
+            for t in tokens::list(store.pool()).await? {
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!("{:<20} {:<8} {}", t.name, state, t.orgs.join(","));
+            }
+        }
+        TokensCommand::Revoke { name } => {
+            tokens::revoke(store.pool(), &name).await?;
+            audit_read(store, "token-revoke", &name, "api token revoked").await?;
+            println!("{name}: revoked");
+        }
+    }
     Ok(())
 }

@@ -141,6 +141,15 @@ pub const SQLITE: &[&str] = &[
         detail TEXT    NOT NULL,
         mac    TEXT    NOT NULL
     );",
+    // 7: API service accounts.
+    "CREATE TABLE api_tokens (
+        id         INTEGER PRIMARY KEY,
+        name       TEXT    NOT NULL UNIQUE,
+        hash       TEXT    NOT NULL UNIQUE,
+        orgs       TEXT    NOT NULL,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    );",
 ];
 
 pub const POSTGRES: &[&str] = &[
@@ -277,5 +286,14 @@ pub const POSTGRES: &[&str] = &[
         source TEXT   NOT NULL,
         detail TEXT   NOT NULL,
         mac    TEXT   NOT NULL
+    );",
+    // 7
+    "CREATE TABLE api_tokens (
+        id         BIGSERIAL PRIMARY KEY,
+        name       TEXT   NOT NULL UNIQUE,
+        hash       TEXT   NOT NULL UNIQUE,
+        orgs       TEXT   NOT NULL,
+        created_at BIGINT NOT NULL,
+        revoked_at BIGINT
     );",
 ];

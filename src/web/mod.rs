@@ -1,0 +1,365 @@
+//! The JSON API for service accounts (bearer tokens), over the same case
+//! functions the CLI uses.
+//!
+//! Every request is authenticated; an account sees only the cases of its
+//! organisations, and a case of another organisation answers 404 exactly
+//! like one that does not exist, so references cannot be probed. Every
+//! read and change is written to the audit trail with the account and the
+//! client address. Responses are JSON, never cached, never sniffed.
+//! `openapi.json` beside this file describes every route, and a test keeps
+//! the two equal.
+
+pub mod tokens;
+
+use crate::audit::{self, Who};
+use crate::cases::CaseState;
+use crate::cases::store::{self as cases, CaseError, Filter};
+use crate::store::Store;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use tokens::ServiceAccount;
+
+/// The OpenAPI document, served at `/api/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Every route: (method, path). The router is built from this list and the
+/// OpenAPI test compares it with the document.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/api/v1/cases"),
+    ("get", "/api/v1/cases/{reference}"),
+    ("post", "/api/v1/cases/{reference}/transition"),
+    ("post", "/api/v1/cases/{reference}/notes"),
+    ("get", "/api/v1/export"),
+    ("get", "/api/v1/openapi.json"),
+];
+
+#[derive(Clone)]
+pub struct Api {
+    pub store: Store,
+}
+
+/// The router for `store`.
+pub fn router(store: Store) -> Router {
+    Router::new()
+        .route(ROUTES[0].1, get(list_cases))
+        .route(ROUTES[1].1, get(show_case))
+        .route(ROUTES[2].1, post(transition))
+        .route(ROUTES[3].1, post(add_note))
+        .route(ROUTES[4].1, get(export))
+        .route(ROUTES[5].1, get(openapi))
+        .with_state(Api { store })
+}
+
+/// An API error: a status and a message, as JSON.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response();
+        secure(r.headers_mut());
+        if self.0 == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+impl From<CaseError> for ApiError {
+    fn from(e: CaseError) -> Self {
+        match e {
+            CaseError::NotFound(_) => ApiError(StatusCode::NOT_FOUND, "no such case".into()),
+            CaseError::Transition { .. } => ApiError(StatusCode::CONFLICT, e.to_string()),
+            CaseError::Reason(_) | CaseError::NoOriginal(_) => {
+                ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+            }
+            CaseError::Database(_) | CaseError::Seal(_) => {
+                tracing::error!(error = %e, "api request failed");
+                ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+            }
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        CaseError::Database(e).into()
+    }
+}
+
+fn secure(h: &mut HeaderMap) {
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// The authenticated caller and where the request came from.
+pub struct Caller {
+    account: ServiceAccount,
+    source: String,
+}
+
+impl Caller {
+    fn who(&self) -> (String, &str) {
+        (format!("token:{}", self.account.name), self.source.as_str())
+    }
+}
+
+impl FromRequestParts<Api> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, Self::Rejection> {
+        let unauthorized = || {
+            ApiError(
+                StatusCode::UNAUTHORIZED,
+                "a valid bearer token is required".into(),
+            )
+        };
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(unauthorized)?;
+        let account = tokens::authenticate(api.store.pool(), token.trim())
+            .await?
+            .ok_or_else(unauthorized)?;
+        let source = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+        Ok(Caller { account, source })
+    }
+}
+
+async fn record(
+    api: &Api,
+    caller: &Caller,
+    action: &str,
+    target: &str,
+    detail: &str,
+) -> Result<(), ApiError> {
+    let (actor, source) = caller.who();
+    let mut conn = api
+        .store
+        .connection()
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    audit::record_now(
+        &mut conn,
+        api.store.sealer(),
+        &Who {
+            actor: &actor,
+            source,
+        }
+        .entry(action, target, detail),
+    )
+    .await?;
+    Ok(())
+}
+
+fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    let mut r = (status, Json(value)).into_response();
+    secure(r.headers_mut());
+    r
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    org: Option<String>,
+    state: Option<String>,
+    #[serde(default)]
+    overdue: bool,
+}
+
+async fn list_cases(
+    State(api): State<Api>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let now = jiff::Timestamp::now().as_second();
+    let filter = Filter {
+        org: q.org,
+        state: q.state,
+        overdue: q.overdue,
+    };
+    let all = cases::list(api.store.pool(), api.store.sealer(), &filter, now).await?;
+    let visible: Vec<_> = all
+        .into_iter()
+        .filter(|c| caller.account.may_see(&c.org))
+        .collect();
+    record(&api, &caller, "list", "", "api list cases").await?;
+    Ok(json(StatusCode::OK, &visible))
+}
+
+/// The case, if it exists and the caller may see it; otherwise 404.
+async fn visible_case(
+    api: &Api,
+    caller: &Caller,
+    reference: &str,
+) -> Result<cases::CaseDetail, ApiError> {
+    let now = jiff::Timestamp::now().as_second();
+    let case = cases::show(api.store.pool(), api.store.sealer(), reference, now).await?;
+    if !caller.account.may_see(&case.summary.org) {
+        return Err(CaseError::NotFound(reference.to_owned()).into());
+    }
+    Ok(case)
+}
+
+async fn show_case(
+    State(api): State<Api>,
+    caller: Caller,
+    Path(reference): Path<String>,
+) -> Result<Response, ApiError> {
+    let case = visible_case(&api, &caller, &reference).await?;
+    record(&api, &caller, "view", &reference, "api case view").await?;
+    Ok(json(StatusCode::OK, &case))
+}
+
+#[derive(Deserialize)]
+struct TransitionBody {
+    state: String,
+    reason: Option<String>,
+}
+
+async fn transition(
+    State(api): State<Api>,
+    caller: Caller,
+    Path(reference): Path<String>,
+    Json(body): Json<TransitionBody>,
+) -> Result<Response, ApiError> {
+    visible_case(&api, &caller, &reference).await?;
+    let next = CaseState::parse(&body.state).ok_or_else(|| {
+        ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("unknown state {:?}", body.state),
+        )
+    })?;
+    let (actor, source) = caller.who();
+    let mut conn = api
+        .store
+        .connection()
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let now = jiff::Timestamp::now().as_second();
+    cases::transition(
+        &mut conn,
+        api.store.sealer(),
+        &reference,
+        next,
+        body.reason.as_deref(),
+        &Who {
+            actor: &actor,
+            source,
+        },
+        now,
+    )
+    .await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "reference": reference, "state": next.as_str() }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct NoteBody {
+    text: String,
+}
+
+/// Longest internal note accepted, as in the CLI.
+const MAX_NOTE: usize = 64 * 1024;
+
+async fn add_note(
+    State(api): State<Api>,
+    caller: Caller,
+    Path(reference): Path<String>,
+    Json(body): Json<NoteBody>,
+) -> Result<Response, ApiError> {
+    visible_case(&api, &caller, &reference).await?;
+    let text = body.text.trim();
+    if text.is_empty() || text.len() > MAX_NOTE {
+        return Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a note is 1 to 65536 bytes".into(),
+        ));
+    }
+    let (actor, source) = caller.who();
+    let mut conn = api
+        .store
+        .connection()
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let now = jiff::Timestamp::now().as_second();
+    cases::note(
+        &mut conn,
+        api.store.sealer(),
+        &reference,
+        text,
+        &Who {
+            actor: &actor,
+            source,
+        },
+        now,
+    )
+    .await?;
+    Ok(json(
+        StatusCode::CREATED,
+        &serde_json::json!({ "reference": reference, "note": "added" }),
+    ))
+}
+
+async fn export(State(api): State<Api>, caller: Caller) -> Result<Response, ApiError> {
+    let now = jiff::Timestamp::now().as_second();
+    let all = cases::list(
+        api.store.pool(),
+        api.store.sealer(),
+        &Filter::default(),
+        now,
+    )
+    .await?;
+    let mut out = Vec::new();
+    for c in all.iter().filter(|c| caller.account.may_see(&c.org)) {
+        out.push(cases::show(api.store.pool(), api.store.sealer(), &c.reference, now).await?);
+    }
+    record(&api, &caller, "export", "", "api export json").await?;
+    Ok(json(StatusCode::OK, &out))
+}
+
+async fn openapi() -> Response {
+    let mut r = ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response();
+    secure(r.headers_mut());
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn the_openapi_document_describes_exactly_the_routes() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        assert_eq!(
+            doc["openapi"].as_str().map(|v| v.starts_with("3.")),
+            Some(true)
+        );
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                documented.insert((method.clone(), path.clone()));
+            }
+        }
+        let routed: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        assert_eq!(documented, routed);
+    }
+}
