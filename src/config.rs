@@ -43,6 +43,8 @@ pub struct Config {
     pub intake: IntakeConfig,
     pub outbound: crate::outbound::OutboundConfig,
     pub web: WebConfig,
+    /// `[[webhooks]]`: signed POSTs on new cases and state changes.
+    pub webhooks: Vec<crate::web::webhooks::WebhookConfig>,
     pub log: LogConfig,
 }
 
@@ -143,6 +145,7 @@ impl Default for Config {
             intake: IntakeConfig::default(),
             outbound: crate::outbound::OutboundConfig::default(),
             web: WebConfig::default(),
+            webhooks: Vec::new(),
             log: LogConfig::default(),
         }
     }

@@ -180,6 +180,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         None => None,
     };
 
+    let webhook_task = (!config.webhooks.is_empty()).then(|| {
+        tokio::spawn(crate::web::webhooks::run(
+            store.clone(),
+            config.webhooks.clone(),
+            intake_stop.subscribe(),
+        ))
+    });
+
     let mut term = signal(SignalKind::terminate()).map_err(io("installing SIGTERM handler"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(io("installing SIGINT handler"))?;
     let mut hup = signal(SignalKind::hangup()).map_err(io("installing SIGHUP handler"))?;
@@ -215,6 +223,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         let _ = task.await;
     }
     if let Some(task) = api_task {
+        let _ = task.await;
+    }
+    if let Some(task) = webhook_task {
         let _ = task.await;
     }
     store.close().await;

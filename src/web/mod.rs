@@ -10,6 +10,7 @@
 //! the two equal.
 
 pub mod tokens;
+pub mod webhooks;
 
 use crate::audit::{self, Who};
 use crate::cases::CaseState;

@@ -1,0 +1,174 @@
+//! Webhooks end to end: a real HTTP receiver on loopback (Python's
+//! http.server) gets a signed POST for each new case and each state change;
+//! a receiver that fails is retried until it answers, and nothing is lost.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{INTAKE_ON, Opts, Server, deliver_from, fixture};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// A receiver that answers 503 to its first `fail_first` requests, then
+/// 200, appending each request's signature and body as a JSON line.
+struct Receiver {
+    child: std::process::Child,
+    port: u16,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Receiver {
+    fn start(fail_first: u32) -> Receiver {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("hits.jsonl");
+        let port_file = dir.path().join("port");
+        let script = r#"
+import http.server, json, sys
+log, port_file, fail = sys.argv[1], sys.argv[2], int(sys.argv[3])
+seen = {"n": 0}
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        seen["n"] += 1
+        ok = seen["n"] > fail
+        with open(log, "a") as f:
+            f.write(json.dumps({"ok": ok, "sig": self.headers.get("X-Disclosure-Signature"), "body": body.decode()}) + "\n")
+        self.send_response(200 if ok else 503)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+open(port_file, "w").write(str(s.server_address[1]))
+s.serve_forever()
+"#;
+        let child = std::process::Command::new("python3")
+            .args(["-c", script])
+            .arg(&log)
+            .arg(&port_file)
+            .arg(fail_first.to_string())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let port = loop {
+            if let Some(p) = std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|p| p.trim().parse().ok())
+            {
+                break p;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Receiver {
+            child,
+            port,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn hits(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_events_for_new_cases_and_state_changes_retried_until_delivered() {
+    let receiver = Receiver::start(2);
+    let server = Server::start(Opts {
+        intake: INTAKE_ON,
+        extra: format!(
+            "[[webhooks]]\nname = \"tracker\"\nurl = \"http://127.0.0.1:{}/hook\"\nsecret = \"s3cret\"\norgs = [\"netcompany\"]\n",
+            receiver.port
+        ),
+        ..Opts::default()
+    });
+    deliver_from(
+        &server,
+        "a@researcher.example",
+        "security@netcompany.example",
+        &fixture("en-netcompany-xss.eml"),
+    )
+    .await;
+    deliver_from(
+        &server,
+        "s@borger.example",
+        "security@magenta.example",
+        &fixture("da-magenta-idor.eml"),
+    )
+    .await;
+    server.wait_filed(2);
+    let (_, out, _) = server.cli(&["cases", "list", "--json", "--org", "netcompany"], None);
+    let list: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let reference = list[0]["reference"].as_str().unwrap().to_owned();
+    assert!(
+        server
+            .cli(&["cases", "transition", &reference, "acknowledged"], None)
+            .0
+    );
+
+    let start = Instant::now();
+    let delivered = loop {
+        let ok: Vec<Value> = receiver
+            .hits()
+            .into_iter()
+            .filter(|h| h["ok"] == true)
+            .collect();
+        if ok.len() >= 2 {
+            break ok;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "not delivered: {:?}\n{}",
+            receiver.hits(),
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        receiver.hits().iter().filter(|h| h["ok"] == false).count() >= 2,
+        "the first attempts failed and were retried"
+    );
+    let events: Vec<Value> = delivered
+        .iter()
+        .map(|h| serde_json::from_str(h["body"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(events[0]["event"], "case.created");
+    assert_eq!(events[0]["reference"], reference.as_str());
+    assert_eq!(events[1]["event"], "case.state_changed");
+    assert_eq!(events[1]["change"], "new -> acknowledged");
+    assert!(
+        events.iter().all(|e| e["org"] == "netcompany"),
+        "the Magenta case is not this hook's"
+    );
+    for h in &delivered {
+        let body = h["body"].as_str().unwrap();
+        assert_eq!(
+            h["sig"].as_str().unwrap(),
+            disclosure_mx::web::webhooks::signature("s3cret", body.as_bytes())
+        );
+        assert!(
+            !body.contains("comment field"),
+            "no report content in events"
+        );
+    }
+    // Delivered once each: nothing more arrives.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        receiver.hits().iter().filter(|h| h["ok"] == true).count(),
+        2
+    );
+}
