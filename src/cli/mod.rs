@@ -237,177 +237,18 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         return policies_check(&config);
     }
     runtime.block_on(async {
-        match cli.command {
-            Command::Policies { .. } => Ok(()),
-            Command::Tokens { command } => {
-                let store = Store::open(
-                    &config.store.url,
-                    &config.data_dir,
-                    &config.store.key_path(&config.data_dir),
-                )
-                .await?;
-                let result = tokens_command(&store, &config, command).await;
-                store.close().await;
-                result
-            }
-            Command::Audit { command } => {
-                let store = Store::open(
-                    &config.store.url,
-                    &config.data_dir,
-                    &config.store.key_path(&config.data_dir),
-                )
-                .await?;
-                let result = audit_command(&store, command).await;
-                store.close().await;
-                result
-            }
-            Command::Unlock {
-                reference,
-                password_stdin,
-                actor: who,
-            } => {
-                let password = read_password(&reference, password_stdin)?;
-                let policies = PolicySet::load_dir(&config.policies_dir)?;
-                let store = Store::open(
-                    &config.store.url,
-                    &config.data_dir,
-                    &config.store.key_path(&config.data_dir),
-                )
-                .await?;
-                let limits = crate::intake::extract::ExtractLimits::default();
-                let result = crate::intake::unlock::unlock(
-                    &store,
-                    &policies,
-                    &reference,
-                    password,
-                    &Who {
-                        actor: &actor(who),
-                        source: "cli",
-                    },
-                    &limits,
-                )
-                .await;
-                store.close().await;
-                let outcome = result?;
-                println!(
-                    "{reference}: opened {} archive(s), extracted {} file(s)",
-                    outcome.opened, outcome.extracted_files
-                );
-                if !outcome.fields_filled.is_empty() {
-                    println!(
-                        "filled from the report inside: {}",
-                        outcome.fields_filled.join(", ")
-                    );
-                }
-                for r in &outcome.refused {
-                    println!("refused: {r}");
-                }
-                Ok(())
-            }
-            Command::Outbox {
-                command: OutboxCommand::List { json },
-            } => {
-                let store = Store::open(
-                    &config.store.url,
-                    &config.data_dir,
-                    &config.store.key_path(&config.data_dir),
-                )
-                .await?;
-                let entries = crate::outbound::list(store.pool(), store.sealer()).await?;
-                store.close().await;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&entries)?);
-                } else {
-                    println!(
-                        "{:<5} {:<11} {:<9} {:<30} REASON",
-                        "ID", "STATE", "ATTEMPTS", "TO"
-                    );
-                    for e in &entries {
-                        println!(
-                            "{:<5} {:<11} {:<9} {:<30} {}",
-                            e.id,
-                            e.state,
-                            e.attempts,
-                            e.to_address,
-                            e.reason.as_deref().unwrap_or("")
-                        );
-                    }
-                }
-                Ok(())
-            }
-            Command::Cases { command } => {
-                let store = Store::open(
-                    &config.store.url,
-                    &config.data_dir,
-                    &config.store.key_path(&config.data_dir),
-                )
-                .await?;
-                let result = cases_command(&store, &config, command).await;
-                store.close().await;
-                result
-            }
-            Command::Serve => Ok(server::serve(config).await?),
-            Command::Messages {
-                command: MessagesCommand::Requeue { queue_id },
-            } => {
-                let store = Store::open(
-                    &config.store.url,
-                    &config.data_dir,
-                    &config.store.key_path(&config.data_dir),
-                )
-                .await?;
-                let done = store.requeue(&queue_id).await?;
-                if done {
-                    audit_read(
-                        &store,
-                        "requeue",
-                        &queue_id,
-                        "quarantined message put back in the queue",
-                    )
-                    .await?;
-                }
-                store.close().await;
-                if !done {
-                    return Err(CliError::Usage(format!(
-                        "no quarantined message {queue_id}"
-                    )));
-                }
-                println!("{queue_id}: pending again");
-                Ok(())
-            }
-            Command::Messages {
-                command: MessagesCommand::List { json, state },
-            } => {
-                let store = Store::open(
-                    &config.store.url,
-                    &config.data_dir,
-                    &config.store.key_path(&config.data_dir),
-                )
-                .await?;
-                let messages = store.list(state.as_deref()).await?;
-                store.close().await;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&messages)?);
-                } else {
-                    println!(
-                        "{:<24} {:>10} {:<11} {:<8} {:<22} RCPT",
-                        "QUEUE ID", "SIZE", "STATE", "TLS", "PEER"
-                    );
-                    for m in &messages {
-                        println!(
-                            "{:<24} {:>10} {:<11} {:<8} {:<22} {}",
-                            m.envelope.queue_id,
-                            m.size,
-                            m.state,
-                            m.envelope.tls_version.as_deref().unwrap_or("none"),
-                            m.envelope.peer,
-                            m.envelope.rcpt_to.join(",")
-                        );
-                    }
-                }
-                Ok(())
-            }
+        if let Command::Serve = cli.command {
+            return Ok(server::serve(config).await?);
         }
+        let store = Store::open(
+            &config.store.url,
+            &config.data_dir,
+            &config.store.key_path(&config.data_dir),
+        )
+        .await?;
+        let result = run_command(&store, &config, cli.command).await;
+        store.close().await;
+        result
     })
 }
 
@@ -939,4 +780,121 @@ async fn tokens_command(
         }
     }
     Ok(())
+}
+
+/// Every subcommand but `serve`, on an open store.
+async fn run_command(store: &Store, config: &Config, command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Policies { .. } => Ok(()),
+        Command::Tokens { command } => tokens_command(store, config, command).await,
+        Command::Audit { command } => audit_command(store, command).await,
+        Command::Unlock {
+            reference,
+            password_stdin,
+            actor: who,
+        } => {
+            let password = read_password(&reference, password_stdin)?;
+            let policies = PolicySet::load_dir(&config.policies_dir)?;
+            let limits = crate::intake::extract::ExtractLimits::default();
+            let result = crate::intake::unlock::unlock(
+                store,
+                &policies,
+                &reference,
+                password,
+                &Who {
+                    actor: &actor(who),
+                    source: "cli",
+                },
+                &limits,
+            )
+            .await;
+            let outcome = result?;
+            println!(
+                "{reference}: opened {} archive(s), extracted {} file(s)",
+                outcome.opened, outcome.extracted_files
+            );
+            if !outcome.fields_filled.is_empty() {
+                println!(
+                    "filled from the report inside: {}",
+                    outcome.fields_filled.join(", ")
+                );
+            }
+            for r in &outcome.refused {
+                println!("refused: {r}");
+            }
+            Ok(())
+        }
+        Command::Outbox {
+            command: OutboxCommand::List { json },
+        } => {
+            let entries = crate::outbound::list(store.pool(), store.sealer()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+            } else {
+                println!(
+                    "{:<5} {:<11} {:<9} {:<30} REASON",
+                    "ID", "STATE", "ATTEMPTS", "TO"
+                );
+                for e in &entries {
+                    println!(
+                        "{:<5} {:<11} {:<9} {:<30} {}",
+                        e.id,
+                        e.state,
+                        e.attempts,
+                        e.to_address,
+                        e.reason.as_deref().unwrap_or("")
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Cases { command } => cases_command(store, config, command).await,
+        Command::Serve => Ok(()),
+        Command::Messages {
+            command: MessagesCommand::Requeue { queue_id },
+        } => {
+            let done = store.requeue(&queue_id).await?;
+            if done {
+                audit_read(
+                    store,
+                    "requeue",
+                    &queue_id,
+                    "quarantined message put back in the queue",
+                )
+                .await?;
+            }
+            if !done {
+                return Err(CliError::Usage(format!(
+                    "no quarantined message {queue_id}"
+                )));
+            }
+            println!("{queue_id}: pending again");
+            Ok(())
+        }
+        Command::Messages {
+            command: MessagesCommand::List { json, state },
+        } => {
+            let messages = store.list(state.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&messages)?);
+            } else {
+                println!(
+                    "{:<24} {:>10} {:<11} {:<8} {:<22} RCPT",
+                    "QUEUE ID", "SIZE", "STATE", "TLS", "PEER"
+                );
+                for m in &messages {
+                    println!(
+                        "{:<24} {:>10} {:<11} {:<8} {:<22} {}",
+                        m.envelope.queue_id,
+                        m.size,
+                        m.state,
+                        m.envelope.tls_version.as_deref().unwrap_or("none"),
+                        m.envelope.peer,
+                        m.envelope.rcpt_to.join(",")
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
 }

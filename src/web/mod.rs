@@ -140,6 +140,14 @@ impl FromRequestParts<Api> for Caller {
     }
 }
 
+/// A dedicated connection for a writing transaction.
+async fn connection(api: &Api) -> Result<sqlx::AnyConnection, ApiError> {
+    api.store.connection().await.map_err(|e| {
+        tracing::error!(error = %e, "api: no database connection");
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+    })
+}
+
 async fn record(
     api: &Api,
     caller: &Caller,
@@ -148,11 +156,7 @@ async fn record(
     detail: &str,
 ) -> Result<(), ApiError> {
     let (actor, source) = caller.who();
-    let mut conn = api
-        .store
-        .connection()
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut conn = connection(api).await?;
     audit::record_now(
         &mut conn,
         api.store.sealer(),
@@ -244,11 +248,7 @@ async fn transition(
         )
     })?;
     let (actor, source) = caller.who();
-    let mut conn = api
-        .store
-        .connection()
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut conn = connection(&api).await?;
     let now = jiff::Timestamp::now().as_second();
     cases::transition(
         &mut conn,
@@ -292,11 +292,7 @@ async fn add_note(
         ));
     }
     let (actor, source) = caller.who();
-    let mut conn = api
-        .store
-        .connection()
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut conn = connection(&api).await?;
     let now = jiff::Timestamp::now().as_second();
     cases::note(
         &mut conn,
