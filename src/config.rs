@@ -343,6 +343,10 @@ mod tests {
         assert_eq!(c.policies_dir, d.policies_dir);
         assert_eq!(c.store.url, d.store.url);
         assert_eq!(c.store.group_commit_max, d.store.group_commit_max);
+        assert_eq!(c.store.key_file, d.store.key_file);
+        assert_eq!(format!("{:?}", c.outbound), format!("{:?}", d.outbound));
+        assert_eq!(c.web.listen, d.web.listen);
+        assert!(c.webhooks.is_empty());
     }
 
     #[test]
