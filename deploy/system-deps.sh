@@ -5,9 +5,9 @@ set -euo pipefail
 
 case "${1:-}" in
   run)   pkgs=(ca-certificates gcc) ;;
-  test)  pkgs=(ca-certificates gcc openssl swaks libnet-ssleay-perl python3 sqlite3 postgresql postgresql-client) ;;
+  test)  pkgs=(ca-certificates gcc openssl swaks libnet-ssleay-perl python3 sqlite3 postgresql postgresql-client curl procps) ;;
   fixtures) pkgs=(p7zip-full zip python3) ;;
-  bench) pkgs=(ca-certificates gcc openssl postfix p7zip-full) ;;
+  bench) pkgs=(ca-certificates gcc openssl postfix p7zip-full procps) ;;
   *) echo "usage: $0 run|test|bench|fixtures" >&2; exit 2 ;;
 esac
 
