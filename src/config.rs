@@ -299,6 +299,12 @@ impl Config {
         if l.max_message_size == 0 || l.max_recipients == 0 || l.max_errors == 0 {
             return Err(invalid("limits", "sizes and counts must be at least 1"));
         }
+        if l.max_inflight_body_bytes < l.max_message_size {
+            return Err(invalid(
+                "limits.max_inflight_body_bytes",
+                "must hold at least one max_message_size message",
+            ));
+        }
         if l.max_sessions == 0 || l.max_sessions_per_ip == 0 {
             return Err(invalid("limits", "session caps must be at least 1"));
         }

@@ -109,7 +109,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         }
     };
 
+    let body_kib = u32::try_from(config.limits.max_inflight_body_bytes.div_ceil(1024))
+        .unwrap_or(u32::MAX)
+        .min(tokio::sync::Semaphore::MAX_PERMITS as u32);
     let receiver = Arc::new(Receiver {
+        body_memory: Arc::new(tokio::sync::Semaphore::new(body_kib as usize)),
         session: Arc::new(SessionConfig {
             hostname: config.smtp.hostname.clone(),
             accept_for: AcceptFor::new(&recipients),

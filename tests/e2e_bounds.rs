@@ -268,3 +268,44 @@ async fn a_busy_session_is_still_cut_at_the_total_session_time() {
     assert!(last.contains("421 4.4.2 Session time limit"), "{last}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_memory_is_bounded_across_sessions_with_452_for_the_overflow() {
+    let server = Server::start(Opts {
+        limits: "max_message_size = 1048576\nmax_inflight_body_bytes = 1048576\n",
+        ..Opts::default()
+    });
+    let chunk = format!(
+        "Subject: big\r\n\r\n{}",
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n".repeat(11_000)
+    );
+    assert!(chunk.len() > 700_000 && chunk.len() < 800_000);
+    let mut a = Client::connect_tls(server.addr, server.tls())
+        .await
+        .unwrap();
+    let mut b = Client::connect_tls(server.addr, server.tls())
+        .await
+        .unwrap();
+    for c in [&mut a, &mut b] {
+        c.cmd("MAIL FROM:<r@example.org>", "250").await.unwrap();
+        c.cmd(&format!("RCPT TO:<{RCPT}>"), "250").await.unwrap();
+        c.cmd("DATA", "354").await.unwrap();
+    }
+    // A holds ~740 KB in memory, unfinished.
+    a.write(chunk.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // B's ~740 KB do not fit beside it: drained, then refused, try later.
+    b.write(chunk.as_bytes()).await.unwrap();
+    b.write(b".\r\n").await.unwrap();
+    let r = b.reply().await.unwrap();
+    assert!(r.starts_with("452 4.3.1"), "{r}");
+    // A completes; then B's retry fits.
+    a.write(b".\r\n").await.unwrap();
+    assert!(a.reply().await.unwrap().starts_with("250 2.0.0"));
+    let r = b
+        .send("r@example.org", RCPT, chunk.as_bytes())
+        .await
+        .unwrap();
+    assert!(r.starts_with("250 2.0.0"), "{r}");
+    assert_eq!(server.messages().len(), 2);
+}

@@ -595,3 +595,18 @@ fn the_encrypted_archive_fallback_admits_plaintext_only_for_its_recipients() {
     let a = s.stored(Err(Reply::PlaintextRefused));
     assert!(r(a).starts_with("550 5.7.10"));
 }
+
+#[test]
+fn a_body_refused_for_memory_is_drained_then_refused_and_the_session_goes_on() {
+    let mut h = Harness::tls(Limits::default());
+    h.envelope();
+    h.send(b"Subject: x\r\n\r\npart one\r\n");
+    assert_eq!(h.s.body_len(), 24);
+    h.s.refuse_body(Reply::BusyMemory);
+    assert_eq!(h.s.body_len(), 0, "freed at once");
+    let r = h.send(b"part two\r\n.\r\n");
+    assert_eq!(r.len(), 1);
+    assert!(r[0].starts_with("452 4.3.1"), "{r:?}");
+    assert!(h.delivered.is_empty());
+    h.cmd("NOOP", "250");
+}

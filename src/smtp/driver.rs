@@ -31,6 +31,9 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Everything sessions share.
 pub struct Receiver {
     pub session: Arc<SessionConfig>,
+    /// Message memory all sessions share, in KiB permits
+    /// (`Limits::max_inflight_body_bytes`).
+    pub body_memory: Arc<Semaphore>,
     pub tls: TlsAcceptor,
     pub store: Writer,
     /// Signalled after every committed message, for whoever processes them.
@@ -218,6 +221,7 @@ async fn run_session(
         receiver,
         id,
         deadline,
+        body_permit: None,
         buf: vec![0; READ_CHUNK],
         out: Vec::new(),
         delivered: 0,
@@ -276,6 +280,8 @@ async fn run_session(
 
 struct Ctx<'a> {
     receiver: &'a Receiver,
+    /// This session's share of `Receiver::body_memory`.
+    body_permit: Option<OwnedSemaphorePermit>,
     id: &'a str,
     deadline: Instant,
     buf: Vec<u8>,
@@ -309,6 +315,8 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
                 Action::Deliver(delivery) => {
                     flush(stream, &mut ctx.out, limits).await?;
                     let result = deliver(ctx, delivery).await;
+                    // The body is stored (or refused) and freed.
+                    ctx.body_permit = None;
                     pending.extend(session.stored(result));
                 }
                 Action::StartTls => {
@@ -329,7 +337,10 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
         tokio::select! {
             r = timeout_at(wake, stream.read(&mut ctx.buf)) => match r {
                 Ok(Ok(0)) => return Ok(Next::Close),
-                Ok(Ok(n)) => pending.extend(session.feed(&ctx.buf[..n])),
+                Ok(Ok(n)) => {
+                    pending.extend(session.feed(&ctx.buf[..n]));
+                    reserve_body_memory(session, ctx);
+                }
                 Ok(Err(e)) => return Err(e),
                 Err(_) => {
                     let reply = if Instant::now() >= ctx.deadline { Reply::SessionTimeout } else { Reply::IdleTimeout };
@@ -340,6 +351,32 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
             _ = shutdown.signal.changed(), if !shutdown_seen => {
                 shutdown_seen = true;
                 pending.extend(session.shutdown());
+            }
+        }
+    }
+}
+
+/// Keeps this session's share of the global message memory equal to the
+/// body it holds; when no more can be granted, the message is drained and
+/// refused with 452 4.3.1 instead of growing memory.
+fn reserve_body_memory(session: &mut Session, ctx: &mut Ctx<'_>) {
+    let want = u32::try_from(session.body_len().div_ceil(1024)).unwrap_or(u32::MAX);
+    let held = ctx
+        .body_permit
+        .as_ref()
+        .map_or(0, |p| p.num_permits() as u32);
+    if want == 0 {
+        ctx.body_permit = None;
+    } else if want > held {
+        match Arc::clone(&ctx.receiver.body_memory).try_acquire_many_owned(want - held) {
+            Ok(more) => match ctx.body_permit.as_mut() {
+                Some(p) => p.merge(more),
+                None => ctx.body_permit = Some(more),
+            },
+            Err(_) => {
+                info!("message memory exhausted; refusing this message with 452");
+                session.refuse_body(Reply::BusyMemory);
+                ctx.body_permit = None;
             }
         }
     }

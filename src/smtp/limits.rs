@@ -62,6 +62,11 @@ pub struct Limits {
     /// Sessions open at once from one IP address. A legitimate MTA rarely
     /// opens more than a handful of parallel connections to one MX.
     pub max_sessions_per_ip: usize,
+    /// Message bytes all sessions together may hold in memory while they
+    /// receive. Bounds memory whatever the number of sessions: a flood of
+    /// large messages gets 452 4.3.1 (try later) instead of exhausting the
+    /// machine. 512 MiB is twenty full-size messages at once.
+    pub max_inflight_body_bytes: usize,
     /// Bytes of client input held unprocessed (pipelined commands waiting
     /// behind a delivery). Far above any honest pipeline, far below harm.
     pub max_pending_input: usize,
@@ -82,6 +87,7 @@ impl Default for Limits {
             greeting_delay: Duration::from_millis(500),
             max_sessions: 256,
             max_sessions_per_ip: 10,
+            max_inflight_body_bytes: 512 * 1024 * 1024,
             max_pending_input: 64 * 1024,
             shutdown_grace: Duration::from_secs(30),
         }

@@ -63,6 +63,7 @@ pub enum Reply {
     ShuttingDown,
     StoreFailed,
     PlaintextRefused,
+    BusyMemory,
     NotImplemented,
 }
 
@@ -185,6 +186,11 @@ impl Reply {
                 451,
                 "4.3.0",
                 "Could not store the message safely; try again later",
+            ),
+            Reply::BusyMemory => (
+                452,
+                "4.3.1",
+                "Insufficient system storage for this message now; try again later",
             ),
             Reply::PlaintextRefused => (
                 550,

@@ -275,6 +275,23 @@ impl Session {
         }
     }
 
+    /// Bytes of message body this session holds in memory right now.
+    pub fn body_len(&self) -> usize {
+        match &self.state {
+            State::ReceivingData { body, .. } => body.len(),
+            _ => 0,
+        }
+    }
+
+    /// The driver could not grant memory for the body being received: the
+    /// content is drained to its end, then refused with `refusal`, and the
+    /// buffer is freed at once.
+    pub fn refuse_body(&mut self, refusal: Reply) {
+        if let State::ReceivingData { scan, .. } = self.state {
+            self.state = State::DrainingData { scan, refusal };
+        }
+    }
+
     /// The server is shutting down. Outside a message the session ends now
     /// with 421; a message in flight is finished (and stored) first.
     pub fn shutdown(&mut self) -> Vec<Action> {
