@@ -3,11 +3,15 @@
 #   deploy/system-deps.sh run|test|bench|fixtures
 set -euo pipefail
 
+# samael's xmlsec signatures build against these (bindgen needs libclang).
+saml=(pkg-config libssl-dev libxml2-dev libxmlsec1-dev libclang-dev)
+
 case "${1:-}" in
-  run)   pkgs=(ca-certificates gcc) ;;
-  test)  pkgs=(ca-certificates gcc openssl swaks libnet-ssleay-perl python3 sqlite3 postgresql postgresql-client curl procps) ;;
+  run)   pkgs=(ca-certificates gcc "${saml[@]}") ;;
+  test)  pkgs=(ca-certificates gcc openssl swaks libnet-ssleay-perl python3 sqlite3 postgresql postgresql-client curl procps
+               "${saml[@]}" chromium chromium-driver fonts-dejavu-core) ;;
   fixtures) pkgs=(p7zip-full zip python3) ;;
-  bench) pkgs=(ca-certificates gcc openssl postfix p7zip-full procps) ;;
+  bench) pkgs=(ca-certificates gcc openssl postfix p7zip-full procps "${saml[@]}") ;;
   *) echo "usage: $0 run|test|bench|fixtures" >&2; exit 2 ;;
 esac
 

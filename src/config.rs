@@ -43,17 +43,97 @@ pub struct Config {
     pub intake: IntakeConfig,
     pub outbound: crate::outbound::OutboundConfig,
     pub web: WebConfig,
+    pub saml: SamlConfig,
     /// `[[webhooks]]`: signed POSTs on new cases and state changes.
     pub webhooks: Vec<crate::web::webhooks::WebhookConfig>,
     pub log: LogConfig,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebConfig {
-    /// Where the JSON API listens (HTTP; put TLS in front for anything but
-    /// loopback). Unset: no API.
+    /// Where the analyst interface and the JSON API listen (HTTP; put TLS in
+    /// front for anything but loopback). Unset: neither runs (`serve
+    /// --dev-idp` defaults it to 127.0.0.1:8080).
     pub listen: Option<SocketAddr>,
+    /// The address analysts' browsers use, e.g. `https://dmx.example.org`.
+    /// SAML endpoints (ACS, metadata) are built from it. Unset: `http://`
+    /// and the bound address, which suits loopback only.
+    pub public_url: Option<String>,
+    /// Minutes without a request after which a session ends (default 30):
+    /// an unattended browser does not stay signed in to report content.
+    pub session_idle_minutes: u64,
+    /// Hours after sign-in at which a session ends whatever its use
+    /// (default 8, a working day): a stolen cookie has a bounded life.
+    pub session_absolute_hours: u64,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            listen: None,
+            public_url: None,
+            session_idle_minutes: 30,
+            session_absolute_hours: 8,
+        }
+    }
+}
+
+/// `[saml]`: single sign-on for the analyst interface.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SamlConfig {
+    /// The identity provider's metadata (XML). It must carry a signing
+    /// certificate: without one the interface refuses to start, since
+    /// unsigned assertions could then not be refused.
+    pub idp_metadata: Option<PathBuf>,
+    /// Our entity id. Default: `{public_url}/saml/metadata`.
+    pub entity_id: Option<String>,
+    /// Seconds of clock difference tolerated on NotBefore/NotOnOrAfter
+    /// (default 60): enough for NTP-synchronised hosts, short enough that an
+    /// expired assertion stays expired.
+    pub clock_skew_seconds: u64,
+    /// Seconds an AuthnRequest stays answerable (default 600): a sign-in
+    /// that takes longer starts again.
+    pub request_lifetime_seconds: u64,
+    /// The attribute whose value is shown as the analyst's name (default:
+    /// the NameID).
+    pub display_name_attribute: Option<String>,
+    /// IdP attribute values that grant roles. No matching rule: no access.
+    pub roles: Vec<RoleRule>,
+}
+
+impl Default for SamlConfig {
+    fn default() -> Self {
+        SamlConfig {
+            idp_metadata: None,
+            entity_id: None,
+            clock_skew_seconds: 60,
+            request_lifetime_seconds: 600,
+            display_name_attribute: None,
+            roles: Vec::new(),
+        }
+    }
+}
+
+/// One `[[saml.roles]]`: who has `attribute` = `value` gets `role`
+/// (`analyst` of `organisation`, or `admin`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRule {
+    pub attribute: String,
+    pub value: String,
+    pub role: RoleKind,
+    /// Required for `analyst`: the policy name (file stem) of the
+    /// organisation whose cases the role opens.
+    pub organisation: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleKind {
+    Analyst,
+    Admin,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -145,6 +225,7 @@ impl Default for Config {
             intake: IntakeConfig::default(),
             outbound: crate::outbound::OutboundConfig::default(),
             web: WebConfig::default(),
+            saml: SamlConfig::default(),
             webhooks: Vec::new(),
             log: LogConfig::default(),
         }
@@ -192,6 +273,7 @@ pub const ENV_OVERRIDES: &[&str] = &[
     "DISCLOSURE_MX_TLS_CERT_FILE",
     "DISCLOSURE_MX_TLS_KEY_FILE",
     "DISCLOSURE_MX_STORE_URL",
+    "DISCLOSURE_MX_WEB_LISTEN",
     "DISCLOSURE_MX_LOG_LEVEL",
 ];
 
@@ -238,6 +320,14 @@ impl Config {
                     name: "DISCLOSURE_MX_SMTP_LISTEN",
                     reason: e.to_string(),
                 })?;
+        }
+        if let Some(v) = var("DISCLOSURE_MX_WEB_LISTEN") {
+            self.web.listen = Some(v.trim().parse().map_err(|e: std::net::AddrParseError| {
+                ConfigError::Env {
+                    name: "DISCLOSURE_MX_WEB_LISTEN",
+                    reason: e.to_string(),
+                }
+            })?);
         }
         if let Some(v) = var("DISCLOSURE_MX_SMTP_HOSTNAME") {
             self.smtp.hostname = v;
@@ -294,6 +384,17 @@ impl Config {
                 "tls",
                 "cert_file and key_file must be set together",
             ));
+        }
+        if self.web.session_idle_minutes == 0 || self.web.session_absolute_hours == 0 {
+            return Err(invalid("web", "session timeouts must be at least 1"));
+        }
+        for r in &self.saml.roles {
+            if r.role == RoleKind::Analyst && r.organisation.is_none() {
+                return Err(invalid(
+                    "saml.roles",
+                    "an analyst rule needs the organisation it opens",
+                ));
+            }
         }
         let l = &self.limits;
         if l.max_message_size == 0 || l.max_recipients == 0 || l.max_errors == 0 {

@@ -35,6 +35,8 @@ pub enum ServeError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Web(#[from] crate::web::WebError),
     #[error("{what}: {source}")]
     Io {
         what: &'static str,
@@ -47,7 +49,7 @@ pub enum ServeError {
 pub const LISTENING_FILE: &str = "listening";
 
 /// Runs until SIGTERM or SIGINT, then drains.
-pub async fn serve(config: Config) -> Result<(), ServeError> {
+pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
     let io = |what| move |source| ServeError::Io { what, source };
     std::fs::create_dir_all(&config.data_dir).map_err(io("creating data_dir"))?;
 
@@ -161,7 +163,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     std::fs::write(&partial, bound).map_err(io("writing listening file"))?;
     std::fs::rename(&partial, &listening).map_err(io("writing listening file"))?;
 
-    let api_task = match config.web.listen {
+    let web_listen = match (config.web.listen, dev_idp) {
+        (Some(addr), _) => Some(addr),
+        (None, true) => Some(std::net::SocketAddr::from(([127, 0, 0, 1], 8080))),
+        (None, false) => None,
+    };
+    let api_task = match web_listen {
         Some(addr) => {
             let listener = TcpListener::bind(addr)
                 .await
@@ -170,8 +177,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             info!(addr = %local, "api listening");
             std::fs::write(config.data_dir.join("api-listening"), format!("{local}\n"))
                 .map_err(io("writing api-listening file"))?;
-            let app = crate::web::router(store.clone())
-                .into_make_service_with_connect_info::<std::net::SocketAddr>();
+            let mut app = crate::web::router(store.clone());
+            match crate::web::interface(&config, &store, Arc::new(policies.clone()), local, dev_idp)? {
+                Some(ui) => {
+                    info!(addr = %local, "analyst interface listening");
+                    app = app.merge(crate::web::ui::router(ui));
+                }
+                None => warn!("analyst interface off: saml.idp_metadata is not set (JSON API only)"),
+            }
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
             let mut stop = intake_stop.subscribe();
             Some(tokio::spawn(async move {
                 let _ = axum::serve(listener, app)

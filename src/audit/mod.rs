@@ -156,19 +156,30 @@ pub async fn list(pool: &AnyPool) -> Result<Vec<StoredEntry>, sqlx::Error> {
     )
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(StoredEntry {
-                id: r.try_get("id")?,
-                at: r.try_get("at")?,
-                actor: r.try_get("actor")?,
-                action: r.try_get("action")?,
-                target: r.try_get("target")?,
-                source: r.try_get("source")?,
-                detail: r.try_get("detail")?,
-            })
-        })
-        .collect()
+    rows.iter().map(stored).collect()
+}
+
+/// The newest `limit` entries, newest first.
+pub async fn recent(pool: &AnyPool, limit: i64) -> Result<Vec<StoredEntry>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, at, actor, action, target, source, detail FROM audit_log ORDER BY id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(stored).collect()
+}
+
+fn stored(r: &sqlx::any::AnyRow) -> Result<StoredEntry, sqlx::Error> {
+    Ok(StoredEntry {
+        id: r.try_get("id")?,
+        at: r.try_get("at")?,
+        actor: r.try_get("actor")?,
+        action: r.try_get("action")?,
+        target: r.try_get("target")?,
+        source: r.try_get("source")?,
+        detail: r.try_get("detail")?,
+    })
 }
 
 /// Walks the chain and checks the head.

@@ -260,6 +260,108 @@ pub async fn add_event(
     Ok(())
 }
 
+/// One evidence object of case `reference`, by its object id: what is
+/// known of it, and its content, opened.
+pub async fn evidence(
+    pool: &AnyPool,
+    sealer: &Sealer,
+    reference: &str,
+    object: &str,
+) -> Result<(EvidenceInfo, Vec<u8>), CaseError> {
+    let missing = || CaseError::NotFound(format!("{reference} evidence"));
+    let r = sqlx::query(
+        "SELECT e.id, e.kind, e.name, e.declared_type, e.sniffed_type, e.size, e.forwarded, e.parent_id,
+                e.archive, e.opened_at, e.data
+         FROM case_evidence e JOIN cases c ON c.id = e.case_id
+         WHERE c.reference = $1 AND e.object_id = $2",
+    )
+    .bind(reference)
+    .bind(object)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(missing)?;
+    let aad = format!("evidence:{object}");
+    let data = sealer.open(&aad, &r.try_get::<Vec<u8>, _>("data")?)?;
+    let info = EvidenceInfo {
+        id: r.try_get("id")?,
+        object_id: object.to_owned(),
+        parent_id: r.try_get("parent_id")?,
+        archive: r
+            .try_get::<Option<String>, _>("archive")?
+            .and_then(|a| serde_json::from_str(&a).ok()),
+        opened_at: r.try_get("opened_at")?,
+        kind: r.try_get("kind")?,
+        name: sealer.open_opt(&format!("{aad}:name"), r.try_get("name")?)?,
+        declared_type: r.try_get("declared_type")?,
+        sniffed_type: r.try_get("sniffed_type")?,
+        size: r.try_get("size")?,
+        forwarded: r.try_get::<i64, _>("forwarded")? != 0,
+    };
+    Ok((info, data))
+}
+
+/// Queues `text` to the reporter, threaded under their report, and records
+/// it in the timeline. Returns the address it goes to.
+pub async fn reply(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    reference: &str,
+    text: &str,
+    hostname: &str,
+    who: &Who<'_>,
+    now: i64,
+) -> Result<String, CaseError> {
+    let begin = begin_write(conn);
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
+    let row = sqlx::query(
+        "SELECT id, subject, reporter_address, message_id FROM cases WHERE reference = $1",
+    )
+    .bind(reference)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| CaseError::NotFound(reference.to_owned()))?;
+    let id: i64 = row.try_get("id")?;
+    let to = sealer
+        .open_opt(
+            &case_field(reference, "reporter_address"),
+            row.try_get("reporter_address")?,
+        )?
+        .ok_or_else(|| CaseError::Reason("the reporter left no address to reply to".into()))?;
+    let subject = sealer.open_text(
+        &case_field(reference, "subject"),
+        &row.try_get::<String, _>("subject")?,
+    )?;
+    let parent: Option<String> = row
+        .try_get::<Option<String>, _>("message_id")?
+        .map(|m| format!("<{}>", m.trim_matches(['<', '>'])));
+    let quoted: String = subject
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(120)
+        .collect();
+    let subject = format!("Re: [{reference}] {quoted}");
+    let message_id = format!("<{reference}.{}@{hostname}>", object_id());
+    crate::outbound::enqueue_reply(
+        &mut tx,
+        sealer,
+        &crate::outbound::Outgoing {
+            kind: "reply",
+            case_id: id,
+            to: &to,
+            subject: &subject,
+            body: text,
+            message_id: &message_id,
+            in_reply_to: parent.as_deref(),
+        },
+        now,
+    )
+    .await?;
+    add_event(&mut tx, sealer, id, now, "reply", who.actor, text, None).await?;
+    audit::record(&mut tx, sealer, &who.entry("reply", reference, "reply queued to the reporter")).await?;
+    tx.commit().await?;
+    Ok(to)
+}
+
 /// The case id for a reference within one organisation.
 pub async fn find(
     conn: &mut AnyConnection,
@@ -364,6 +466,8 @@ pub async fn list(
 #[derive(Debug, Clone, Serialize)]
 pub struct EvidenceInfo {
     pub id: i64,
+    /// 128 random bits: the object's name in URLs, not guessable.
+    pub object_id: String,
     /// The archive it was extracted from, if any.
     pub parent_id: Option<i64>,
     /// For zip/7z: format, encryption, entries, problem; `opened_at` once
@@ -484,9 +588,13 @@ pub async fn show(
     .iter()
     .map(|r| {
         let object: Option<String> = r.try_get("object_id")?;
-        let name = sealer.open_opt(&format!("evidence:{}:name", object.unwrap_or_default()), r.try_get("name")?)?;
+        let name = sealer.open_opt(
+            &format!("evidence:{}:name", object.clone().unwrap_or_default()),
+            r.try_get("name")?,
+        )?;
         Ok(EvidenceInfo {
             id: r.try_get("id")?,
+            object_id: object.clone().unwrap_or_default(),
             parent_id: r.try_get("parent_id")?,
             archive: r
                 .try_get::<Option<String>, _>("archive")?

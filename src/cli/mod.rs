@@ -30,8 +30,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the SMTP receiver until SIGTERM.
-    Serve,
+    /// Run the SMTP receiver (and, with `[web]`, the analyst interface and
+    /// JSON API) until SIGTERM.
+    Serve {
+        /// Development only: a built-in identity provider that signs anyone
+        /// in, labelled on every page; loopback only.
+        #[arg(long)]
+        dev_idp: bool,
+    },
     /// Stored messages, without their content.
     Messages {
         #[command(subcommand)]
@@ -237,8 +243,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         return policies_check(&config);
     }
     runtime.block_on(async {
-        if let Command::Serve = cli.command {
-            return Ok(server::serve(config).await?);
+        if let Command::Serve { dev_idp } = cli.command {
+            return Ok(server::serve(config, dev_idp).await?);
         }
         let store = Store::open(
             &config.store.url,
@@ -849,7 +855,7 @@ async fn run_command(store: &Store, config: &Config, command: Command) -> Result
             Ok(())
         }
         Command::Cases { command } => cases_command(store, config, command).await,
-        Command::Serve => Ok(()),
+        Command::Serve { .. } => Ok(()),
         Command::Messages {
             command: MessagesCommand::Requeue { queue_id },
         } => {

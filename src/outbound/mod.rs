@@ -151,24 +151,70 @@ pub async fn enqueue_receipt(
     .fetch_one(&mut *conn)
     .await?;
     let limited = recent >= i64::from(config.receipts_per_address_per_day);
+    let entry = Outgoing {
+        kind: "receipt",
+        case_id,
+        to,
+        subject,
+        body,
+        message_id,
+        in_reply_to,
+    };
+    let reason = limited.then_some("rate limit: receipts_per_address_per_day");
+    insert(conn, sealer, &entry, reason, now).await?;
+    Ok(!limited)
+}
+
+/// One message for the outbox.
+pub struct Outgoing<'a> {
+    /// `receipt` (automatic) or `reply` (written by an analyst).
+    pub kind: &'static str,
+    pub case_id: i64,
+    pub to: &'a str,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub message_id: &'a str,
+    pub in_reply_to: Option<&'a str>,
+}
+
+/// Writes `entry` pending, or suppressed for `suppressed_because`.
+async fn insert(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    entry: &Outgoing<'_>,
+    suppressed_because: Option<&str>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO outbox (case_id, kind, to_address, subject, body, message_id, in_reply_to, state, reason,
              next_attempt_at, created_at)
-         VALUES ($1, 'receipt', $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
-    .bind(case_id)
-    .bind(to.to_ascii_lowercase())
-    .bind(sealer.seal_text(&format!("outbox:{message_id}:subject"), subject))
-    .bind(sealer.seal_text(&format!("outbox:{message_id}:body"), body))
-    .bind(message_id)
-    .bind(in_reply_to)
-    .bind(if limited { "suppressed" } else { "pending" })
-    .bind(limited.then_some("rate limit: receipts_per_address_per_day"))
+    .bind(entry.case_id)
+    .bind(entry.kind)
+    .bind(entry.to.to_ascii_lowercase())
+    .bind(sealer.seal_text(&format!("outbox:{}:subject", entry.message_id), entry.subject))
+    .bind(sealer.seal_text(&format!("outbox:{}:body", entry.message_id), entry.body))
+    .bind(entry.message_id)
+    .bind(entry.in_reply_to)
+    .bind(if suppressed_because.is_some() { "suppressed" } else { "pending" })
+    .bind(suppressed_because)
     .bind(now)
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    Ok(!limited)
+    Ok(())
+}
+
+/// Puts an analyst's reply in the outbox (inside the caller's
+/// transaction). Not rate-limited: a person chose to send it.
+pub async fn enqueue_reply(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    entry: &Outgoing<'_>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    insert(conn, sealer, entry, None, now).await
 }
 
 /// Records a receipt that will not be sent, and why.
@@ -349,7 +395,7 @@ impl Sender {
         lock: &'static str,
     ) -> Result<Option<bool>, OutboundError> {
         let sql = format!(
-            "SELECT o.id, o.to_address, o.subject, o.body, o.message_id, o.in_reply_to, o.attempts, c.org
+            "SELECT o.id, o.kind, o.to_address, o.subject, o.body, o.message_id, o.in_reply_to, o.attempts, c.org
              FROM outbox o JOIN cases c ON c.id = o.case_id
              WHERE o.state = 'pending' AND o.next_attempt_at <= $1 ORDER BY o.id LIMIT 1{lock}"
         );
@@ -380,9 +426,12 @@ impl Sender {
         )?;
         let message_id: String = r.try_get("message_id")?;
         let in_reply_to: Option<String> = r.try_get("in_reply_to")?;
+        let automatic = r.try_get::<String, _>("kind")? == "receipt";
         let built = from
             .ok_or_else(|| "no sender address for the organisation".to_owned())
-            .and_then(|from| self.build(from, &to, &subject, body, &message_id, in_reply_to));
+            .and_then(|from| {
+                self.build(from, &to, &subject, body, &message_id, in_reply_to, automatic)
+            });
         let result = match built {
             Ok(message) => self
                 .transport
@@ -421,6 +470,8 @@ impl Sender {
         }
     }
 
+    /// A receipt (`automatic`) or an analyst's reply.
+    #[allow(clippy::too_many_arguments)]
     fn build(
         &self,
         from: Mailbox,
@@ -429,22 +480,26 @@ impl Sender {
         body: String,
         message_id: &str,
         in_reply_to: Option<String>,
+        automatic: bool,
     ) -> Result<Message, String> {
         let to: Mailbox = to.parse().map_err(|e| format!("invalid recipient: {e}"))?;
         let to_address = to.email.clone();
+        let from_address = from.email.clone();
         let mut builder = Message::builder()
             .from(from)
             .to(to)
             .subject(subject)
             .date_now()
             .message_id(Some(message_id.to_owned()))
-            .header(ContentType::TEXT_PLAIN)
+            .header(ContentType::TEXT_PLAIN);
+        if automatic {
             // RFC 3834: an automatic reply; well-behaved responders will
             // not answer it, so no loop can start.
-            .raw_header(HeaderValue::new(
+            builder = builder.raw_header(HeaderValue::new(
                 HeaderName::new_from_ascii_str("Auto-Submitted"),
                 "auto-replied".into(),
             ));
+        }
         if let Some(parent) = in_reply_to {
             builder = builder.in_reply_to(parent.clone()).references(parent);
         }
@@ -454,8 +509,13 @@ impl Sender {
             .map_err(|_| "body encoding".to_owned())?;
         // RFC 3834 §3.3: an automatic response goes out with a null reverse
         // path, so nothing ever bounces back into a loop.
-        let envelope =
-            lettre::address::Envelope::new(None, vec![to_address]).map_err(|e| e.to_string())?;
+        // A person's reply keeps the security address as its reverse path,
+        // so a bounce reaches the team.
+        let envelope = lettre::address::Envelope::new(
+            (!automatic).then_some(from_address),
+            vec![to_address],
+        )
+        .map_err(|e| e.to_string())?;
         builder
             .envelope(envelope)
             .body(body)

@@ -150,6 +150,19 @@ pub const SQLITE: &[&str] = &[
         created_at INTEGER NOT NULL,
         revoked_at INTEGER
     );",
+    // 8: analyst sign-in: outstanding SAML requests (one answer each),
+    // assertion ids already used, and browser sessions (by token hash).
+    "CREATE TABLE saml_requests (id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+    CREATE TABLE saml_assertions_seen (id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+    CREATE TABLE web_sessions (
+        hash       TEXT    PRIMARY KEY,
+        actor      TEXT    NOT NULL,
+        display    TEXT    NOT NULL,
+        roles      TEXT    NOT NULL,
+        csrf       TEXT    NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL
+    );",
 ];
 
 pub const POSTGRES: &[&str] = &[
@@ -295,5 +308,17 @@ pub const POSTGRES: &[&str] = &[
         orgs       TEXT   NOT NULL,
         created_at BIGINT NOT NULL,
         revoked_at BIGINT
+    );",
+    // 8
+    "CREATE TABLE saml_requests (id TEXT PRIMARY KEY, expires_at BIGINT NOT NULL);
+    CREATE TABLE saml_assertions_seen (id TEXT PRIMARY KEY, expires_at BIGINT NOT NULL);
+    CREATE TABLE web_sessions (
+        hash       TEXT    PRIMARY KEY,
+        actor      TEXT    NOT NULL,
+        display    TEXT    NOT NULL,
+        roles      TEXT    NOT NULL,
+        csrf       TEXT    NOT NULL,
+        created_at BIGINT NOT NULL,
+        last_seen  BIGINT NOT NULL
     );",
 ];

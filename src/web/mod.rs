@@ -9,7 +9,11 @@
 //! `openapi.json` beside this file describes every route, and a test keeps
 //! the two equal.
 
+pub mod devidp;
+pub mod saml;
+pub mod session;
 pub mod tokens;
+pub mod ui;
 pub mod webhooks;
 
 use crate::audit::{self, Who};
@@ -42,6 +46,119 @@ pub const ROUTES: &[(&str, &str)] = &[
 #[derive(Clone)]
 pub struct Api {
     pub store: Store,
+}
+
+/// Why the analyst interface could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error(transparent)]
+    Saml(#[from] saml::SamlError),
+    #[error(transparent)]
+    DevIdp(#[from] devidp::DevIdpError),
+    #[error("--dev-idp lets anyone sign in as anyone: it serves on loopback only, not {0}")]
+    DevIdpNotLoopback(SocketAddr),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// The analyst interface for the bound address `local`, or None when no
+/// identity provider is configured (the JSON API still runs).
+pub fn interface(
+    config: &crate::config::Config,
+    store: &Store,
+    policies: std::sync::Arc<crate::policy::PolicySet>,
+    local: SocketAddr,
+    dev_idp: bool,
+) -> Result<Option<ui::Ui>, WebError> {
+    let public_url = config
+        .web
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}"));
+    let public_url = public_url.trim_end_matches('/').to_owned();
+    let mut saml_config = config.saml.clone();
+    let (metadata_path, idp) = if dev_idp {
+        if !local.ip().is_loopback() {
+            return Err(WebError::DevIdpNotLoopback(local));
+        }
+        let idp = devidp::DevIdp::generate(
+            &format!("{public_url}/dev-idp"),
+            &format!("{public_url}/dev-idp/sso"),
+        )?;
+        let path = config.data_dir.join("dev-idp-metadata.xml");
+        std::fs::write(&path, idp.metadata_xml()).map_err(|source| WebError::Io {
+            what: "writing",
+            path: path.display().to_string(),
+            source,
+        })?;
+        if saml_config.roles.is_empty() {
+            saml_config.roles = dev_roles(&policies);
+        }
+        if saml_config.display_name_attribute.is_none() {
+            saml_config.display_name_attribute = Some("displayName".into());
+        }
+        tracing::warn!(
+            "DEVELOPMENT IDENTITY PROVIDER ENABLED: anyone who reaches {public_url} can sign in as anyone"
+        );
+        (path, Some(std::sync::Arc::new(idp)))
+    } else {
+        match &saml_config.idp_metadata {
+            Some(p) => (p.clone(), None),
+            None => return Ok(None),
+        }
+    };
+    let xml = std::fs::read_to_string(&metadata_path).map_err(|source| WebError::Io {
+        what: "reading IdP metadata",
+        path: metadata_path.display().to_string(),
+        source,
+    })?;
+    let sso = saml::Sso::new(
+        &saml_config,
+        &public_url,
+        &metadata_path.display().to_string(),
+        &xml,
+    )?;
+    // Secure cookies, except for plain HTTP on loopback (development).
+    let secure_cookies = !(local.ip().is_loopback() && public_url.starts_with("http://"));
+    Ok(Some(ui::Ui {
+        store: store.clone(),
+        sso: std::sync::Arc::new(sso),
+        dev_idp: idp,
+        policies,
+        secure_cookies,
+        lifetimes: session::Lifetimes {
+            idle: i64::try_from(config.web.session_idle_minutes.saturating_mul(60))
+                .unwrap_or(i64::MAX),
+            absolute: i64::try_from(config.web.session_absolute_hours.saturating_mul(3600))
+                .unwrap_or(i64::MAX),
+        },
+        hostname: config.smtp.hostname.clone(),
+    }))
+}
+
+/// The dev IdP's groups: `{org}-analysts` per organisation, `dmx-admins`.
+fn dev_roles(policies: &crate::policy::PolicySet) -> Vec<crate::config::RoleRule> {
+    use crate::config::{RoleKind, RoleRule};
+    let mut rules: Vec<RoleRule> = policies
+        .iter()
+        .map(|p| RoleRule {
+            attribute: "groups".into(),
+            value: format!("{}-analysts", p.id),
+            role: RoleKind::Analyst,
+            organisation: Some(p.id.clone()),
+        })
+        .collect();
+    rules.push(RoleRule {
+        attribute: "groups".into(),
+        value: "dmx-admins".into(),
+        role: RoleKind::Admin,
+        organisation: None,
+    });
+    rules
 }
 
 /// The router for `store`.

@@ -1,0 +1,467 @@
+//! SAML 2.0 single sign-on, service-provider side, over samael (xmlsec).
+//!
+//! Strict by construction, closing the crate's known traps:
+//! - the IdP metadata must carry a signing certificate, or `Sso::new`
+//!   fails (samael would otherwise accept unsigned responses);
+//! - only RSA/ECDSA with SHA-256 or stronger, for signature and digest;
+//! - audience, destination, recipient, InResponseTo, NotBefore and
+//!   NotOnOrAfter are all required and checked, with a small skew;
+//! - the assertion is read from xmlsec's output, which holds only the
+//!   signed content, and a response carrying more than one assertion (or an
+//!   encrypted one, or a DOCTYPE) is refused before it is parsed, so an
+//!   unsigned assertion placed beside a signed one cannot be used;
+//! - replay: each request id answers once and each assertion id is kept
+//!   until it expires (`take_request`, `remember_assertion`).
+//!
+//! A `VerifiedAssertion` can only be made by `Sso::verify`: holding one
+//! proves every check above ran.
+
+use crate::config::{RoleKind, RoleRule, SamlConfig};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use samael::crypto::AllowedSignatureAlgorithm as Alg;
+use samael::metadata::{EntityDescriptor, HTTP_REDIRECT_BINDING};
+use samael::schema::{Assertion, Response};
+use samael::service_provider::ServiceProvider;
+use samael::traits::ToXml;
+use sqlx::AnyConnection;
+use std::collections::BTreeSet;
+
+/// Largest SAMLResponse form value accepted, base64 (256 KiB). Real
+/// responses are a few KiB; more is an attack on the XML parser.
+pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+/// How long after its IssueInstant an assertion is accepted (5 minutes):
+/// the IdP-to-browser-to-us hop takes seconds.
+pub const MAX_ISSUE_DELAY_SECONDS: i64 = 300;
+/// Outstanding requests kept at most (10,000); beyond, new sign-ins wait
+/// for old ones to expire, so `/login` cannot fill the database.
+pub const MAX_PENDING_REQUESTS: i64 = 10_000;
+
+/// Signature algorithms accepted: SHA-256 or stronger.
+const ALLOWED: &[Alg] = &[
+    Alg::RsaSha256,
+    Alg::RsaSha384,
+    Alg::RsaSha512,
+    Alg::EcdsaSha256,
+    Alg::EcdsaSha384,
+    Alg::EcdsaSha512,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum SamlError {
+    #[error("cannot read IdP metadata {path}: {reason}")]
+    Metadata { path: String, reason: String },
+    #[error(
+        "IdP metadata {0} has no signing certificate: refusing to start, since unsigned responses could not be refused"
+    )]
+    NoSigningCertificate(String),
+    #[error("IdP metadata {0} has no SingleSignOnService with the HTTP-Redirect binding")]
+    NoRedirectEndpoint(String),
+    #[error("saml.idp_metadata is not set (or run `serve --dev-idp` on loopback)")]
+    NotConfigured,
+    #[error("cannot build the sign-in request: {0}")]
+    Request(String),
+    #[error("response larger than {MAX_RESPONSE_BYTES} bytes")]
+    TooLarge,
+    #[error("malformed response: {0}")]
+    Malformed(&'static str),
+    #[error("response refused: {0}")]
+    Refused(String),
+    #[error("response answers no sign-in request of ours, or one already answered")]
+    UnknownRequest,
+    #[error("assertion already used")]
+    Replayed,
+    #[error("too many sign-ins in progress; try again in a few minutes")]
+    Busy,
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// The service provider.
+pub struct Sso {
+    sp: ServiceProvider,
+    idp_sso_url: String,
+    pub acs_url: String,
+    pub entity_id: String,
+    request_lifetime: i64,
+    roles: Vec<RoleRule>,
+    display_attribute: Option<String>,
+}
+
+/// A response whose signature, algorithms, audience, destination,
+/// recipient, request and validity window were all checked.
+#[derive(Debug)]
+pub struct VerifiedAssertion {
+    id: String,
+    name_id: String,
+    attributes: Vec<(String, Vec<String>)>,
+    expires_at: i64,
+}
+
+impl VerifiedAssertion {
+    pub fn name_id(&self) -> &str {
+        &self.name_id
+    }
+}
+
+/// What a signed-in person may do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Roles {
+    pub admin: bool,
+    /// Organisations (policy names) whose cases they work.
+    pub orgs: BTreeSet<String>,
+}
+
+impl Roles {
+    pub fn is_empty(&self) -> bool {
+        !self.admin && self.orgs.is_empty()
+    }
+}
+
+/// A response decoded and pre-checked, not yet verified.
+pub struct Unverified {
+    xml: String,
+    /// The request it claims to answer (unsigned until verified).
+    pub in_response_to: String,
+}
+
+impl Sso {
+    /// The SP for `public_url`, trusting the IdP described by the metadata
+    /// XML read from `metadata_path`.
+    pub fn new(
+        config: &SamlConfig,
+        public_url: &str,
+        metadata_path: &str,
+        metadata_xml: &str,
+    ) -> Result<Sso, SamlError> {
+        let idp: EntityDescriptor = metadata_xml.parse().map_err(|e| SamlError::Metadata {
+            path: metadata_path.to_owned(),
+            reason: format!("{e}"),
+        })?;
+        let base = public_url.trim_end_matches('/');
+        let acs_url = format!("{base}/saml/acs");
+        let metadata_url = format!("{base}/saml/metadata");
+        let entity_id = config
+            .entity_id
+            .clone()
+            .unwrap_or_else(|| metadata_url.clone());
+        let sp = ServiceProvider {
+            entity_id: Some(entity_id.clone()),
+            metadata_url: Some(metadata_url),
+            acs_url: Some(acs_url.clone()),
+            slo_url: Some(format!("{base}/logout")),
+            idp_metadata: idp,
+            allow_idp_initiated: false,
+            max_issue_delay: chrono::Duration::seconds(MAX_ISSUE_DELAY_SECONDS),
+            max_clock_skew: chrono::Duration::seconds(
+                i64::try_from(config.clock_skew_seconds).unwrap_or(60),
+            ),
+            allowed_signature_algorithms: Some(ALLOWED.to_vec()),
+            ..ServiceProvider::default()
+        };
+        match sp.idp_signing_certs() {
+            Ok(Some(certs)) if !certs.is_empty() => {}
+            _ => return Err(SamlError::NoSigningCertificate(metadata_path.to_owned())),
+        }
+        let idp_sso_url = sp
+            .sso_binding_location(HTTP_REDIRECT_BINDING)
+            .ok_or_else(|| SamlError::NoRedirectEndpoint(metadata_path.to_owned()))?;
+        Ok(Sso {
+            sp,
+            idp_sso_url,
+            acs_url,
+            entity_id,
+            request_lifetime: i64::try_from(config.request_lifetime_seconds).unwrap_or(600),
+            roles: config.roles.clone(),
+            display_attribute: config.display_name_attribute.clone(),
+        })
+    }
+
+    /// Our metadata, for the IdP's administrator.
+    pub fn metadata(&self) -> Result<String, SamlError> {
+        self.sp
+            .metadata()
+            .map_err(|e| SamlError::Request(e.to_string()))?
+            .to_string()
+            .map_err(|e| SamlError::Request(e.to_string()))
+    }
+
+    /// A new AuthnRequest: its id (to remember with `remember_request`) and
+    /// the HTTP-Redirect URL that carries it to the IdP.
+    pub fn start(&self) -> Result<(String, String), SamlError> {
+        let mut request = self
+            .sp
+            .make_authentication_request(&self.idp_sso_url)
+            .map_err(|e| SamlError::Request(e.to_string()))?;
+        // samael's ids carry 32 random bits; ours carry 128.
+        request.id = format!(
+            "dmx-{}",
+            super::tokens::random_hex(16)
+                .ok_or_else(|| SamlError::Request("no randomness".into()))?
+        );
+        let url = request
+            .redirect("")
+            .map_err(|e| SamlError::Request(e.to_string()))?
+            .ok_or_else(|| SamlError::Request("no destination".into()))?;
+        Ok((request.id, url.to_string()))
+    }
+
+    /// Decodes the form value and refuses what no honest IdP sends.
+    pub fn precheck(&self, form_value: &str) -> Result<Unverified, SamlError> {
+        if form_value.len() > MAX_RESPONSE_BYTES {
+            return Err(SamlError::TooLarge);
+        }
+        let compact: String = form_value
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
+        let bytes = B64
+            .decode(compact)
+            .map_err(|_| SamlError::Malformed("not base64"))?;
+        let xml = String::from_utf8(bytes).map_err(|_| SamlError::Malformed("not UTF-8"))?;
+        if xml.contains("<!DOCTYPE") || xml.contains("<!ENTITY") {
+            return Err(SamlError::Malformed("DTDs are not allowed"));
+        }
+        let (assertions, encrypted) = count_assertions(&xml);
+        if encrypted > 0 {
+            return Err(SamlError::Malformed("encrypted assertions are not accepted"));
+        }
+        if assertions != 1 {
+            return Err(SamlError::Malformed("exactly one assertion is required"));
+        }
+        let response: Response = xml
+            .parse()
+            .map_err(|_| SamlError::Malformed("not a SAML Response"))?;
+        if response.destination.as_deref() != Some(self.acs_url.as_str()) {
+            return Err(SamlError::Refused(format!(
+                "destination {:?} is not our ACS",
+                response.destination
+            )));
+        }
+        let in_response_to = response
+            .in_response_to
+            .clone()
+            .or_else(|| {
+                response
+                    .assertion
+                    .as_ref()
+                    .and_then(|a| a.subject.as_ref())
+                    .and_then(|s| s.subject_confirmations.as_ref())
+                    .and_then(|c| c.first())
+                    .and_then(|c| c.subject_confirmation_data.as_ref())
+                    .and_then(|d| d.in_response_to.clone())
+            })
+            .ok_or(SamlError::Malformed("no InResponseTo"))?;
+        Ok(Unverified {
+            xml,
+            in_response_to,
+        })
+    }
+
+    /// Verifies the signature (only the signed part is read) and every
+    /// condition. `request_id` is the outstanding request it must answer.
+    pub fn verify(
+        &self,
+        unverified: &Unverified,
+        request_id: &str,
+        now: i64,
+    ) -> Result<VerifiedAssertion, SamlError> {
+        let assertion: Assertion = self
+            .sp
+            .parse_xml_response(&unverified.xml, Some(&[request_id]))
+            .map_err(|e| SamlError::Refused(e.to_string()))?;
+        // samael checks these only when present; we require them.
+        let conditions = assertion
+            .conditions
+            .as_ref()
+            .ok_or_else(|| SamlError::Refused("no Conditions".into()))?;
+        let audience_ok = conditions.audience_restrictions.as_ref().is_some_and(|r| {
+            !r.is_empty()
+                && r.iter()
+                    .all(|r| r.audience.iter().any(|a| *a == self.entity_id))
+        });
+        if !audience_ok {
+            return Err(SamlError::Refused(format!(
+                "audience does not name us ({})",
+                self.entity_id
+            )));
+        }
+        let not_on_or_after = conditions
+            .not_on_or_after
+            .ok_or_else(|| SamlError::Refused("no NotOnOrAfter".into()))?
+            .timestamp();
+        let skew = self.sp.max_clock_skew.num_seconds();
+        if now >= not_on_or_after + skew {
+            return Err(SamlError::Refused("assertion expired".into()));
+        }
+        if let Some(nb) = conditions.not_before
+            && now < nb.timestamp() - skew
+        {
+            return Err(SamlError::Refused("assertion not yet valid".into()));
+        }
+        let name_id = assertion
+            .subject
+            .as_ref()
+            .and_then(|s| s.name_id.as_ref())
+            .map(|n| n.value.trim().to_owned())
+            .filter(|n| !n.is_empty() && n.len() <= 256 && !n.chars().any(char::is_control))
+            .ok_or_else(|| SamlError::Refused("no usable NameID".into()))?;
+        let attributes = assertion
+            .attribute_statements
+            .iter()
+            .flatten()
+            .flat_map(|s| s.attributes.iter())
+            .filter_map(|a| {
+                Some((
+                    a.name.clone()?,
+                    a.values.iter().filter_map(|v| v.value.clone()).collect(),
+                ))
+            })
+            .collect();
+        Ok(VerifiedAssertion {
+            id: assertion.id.clone(),
+            name_id,
+            attributes,
+            expires_at: not_on_or_after + skew,
+        })
+    }
+
+    /// The roles the configured rules grant this person.
+    pub fn roles(&self, a: &VerifiedAssertion) -> Roles {
+        let mut roles = Roles::default();
+        for rule in &self.roles {
+            let has = a
+                .attributes
+                .iter()
+                .any(|(name, values)| *name == rule.attribute && values.contains(&rule.value));
+            if !has {
+                continue;
+            }
+            match (rule.role, &rule.organisation) {
+                (RoleKind::Admin, _) => roles.admin = true,
+                (RoleKind::Analyst, Some(org)) => {
+                    roles.orgs.insert(org.clone());
+                }
+                (RoleKind::Analyst, None) => {}
+            }
+        }
+        roles
+    }
+
+    /// The name to show: the configured attribute, else the NameID.
+    pub fn display_name(&self, a: &VerifiedAssertion) -> String {
+        self.display_attribute
+            .as_ref()
+            .and_then(|want| a.attributes.iter().find(|(n, _)| n == want))
+            .and_then(|(_, v)| v.first().cloned())
+            .map(|v| v.chars().filter(|c| !c.is_control()).take(120).collect())
+            .unwrap_or_else(|| a.name_id.clone())
+    }
+
+    /// Records an outstanding request.
+    pub async fn remember_request(
+        &self,
+        conn: &mut AnyConnection,
+        id: &str,
+        now: i64,
+    ) -> Result<(), SamlError> {
+        sqlx::query("DELETE FROM saml_requests WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        let (pending,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM saml_requests")
+            .fetch_one(&mut *conn)
+            .await?;
+        if pending >= MAX_PENDING_REQUESTS {
+            return Err(SamlError::Busy);
+        }
+        sqlx::query("INSERT INTO saml_requests (id, expires_at) VALUES ($1, $2)")
+            .bind(id)
+            .bind(now + self.request_lifetime)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Whether `id` is an outstanding, unexpired request.
+pub async fn request_known(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool, SamlError> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM saml_requests WHERE id = $1 AND expires_at > $2")
+            .bind(id)
+            .bind(now)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(row.is_some())
+}
+
+/// Consumes the request and records the assertion id: a second use of
+/// either is a replay. Both happen or neither.
+pub async fn consume(
+    conn: &mut AnyConnection,
+    request_id: &str,
+    a: &VerifiedAssertion,
+    now: i64,
+) -> Result<(), SamlError> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    sqlx::query("DELETE FROM saml_assertions_seen WHERE expires_at <= $1")
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    let taken = sqlx::query("DELETE FROM saml_requests WHERE id = $1")
+        .bind(request_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if taken != 1 {
+        return Err(SamlError::UnknownRequest);
+    }
+    let seen: Option<(String,)> = sqlx::query_as("SELECT id FROM saml_assertions_seen WHERE id = $1")
+        .bind(&a.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if seen.is_some() {
+        return Err(SamlError::Replayed);
+    }
+    sqlx::query("INSERT INTO saml_assertions_seen (id, expires_at) VALUES ($1, $2)")
+        .bind(&a.id)
+        .bind(a.expires_at.max(now + 1))
+        .execute(&mut *tx)
+        .await
+        // A concurrent insert of the same id loses here: also a replay.
+        .map_err(|_| SamlError::Replayed)?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Counts `Assertion` and `EncryptedAssertion` start tags, whatever their
+/// prefix. Deliberately namespace-blind: anything named so counts.
+fn count_assertions(xml: &str) -> (usize, usize) {
+    let (mut plain, mut encrypted) = (0, 0);
+    for part in xml.split('<').skip(1) {
+        let name: &str = part
+            .split(|c: char| c.is_ascii_whitespace() || c == '>' || c == '/')
+            .next()
+            .unwrap_or("");
+        let local = name.rsplit(':').next().unwrap_or(name);
+        match local {
+            "Assertion" => plain += 1,
+            "EncryptedAssertion" => encrypted += 1,
+            _ => {}
+        }
+    }
+    (plain, encrypted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assertions_are_counted_whatever_their_prefix() {
+        assert_eq!(count_assertions("<r><saml:Assertion ID='a'></saml:Assertion></r>"), (1, 0));
+        assert_eq!(count_assertions("<Assertion/><x:Assertion>"), (2, 0));
+        assert_eq!(count_assertions("<saml2:EncryptedAssertion>"), (0, 1));
+        assert_eq!(count_assertions("<AssertionConsumer/>"), (0, 0));
+    }
+}
