@@ -60,12 +60,13 @@ pub struct WebConfig {
     /// SAML endpoints (ACS, metadata) are built from it. Unset: `http://`
     /// and the bound address, which suits loopback only.
     pub public_url: Option<String>,
-    /// Minutes without a request after which a session ends (default 30):
-    /// an unattended browser does not stay signed in to report content.
-    pub session_idle_minutes: u64,
-    /// Hours after sign-in at which a session ends whatever its use
-    /// (default 8, a working day): a stolen cookie has a bounded life.
-    pub session_absolute_hours: u64,
+    /// Seconds without a request after which a session ends (default
+    /// 1800, 30 minutes): an unattended browser does not stay signed in to
+    /// report content.
+    pub session_idle_seconds: u64,
+    /// Seconds after sign-in at which a session ends whatever its use
+    /// (default 28800, a working day): a stolen cookie has a bounded life.
+    pub session_absolute_seconds: u64,
 }
 
 impl Default for WebConfig {
@@ -73,8 +74,8 @@ impl Default for WebConfig {
         WebConfig {
             listen: None,
             public_url: None,
-            session_idle_minutes: 30,
-            session_absolute_hours: 8,
+            session_idle_seconds: 1800,
+            session_absolute_seconds: 8 * 3600,
         }
     }
 }
@@ -385,7 +386,7 @@ impl Config {
                 "cert_file and key_file must be set together",
             ));
         }
-        if self.web.session_idle_minutes == 0 || self.web.session_absolute_hours == 0 {
+        if self.web.session_idle_seconds == 0 || self.web.session_absolute_seconds == 0 {
             return Err(invalid("web", "session timeouts must be at least 1"));
         }
         for r in &self.saml.roles {

@@ -131,10 +131,8 @@ pub fn interface(
         policies,
         secure_cookies,
         lifetimes: session::Lifetimes {
-            idle: i64::try_from(config.web.session_idle_minutes.saturating_mul(60))
-                .unwrap_or(i64::MAX),
-            absolute: i64::try_from(config.web.session_absolute_hours.saturating_mul(3600))
-                .unwrap_or(i64::MAX),
+            idle: i64::try_from(config.web.session_idle_seconds).unwrap_or(i64::MAX),
+            absolute: i64::try_from(config.web.session_absolute_seconds).unwrap_or(i64::MAX),
         },
         hostname: config.smtp.hostname.clone(),
     }))

@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod client;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,8 @@ pub struct Opts {
     /// Whole tables appended at the end (e.g. `[outbound]`).
     pub extra: String,
     pub args: Vec<&'static str>,
+    /// Arguments after `serve` (e.g. `--dev-idp`).
+    pub serve_args: Vec<&'static str>,
 }
 
 impl Server {
@@ -67,7 +70,9 @@ impl Server {
             extra = opts.extra,
         );
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        let extra_args: Vec<String> = opts.args.iter().map(|s| s.to_string()).collect();
+        let mut extra_args: Vec<String> = opts.args.iter().map(|s| s.to_string()).collect();
+        extra_args.push("serve".into());
+        extra_args.extend(opts.serve_args.iter().map(|s| s.to_string()));
         let mut s = Server {
             child: spawn(dir.path(), &extra_args),
             dir,
@@ -191,6 +196,18 @@ impl Server {
         )
     }
 
+    /// The reference of the first case of organisation `org`.
+    pub fn case_of(&self, org: &str) -> String {
+        let (ok, out, err) = self.cli(&["cases", "list", "--json"], None);
+        assert!(ok, "{err}");
+        let list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        list.iter()
+            .find(|c| c["org"] == org)
+            .and_then(|c| c["reference"].as_str())
+            .unwrap_or_else(|| panic!("no case of {org}: {out}"))
+            .to_owned()
+    }
+
     /// Waits until intake has filed or quarantined every stored message.
     pub fn wait_filed(&self, expected: usize) -> Vec<serde_json::Value> {
         let start = Instant::now();
@@ -284,7 +301,6 @@ fn spawn(dir: &Path, extra: &[String]) -> Child {
         .unwrap();
     Command::new(BIN)
         .args(extra)
-        .arg("serve")
         .arg("--config")
         .arg(dir.join("config.toml"))
         .stdin(Stdio::null())
