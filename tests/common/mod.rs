@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod web;
+pub mod webdriver;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

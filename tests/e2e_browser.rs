@@ -1,0 +1,161 @@
+//! The analyst's day in real headless Chromium (Debian's chromium and
+//! chromedriver): sign in through the dev IdP, open the list, open a case,
+//! unlock its archive with the password, change its state, download
+//! evidence, sign out. Screenshots of the list and the case view are saved
+//! under `target/test-artifacts/`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::webdriver::Driver;
+use common::{INTAKE_ON, Opts, Server, deliver_from};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn artifacts() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// panel.png from the screenshots fixture, decoded.
+fn panel_png() -> Vec<u8> {
+    use base64::Engine as _;
+    let eml = String::from_utf8(common::fixture("screenshots-netcompany.eml")).unwrap();
+    let at = eml.find("filename=\"panel.png\"").unwrap();
+    let body = &eml[at..];
+    let start = body.find("\r\n\r\n").or_else(|| body.find("\n\n")).unwrap();
+    let b64: String = body[start..]
+        .trim_start()
+        .lines()
+        .take_while(|l| !l.starts_with("--"))
+        .collect::<Vec<_>>()
+        .concat();
+    base64::engine::general_purpose::STANDARD.decode(b64.trim()).unwrap()
+}
+
+#[tokio::test]
+async fn an_analyst_works_a_case_in_chromium() {
+    let server = Server::start(Opts {
+        intake: INTAKE_ON,
+        extra: "[web]\nlisten = \"127.0.0.1:0\"\n".into(),
+        serve_args: vec!["--dev-idp"],
+        ..Opts::default()
+    });
+    let archive = std::fs::read(format!(
+        "{}/fixtures/archives/report-aes-he.7z",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let png = panel_png();
+    let mail = common::mail_with_attachments(
+        "Responsible disclosure (encrypted report)",
+        "The report is in the attached archive; I will phone you the password.",
+        &[("report.7z", &archive), ("admin-panel.png", &png)],
+    );
+    deliver_from(&server, "r@researcher.example", "security@netcompany.example", &mail).await;
+    server.wait_filed(1);
+    let reference = server.case_of("netcompany");
+    let base = format!("http://{}", common::web::web_addr(&server.data_dir()));
+
+    let downloads = tempfile::tempdir().unwrap();
+    let b = Driver::start(downloads.path());
+
+    // Sign in through the dev IdP, which every page labels as such.
+    b.goto(&format!("{base}/cases"));
+    assert!(b.url().contains("/dev-idp/sso?SAMLRequest="), "{}", b.url());
+    assert!(b.source().contains("DEVELOPMENT IDENTITY PROVIDER ACTIVE"));
+    b.submit("button[value=\"analyst@netcompany\"]");
+    b.submit("#continue");
+    assert_eq!(b.url(), format!("{base}/cases"));
+    let list = b.source();
+    assert!(list.contains("Signed in as <strong>analyst@netcompany</strong>"));
+    assert!(list.contains("DEVELOPMENT IDENTITY PROVIDER ACTIVE"));
+    assert!(list.contains(&reference));
+    assert!(list.contains("awaiting-password"));
+    assert!(list.contains("receipt: ") && list.contains(" left"), "service-level clock");
+    b.screenshot(&artifacts().join("case-list.png"));
+
+    // Open the case: the screenshot is shown inline, the archive is locked.
+    b.submit(&format!("a[href=\"/cases/{reference}\"]"));
+    assert_eq!(b.text("#case-state"), "awaiting-password");
+    let shot = b.find("img.shot");
+    assert!(!shot.is_empty());
+    assert!(b.source().contains("encrypted archive, awaiting password"));
+
+    // A wrong password changes nothing and says so.
+    b.type_into("#password", "hunter2");
+    b.submit("#unlock");
+    assert!(b.text("#error").contains("wrong password"));
+    assert_eq!(b.text("#case-state"), "awaiting-password");
+
+    // The right one opens it.
+    b.type_into("#password", PASSWORD);
+    b.submit("#unlock");
+    assert!(b.text("#notice").contains("Archive unlocked"));
+    assert_eq!(b.text("#case-state"), "new");
+    let page = b.source();
+    assert!(!page.contains(PASSWORD));
+    b.resize(1280, 3000);
+    b.screenshot(&artifacts().join("case-view.png"));
+    b.resize(1280, 1000);
+
+    // Change its state, with a reason.
+    b.select("#next-state", "triaged");
+    b.type_into("#reason", "reproduced on staging");
+    b.submit("#transition");
+    assert!(b.text("#notice").contains("State changed"));
+    assert_eq!(b.text("#case-state"), "triaged");
+    assert!(b.text("#timeline").contains("reproduced on staging"));
+
+    // Download a file extracted from the archive.
+    let case: Value = serde_json::from_str(&server.cli(&["cases", "show", &reference, "--json"], None).1).unwrap();
+    let extracted = case["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["parent_id"].is_number() && e["name"].as_str().is_some_and(|n| n.ends_with(".txt")))
+        .unwrap()
+        .clone();
+    let name = extracted["name"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    let object = extracted["object_id"].as_str().unwrap();
+    b.click(&format!("a[href=\"/cases/{reference}/evidence/{object}\"]"));
+    let start = Instant::now();
+    let saved = loop {
+        let done: Vec<PathBuf> = std::fs::read_dir(downloads.path())
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| !p.to_string_lossy().ends_with(".crdownload"))
+            .collect();
+        if let Some(p) = done.first() {
+            break p.clone();
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no download");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(saved.file_name().unwrap().to_string_lossy().contains(name.trim_end_matches(".txt")));
+    assert_eq!(
+        std::fs::metadata(&saved).unwrap().len(),
+        extracted["size"].as_u64().unwrap()
+    );
+
+    // Sign out: the session is gone, not just the page.
+    b.submit("#sign-out");
+    assert!(b.source().contains("You are signed out"));
+    b.goto(&format!("{base}/cases"));
+    assert!(b.url().contains("/dev-idp/sso"), "still signed in: {}", b.url());
+
+    // Each step is in the audit trail, from the browser's address.
+    let (_, out, _) = server.cli(&["audit", "list", "--json"], None);
+    let entries: Vec<Value> = serde_json::from_str(&out).unwrap();
+    for action in ["sign-in", "view", "unlock-failed", "unlocked", "transition", "evidence-download", "sign-out"] {
+        assert!(
+            entries.iter().any(|e| e["action"] == action && e["actor"] == "analyst@netcompany" && e["source"] == "127.0.0.1"),
+            "no {action} from the browser: {out}"
+        );
+    }
+    assert!(!out.contains(PASSWORD) && !server.log().contains(PASSWORD));
+}
