@@ -266,3 +266,71 @@ async fn an_unreachable_relay_is_retried_then_marked_failed_and_the_outbox_persi
     assert_eq!(after[0]["state"], "failed");
     assert_eq!(after[0]["to_address"], "alice@researcher.example");
 }
+
+/// An analyst's reply from the web interface goes out through the same
+/// relay, threaded under the report, from the security address (a real
+/// reverse path, no Auto-Submitted: a person wrote it), and is in the
+/// timeline and the audit trail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_analysts_reply_goes_out_threaded_through_the_relay() {
+    let sink = sink();
+    let sso = common::web::Sso::start_with("", INTAKE_ON, &outbound_to(&sink, ""));
+    deliver_from(
+        &sso.server,
+        "alice@researcher.example",
+        "security@netcompany.example",
+        &fixture("en-netcompany-xss.eml"),
+    )
+    .await;
+    wait_for("the receipt", || (sink.messages().len() == 1).then_some(()));
+    let reference = sso.server.case_of("netcompany");
+    let analyst = sso.signed_in("nina@nc.example", &["nc-analysts"]);
+    let path = format!("/cases/{reference}");
+    let csrf = analyst.csrf(&path);
+    let text = "Thank you. We reproduced the issue and a fix is planned for 1 December.\n.\nRegards";
+    let r = analyst.post(&format!("{path}/reply"), &[("csrf", &csrf), ("text", text)]);
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert!(analyst.get(&path).text().contains("a fix is planned for 1 December"));
+
+    wait_for("the reply at the sink", || (sink.messages().len() == 2).then_some(()));
+    let meta = sink.messages();
+    let reply_meta = meta.iter().find(|m| m["mail_from"] != "").unwrap();
+    assert_eq!(reply_meta["mail_from"], "security@netcompany.example");
+    let raws = sink.raw_messages().await;
+    let parsed: Vec<_> = raws
+        .iter()
+        .map(|r| MessageParser::default().parse(r).unwrap().into_owned())
+        .collect();
+    let reply = parsed
+        .iter()
+        .find(|m| m.subject().is_some_and(|s| s.starts_with("Re: [")))
+        .unwrap();
+    assert_eq!(
+        reply.subject().unwrap(),
+        format!("Re: [{reference}] Responsible disclosure: stored XSS in the support portal")
+    );
+    assert_eq!(reply.in_reply_to().as_text(), Some("en-xss-1@researcher.example"));
+    assert_eq!(reply.references().as_text(), Some("en-xss-1@researcher.example"));
+    assert!(reply.header_raw("Auto-Submitted").is_none());
+    assert_eq!(
+        reply.to().unwrap().first().unwrap().address(),
+        Some("alice@researcher.example")
+    );
+    let body = reply.body_text(0).unwrap();
+    assert!(body.contains("a fix is planned for 1 December"), "{body}");
+    assert!(
+        body.replace("\r\n", "\n").contains("\n.\nRegards"),
+        "a lone dot line survives: {body:?}"
+    );
+
+    let (_, out, _) = sso.server.cli(&["cases", "show", &reference, "--json"], None);
+    let case: Value = serde_json::from_str(&out).unwrap();
+    assert!(case["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "reply" && e["actor"] == "nina@nc.example"));
+    let (_, out, _) = sso.server.cli(&["audit", "list", "--json"], None);
+    assert!(out.contains("reply queued to the reporter"));
+    assert!(!out.contains("1 December"), "no reply text in the audit trail");
+}

@@ -331,8 +331,11 @@ pub async fn reply(
         &case_field(reference, "subject"),
         &row.try_get::<String, _>("subject")?,
     )?;
-    let parent: Option<String> = row
-        .try_get::<Option<String>, _>("message_id")?
+    let parent: Option<String> = sealer
+        .open_opt(
+            &case_field(reference, "message_id"),
+            row.try_get("message_id")?,
+        )?
         .map(|m| format!("<{}>", m.trim_matches(['<', '>'])));
     let quoted: String = subject
         .chars()

@@ -171,6 +171,11 @@ impl Sso {
     /// Starts a server whose `[saml]` trusts a fresh test IdP; `web` and
     /// `intake` lines are added to the config.
     pub fn start(web: &str, intake: &'static str) -> Sso {
+        Sso::start_with(web, intake, "")
+    }
+
+    /// As `start`, with more config tables (e.g. `[outbound]`).
+    pub fn start_with(web: &str, intake: &'static str, extra: &str) -> Sso {
         let dir = tempfile::tempdir().unwrap();
         let idp = DevIdp::generate(IDP_ENTITY, "https://idp.test/sso").unwrap();
         let metadata = dir.path().join("idp.xml");
@@ -178,7 +183,7 @@ impl Sso {
         let server = Server::start(Opts {
             intake,
             extra: format!(
-                "[web]\nlisten = \"127.0.0.1:0\"\n{web}\n[saml]\nidp_metadata = {:?}\n{ROLES}",
+                "{extra}\n[web]\nlisten = \"127.0.0.1:0\"\n{web}\n[saml]\nidp_metadata = {:?}\n{ROLES}",
                 metadata
             ),
             ..Opts::default()
