@@ -6,18 +6,21 @@ CARGO ?= cargo
 
 run:
 	bash deploy/system-deps.sh run
-	$(CARGO) run --release -- serve $(if $(CONFIG),--config $(CONFIG))
+	# The dev identity provider lets a newcomer sign in at
+	# http://127.0.0.1:8080 (loopback only, labelled on every page).
+	$(CARGO) run --release -- serve --dev-idp $(if $(CONFIG),--config $(CONFIG))
 
 test:
 	bash deploy/system-deps.sh test
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	# Every suite on SQLite (the default store); the shared-database test
-	# and then the storage, intake and receipt suites again on a throwaway
-	# PostgreSQL server.
+	# Every suite on SQLite (the default store), the browser test in
+	# headless Chromium among them; the shared-database test and then the
+	# storage, intake, receipt, archive, audit, API, sign-in and interface
+	# suites again on a throwaway PostgreSQL server.
 	bash deploy/with-postgres.sh sh -c '\
 	  $(CARGO) test --lib --bins --tests && \
-	  DISCLOSURE_MX_TEST_BACKEND=postgres $(CARGO) test --test e2e_durability --test e2e_intake --test e2e_receipts --test e2e_archives --test e2e_plaintext --test e2e_at_rest --test e2e_audit --test e2e_api --test e2e_webhooks'
+	  DISCLOSURE_MX_TEST_BACKEND=postgres $(CARGO) test --test e2e_durability --test e2e_intake --test e2e_receipts --test e2e_archives --test e2e_plaintext --test e2e_at_rest --test e2e_audit --test e2e_api --test e2e_webhooks --test e2e_saml --test e2e_web'
 	bash deploy/smoke-run.sh
 
 # Throughput, latency and memory against Postfix in the same run.

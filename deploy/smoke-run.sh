@@ -16,6 +16,7 @@ cleanup() {
 trap cleanup EXIT
 export DISCLOSURE_MX_DATA_DIR="$dir/data"
 export DISCLOSURE_MX_SMTP_LISTEN=127.0.0.1:0
+export DISCLOSURE_MX_WEB_LISTEN=127.0.0.1:0
 setsid make run >"$dir/log" 2>&1 &
 pid=$!
 for _ in $(seq 1 1200); do
@@ -41,9 +42,24 @@ show=$(target/release/disclosure-mx cases show "$ref")
 for want in "acknowledge by:" "feedback by:" "description:" "steps / attack chain:" "TLSv1.3"; do
   grep -q "$want" <<<"$show" || { echo "$show"; echo "smoke: cases show lacks $want" >&2; exit 1; }
 done
+# A newcomer signs in through the dev IdP and sees the case.
+web=$(head -n1 "$dir/data/api-listening")
+python3 - "$web" "$ref" <<'PY' || { echo "smoke: dev sign-in failed" >&2; exit 1; }
+import html, re, sys, urllib.parse, urllib.request, http.cookiejar
+base, ref = "http://" + sys.argv[1], sys.argv[2]
+web = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+idp = web.open(base + "/cases").read().decode()
+assert "DEVELOPMENT IDENTITY PROVIDER ACTIVE" in idp, idp
+request = html.unescape(re.search(r'name="SAMLRequest" value="([^"]*)"', idp).group(1))
+signed = web.open(base + "/dev-idp/sso", urllib.parse.urlencode(
+    {"SAMLRequest": request, "user": "analyst@netcompany"}).encode()).read().decode()
+response = html.unescape(re.search(r'name="SAMLResponse" value="([^"]*)"', signed).group(1))
+cases = web.open(base + "/saml/acs", urllib.parse.urlencode({"SAMLResponse": response}).encode()).read().decode()
+assert "Signed in as <strong>analyst@netcompany</strong>" in cases and ref in cases, cases
+PY
 kill -TERM -- "-$pid"
 for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
 if kill -0 "$pid" 2>/dev/null; then echo "smoke: did not stop on SIGTERM" >&2; exit 1; fi
 pid=""
 grep -q "stopped" "$dir/log" || { tail -20 "$dir/log"; echo "smoke: no clean stop" >&2; exit 1; }
-echo "smoke: make run came up on the defaults, stored a report over STARTTLS, filed it as $ref, stopped cleanly"
+echo "smoke: make run came up on the defaults, stored a report over STARTTLS, filed it as $ref, signed an analyst in through the dev IdP to see it, stopped cleanly"

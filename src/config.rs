@@ -323,12 +323,15 @@ impl Config {
                 })?;
         }
         if let Some(v) = var("DISCLOSURE_MX_WEB_LISTEN") {
-            self.web.listen = Some(v.trim().parse().map_err(|e: std::net::AddrParseError| {
-                ConfigError::Env {
-                    name: "DISCLOSURE_MX_WEB_LISTEN",
-                    reason: e.to_string(),
-                }
-            })?);
+            self.web.listen =
+                Some(
+                    v.trim()
+                        .parse()
+                        .map_err(|e: std::net::AddrParseError| ConfigError::Env {
+                            name: "DISCLOSURE_MX_WEB_LISTEN",
+                            reason: e.to_string(),
+                        })?,
+                );
         }
         if let Some(v) = var("DISCLOSURE_MX_SMTP_HOSTNAME") {
             self.smtp.hostname = v;

@@ -178,12 +178,20 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
             std::fs::write(config.data_dir.join("api-listening"), format!("{local}\n"))
                 .map_err(io("writing api-listening file"))?;
             let mut app = crate::web::router(store.clone());
-            match crate::web::interface(&config, &store, Arc::new(policies.clone()), local, dev_idp)? {
+            match crate::web::interface(
+                &config,
+                &store,
+                Arc::new(policies.clone()),
+                local,
+                dev_idp,
+            )? {
                 Some(ui) => {
                     info!(addr = %local, "analyst interface listening");
                     app = app.merge(crate::web::ui::router(ui));
                 }
-                None => warn!("analyst interface off: saml.idp_metadata is not set (JSON API only)"),
+                None => {
+                    warn!("analyst interface off: saml.idp_metadata is not set (JSON API only)")
+                }
             }
             let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
             let mut stop = intake_stop.subscribe();

@@ -34,7 +34,9 @@ fn panel_png() -> Vec<u8> {
         .take_while(|l| !l.starts_with("--"))
         .collect::<Vec<_>>()
         .concat();
-    base64::engine::general_purpose::STANDARD.decode(b64.trim()).unwrap()
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .unwrap()
 }
 
 #[tokio::test]
@@ -56,7 +58,13 @@ async fn an_analyst_works_a_case_in_chromium() {
         "The report is in the attached archive; I will phone you the password.",
         &[("report.7z", &archive), ("admin-panel.png", &png)],
     );
-    deliver_from(&server, "r@researcher.example", "security@netcompany.example", &mail).await;
+    deliver_from(
+        &server,
+        "r@researcher.example",
+        "security@netcompany.example",
+        &mail,
+    )
+    .await;
     server.wait_filed(1);
     let reference = server.case_of("netcompany");
     let base = format!("http://{}", common::web::web_addr(&server.data_dir()));
@@ -76,7 +84,10 @@ async fn an_analyst_works_a_case_in_chromium() {
     assert!(list.contains("DEVELOPMENT IDENTITY PROVIDER ACTIVE"));
     assert!(list.contains(&reference));
     assert!(list.contains("awaiting-password"));
-    assert!(list.contains("receipt: ") && list.contains(" left"), "service-level clock");
+    assert!(
+        list.contains("receipt: ") && list.contains(" left"),
+        "service-level clock"
+    );
     b.screenshot(&artifacts().join("case-list.png"));
 
     // Open the case: the screenshot is shown inline, the archive is locked.
@@ -112,15 +123,25 @@ async fn an_analyst_works_a_case_in_chromium() {
     assert!(b.text("#timeline").contains("reproduced on staging"));
 
     // Download a file extracted from the archive.
-    let case: Value = serde_json::from_str(&server.cli(&["cases", "show", &reference, "--json"], None).1).unwrap();
+    let case: Value =
+        serde_json::from_str(&server.cli(&["cases", "show", &reference, "--json"], None).1)
+            .unwrap();
     let extracted = case["evidence"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["parent_id"].is_number() && e["name"].as_str().is_some_and(|n| n.ends_with(".txt")))
+        .find(|e| {
+            e["parent_id"].is_number() && e["name"].as_str().is_some_and(|n| n.ends_with(".txt"))
+        })
         .unwrap()
         .clone();
-    let name = extracted["name"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    let name = extracted["name"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
     let object = extracted["object_id"].as_str().unwrap();
     b.click(&format!("a[href=\"/cases/{reference}/evidence/{object}\"]"));
     let start = Instant::now();
@@ -136,7 +157,13 @@ async fn an_analyst_works_a_case_in_chromium() {
         assert!(start.elapsed() < Duration::from_secs(20), "no download");
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert!(saved.file_name().unwrap().to_string_lossy().contains(name.trim_end_matches(".txt")));
+    assert!(
+        saved
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .contains(name.trim_end_matches(".txt"))
+    );
     assert_eq!(
         std::fs::metadata(&saved).unwrap().len(),
         extracted["size"].as_u64().unwrap()
@@ -146,14 +173,28 @@ async fn an_analyst_works_a_case_in_chromium() {
     b.submit("#sign-out");
     assert!(b.source().contains("You are signed out"));
     b.goto(&format!("{base}/cases"));
-    assert!(b.url().contains("/dev-idp/sso"), "still signed in: {}", b.url());
+    assert!(
+        b.url().contains("/dev-idp/sso"),
+        "still signed in: {}",
+        b.url()
+    );
 
     // Each step is in the audit trail, from the browser's address.
     let (_, out, _) = server.cli(&["audit", "list", "--json"], None);
     let entries: Vec<Value> = serde_json::from_str(&out).unwrap();
-    for action in ["sign-in", "view", "unlock-failed", "unlocked", "transition", "evidence-download", "sign-out"] {
+    for action in [
+        "sign-in",
+        "view",
+        "unlock-failed",
+        "unlocked",
+        "transition",
+        "evidence-download",
+        "sign-out",
+    ] {
         assert!(
-            entries.iter().any(|e| e["action"] == action && e["actor"] == "analyst@netcompany" && e["source"] == "127.0.0.1"),
+            entries.iter().any(|e| e["action"] == action
+                && e["actor"] == "analyst@netcompany"
+                && e["source"] == "127.0.0.1"),
             "no {action} from the browser: {out}"
         );
     }

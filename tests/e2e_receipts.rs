@@ -287,12 +287,20 @@ async fn an_analysts_reply_goes_out_threaded_through_the_relay() {
     let analyst = sso.signed_in("nina@nc.example", &["nc-analysts"]);
     let path = format!("/cases/{reference}");
     let csrf = analyst.csrf(&path);
-    let text = "Thank you. We reproduced the issue and a fix is planned for 1 December.\n.\nRegards";
+    let text =
+        "Thank you. We reproduced the issue and a fix is planned for 1 December.\n.\nRegards";
     let r = analyst.post(&format!("{path}/reply"), &[("csrf", &csrf), ("text", text)]);
     assert_eq!(r.status, 303, "{}", r.text());
-    assert!(analyst.get(&path).text().contains("a fix is planned for 1 December"));
+    assert!(
+        analyst
+            .get(&path)
+            .text()
+            .contains("a fix is planned for 1 December")
+    );
 
-    wait_for("the reply at the sink", || (sink.messages().len() == 2).then_some(()));
+    wait_for("the reply at the sink", || {
+        (sink.messages().len() == 2).then_some(())
+    });
     let meta = sink.messages();
     let reply_meta = meta.iter().find(|m| m["mail_from"] != "").unwrap();
     assert_eq!(reply_meta["mail_from"], "security@netcompany.example");
@@ -309,8 +317,14 @@ async fn an_analysts_reply_goes_out_threaded_through_the_relay() {
         reply.subject().unwrap(),
         format!("Re: [{reference}] Responsible disclosure: stored XSS in the support portal")
     );
-    assert_eq!(reply.in_reply_to().as_text(), Some("en-xss-1@researcher.example"));
-    assert_eq!(reply.references().as_text(), Some("en-xss-1@researcher.example"));
+    assert_eq!(
+        reply.in_reply_to().as_text(),
+        Some("en-xss-1@researcher.example")
+    );
+    assert_eq!(
+        reply.references().as_text(),
+        Some("en-xss-1@researcher.example")
+    );
     assert!(reply.header_raw("Auto-Submitted").is_none());
     assert_eq!(
         reply.to().unwrap().first().unwrap().address(),
@@ -323,14 +337,21 @@ async fn an_analysts_reply_goes_out_threaded_through_the_relay() {
         "a lone dot line survives: {body:?}"
     );
 
-    let (_, out, _) = sso.server.cli(&["cases", "show", &reference, "--json"], None);
+    let (_, out, _) = sso
+        .server
+        .cli(&["cases", "show", &reference, "--json"], None);
     let case: Value = serde_json::from_str(&out).unwrap();
-    assert!(case["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|e| e["kind"] == "reply" && e["actor"] == "nina@nc.example"));
+    assert!(
+        case["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "reply" && e["actor"] == "nina@nc.example")
+    );
     let (_, out, _) = sso.server.cli(&["audit", "list", "--json"], None);
     assert!(out.contains("reply queued to the reporter"));
-    assert!(!out.contains("1 December"), "no reply text in the audit trail");
+    assert!(
+        !out.contains("1 December"),
+        "no reply text in the audit trail"
+    );
 }

@@ -50,7 +50,10 @@ fn correct_responses_sign_in_and_every_forgery_is_refused() {
         assert!(!cookie.contains("Secure"), "{cookie}");
         let page = c.get("/cases");
         assert_eq!(page.status, 200);
-        assert!(page.text().contains("Signed in as <strong>alice@nc.example</strong>"));
+        assert!(
+            page.text()
+                .contains("Signed in as <strong>alice@nc.example</strong>")
+        );
     }
 
     // Tampered: the signed group changed after signing.
@@ -58,13 +61,23 @@ fn correct_responses_sign_in_and_every_forgery_is_refused() {
     let id = c.start_login();
     let xml = sso.idp.response(&sso.spec(&id, "mallory", NC)).unwrap();
     assert!(xml.contains(">nc-analysts<"));
-    refused(&c, &xml.replace(">nc-analysts<", ">dmx-admins<"), "tampered", "must be signed");
+    refused(
+        &c,
+        &xml.replace(">nc-analysts<", ">dmx-admins<"),
+        "tampered",
+        "must be signed",
+    );
 
     // Unsigned.
     let id = c.start_login();
     let mut spec = sso.spec(&id, "mallory", NC);
     spec.signed = Signed::Unsigned;
-    refused(&c, &sso.idp.response(&spec).unwrap(), "unsigned", "must be signed");
+    refused(
+        &c,
+        &sso.idp.response(&spec).unwrap(),
+        "unsigned",
+        "must be signed",
+    );
 
     // Signed with another key (same entity id, so only the key differs).
     let other = DevIdp::generate(common::web::IDP_ENTITY, "https://idp.test/sso").unwrap();
@@ -80,24 +93,44 @@ fn correct_responses_sign_in_and_every_forgery_is_refused() {
     let id = c.start_login();
     let mut spec = sso.spec(&id, "mallory", NC);
     spec.audience = "https://other-sp.example/metadata".into();
-    refused(&c, &sso.idp.response(&spec).unwrap(), "wrong audience", "AudienceRequirement");
+    refused(
+        &c,
+        &sso.idp.response(&spec).unwrap(),
+        "wrong audience",
+        "AudienceRequirement",
+    );
 
     // Wrong destination and recipient (meant for another SP's ACS).
     let id = c.start_login();
     let mut spec = sso.spec(&id, "mallory", NC);
     spec.acs_url = "https://other-sp.example/saml/acs".into();
-    refused(&c, &sso.idp.response(&spec).unwrap(), "wrong destination", "is not our ACS");
+    refused(
+        &c,
+        &sso.idp.response(&spec).unwrap(),
+        "wrong destination",
+        "is not our ACS",
+    );
 
     // Expired ten minutes ago, beyond the 60 s skew.
     let id = c.start_login();
     let mut spec = sso.spec(&id, "mallory", NC);
     spec.lifetime_seconds = -600;
-    refused(&c, &sso.idp.response(&spec).unwrap(), "expired", "expired at");
+    refused(
+        &c,
+        &sso.idp.response(&spec).unwrap(),
+        "expired",
+        "expired at",
+    );
 
     // Wrong InResponseTo: an id this server never issued.
     c.start_login();
     let spec = sso.spec("dmx-00000000000000000000000000000000", "mallory", NC);
-    refused(&c, &sso.idp.response(&spec).unwrap(), "wrong InResponseTo", "no sign-in request of ours");
+    refused(
+        &c,
+        &sso.idp.response(&spec).unwrap(),
+        "wrong InResponseTo",
+        "no sign-in request of ours",
+    );
 
     // InResponseTo rewritten in the unsigned envelope to another pending
     // request: the signed confirmation still names the first.
@@ -115,11 +148,19 @@ fn correct_responses_sign_in_and_every_forgery_is_refused() {
     let id = c.start_login();
     let mut spec = sso.spec(&id, "mallory", NC);
     spec.sha1_digest = true;
-    refused(&c, &sso.idp.response(&spec).unwrap(), "sha1", "must be signed");
+    refused(
+        &c,
+        &sso.idp.response(&spec).unwrap(),
+        "sha1",
+        "must be signed",
+    );
 
     // Replayed: the same correct response twice.
     let id = c.start_login();
-    let good = sso.idp.response(&sso.spec(&id, "bob@nc.example", NC)).unwrap();
+    let good = sso
+        .idp
+        .response(&sso.spec(&id, "bob@nc.example", NC))
+        .unwrap();
     assert_eq!(c.post_response(&good).status, 303);
     let other_browser = Client::new(&sso.base);
     other_browser.start_login();
@@ -128,7 +169,10 @@ fn correct_responses_sign_in_and_every_forgery_is_refused() {
     // Signature wrapping: an unsigned assertion for "admin" inserted
     // before the correctly signed one.
     let id = c.start_login();
-    let signed = sso.idp.response(&sso.spec(&id, "bob@nc.example", NC)).unwrap();
+    let signed = sso
+        .idp
+        .response(&sso.spec(&id, "bob@nc.example", NC))
+        .unwrap();
     let start = signed.find("<saml2:Assertion").unwrap();
     let end = signed.find("</saml2:Assertion>").unwrap() + "</saml2:Assertion>".len();
     let original = &signed[start..end];
@@ -151,7 +195,11 @@ fn correct_responses_sign_in_and_every_forgery_is_refused() {
     // A correct response for someone with no mapped group: no session.
     let c3 = Client::new(&sso.base);
     let id = c3.start_login();
-    let r = c3.post_response(&sso.idp.response(&sso.spec(&id, "eve", &["marketing"])).unwrap());
+    let r = c3.post_response(
+        &sso.idp
+            .response(&sso.spec(&id, "eve", &["marketing"]))
+            .unwrap(),
+    );
     assert_eq!(r.status, 403);
     assert!(r.text().contains("grants you no role"));
     assert_eq!(c3.get("/cases").status, 303);
@@ -166,10 +214,16 @@ fn correct_responses_sign_in_and_every_forgery_is_refused() {
         .map(|e| e["detail"].as_str().unwrap())
         .collect();
     assert_eq!(refusals.len(), 13, "{refusals:?}");
-    assert!(refusals.contains(&"replayed assertion") || refusals.contains(&"unknown or answered request"));
+    assert!(
+        refusals.contains(&"replayed assertion")
+            || refusals.contains(&"unknown or answered request")
+    );
     assert!(refusals.contains(&"malformed response"));
     assert!(refusals.contains(&"no role granted"));
-    let sign_ins: Vec<&Value> = entries.iter().filter(|e| e["action"] == "sign-in").collect();
+    let sign_ins: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["action"] == "sign-in")
+        .collect();
     assert_eq!(sign_ins.len(), 3);
     assert!(sign_ins.iter().all(|e| e["source"] == "127.0.0.1"));
     let (ok, out, _) = sso.server.cli(&["audit", "verify"], None);
@@ -197,7 +251,10 @@ async fn sessions_end_at_sign_out_and_when_idle_and_forms_need_their_token() {
 
     // A form without its token, or with another, changes nothing.
     let notes = format!("{path}/notes");
-    for bad in ["", "0000000000000000000000000000000000000000000000000000000000000000"] {
+    for bad in [
+        "",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+    ] {
         let r = c.post(&notes, &[("csrf", bad), ("text", "forged note")]);
         assert_eq!(r.status, 403, "{}", r.text());
     }
@@ -233,7 +290,9 @@ async fn sessions_end_at_sign_out_and_when_idle_and_forms_need_their_token() {
     let entries: Vec<Value> = serde_json::from_str(&out).unwrap();
     for action in ["sign-in", "view", "note", "sign-out"] {
         assert!(
-            entries.iter().any(|e| e["action"] == action && e["actor"] == "alice@nc.example" && e["source"] == "127.0.0.1"),
+            entries.iter().any(|e| e["action"] == action
+                && e["actor"] == "alice@nc.example"
+                && e["source"] == "127.0.0.1"),
             "no {action} entry from the browser"
         );
     }
@@ -270,5 +329,8 @@ fn metadata_without_a_signing_certificate_stops_start_up() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("has no signing certificate: refusing to start"), "{err}");
+    assert!(
+        err.contains("has no signing certificate: refusing to start"),
+        "{err}"
+    );
 }

@@ -10,7 +10,9 @@ use common::{INTAKE_ON, deliver_from, fixture};
 use serde_json::Value;
 
 fn show(sso: &Sso, reference: &str) -> Value {
-    let (ok, out, err) = sso.server.cli(&["cases", "show", reference, "--json"], None);
+    let (ok, out, err) = sso
+        .server
+        .cli(&["cases", "show", reference, "--json"], None);
     assert!(ok, "{err}");
     serde_json::from_str(&out).unwrap()
 }
@@ -22,18 +24,44 @@ fn evidence(case: &Value) -> Vec<Value> {
 #[tokio::test]
 async fn analysts_reach_only_their_organisations_cases_and_evidence() {
     let sso = Sso::start("", INTAKE_ON);
-    deliver_from(&sso.server, "a@researcher.example", "security@netcompany.example", &fixture("screenshots-netcompany.eml")).await;
-    deliver_from(&sso.server, "s@borger.example", "security@magenta.example", &fixture("da-magenta-idor.eml")).await;
+    deliver_from(
+        &sso.server,
+        "a@researcher.example",
+        "security@netcompany.example",
+        &fixture("screenshots-netcompany.eml"),
+    )
+    .await;
+    deliver_from(
+        &sso.server,
+        "s@borger.example",
+        "security@magenta.example",
+        &fixture("da-magenta-idor.eml"),
+    )
+    .await;
     // A subject and body written to break out of the page.
     let hostile = "From: x@researcher.example\r\nTo: security@netcompany.example\r\n\
         Subject: Responsible disclosure <script>alert(1)</script>\r\nMessage-ID: <hostile@researcher.example>\r\n\r\n\
         Description: <img src=x onerror=alert(2)> breaks the page\r\n";
-    deliver_from(&sso.server, "x@researcher.example", "security@netcompany.example", hostile.as_bytes()).await;
+    deliver_from(
+        &sso.server,
+        "x@researcher.example",
+        "security@netcompany.example",
+        hostile.as_bytes(),
+    )
+    .await;
     sso.server.wait_filed(3);
     let (_, out, _) = sso.server.cli(&["cases", "list", "--json"], None);
     let all: Vec<Value> = serde_json::from_str(&out).unwrap();
-    let nc_refs: Vec<String> = all.iter().filter(|c| c["org"] == "netcompany").map(|c| c["reference"].as_str().unwrap().to_owned()).collect();
-    let nc = nc_refs.iter().find(|r| evidence(&show(&sso, r)).len() >= 3).unwrap().clone();
+    let nc_refs: Vec<String> = all
+        .iter()
+        .filter(|c| c["org"] == "netcompany")
+        .map(|c| c["reference"].as_str().unwrap().to_owned())
+        .collect();
+    let nc = nc_refs
+        .iter()
+        .find(|r| evidence(&show(&sso, r)).len() >= 3)
+        .unwrap()
+        .clone();
     let hostile_ref = nc_refs.iter().find(|r| **r != nc).unwrap().clone();
     let mag = sso.server.case_of("magenta");
     let mag_case = show(&sso, &mag);
@@ -56,13 +84,22 @@ async fn analysts_reach_only_their_organisations_cases_and_evidence() {
     assert_eq!(missing.text(), other.text());
 
     // Its evidence too, by its own URL or under one's own case.
-    let mag_object = mag_case["evidence"][0]["object_id"].as_str().map(str::to_owned);
+    let mag_object = mag_case["evidence"][0]["object_id"]
+        .as_str()
+        .map(str::to_owned);
     let nc_case = show(&sso, &nc);
     let nc_evidence = evidence(&nc_case);
-    let probe = mag_object.unwrap_or_else(|| nc_evidence[0]["object_id"].as_str().unwrap().to_owned());
-    assert_eq!(alice.get(&format!("/cases/{mag}/evidence/{probe}")).status, 404);
+    let probe =
+        mag_object.unwrap_or_else(|| nc_evidence[0]["object_id"].as_str().unwrap().to_owned());
+    assert_eq!(
+        alice.get(&format!("/cases/{mag}/evidence/{probe}")).status,
+        404
+    );
     if let Some(obj) = mag_case["evidence"][0]["object_id"].as_str() {
-        assert_eq!(alice.get(&format!("/cases/{nc}/evidence/{obj}")).status, 404);
+        assert_eq!(
+            alice.get(&format!("/cases/{nc}/evidence/{obj}")).status,
+            404
+        );
     }
     // Evidence names are 128 random bits, so a guess finds nothing.
     for e in &nc_evidence {
@@ -70,7 +107,14 @@ async fn analysts_reach_only_their_organisations_cases_and_evidence() {
         assert_eq!(id.len(), 32);
         assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
     }
-    assert_eq!(alice.get(&format!("/cases/{nc}/evidence/00000000000000000000000000000000")).status, 404);
+    assert_eq!(
+        alice
+            .get(&format!(
+                "/cases/{nc}/evidence/00000000000000000000000000000000"
+            ))
+            .status,
+        404
+    );
     assert_eq!(alice.get(&format!("/cases/{nc}/evidence/1")).status, 404);
 
     // No action reaches it, even with a valid token.
@@ -102,7 +146,10 @@ async fn analysts_reach_only_their_organisations_cases_and_evidence() {
     let page = alice.get(&format!("/cases/{nc}"));
     assert_eq!(page.status, 200);
     let csp = page.header("content-security-policy").unwrap();
-    assert!(csp.contains("default-src 'none'") && !csp.contains("script-src"), "{csp}");
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("script-src"),
+        "{csp}"
+    );
     assert_eq!(page.header("x-frame-options"), Some("DENY"));
     let html = page.text();
     for e in &nc_evidence {
@@ -112,8 +159,16 @@ async fn analysts_reach_only_their_organisations_cases_and_evidence() {
         assert_eq!(d.status, 200);
         assert_eq!(d.header("content-type"), Some("application/octet-stream"));
         assert_eq!(d.header("x-content-type-options"), Some("nosniff"));
-        assert!(d.header("content-disposition").unwrap().starts_with("attachment; filename=\""));
-        assert!(d.header("content-security-policy").unwrap().contains("sandbox"));
+        assert!(
+            d.header("content-disposition")
+                .unwrap()
+                .starts_with("attachment; filename=\"")
+        );
+        assert!(
+            d.header("content-security-policy")
+                .unwrap()
+                .contains("sandbox")
+        );
         assert_eq!(d.body.len() as u64, e["size"].as_u64().unwrap());
         let p = alice.get(&format!("{url}/preview"));
         let sniffed = e["sniffed_type"].as_str();
@@ -129,11 +184,20 @@ async fn analysts_reach_only_their_organisations_cases_and_evidence() {
         }
     }
     assert!(nc_evidence.iter().any(|e| e["name"] == "diagram.svg"));
-    assert_eq!(nc_evidence.iter().filter(|e| e["sniffed_type"] == "image/png").count(), 2);
+    assert_eq!(
+        nc_evidence
+            .iter()
+            .filter(|e| e["sniffed_type"] == "image/png")
+            .count(),
+        2
+    );
 
     // Mail text is escaped, never markup.
     let page = alice.get(&format!("/cases/{hostile_ref}")).text();
-    assert!(page.contains("&#60;script&#62;alert(1)&#60;/script&#62;"), "{page}");
+    assert!(
+        page.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+        "{page}"
+    );
     assert!(!page.contains("<script>") && !page.contains("<img src=x"));
 
     // The audit view is for admins only; it shows the chain's verdict and

@@ -360,7 +360,12 @@ pub async fn reply(
     )
     .await?;
     add_event(&mut tx, sealer, id, now, "reply", who.actor, text, None).await?;
-    audit::record(&mut tx, sealer, &who.entry("reply", reference, "reply queued to the reporter")).await?;
+    audit::record(
+        &mut tx,
+        sealer,
+        &who.entry("reply", reference, "reply queued to the reporter"),
+    )
+    .await?;
     tx.commit().await?;
     Ok(to)
 }

@@ -430,7 +430,15 @@ impl Sender {
         let built = from
             .ok_or_else(|| "no sender address for the organisation".to_owned())
             .and_then(|from| {
-                self.build(from, &to, &subject, body, &message_id, in_reply_to, automatic)
+                self.build(
+                    from,
+                    &to,
+                    &subject,
+                    body,
+                    &message_id,
+                    in_reply_to,
+                    automatic,
+                )
             });
         let result = match built {
             Ok(message) => self
@@ -511,11 +519,9 @@ impl Sender {
         // path, so nothing ever bounces back into a loop.
         // A person's reply keeps the security address as its reverse path,
         // so a bounce reaches the team.
-        let envelope = lettre::address::Envelope::new(
-            (!automatic).then_some(from_address),
-            vec![to_address],
-        )
-        .map_err(|e| e.to_string())?;
+        let envelope =
+            lettre::address::Envelope::new((!automatic).then_some(from_address), vec![to_address])
+                .map_err(|e| e.to_string())?;
         builder
             .envelope(envelope)
             .body(body)
@@ -591,6 +597,7 @@ mod tests {
                 body,
                 "<NC-2026-0001.receipt@mx.test>",
                 None,
+                true,
             )
             .unwrap();
         let wire = String::from_utf8(message.formatted()).unwrap();
@@ -598,5 +605,26 @@ mod tests {
         assert!(wire.lines().all(|l| !l.starts_with('.')), "{wire}");
         assert!(wire.contains("Auto-Submitted: auto-replied"));
         assert_eq!(message.envelope().from(), None, "null reverse path");
+
+        // A person's reply: a real reverse path, no Auto-Submitted.
+        let from = Mailbox::new(None, "security@netcompany.example".parse().unwrap());
+        let reply = sender
+            .build(
+                from,
+                "r@example.org",
+                "Re: x",
+                "thanks".into(),
+                "<NC-2026-0001.abc@mx.test>",
+                Some("<orig@example.org>".into()),
+                false,
+            )
+            .unwrap();
+        let wire = String::from_utf8(reply.formatted()).unwrap();
+        assert!(!wire.contains("Auto-Submitted"), "{wire}");
+        assert!(wire.contains("In-Reply-To: <orig@example.org>"), "{wire}");
+        assert_eq!(
+            reply.envelope().from().map(ToString::to_string).as_deref(),
+            Some("security@netcompany.example")
+        );
     }
 }

@@ -224,7 +224,9 @@ impl Sso {
         }
         let (assertions, encrypted) = count_assertions(&xml);
         if encrypted > 0 {
-            return Err(SamlError::Malformed("encrypted assertions are not accepted"));
+            return Err(SamlError::Malformed(
+                "encrypted assertions are not accepted",
+            ));
         }
         if assertions != 1 {
             return Err(SamlError::Malformed("exactly one assertion is required"));
@@ -276,9 +278,7 @@ impl Sso {
             .as_ref()
             .ok_or_else(|| SamlError::Refused("no Conditions".into()))?;
         let audience_ok = conditions.audience_restrictions.as_ref().is_some_and(|r| {
-            !r.is_empty()
-                && r.iter()
-                    .all(|r| r.audience.iter().any(|a| *a == self.entity_id))
+            !r.is_empty() && r.iter().all(|r| r.audience.contains(&self.entity_id))
         });
         if !audience_ok {
             return Err(SamlError::Refused(format!(
@@ -385,7 +385,11 @@ impl Sso {
 }
 
 /// Whether `id` is an outstanding, unexpired request.
-pub async fn request_known(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool, SamlError> {
+pub async fn request_known(
+    conn: &mut AnyConnection,
+    id: &str,
+    now: i64,
+) -> Result<bool, SamlError> {
     let row: Option<(String,)> =
         sqlx::query_as("SELECT id FROM saml_requests WHERE id = $1 AND expires_at > $2")
             .bind(id)
@@ -416,10 +420,11 @@ pub async fn consume(
     if taken != 1 {
         return Err(SamlError::UnknownRequest);
     }
-    let seen: Option<(String,)> = sqlx::query_as("SELECT id FROM saml_assertions_seen WHERE id = $1")
-        .bind(&a.id)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let seen: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM saml_assertions_seen WHERE id = $1")
+            .bind(&a.id)
+            .fetch_optional(&mut *tx)
+            .await?;
     if seen.is_some() {
         return Err(SamlError::Replayed);
     }
@@ -459,7 +464,10 @@ mod tests {
 
     #[test]
     fn assertions_are_counted_whatever_their_prefix() {
-        assert_eq!(count_assertions("<r><saml:Assertion ID='a'></saml:Assertion></r>"), (1, 0));
+        assert_eq!(
+            count_assertions("<r><saml:Assertion ID='a'></saml:Assertion></r>"),
+            (1, 0)
+        );
         assert_eq!(count_assertions("<Assertion/><x:Assertion>"), (2, 0));
         assert_eq!(count_assertions("<saml2:EncryptedAssertion>"), (0, 1));
         assert_eq!(count_assertions("<AssertionConsumer/>"), (0, 0));

@@ -21,11 +21,11 @@ use crate::intake::unlock::{self, UnlockError};
 use crate::policy::PolicySet;
 use crate::store::Store;
 use askama::Template;
+use axum::Router;
 use axum::extract::{ConnectInfo, Form, FromRequestParts, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -90,11 +90,20 @@ pub fn router(ui: Ui) -> Router {
 async fn page_headers(mut r: Response) -> Response {
     let h = r.headers_mut();
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_CSP));
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(PAGE_CSP),
+        );
     }
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -108,7 +117,9 @@ async fn page_headers(mut r: Response) -> Response {
 pub enum UiError {
     /// No session: GETs go to sign-in; POSTs get a page saying so (a form
     /// is never silently replayed after sign-in).
-    SignIn { post: bool },
+    SignIn {
+        post: bool,
+    },
     NotFound,
     Forbidden(&'static str),
     BadRequest(String),
@@ -163,7 +174,15 @@ impl IntoResponse for UiError {
             ),
         };
         let link = Some(("/cases".to_owned(), "Back to cases".to_owned()));
-        (status, render(&MessagePage { base: Base::anonymous(title, false), text, link })).into_response()
+        (
+            status,
+            render(&MessagePage {
+                base: Base::anonymous(title, false),
+                text,
+                link,
+            }),
+        )
+            .into_response()
     }
 }
 
@@ -351,7 +370,11 @@ async fn metadata(State(ui): State<S>) -> Result<Response, UiError> {
         tracing::error!(error = %e, "sp metadata");
         UiError::Internal
     })?;
-    Ok(([(header::CONTENT_TYPE, "application/samlmetadata+xml")], xml).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "application/samlmetadata+xml")],
+        xml,
+    )
+        .into_response())
 }
 
 async fn login(State(ui): State<S>) -> Result<Response, UiError> {
@@ -425,23 +448,47 @@ async fn acs(
     let (verified, request_id) = match outcome {
         Ok(v) => v,
         Err(e) => {
-            let who = Who { actor: "unknown", source: &source };
-            audit::record_now(&mut conn, ui.store.sealer(), &who.entry("sign-in-refused", "", category(&e))).await?;
+            let who = Who {
+                actor: "unknown",
+                source: &source,
+            };
+            audit::record_now(
+                &mut conn,
+                ui.store.sealer(),
+                &who.entry("sign-in-refused", "", category(&e)),
+            )
+            .await?;
             return Ok(refused(e));
         }
     };
     // Consume the request and the assertion id: a second post of the same
     // response is a replay.
     if let Err(e) = saml::consume(&mut conn, &request_id, &verified, now).await {
-        let who = Who { actor: verified.name_id(), source: &source };
-        audit::record_now(&mut conn, ui.store.sealer(), &who.entry("sign-in-refused", "", category(&e))).await?;
+        let who = Who {
+            actor: verified.name_id(),
+            source: &source,
+        };
+        audit::record_now(
+            &mut conn,
+            ui.store.sealer(),
+            &who.entry("sign-in-refused", "", category(&e)),
+        )
+        .await?;
         return Ok(refused(e));
     }
     let roles: Roles = ui.sso.roles(&verified);
     let actor = verified.name_id().to_owned();
-    let who = Who { actor: &actor, source: &source };
+    let who = Who {
+        actor: &actor,
+        source: &source,
+    };
     if roles.is_empty() {
-        audit::record_now(&mut conn, ui.store.sealer(), &who.entry("sign-in-refused", "", "no role granted")).await?;
+        audit::record_now(
+            &mut conn,
+            ui.store.sealer(),
+            &who.entry("sign-in-refused", "", "no role granted"),
+        )
+        .await?;
         return Ok((
             StatusCode::FORBIDDEN,
             render(&MessagePage {
@@ -463,9 +510,18 @@ async fn acs(
         if roles.admin { "admin " } else { "" },
         orgs.join(" ")
     );
-    audit::record_now(&mut conn, ui.store.sealer(), &who.entry("sign-in", "", &detail)).await?;
+    audit::record_now(
+        &mut conn,
+        ui.store.sealer(),
+        &who.entry("sign-in", "", &detail),
+    )
+    .await?;
     let mut r = Redirect::to("/cases").into_response();
-    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&token, ui.secure_cookies, ui.lifetimes)) {
+    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(
+        &token,
+        ui.secure_cookies,
+        ui.lifetimes,
+    )) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(r)
@@ -476,11 +532,20 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn logout(State(ui): State<S>, a: Analyst, Form(f): Form<CsrfForm>) -> Result<Response, UiError> {
+async fn logout(
+    State(ui): State<S>,
+    a: Analyst,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, UiError> {
     a.check_csrf(&f.csrf)?;
     let mut conn = ui.store.connection().await?;
     session::end(&mut conn, &a.session.hash).await?;
-    audit::record_now(&mut conn, ui.store.sealer(), &a.who().entry("sign-out", "", "signed out")).await?;
+    audit::record_now(
+        &mut conn,
+        ui.store.sealer(),
+        &a.who().entry("sign-out", "", "signed out"),
+    )
+    .await?;
     let mut r = render(&MessagePage {
         base: Base::anonymous("Signed out", ui.dev_idp.is_some()),
         text: "You are signed out. Close the browser window if others use this computer.".into(),
@@ -537,7 +602,11 @@ struct ListPage {
     f: ListFilterView,
 }
 
-async fn list(State(ui): State<S>, a: Analyst, Query(q): Query<ListQuery>) -> Result<Response, UiError> {
+async fn list(
+    State(ui): State<S>,
+    a: Analyst,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, UiError> {
     let now = now();
     let f = ListFilterView {
         overdue: q.overdue.is_some(),
@@ -675,7 +744,11 @@ async fn show(
     Query(flash): Query<Flash>,
 ) -> Result<Response, UiError> {
     let access = a.open(&ui, &reference).await?;
-    let notice = flash.done.as_deref().and_then(notice_text).map(str::to_owned);
+    let notice = flash
+        .done
+        .as_deref()
+        .and_then(notice_text)
+        .map(str::to_owned);
     case_page(&ui, &a, &access, notice, None).await
 }
 
@@ -689,7 +762,13 @@ async fn case_page(
     let now = now();
     let d = cases::show(ui.store.pool(), ui.store.sealer(), &access.reference, now).await?;
     let mut conn = ui.store.connection().await?;
-    audit::record_now(&mut conn, ui.store.sealer(), &a.who().entry("view", &access.reference, "case viewed (web)")).await?;
+    audit::record_now(
+        &mut conn,
+        ui.store.sealer(),
+        &a.who()
+            .entry("view", &access.reference, "case viewed (web)"),
+    )
+    .await?;
     let s = &d.summary;
     let state = CaseState::parse(&s.state);
     let open = state.is_some_and(CaseState::is_open);
@@ -703,8 +782,7 @@ async fn case_page(
         .iter()
         .map(|e| {
             let locked = e.opened_at.is_none()
-                && e
-                    .archive
+                && e.archive
                     .as_ref()
                     .and_then(|a| a.get("encryption"))
                     .and_then(|v| v.as_str())
@@ -717,7 +795,10 @@ async fn case_page(
                 locked,
                 from_archive: e.parent_id.and_then(|p| names.get(&p).cloned()),
                 url: format!("/cases/{}/evidence/{}", s.reference, e.object_id),
-                preview: e.sniffed_type.as_deref().is_some_and(|t| PREVIEWABLE.contains(&t)),
+                preview: e
+                    .sniffed_type
+                    .as_deref()
+                    .is_some_and(|t| PREVIEWABLE.contains(&t)),
             }
         })
         .collect();
@@ -751,7 +832,11 @@ async fn case_page(
         receipt_clock: if acknowledged(&s.state) {
             "acknowledged".into()
         } else if open {
-            format!("due {} ({})", when(s.acknowledge_by), clock(s.acknowledge_by, now))
+            format!(
+                "due {} ({})",
+                when(s.acknowledge_by),
+                clock(s.acknowledge_by, now)
+            )
         } else {
             "not needed".into()
         },
@@ -761,7 +846,11 @@ async fn case_page(
         } else if d.feedback_paused {
             "paused while waiting for the reporter".into()
         } else {
-            format!("due {} ({})", when(s.feedback_by), clock(s.feedback_by, now))
+            format!(
+                "due {} ({})",
+                when(s.feedback_by),
+                clock(s.feedback_by, now)
+            )
         },
         feedback_overdue: open && !d.feedback_paused && now > s.feedback_by,
         breach_clock: d
@@ -780,7 +869,11 @@ async fn case_page(
                 d.cvss_severity.clone().unwrap_or_default()
             )
         }),
-        assets: d.assets.iter().map(|a| (a.value.clone(), a.in_scope)).collect(),
+        assets: d
+            .assets
+            .iter()
+            .map(|a| (a.value.clone(), a.in_scope))
+            .collect(),
         suggestions: d
             .suggestions
             .iter()
@@ -792,7 +885,10 @@ async fn case_page(
             (Some(v), None) => v.clone(),
             _ => "none: delivered without TLS".into(),
         },
-        auth_results: d.authentication_results.clone().unwrap_or_else(|| "none".into()),
+        auth_results: d
+            .authentication_results
+            .clone()
+            .unwrap_or_else(|| "none".into()),
         timeline: d
             .timeline
             .iter()
@@ -833,7 +929,13 @@ async fn case_page(
 fn safe_filename(name: &str) -> String {
     let cleaned: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || ".-_".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(100)
         .collect();
     let trimmed = cleaned.trim_start_matches('.');
@@ -845,8 +947,14 @@ fn safe_filename(name: &str) -> String {
 }
 
 fn evidence_headers(h: &mut HeaderMap) {
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(EVIDENCE_CSP));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(EVIDENCE_CSP),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
 }
 
 async fn download(
@@ -855,13 +963,31 @@ async fn download(
     Path((reference, object)): Path<(String, String)>,
 ) -> Result<Response, UiError> {
     let access = a.open(&ui, &reference).await?;
-    let (info, data) = cases::evidence(ui.store.pool(), ui.store.sealer(), &access.reference, &object).await?;
+    let (info, data) = cases::evidence(
+        ui.store.pool(),
+        ui.store.sealer(),
+        &access.reference,
+        &object,
+    )
+    .await?;
     let mut conn = ui.store.connection().await?;
-    audit::record_now(&mut conn, ui.store.sealer(), &a.who().entry("evidence-download", &access.reference, "evidence downloaded")).await?;
+    audit::record_now(
+        &mut conn,
+        ui.store.sealer(),
+        &a.who().entry(
+            "evidence-download",
+            &access.reference,
+            "evidence downloaded",
+        ),
+    )
+    .await?;
     let name = safe_filename(info.name.as_deref().unwrap_or("evidence.bin"));
     let mut r = data.into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
@@ -875,15 +1001,25 @@ async fn preview(
     Path((reference, object)): Path<(String, String)>,
 ) -> Result<Response, UiError> {
     let access = a.open(&ui, &reference).await?;
-    let (_, data) = cases::evidence(ui.store.pool(), ui.store.sealer(), &access.reference, &object).await?;
+    let (_, data) = cases::evidence(
+        ui.store.pool(),
+        ui.store.sealer(),
+        &access.reference,
+        &object,
+    )
+    .await?;
     // The type comes from the bytes, now, not from what was stored.
-    let Some(kind) = crate::intake::mime::sniff_image(&data).filter(|t| PREVIEWABLE.contains(t)) else {
+    let Some(kind) = crate::intake::mime::sniff_image(&data).filter(|t| PREVIEWABLE.contains(t))
+    else {
         return Err(UiError::NotFound);
     };
     let mut r = data.into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
-    h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("inline"));
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("inline"),
+    );
     evidence_headers(h);
     Ok(r)
 }
@@ -900,7 +1036,9 @@ fn bounded(text: &str, max: usize, what: &str) -> Result<String, UiError> {
         return Err(UiError::BadRequest(format!("The {what} is empty.")));
     }
     if t.chars().count() > max {
-        return Err(UiError::BadRequest(format!("The {what} is longer than {max} characters.")));
+        return Err(UiError::BadRequest(format!(
+            "The {what} is longer than {max} characters."
+        )));
     }
     Ok(t.to_owned())
 }
@@ -920,7 +1058,15 @@ async fn unlock_case(
     a.check_csrf(&f.csrf)?;
     let access = a.open(&ui, &reference).await?;
     let limits = ExtractLimits::default();
-    let result = unlock::unlock(&ui.store, &ui.policies, &access.reference, f.password, &a.who(), &limits).await;
+    let result = unlock::unlock(
+        &ui.store,
+        &ui.policies,
+        &access.reference,
+        f.password,
+        &a.who(),
+        &limits,
+    )
+    .await;
     match result {
         Ok(outcome) if outcome.opened > 0 => Ok(done(&access.reference, "unlocked")),
         Ok(outcome) => {
@@ -931,9 +1077,11 @@ async fn unlock_case(
             };
             case_page(&ui, &a, &access, None, Some(why)).await
         }
-        Err(e @ (UnlockError::WrongPassword | UnlockError::TooManyAttempts(_) | UnlockError::NothingLocked(_))) => {
-            case_page(&ui, &a, &access, None, Some(e.to_string())).await
-        }
+        Err(
+            e @ (UnlockError::WrongPassword
+            | UnlockError::TooManyAttempts(_)
+            | UnlockError::NothingLocked(_)),
+        ) => case_page(&ui, &a, &access, None, Some(e.to_string())).await,
         Err(UnlockError::NotFound(_)) => Err(UiError::NotFound),
         Err(e) => {
             tracing::error!(error = %e, "unlock failed");
@@ -958,10 +1106,13 @@ async fn transition(
 ) -> Result<Response, UiError> {
     a.check_csrf(&f.csrf)?;
     let access = a.open(&ui, &reference).await?;
-    let next = CaseState::parse(&f.state).ok_or_else(|| UiError::BadRequest(format!("No state {:?}.", f.state)))?;
+    let next = CaseState::parse(&f.state)
+        .ok_or_else(|| UiError::BadRequest(format!("No state {:?}.", f.state)))?;
     let reason = f.reason.trim();
     if reason.chars().count() > MAX_REASON_CHARS {
-        return Err(UiError::BadRequest(format!("The reason is longer than {MAX_REASON_CHARS} characters.")));
+        return Err(UiError::BadRequest(format!(
+            "The reason is longer than {MAX_REASON_CHARS} characters."
+        )));
     }
     let mut conn = ui.store.connection().await?;
     let r = cases::transition(
@@ -976,7 +1127,9 @@ async fn transition(
     .await;
     match r {
         Ok(()) => Ok(done(&access.reference, "transition")),
-        Err(e @ (CaseError::Transition { .. } | CaseError::Reason(_) | CaseError::NoOriginal(_))) => {
+        Err(
+            e @ (CaseError::Transition { .. } | CaseError::Reason(_) | CaseError::NoOriginal(_)),
+        ) => {
             drop(conn);
             case_page(&ui, &a, &access, None, Some(e.to_string())).await
         }
@@ -1000,7 +1153,15 @@ async fn note(
     let access = a.open(&ui, &reference).await?;
     let text = bounded(&f.text, MAX_TEXT_CHARS, "note")?;
     let mut conn = ui.store.connection().await?;
-    cases::note(&mut conn, ui.store.sealer(), &access.reference, &text, &a.who(), now()).await?;
+    cases::note(
+        &mut conn,
+        ui.store.sealer(),
+        &access.reference,
+        &text,
+        &a.who(),
+        now(),
+    )
+    .await?;
     Ok(done(&access.reference, "note"))
 }
 
@@ -1014,7 +1175,16 @@ async fn reply(
     let access = a.open(&ui, &reference).await?;
     let text = bounded(&f.text, MAX_TEXT_CHARS, "reply")?;
     let mut conn = ui.store.connection().await?;
-    cases::reply(&mut conn, ui.store.sealer(), &access.reference, &text, &ui.hostname, &a.who(), now()).await?;
+    cases::reply(
+        &mut conn,
+        ui.store.sealer(),
+        &access.reference,
+        &text,
+        &ui.hostname,
+        &a.who(),
+        now(),
+    )
+    .await?;
     Ok(done(&access.reference, "reply"))
 }
 
@@ -1028,7 +1198,15 @@ async fn breach(
     let access = a.open(&ui, &reference).await?;
     let now = now();
     let mut conn = ui.store.connection().await?;
-    cases::flag_breach(&mut conn, ui.store.sealer(), &access.reference, now + 72 * 3600, &a.who(), now).await?;
+    cases::flag_breach(
+        &mut conn,
+        ui.store.sealer(),
+        &access.reference,
+        now + 72 * 3600,
+        &a.who(),
+        now,
+    )
+    .await?;
     Ok(done(&access.reference, "breach"))
 }
 
@@ -1059,7 +1237,9 @@ async fn audit_page(State(ui): State<S>, a: Analyst) -> Result<Response, UiError
     }
     let verdict = audit::verify(ui.store.pool(), ui.store.sealer()).await?;
     let (verdict, intact) = match verdict {
-        audit::Verdict::Intact { entries } => (format!("Chain intact: {entries} entries verified."), true),
+        audit::Verdict::Intact { entries } => {
+            (format!("Chain intact: {entries} entries verified."), true)
+        }
         audit::Verdict::Broken { at_entry, reason } => {
             (format!("CHAIN BROKEN at entry {at_entry}: {reason}"), false)
         }
@@ -1078,7 +1258,12 @@ async fn audit_page(State(ui): State<S>, a: Analyst) -> Result<Response, UiError
         })
         .collect();
     let mut conn = ui.store.connection().await?;
-    audit::record_now(&mut conn, ui.store.sealer(), &a.who().entry("audit-view", "", "audit trail viewed (web)")).await?;
+    audit::record_now(
+        &mut conn,
+        ui.store.sealer(),
+        &a.who().entry("audit-view", "", "audit trail viewed (web)"),
+    )
+    .await?;
     Ok(render(&AuditPage {
         base: a.base("Audit trail", &ui),
         entries,
@@ -1107,7 +1292,10 @@ pub fn dev_users(policies: &PolicySet) -> Vec<DevUser> {
             groups: vec![format!("{}-analysts", p.id)],
         })
         .collect();
-    let mut all: Vec<String> = policies.iter().map(|p| format!("{}-analysts", p.id)).collect();
+    let mut all: Vec<String> = policies
+        .iter()
+        .map(|p| format!("{}-analysts", p.id))
+        .collect();
     all.push("dmx-admins".into());
     users.push(DevUser {
         name: "admin".into(),
@@ -1144,8 +1332,12 @@ struct DevIdpQuery {
     saml_request: String,
 }
 
-async fn dev_idp_page(State(ui): State<S>, Query(q): Query<DevIdpQuery>) -> Result<Response, UiError> {
-    super::devidp::read_redirect_request(&q.saml_request).map_err(|e| UiError::BadRequest(e.to_string()))?;
+async fn dev_idp_page(
+    State(ui): State<S>,
+    Query(q): Query<DevIdpQuery>,
+) -> Result<Response, UiError> {
+    super::devidp::read_redirect_request(&q.saml_request)
+        .map_err(|e| UiError::BadRequest(e.to_string()))?;
     Ok(render(&DevIdpPage {
         base: Base::anonymous("Development sign-in", true),
         saml_request: q.saml_request,
@@ -1164,11 +1356,13 @@ async fn dev_idp_sign(State(ui): State<S>, Form(f): Form<DevIdpForm>) -> Result<
     let Some(idp) = ui.dev_idp.as_ref() else {
         return Err(UiError::NotFound);
     };
-    let (request_id, acs) =
-        super::devidp::read_redirect_request(&f.saml_request).map_err(|e| UiError::BadRequest(e.to_string()))?;
+    let (request_id, acs) = super::devidp::read_redirect_request(&f.saml_request)
+        .map_err(|e| UiError::BadRequest(e.to_string()))?;
     // It signs only for this service provider.
     if acs != ui.sso.acs_url {
-        return Err(UiError::BadRequest("The request names another service provider.".into()));
+        return Err(UiError::BadRequest(
+            "The request names another service provider.".into(),
+        ));
     }
     let user = dev_users(&ui.policies)
         .into_iter()

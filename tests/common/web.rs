@@ -122,7 +122,9 @@ impl Client {
     /// The CSRF token in the page at `path`.
     pub fn csrf(&self, path: &str) -> String {
         let page = self.get(path).text();
-        let at = page.find("name=\"csrf\" value=\"").expect("a form with a CSRF token");
+        let at = page
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with a CSRF token");
         page[at + 19..].split('"').next().unwrap().to_owned()
     }
 }

@@ -76,7 +76,10 @@ fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Value {
     let payload = if chunked { dechunk(&rest) } else { rest };
     let v: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
     if let Some(err) = v["value"]["error"].as_str() {
-        panic!("webdriver {method} {path}: {err}: {}", v["value"]["message"]);
+        panic!(
+            "webdriver {method} {path}: {err}: {}",
+            v["value"]["message"]
+        );
     }
     v["value"].clone()
 }
@@ -108,7 +111,10 @@ impl Driver {
             .expect("chromedriver (Debian package chromium-driver)");
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         let profile = tempfile::tempdir().unwrap();
@@ -157,7 +163,10 @@ impl Driver {
     }
 
     pub fn source(&self) -> String {
-        self.cmd("GET", "/source", None).as_str().unwrap().to_owned()
+        self.cmd("GET", "/source", None)
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// The element for a CSS selector, waiting up to 10 s for it.
@@ -201,7 +210,10 @@ impl Driver {
         self.click(css);
         let start = Instant::now();
         while self.find("html") == old {
-            assert!(start.elapsed() < Duration::from_secs(20), "{css} loaded no page");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{css} loaded no page"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
