@@ -52,13 +52,15 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebConfig {
-    /// Where the analyst interface and the JSON API listen (HTTP; put TLS in
-    /// front for anything but loopback). Unset: neither runs (`serve
-    /// --dev-idp` defaults it to 127.0.0.1:8080).
+    /// Where the analyst interface and the JSON API listen. Unset: neither
+    /// runs (`serve --dev-idp` defaults it to 127.0.0.1:8080).
     pub listen: Option<SocketAddr>,
+    /// Serve HTTPS with the receiver's certificate (`[tls]`, reloaded on
+    /// SIGHUP). Off: plain HTTP, for loopback or behind a TLS proxy.
+    pub tls: bool,
     /// The address analysts' browsers use, e.g. `https://dmx.example.org`.
     /// SAML endpoints (ACS, metadata) are built from it. Unset: `http://`
-    /// and the bound address, which suits loopback only.
+    /// (`https://` with `tls`) and the bound address.
     pub public_url: Option<String>,
     /// Seconds without a request after which a session ends (default
     /// 1800, 30 minutes): an unattended browser does not stay signed in to
@@ -73,6 +75,7 @@ impl Default for WebConfig {
     fn default() -> Self {
         WebConfig {
             listen: None,
+            tls: false,
             public_url: None,
             session_idle_seconds: 1800,
             session_absolute_seconds: 8 * 3600,

@@ -128,7 +128,7 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
             ),
             limits: config.limits.clone(),
         }),
-        tls: acceptor,
+        tls: acceptor.clone(),
         store: writer,
         stored,
     });
@@ -193,15 +193,24 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
                     warn!("analyst interface off: saml.idp_metadata is not set (JSON API only)")
                 }
             }
-            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
             let mut stop = intake_stop.subscribe();
-            Some(tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.changed().await;
-                    })
-                    .await;
-            }))
+            let shutdown = async move {
+                let _ = stop.changed().await;
+            };
+            if config.web.tls {
+                let tls = crate::web::listener::TlsListener::spawn(listener, acceptor.clone())
+                    .map_err(io("starting the HTTPS listener"))?;
+                Some(tokio::spawn(crate::web::listener::serve_tls(
+                    tls, app, shutdown,
+                )))
+            } else {
+                let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                Some(tokio::spawn(async move {
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .await;
+                }))
+            }
         }
         None => None,
     };

@@ -32,6 +32,24 @@ fn refused(c: &Client, xml: &str, why: &str, reason: &str) {
 fn correct_responses_sign_in_and_every_forgery_is_refused() {
     let sso = Sso::start("", "");
 
+    // Our metadata, for the IdP's administrator.
+    let m = Client::new(&sso.base).get("/saml/metadata");
+    assert_eq!(m.status, 200);
+    assert_eq!(
+        m.header("content-type"),
+        Some("application/samlmetadata+xml")
+    );
+    let xml = m.text();
+    assert!(
+        xml.contains(&format!("entityID=\"{}/saml/metadata\"", sso.base)),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(&format!("Location=\"{}/saml/acs\"", sso.base)),
+        "{xml}"
+    );
+    assert!(xml.contains("WantAssertionsSigned=\"true\""), "{xml}");
+
     // Signed assertion (the dev IdP's way) and signed response both work.
     for signed in [Signed::Assertion, Signed::Response] {
         let c = Client::new(&sso.base);
@@ -333,4 +351,29 @@ fn metadata_without_a_signing_certificate_stops_start_up() {
         err.contains("has no signing certificate: refusing to start"),
         "{err}"
     );
+}
+
+#[test]
+fn over_https_the_session_cookie_is_secure_and_host_bound() {
+    let sso = Sso::start("tls = true", "");
+    assert!(sso.base.starts_with("https://"));
+    let c = Client::new(&sso.base);
+    let id = c.start_login();
+    let r = c.post_response(
+        &sso.idp
+            .response(&sso.spec(&id, "alice@nc.example", NC))
+            .unwrap(),
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let cookie = r.header("set-cookie").unwrap();
+    assert!(cookie.starts_with("__Host-dmx_session="), "{cookie}");
+    assert!(
+        cookie.contains("; Secure")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+    );
+    assert_eq!(c.get("/cases").status, 200);
+    // Plain HTTP on the same port gets no page.
+    let plain = Client::new(&sso.base.replacen("https://", "http://", 1)).get("/cases");
+    assert_ne!(plain.status, 200);
 }

@@ -49,7 +49,14 @@ async fn analysts_reach_only_their_organisations_cases_and_evidence() {
         hostile.as_bytes(),
     )
     .await;
-    sso.server.wait_filed(3);
+    deliver_from(
+        &sso.server,
+        "eve@customer.example",
+        "security@netcompany.example",
+        &fixture("unflagged-netcompany.eml"),
+    )
+    .await;
+    sso.server.wait_filed(4);
     let (_, out, _) = sso.server.cli(&["cases", "list", "--json"], None);
     let all: Vec<Value> = serde_json::from_str(&out).unwrap();
     let nc_refs: Vec<String> = all
@@ -62,7 +69,19 @@ async fn analysts_reach_only_their_organisations_cases_and_evidence() {
         .find(|r| evidence(&show(&sso, r)).len() >= 3)
         .unwrap()
         .clone();
-    let hostile_ref = nc_refs.iter().find(|r| **r != nc).unwrap().clone();
+    let by_subject = |needle: &str| {
+        all.iter()
+            .find(|c| c["subject"].as_str().unwrap().contains(needle))
+            .unwrap()["reference"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let hostile_ref = by_subject("<script>");
+    let unflagged_ref = all.iter().find(|c| c["kind"] == "unflagged").unwrap()["reference"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let mag = sso.server.case_of("magenta");
     let mag_case = show(&sso, &mag);
     let mag_events = mag_case["timeline"].as_array().unwrap().len();
@@ -199,6 +218,37 @@ async fn analysts_reach_only_their_organisations_cases_and_evidence() {
         "{page}"
     );
     assert!(!page.contains("<script>") && !page.contains("<img src=x"));
+
+    // Filters: unflagged, awaiting password, overdue.
+    let page = alice.get("/cases?unflagged=1").text();
+    assert!(
+        page.contains(&unflagged_ref) && !page.contains(&nc),
+        "{page}"
+    );
+    assert!(page.contains("1 case(s)"));
+    assert!(alice.get("/cases?awaiting=1").text().contains("0 case(s)"));
+    assert!(alice.get("/cases?overdue=1").text().contains("0 case(s)"));
+    let page = alice.get("/cases?state=new").text();
+    assert!(page.contains(&nc) && page.contains("receipt: ") && page.contains(" left"));
+
+    // Actions on one's own case: a close without a reason is refused and
+    // says why; the breach flag starts its 72-hour clock.
+    let csrf = alice.csrf(&format!("/cases/{nc}"));
+    let r = alice.post(
+        &format!("/cases/{nc}/transition"),
+        &[("csrf", &csrf), ("state", "closed")],
+    );
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("closing needs a reason"), "{}", r.text());
+    let r = alice.post(&format!("/cases/{nc}/breach"), &[("csrf", &csrf)]);
+    assert_eq!(r.status, 303);
+    let page = alice.get(&format!("/cases/{nc}")).text();
+    assert!(page.contains("notify the authority by"), "{page}");
+    assert!(
+        page.contains("(2 d 23 h left)") || page.contains("(3 d 0 h left)"),
+        "{page}"
+    );
+    assert!(!show(&sso, &nc)["breach_notify_by"].is_null());
 
     // The audit view is for admins only; it shows the chain's verdict and
     // what this test did.

@@ -150,10 +150,9 @@ pub const SQLITE: &[&str] = &[
         created_at INTEGER NOT NULL,
         revoked_at INTEGER
     );",
-    // 8: analyst sign-in: outstanding SAML requests (one answer each),
-    // assertion ids already used, and browser sessions (by token hash).
-    "CREATE TABLE saml_requests (id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
-    CREATE TABLE saml_assertions_seen (id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+    // 8: analyst sign-in: SAML request and assertion ids already used
+    // (until they expire), and browser sessions (by token hash).
+    "CREATE TABLE saml_used (id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
     CREATE TABLE web_sessions (
         hash       TEXT    PRIMARY KEY,
         actor      TEXT    NOT NULL,
@@ -310,8 +309,7 @@ pub const POSTGRES: &[&str] = &[
         revoked_at BIGINT
     );",
     // 8
-    "CREATE TABLE saml_requests (id TEXT PRIMARY KEY, expires_at BIGINT NOT NULL);
-    CREATE TABLE saml_assertions_seen (id TEXT PRIMARY KEY, expires_at BIGINT NOT NULL);
+    "CREATE TABLE saml_used (id TEXT PRIMARY KEY, expires_at BIGINT NOT NULL);
     CREATE TABLE web_sessions (
         hash       TEXT    PRIMARY KEY,
         actor      TEXT    NOT NULL,

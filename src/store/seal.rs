@@ -53,6 +53,8 @@ pub struct Sealer {
     /// Keys the audit chain's MACs; derived from the master key, so the
     /// chain cannot be rewritten without it.
     audit: ring::hmac::Key,
+    /// Derives further purpose keys (`purpose_key`).
+    derive: ring::hmac::Key,
     rng: SystemRandom,
 }
 
@@ -83,6 +85,7 @@ impl Sealer {
         Ok(Sealer {
             key: LessSafeKey::new(key),
             audit: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, audit_key.as_ref()),
+            derive,
             rng: SystemRandom::new(),
         })
     }
@@ -180,6 +183,13 @@ impl Sealer {
             .open_in_place(nonce, Aad::from(object.as_bytes()), &mut buf)
             .map_err(|_| SealError::Open(format!("{object}: authentication failed")))?;
         Ok(plain.to_vec())
+    }
+
+    /// An HMAC key for `purpose`, derived from the master key: the same on
+    /// every receiver that shares the key, useless without it.
+    pub fn purpose_key(&self, purpose: &str) -> ring::hmac::Key {
+        let k = ring::hmac::sign(&self.derive, purpose.as_bytes());
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, k.as_ref())
     }
 
     /// HMAC-SHA-256 of `msg` under the audit key, hex.

@@ -10,6 +10,7 @@
 //! the two equal.
 
 pub mod devidp;
+pub mod listener;
 pub mod saml;
 pub mod session;
 pub mod tokens;
@@ -74,11 +75,10 @@ pub fn interface(
     local: SocketAddr,
     dev_idp: bool,
 ) -> Result<Option<ui::Ui>, WebError> {
-    let public_url = config
-        .web
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{local}"));
+    let public_url = config.web.public_url.clone().unwrap_or_else(|| {
+        let scheme = if config.web.tls { "https" } else { "http" };
+        format!("{scheme}://{local}")
+    });
     let public_url = public_url.trim_end_matches('/').to_owned();
     let mut saml_config = config.saml.clone();
     let (metadata_path, idp) = if dev_idp {
@@ -121,6 +121,9 @@ pub fn interface(
         &public_url,
         &metadata_path.display().to_string(),
         &xml,
+        store
+            .sealer()
+            .purpose_key("disclosure-mx saml request ids v1"),
     )?;
     // Secure cookies, except for plain HTTP on loopback (development).
     let secure_cookies = !(local.ip().is_loopback() && public_url.starts_with("http://"));

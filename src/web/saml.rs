@@ -10,8 +10,11 @@
 //!   signed content, and a response carrying more than one assertion (or an
 //!   encrypted one, or a DOCTYPE) is refused before it is parsed, so an
 //!   unsigned assertion placed beside a signed one cannot be used;
-//! - replay: each request id answers once and each assertion id is kept
-//!   until it expires (`take_request`, `remember_assertion`).
+//! - replay: request ids carry their expiry and an HMAC under a key
+//!   derived from the master key, so nothing is stored per sign-in attempt
+//!   (`/login` cannot fill the database) and any receiver sharing the key
+//!   can check them; once answered, the request id and the assertion id
+//!   are kept until they expire, so neither can be used twice (`consume`).
 //!
 //! A `VerifiedAssertion` can only be made by `Sso::verify`: holding one
 //! proves every check above ran.
@@ -33,9 +36,6 @@ pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 /// How long after its IssueInstant an assertion is accepted (5 minutes):
 /// the IdP-to-browser-to-us hop takes seconds.
 pub const MAX_ISSUE_DELAY_SECONDS: i64 = 300;
-/// Outstanding requests kept at most (10,000); beyond, new sign-ins wait
-/// for old ones to expire, so `/login` cannot fill the database.
-pub const MAX_PENDING_REQUESTS: i64 = 10_000;
 
 /// Signature algorithms accepted: SHA-256 or stronger.
 const ALLOWED: &[Alg] = &[
@@ -71,8 +71,6 @@ pub enum SamlError {
     UnknownRequest,
     #[error("assertion already used")]
     Replayed,
-    #[error("too many sign-ins in progress; try again in a few minutes")]
-    Busy,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -84,6 +82,8 @@ pub struct Sso {
     pub acs_url: String,
     pub entity_id: String,
     request_lifetime: i64,
+    /// Signs request ids.
+    request_key: ring::hmac::Key,
     roles: Vec<RoleRule>,
     display_attribute: Option<String>,
 }
@@ -133,6 +133,7 @@ impl Sso {
         public_url: &str,
         metadata_path: &str,
         metadata_xml: &str,
+        request_key: ring::hmac::Key,
     ) -> Result<Sso, SamlError> {
         let idp: EntityDescriptor = metadata_xml.parse().map_err(|e| SamlError::Metadata {
             path: metadata_path.to_owned(),
@@ -172,6 +173,7 @@ impl Sso {
             acs_url,
             entity_id,
             request_lifetime: i64::try_from(config.request_lifetime_seconds).unwrap_or(600),
+            request_key,
             roles: config.roles.clone(),
             display_attribute: config.display_name_attribute.clone(),
         })
@@ -186,18 +188,21 @@ impl Sso {
             .map_err(|e| SamlError::Request(e.to_string()))
     }
 
-    /// A new AuthnRequest: its id (to remember with `remember_request`) and
-    /// the HTTP-Redirect URL that carries it to the IdP.
-    pub fn start(&self) -> Result<(String, String), SamlError> {
+    /// A new AuthnRequest: its id and the HTTP-Redirect URL that carries it
+    /// to the IdP. The id is `dmx-{expiry}-{nonce}-{hmac}`: valid only
+    /// until its expiry and only if we made it.
+    pub fn start(&self, now: i64) -> Result<(String, String), SamlError> {
         let mut request = self
             .sp
             .make_authentication_request(&self.idp_sso_url)
             .map_err(|e| SamlError::Request(e.to_string()))?;
-        // samael's ids carry 32 random bits; ours carry 128.
+        // samael's ids carry 32 random bits; ours carry 128 and a MAC.
+        let nonce = super::tokens::random_hex(16)
+            .ok_or_else(|| SamlError::Request("no randomness".into()))?;
+        let body = format!("{}-{nonce}", now + self.request_lifetime);
         request.id = format!(
-            "dmx-{}",
-            super::tokens::random_hex(16)
-                .ok_or_else(|| SamlError::Request("no randomness".into()))?
+            "dmx-{body}-{}",
+            hex(ring::hmac::sign(&self.request_key, body.as_bytes()).as_ref())
         );
         let url = request
             .redirect("")
@@ -358,85 +363,81 @@ impl Sso {
             .unwrap_or_else(|| a.name_id.clone())
     }
 
-    /// Records an outstanding request.
-    pub async fn remember_request(
+    /// When request `id` expires, if we made it and it has not expired.
+    pub fn request_expiry(&self, id: &str, now: i64) -> Option<i64> {
+        let rest = id.strip_prefix("dmx-")?;
+        let (body, mac) = rest.rsplit_once('-')?;
+        let mac = unhex(mac)?;
+        ring::hmac::verify(&self.request_key, body.as_bytes(), &mac).ok()?;
+        let expires: i64 = body.split_once('-')?.0.parse().ok()?;
+        (now < expires).then_some(expires)
+    }
+
+    /// Records the answered request and the assertion: a second use of
+    /// either is a replay. Both are recorded or neither.
+    pub async fn consume(
         &self,
         conn: &mut AnyConnection,
-        id: &str,
+        request_id: &str,
+        a: &VerifiedAssertion,
         now: i64,
     ) -> Result<(), SamlError> {
-        sqlx::query("DELETE FROM saml_requests WHERE expires_at <= $1")
+        let request_expires = self
+            .request_expiry(request_id, now)
+            .ok_or(SamlError::UnknownRequest)?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        sqlx::query("DELETE FROM saml_used WHERE expires_at <= $1")
             .bind(now)
-            .execute(&mut *conn)
+            .execute(&mut *tx)
             .await?;
-        let (pending,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM saml_requests")
-            .fetch_one(&mut *conn)
-            .await?;
-        if pending >= MAX_PENDING_REQUESTS {
-            return Err(SamlError::Busy);
+        let used = [
+            (format!("request:{request_id}"), request_expires, true),
+            (
+                format!("assertion:{}", a.id),
+                a.expires_at.max(now + 1),
+                false,
+            ),
+        ];
+        for (id, expires, is_request) in used {
+            let replay = || {
+                if is_request {
+                    SamlError::UnknownRequest
+                } else {
+                    SamlError::Replayed
+                }
+            };
+            let seen: Option<(String,)> = sqlx::query_as("SELECT id FROM saml_used WHERE id = $1")
+                .bind(&id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if seen.is_some() {
+                return Err(replay());
+            }
+            sqlx::query("INSERT INTO saml_used (id, expires_at) VALUES ($1, $2)")
+                .bind(&id)
+                .bind(expires)
+                .execute(&mut *tx)
+                .await
+                // A concurrent insert of the same id loses here: also a replay.
+                .map_err(|_| replay())?;
         }
-        sqlx::query("INSERT INTO saml_requests (id, expires_at) VALUES ($1, $2)")
-            .bind(id)
-            .bind(now + self.request_lifetime)
-            .execute(&mut *conn)
-            .await?;
+        tx.commit().await?;
         Ok(())
     }
 }
 
-/// Whether `id` is an outstanding, unexpired request.
-pub async fn request_known(
-    conn: &mut AnyConnection,
-    id: &str,
-    now: i64,
-) -> Result<bool, SamlError> {
-    let row: Option<(String,)> =
-        sqlx::query_as("SELECT id FROM saml_requests WHERE id = $1 AND expires_at > $2")
-            .bind(id)
-            .bind(now)
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok(row.is_some())
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Consumes the request and records the assertion id: a second use of
-/// either is a replay. Both happen or neither.
-pub async fn consume(
-    conn: &mut AnyConnection,
-    request_id: &str,
-    a: &VerifiedAssertion,
-    now: i64,
-) -> Result<(), SamlError> {
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    sqlx::query("DELETE FROM saml_assertions_seen WHERE expires_at <= $1")
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    let taken = sqlx::query("DELETE FROM saml_requests WHERE id = $1")
-        .bind(request_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if taken != 1 {
-        return Err(SamlError::UnknownRequest);
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.is_ascii() {
+        return None;
     }
-    let seen: Option<(String,)> =
-        sqlx::query_as("SELECT id FROM saml_assertions_seen WHERE id = $1")
-            .bind(&a.id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if seen.is_some() {
-        return Err(SamlError::Replayed);
-    }
-    sqlx::query("INSERT INTO saml_assertions_seen (id, expires_at) VALUES ($1, $2)")
-        .bind(&a.id)
-        .bind(a.expires_at.max(now + 1))
-        .execute(&mut *tx)
-        .await
-        // A concurrent insert of the same id loses here: also a replay.
-        .map_err(|_| SamlError::Replayed)?;
-    tx.commit().await?;
-    Ok(())
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
 }
 
 /// Counts `Assertion` and `EncryptedAssertion` start tags, whatever their
@@ -461,6 +462,49 @@ fn count_assertions(xml: &str) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sso() -> Sso {
+        let idp =
+            super::super::devidp::DevIdp::generate("https://idp.test", "https://idp.test/sso")
+                .unwrap();
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[7u8; 32]);
+        Sso::new(
+            &SamlConfig::default(),
+            "http://127.0.0.1:1",
+            "m.xml",
+            &idp.metadata_xml(),
+            key,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn request_ids_are_ours_only_and_expire() {
+        let sso = sso();
+        let (id, url) = sso.start(1_000).unwrap();
+        assert!(url.starts_with("https://idp.test/sso?SAMLRequest="));
+        assert_eq!(sso.request_expiry(&id, 1_000), Some(1_600));
+        assert_eq!(sso.request_expiry(&id, 1_600), None, "expired");
+        // Any change to the expiry, nonce or MAC, or another key, fails.
+        let forged = id.replacen("dmx-1600-", "dmx-9600-", 1);
+        assert_eq!(sso.request_expiry(&forged, 1_000), None);
+        let mut flipped = id.clone();
+        let last = flipped.pop().unwrap();
+        flipped.push(if last == '0' { '1' } else { '0' });
+        assert_eq!(sso.request_expiry(&flipped, 1_000), None);
+        assert_eq!(sso.request_expiry("dmx-1600-abc-", 1_000), None);
+        let other = Sso::new(
+            &SamlConfig::default(),
+            "http://127.0.0.1:1",
+            "m.xml",
+            &super::super::devidp::DevIdp::generate("https://idp.test", "https://idp.test/sso")
+                .unwrap()
+                .metadata_xml(),
+            ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[8u8; 32]),
+        )
+        .unwrap();
+        assert_eq!(other.request_expiry(&id, 1_000), None);
+    }
 
     #[test]
     fn assertions_are_counted_whatever_their_prefix() {

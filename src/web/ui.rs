@@ -11,7 +11,7 @@
 //! their bytes on every request (PNG, JPEG, GIF, WebP; never SVG).
 
 use super::devidp::{DevIdp, ResponseSpec, Signed};
-use super::saml::{self, Roles, SamlError, Sso};
+use super::saml::{Roles, SamlError, Sso};
 use super::session::{self, Lifetimes, NoSession, Session};
 use crate::audit::{self, Who};
 use crate::cases::CaseState;
@@ -60,6 +60,14 @@ pub struct Ui {
 
 type S = Arc<Ui>;
 
+/// Whether this process runs the dev IdP: every page, error pages
+/// included, then carries the banner. One process has one mode.
+static DEV_IDP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn dev_mode() -> bool {
+    DEV_IDP.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The interface's routes (the JSON API is merged beside them).
 pub fn router(ui: Ui) -> Router {
     let mut r = Router::new()
@@ -80,6 +88,7 @@ pub fn router(ui: Ui) -> Router {
         .route("/cases/{reference}/breach", post(breach))
         .route("/audit", get(audit_page));
     if ui.dev_idp.is_some() {
+        DEV_IDP.store(true, std::sync::atomic::Ordering::Relaxed);
         r = r.route("/dev-idp/sso", get(dev_idp_page).post(dev_idp_sign));
     }
     r.with_state(Arc::new(ui))
@@ -177,7 +186,7 @@ impl IntoResponse for UiError {
         (
             status,
             render(&MessagePage {
-                base: Base::anonymous(title, false),
+                base: Base::anonymous(title),
                 text,
                 link,
             }),
@@ -308,10 +317,10 @@ pub struct Base {
 }
 
 impl Base {
-    fn anonymous(title: &str, dev: bool) -> Base {
+    fn anonymous(title: &str) -> Base {
         Base {
             title: title.to_owned(),
-            dev,
+            dev: dev_mode(),
             csrf: String::new(),
             who: None,
         }
@@ -378,21 +387,12 @@ async fn metadata(State(ui): State<S>) -> Result<Response, UiError> {
 }
 
 async fn login(State(ui): State<S>) -> Result<Response, UiError> {
-    let (id, url) = ui.sso.start().map_err(|e| {
+    // Nothing is stored: the request id carries its own expiry and MAC.
+    let (_, url) = ui.sso.start(now()).map_err(|e| {
         tracing::error!(error = %e, "sign-in request");
         UiError::Internal
     })?;
-    let mut conn = ui.store.connection().await?;
-    match ui.sso.remember_request(&mut conn, &id, now()).await {
-        Ok(()) => Ok(Redirect::to(&url).into_response()),
-        Err(SamlError::Busy) => Err(UiError::Forbidden(
-            "Too many sign-ins are in progress; try again in a few minutes.",
-        )),
-        Err(e) => {
-            tracing::error!(error = %e, "sign-in request");
-            Err(UiError::Internal)
-        }
-    }
+    Ok(Redirect::to(&url).into_response())
 }
 
 #[derive(Deserialize)]
@@ -415,7 +415,7 @@ async fn acs(
         (
             StatusCode::FORBIDDEN,
             render(&MessagePage {
-                base: Base::anonymous("Sign-in refused", ui.dev_idp.is_some()),
+                base: Base::anonymous("Sign-in refused"),
                 text,
                 link: Some(("/login".into(), "Start again".into())),
             }),
@@ -430,7 +430,11 @@ async fn acs(
     };
     let outcome = async {
         let unverified = ui.sso.precheck(&form.saml_response)?;
-        if !saml::request_known(&mut conn, &unverified.in_response_to, now).await? {
+        if ui
+            .sso
+            .request_expiry(&unverified.in_response_to, now)
+            .is_none()
+        {
             return Err(SamlError::UnknownRequest);
         }
         let sso = Arc::clone(&ui.sso);
@@ -463,7 +467,7 @@ async fn acs(
     };
     // Consume the request and the assertion id: a second post of the same
     // response is a replay.
-    if let Err(e) = saml::consume(&mut conn, &request_id, &verified, now).await {
+    if let Err(e) = ui.sso.consume(&mut conn, &request_id, &verified, now).await {
         let who = Who {
             actor: verified.name_id(),
             source: &source,
@@ -492,7 +496,7 @@ async fn acs(
         return Ok((
             StatusCode::FORBIDDEN,
             render(&MessagePage {
-                base: Base::anonymous("No access", ui.dev_idp.is_some()),
+                base: Base::anonymous("No access"),
                 text: "Your identity provider signed you in, but grants you no role here. Ask an administrator to map your group to an organisation.".into(),
                 link: None,
             }),
@@ -547,7 +551,7 @@ async fn logout(
     )
     .await?;
     let mut r = render(&MessagePage {
-        base: Base::anonymous("Signed out", ui.dev_idp.is_some()),
+        base: Base::anonymous("Signed out"),
         text: "You are signed out. Close the browser window if others use this computer.".into(),
         link: Some(("/login".into(), "Sign in again".into())),
     });
@@ -1339,7 +1343,7 @@ async fn dev_idp_page(
     super::devidp::read_redirect_request(&q.saml_request)
         .map_err(|e| UiError::BadRequest(e.to_string()))?;
     Ok(render(&DevIdpPage {
-        base: Base::anonymous("Development sign-in", true),
+        base: Base::anonymous("Development sign-in"),
         saml_request: q.saml_request,
         users: dev_users(&ui.policies),
     }))
@@ -1389,7 +1393,7 @@ async fn dev_idp_sign(State(ui): State<S>, Form(f): Form<DevIdpForm>) -> Result<
     })?;
     use base64::Engine as _;
     Ok(render(&DevIdpPost {
-        base: Base::anonymous("Development sign-in", true),
+        base: Base::anonymous("Development sign-in"),
         acs_url: acs,
         saml_response: base64::engine::general_purpose::STANDARD.encode(xml),
     }))

@@ -50,7 +50,8 @@ impl Client {
         let head = dir.path().join("h");
         let body = dir.path().join("b");
         let out = Command::new("curl")
-            .args(["-s", "--max-time", "30", "-b"])
+            // -k: the dev certificate when the interface serves HTTPS.
+            .args(["-s", "-k", "--max-time", "30", "-b"])
             .arg(&self.jar)
             .arg("-c")
             .arg(&self.jar)
@@ -190,7 +191,12 @@ impl Sso {
             ),
             ..Opts::default()
         });
-        let base = format!("http://{}", web_addr(&server.data_dir()));
+        let scheme = if web.contains("tls = true") {
+            "https"
+        } else {
+            "http"
+        };
+        let base = format!("{scheme}://{}", web_addr(&server.data_dir()));
         Sso {
             idp,
             server,
