@@ -170,6 +170,10 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
     };
     let api_task = match web_listen {
         Some(addr) => {
+            // Checked before binding: the dev IdP never listens elsewhere.
+            if dev_idp && !addr.ip().is_loopback() {
+                return Err(crate::web::WebError::DevIdpNotLoopback(addr).into());
+            }
             let listener = TcpListener::bind(addr)
                 .await
                 .map_err(|source| ServeError::Bind { addr, source })?;

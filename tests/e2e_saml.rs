@@ -49,6 +49,14 @@ fn correct_responses_sign_in_and_every_forgery_is_refused() {
         "{xml}"
     );
     assert!(xml.contains("WantAssertionsSigned=\"true\""), "{xml}");
+    // Without --dev-idp there is no dev IdP and no banner.
+    let c = Client::new(&sso.base);
+    assert_eq!(c.get("/dev-idp/sso?SAMLRequest=x").status, 404);
+    let page = c.post("/saml/acs", &[("SAMLResponse", "eA==")]).text();
+    assert!(
+        page.contains("Sign-in refused") && !page.contains("DEVELOPMENT"),
+        "{page}"
+    );
 
     // Signed assertion (the dev IdP's way) and signed response both work.
     for signed in [Signed::Assertion, Signed::Response] {
@@ -231,7 +239,7 @@ fn correct_responses_sign_in_and_every_forgery_is_refused() {
         .filter(|e| e["action"] == "sign-in-refused")
         .map(|e| e["detail"].as_str().unwrap())
         .collect();
-    assert_eq!(refusals.len(), 13, "{refusals:?}");
+    assert_eq!(refusals.len(), 14, "{refusals:?}");
     assert!(
         refusals.contains(&"replayed assertion")
             || refusals.contains(&"unknown or answered request")
@@ -314,6 +322,46 @@ async fn sessions_end_at_sign_out_and_when_idle_and_forms_need_their_token() {
             "no {action} entry from the browser"
         );
     }
+}
+
+#[test]
+fn sessions_end_at_their_absolute_limit_however_busy() {
+    let sso = Sso::start(
+        "session_idle_seconds = 60\nsession_absolute_seconds = 3",
+        "",
+    );
+    let c = sso.signed_in("alice@nc.example", NC);
+    let start = std::time::Instant::now();
+    // In use every half second, yet over after three seconds.
+    while start.elapsed() < std::time::Duration::from_millis(2500) {
+        assert_eq!(c.get("/cases").status, 200);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(c.get("/cases").status, 303);
+}
+
+#[test]
+fn the_dev_idp_refuses_to_listen_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[smtp]\nlisten = [\"127.0.0.1:0\"]\naccept_for = [\"security@x.example\"]\n\
+             [web]\nlisten = \"0.0.0.0:0\"\n",
+            dir.path().join("data"),
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--dev-idp", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("serves on loopback only"), "{err}");
 }
 
 #[test]

@@ -21,6 +21,31 @@ fn evidence(case: &Value) -> Vec<Value> {
     case["evidence"].as_array().unwrap().clone()
 }
 
+/// Every visible form control has a `<label for>`: screen readers name
+/// each one.
+fn assert_labelled(page: &str) {
+    let mut controls = 0;
+    for tag in ["<input", "<select", "<textarea"] {
+        for part in page.split(tag).skip(1) {
+            let attrs = &part[..part.find('>').unwrap()];
+            if attrs.contains("type=\"hidden\"") {
+                continue;
+            }
+            let id = attrs
+                .split("id=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or_else(|| panic!("{tag}{attrs}> has no id"));
+            assert!(
+                page.contains(&format!("<label for=\"{id}\"")),
+                "{tag} #{id} has no label"
+            );
+            controls += 1;
+        }
+    }
+    assert!(controls > 0);
+}
+
 #[tokio::test]
 async fn analysts_reach_only_their_organisations_cases_and_evidence() {
     let sso = Sso::start("", INTAKE_ON);
@@ -218,6 +243,9 @@ async fn analysts_reach_only_their_organisations_cases_and_evidence() {
         "{page}"
     );
     assert!(!page.contains("<script>") && !page.contains("<img src=x"));
+
+    assert_labelled(&alice.get("/cases").text());
+    assert_labelled(&alice.get(&format!("/cases/{nc}")).text());
 
     // Filters: unflagged, awaiting password, overdue.
     let page = alice.get("/cases?unflagged=1").text();
