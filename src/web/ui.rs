@@ -624,8 +624,20 @@ async fn list(
     } else {
         Some(f.state.clone()).filter(|s| !s.is_empty())
     };
+    // With one organisation, ask the database for it alone, so no other
+    // organisation's subject is even opened; with several, rows of others
+    // are dropped below.
+    let only = a
+        .session
+        .roles
+        .orgs
+        .iter()
+        .next()
+        .filter(|_| a.session.roles.orgs.len() == 1);
     let filter = Filter {
-        org: Some(f.org.clone()).filter(|o| !o.is_empty()),
+        org: Some(f.org.clone())
+            .filter(|o| !o.is_empty())
+            .or_else(|| only.cloned()),
         state,
         overdue: f.overdue,
     };
