@@ -188,9 +188,26 @@ fn correct_responses_sign_in_and_every_forgery_is_refused() {
         .response(&sso.spec(&id, "bob@nc.example", NC))
         .unwrap();
     assert_eq!(c.post_response(&good).status, 303);
-    let other_browser = Client::new(&sso.base);
-    other_browser.start_login();
-    refused(&other_browser, &good, "replayed", "already answered");
+    // (This browser is signed in by the first post; the second gets
+    // nothing more.)
+    let again = c.post_response(&good);
+    assert_eq!(again.status, 403, "replayed: {}", again.text());
+    assert!(again.text().contains("already answered"));
+    assert!(again.header("set-cookie").is_none());
+
+    // Login CSRF: a valid response for a request started in another
+    // browser (the attacker's) is refused in this one.
+    let attacker = Client::new(&sso.base);
+    let id = attacker.start_login();
+    let theirs = sso.idp.response(&sso.spec(&id, "mallory", NC)).unwrap();
+    let victim = Client::new(&sso.base);
+    victim.start_login();
+    refused(
+        &victim,
+        &theirs,
+        "posted into another browser",
+        "did not start in this browser",
+    );
 
     // Signature wrapping: an unsigned assertion for "admin" inserted
     // before the correctly signed one.
@@ -239,13 +256,14 @@ fn correct_responses_sign_in_and_every_forgery_is_refused() {
         .filter(|e| e["action"] == "sign-in-refused")
         .map(|e| e["detail"].as_str().unwrap())
         .collect();
-    assert_eq!(refusals.len(), 14, "{refusals:?}");
+    assert_eq!(refusals.len(), 15, "{refusals:?}");
     assert!(
         refusals.contains(&"replayed assertion")
             || refusals.contains(&"unknown or answered request")
     );
     assert!(refusals.contains(&"malformed response"));
     assert!(refusals.contains(&"no role granted"));
+    assert!(refusals.contains(&"started in another browser"));
     let sign_ins: Vec<&Value> = entries
         .iter()
         .filter(|e| e["action"] == "sign-in")

@@ -71,6 +71,8 @@ pub enum SamlError {
     UnknownRequest,
     #[error("assertion already used")]
     Replayed,
+    #[error("the sign-in did not start in this browser; start again here")]
+    OtherBrowser,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -177,6 +179,11 @@ impl Sso {
             roles: config.roles.clone(),
             display_attribute: config.display_name_attribute.clone(),
         })
+    }
+
+    /// Seconds a sign-in request stays answerable.
+    pub fn request_lifetime(&self) -> i64 {
+        self.request_lifetime
     }
 
     /// Our metadata, for the IdP's administrator.

@@ -157,13 +157,46 @@ pub fn clear_cookie(secure: bool) -> String {
     )
 }
 
-/// The session cookie's value in a `Cookie` header.
-pub fn from_header(header: &str, secure: bool) -> Option<&str> {
-    let name = cookie_name(secure);
+/// The cookie naming the sign-in request this browser started.
+fn request_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-dmx_authn"
+    } else {
+        "dmx_authn"
+    }
+}
+
+/// `Set-Cookie` for the request this browser starts. The IdP's answer
+/// comes back as a cross-site POST, which carries only `SameSite=None`
+/// cookies (and those must be Secure); on plain-HTTP loopback the dev IdP
+/// is same-site, so `Lax` suffices. It holds only the request id.
+pub fn set_request_cookie(request_id: &str, secure: bool, lifetime: i64) -> String {
+    format!(
+        "{}={request_id}; Path=/; HttpOnly; Max-Age={lifetime}; {}",
+        request_cookie_name(secure),
+        if secure {
+            "SameSite=None; Secure"
+        } else {
+            "SameSite=Lax"
+        }
+    )
+}
+
+/// The request id this browser started, from a `Cookie` header.
+pub fn request_from_header(header: &str, secure: bool) -> Option<&str> {
+    cookie(header, request_cookie_name(secure))
+}
+
+fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     header.split(';').find_map(|part| {
         let (k, v) = part.trim().split_once('=')?;
         (k == name && !v.is_empty()).then_some(v)
     })
+}
+
+/// The session cookie's value in a `Cookie` header.
+pub fn from_header(header: &str, secure: bool) -> Option<&str> {
+    cookie(header, cookie_name(secure))
 }
 
 #[cfg(test)]

@@ -388,11 +388,18 @@ async fn metadata(State(ui): State<S>) -> Result<Response, UiError> {
 
 async fn login(State(ui): State<S>) -> Result<Response, UiError> {
     // Nothing is stored: the request id carries its own expiry and MAC.
-    let (_, url) = ui.sso.start(now()).map_err(|e| {
+    // A cookie ties it to this browser, so a response cannot be posted
+    // into someone else's browser to sign them in as another (login CSRF).
+    let (id, url) = ui.sso.start(now()).map_err(|e| {
         tracing::error!(error = %e, "sign-in request");
         UiError::Internal
     })?;
-    Ok(Redirect::to(&url).into_response())
+    let mut r = Redirect::to(&url).into_response();
+    let cookie = session::set_request_cookie(&id, ui.secure_cookies, ui.sso.request_lifetime());
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(r)
 }
 
 #[derive(Deserialize)]
@@ -404,8 +411,14 @@ struct AcsForm {
 async fn acs(
     State(ui): State<S>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Form(form): Form<AcsForm>,
 ) -> Result<Response, UiError> {
+    let started_here = headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| session::request_from_header(c, ui.secure_cookies))
+        .map(str::to_owned);
     let source = peer.ip().to_string();
     let now = now();
     let mut conn = ui.store.connection().await?;
@@ -425,6 +438,7 @@ async fn acs(
     let category = |e: &SamlError| match e {
         SamlError::TooLarge | SamlError::Malformed(_) => "malformed response",
         SamlError::UnknownRequest => "unknown or answered request",
+        SamlError::OtherBrowser => "started in another browser",
         SamlError::Replayed => "replayed assertion",
         _ => "response did not verify",
     };
@@ -436,6 +450,9 @@ async fn acs(
             .is_none()
         {
             return Err(SamlError::UnknownRequest);
+        }
+        if started_here.as_deref() != Some(unverified.in_response_to.as_str()) {
+            return Err(SamlError::OtherBrowser);
         }
         let sso = Arc::clone(&ui.sso);
         let request_id = unverified.in_response_to.clone();
