@@ -27,6 +27,7 @@ test:
 bench:
 	bash deploy/system-deps.sh bench
 	ulimit -Sn "$$(ulimit -Hn)"; $(CARGO) bench --bench smtp_load
+	bash benches/signin.sh
 
 build:
 	$(CARGO) build --release
