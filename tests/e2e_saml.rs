@@ -80,6 +80,11 @@ fn correct_responses_sign_in_and_every_forgery_is_refused() {
             page.text()
                 .contains("Signed in as <strong>alice@nc.example</strong>")
         );
+        // Neither the session secret nor the assertion reaches the log.
+        let token = cookie.split(';').next().unwrap().split_once('=').unwrap().1;
+        let log = sso.server.log();
+        assert!(!log.contains(token), "session token logged");
+        assert!(!log.contains("nc-analysts") && !log.contains("SAMLResponse"));
     }
 
     // Tampered: the signed group changed after signing.
