@@ -231,6 +231,11 @@ impl Sso {
             .decode(compact)
             .map_err(|_| SamlError::Malformed("not base64"))?;
         let xml = String::from_utf8(bytes).map_err(|_| SamlError::Malformed("not UTF-8"))?;
+        self.precheck_xml(xml)
+    }
+
+    /// As `precheck`, for the decoded XML.
+    pub fn precheck_xml(&self, xml: String) -> Result<Unverified, SamlError> {
         if xml.contains("<!DOCTYPE") || xml.contains("<!ENTITY") {
             return Err(SamlError::Malformed("DTDs are not allowed"));
         }

@@ -7,7 +7,7 @@
 //! Secure unless the interface runs in dev mode on loopback. Every form
 //! carries the session's CSRF token, compared in constant time.
 
-use super::saml::Roles;
+use super::saml::{Roles, VerifiedAssertion};
 use super::tokens::{hash, random_hex};
 use sqlx::{AnyConnection, Row};
 
@@ -44,10 +44,11 @@ pub enum NoSession {
     Expired,
 }
 
-/// Creates a session; returns the cookie value.
+/// Creates a session for the person a verified assertion names (only the
+/// SAML module can make one); returns the cookie value.
 pub async fn create(
     conn: &mut AnyConnection,
-    actor: &str,
+    who: &VerifiedAssertion,
     display: &str,
     roles: &Roles,
     now: i64,
@@ -60,7 +61,7 @@ pub async fn create(
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(hash(&token))
-    .bind(actor)
+    .bind(who.name_id())
     .bind(display)
     .bind(serde_json::to_string(roles).unwrap_or_default())
     .bind(csrf)

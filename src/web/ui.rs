@@ -522,7 +522,7 @@ async fn acs(
     }
     session::sweep(&mut conn, ui.lifetimes, now).await?;
     let display = ui.sso.display_name(&verified);
-    let Some(token) = session::create(&mut conn, &actor, &display, &roles, now).await? else {
+    let Some(token) = session::create(&mut conn, &verified, &display, &roles, now).await? else {
         return Err(UiError::Internal);
     };
     let orgs: Vec<&str> = roles.orgs.iter().map(String::as_str).collect();
