@@ -260,6 +260,28 @@ pub async fn add_event(
     Ok(())
 }
 
+/// An evidence row (without its content) as shown to analysts.
+fn evidence_info(r: &sqlx::any::AnyRow, sealer: &Sealer) -> Result<EvidenceInfo, CaseError> {
+    let object: String = r
+        .try_get::<Option<String>, _>("object_id")?
+        .unwrap_or_default();
+    Ok(EvidenceInfo {
+        id: r.try_get("id")?,
+        name: sealer.open_opt(&format!("evidence:{object}:name"), r.try_get("name")?)?,
+        object_id: object,
+        parent_id: r.try_get("parent_id")?,
+        archive: r
+            .try_get::<Option<String>, _>("archive")?
+            .and_then(|a| serde_json::from_str(&a).ok()),
+        opened_at: r.try_get("opened_at")?,
+        kind: r.try_get("kind")?,
+        declared_type: r.try_get("declared_type")?,
+        sniffed_type: r.try_get("sniffed_type")?,
+        size: r.try_get("size")?,
+        forwarded: r.try_get::<i64, _>("forwarded")? != 0,
+    })
+}
+
 /// One evidence object of case `reference`, by its object id: what is
 /// known of it, and its content, opened.
 pub async fn evidence(
@@ -271,7 +293,7 @@ pub async fn evidence(
     let missing = || CaseError::NotFound(format!("{reference} evidence"));
     let r = sqlx::query(
         "SELECT e.id, e.kind, e.name, e.declared_type, e.sniffed_type, e.size, e.forwarded, e.parent_id,
-                e.archive, e.opened_at, e.data
+                e.archive, e.opened_at, e.object_id, e.data
          FROM case_evidence e JOIN cases c ON c.id = e.case_id
          WHERE c.reference = $1 AND e.object_id = $2",
     )
@@ -280,23 +302,11 @@ pub async fn evidence(
     .fetch_optional(pool)
     .await?
     .ok_or_else(missing)?;
-    let aad = format!("evidence:{object}");
-    let data = sealer.open(&aad, &r.try_get::<Vec<u8>, _>("data")?)?;
-    let info = EvidenceInfo {
-        id: r.try_get("id")?,
-        object_id: object.to_owned(),
-        parent_id: r.try_get("parent_id")?,
-        archive: r
-            .try_get::<Option<String>, _>("archive")?
-            .and_then(|a| serde_json::from_str(&a).ok()),
-        opened_at: r.try_get("opened_at")?,
-        kind: r.try_get("kind")?,
-        name: sealer.open_opt(&format!("{aad}:name"), r.try_get("name")?)?,
-        declared_type: r.try_get("declared_type")?,
-        sniffed_type: r.try_get("sniffed_type")?,
-        size: r.try_get("size")?,
-        forwarded: r.try_get::<i64, _>("forwarded")? != 0,
-    };
+    let data = sealer.open(
+        &format!("evidence:{object}"),
+        &r.try_get::<Vec<u8>, _>("data")?,
+    )?;
+    let info = evidence_info(&r, sealer)?;
     Ok((info, data))
 }
 
@@ -594,28 +604,7 @@ pub async fn show(
     .fetch_all(pool)
     .await?
     .iter()
-    .map(|r| {
-        let object: Option<String> = r.try_get("object_id")?;
-        let name = sealer.open_opt(
-            &format!("evidence:{}:name", object.clone().unwrap_or_default()),
-            r.try_get("name")?,
-        )?;
-        Ok(EvidenceInfo {
-            id: r.try_get("id")?,
-            object_id: object.clone().unwrap_or_default(),
-            parent_id: r.try_get("parent_id")?,
-            archive: r
-                .try_get::<Option<String>, _>("archive")?
-                .and_then(|a| serde_json::from_str(&a).ok()),
-            opened_at: r.try_get("opened_at")?,
-            kind: r.try_get("kind")?,
-            name,
-            declared_type: r.try_get("declared_type")?,
-            sniffed_type: r.try_get("sniffed_type")?,
-            size: r.try_get("size")?,
-            forwarded: r.try_get::<i64, _>("forwarded")? != 0,
-        })
-    })
+    .map(|r| evidence_info(r, sealer))
     .collect::<Result<_, CaseError>>()?;
     let timeline: Vec<Event> = sqlx::query(
         "SELECT at, kind, actor, detail FROM case_events WHERE case_id = $1 ORDER BY id",

@@ -57,8 +57,6 @@ pub enum SamlError {
     NoSigningCertificate(String),
     #[error("IdP metadata {0} has no SingleSignOnService with the HTTP-Redirect binding")]
     NoRedirectEndpoint(String),
-    #[error("saml.idp_metadata is not set (or run `serve --dev-idp` on loopback)")]
-    NotConfigured,
     #[error("cannot build the sign-in request: {0}")]
     Request(String),
     #[error("response larger than {MAX_RESPONSE_BYTES} bytes")]
@@ -252,9 +250,15 @@ impl Sso {
             .parse()
             .map_err(|_| SamlError::Malformed("not a SAML Response"))?;
         if response.destination.as_deref() != Some(self.acs_url.as_str()) {
+            // Attacker-chosen text: bounded before it reaches a page or log.
+            let shown: String = response
+                .destination
+                .unwrap_or_default()
+                .chars()
+                .take(120)
+                .collect();
             return Err(SamlError::Refused(format!(
-                "destination {:?} is not our ACS",
-                response.destination
+                "destination {shown:?} is not our ACS"
             )));
         }
         let in_response_to = response
@@ -288,7 +292,8 @@ impl Sso {
         let assertion: Assertion = self
             .sp
             .parse_xml_response(&unverified.xml, Some(&[request_id]))
-            .map_err(|e| SamlError::Refused(e.to_string()))?;
+            // samael's messages may quote the response: bounded.
+            .map_err(|e| SamlError::Refused(e.to_string().chars().take(300).collect()))?;
         // samael checks these only when present; we require them.
         let conditions = assertion
             .conditions

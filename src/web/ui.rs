@@ -261,7 +261,6 @@ impl Analyst {
             who: Some(WhoView {
                 display: self.session.display.clone(),
                 admin: self.session.roles.admin,
-                csrf: self.session.csrf.clone(),
             }),
         }
     }
@@ -306,7 +305,6 @@ fn now() -> i64 {
 pub struct WhoView {
     display: String,
     admin: bool,
-    csrf: String,
 }
 
 pub struct Base {
