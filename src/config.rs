@@ -40,7 +40,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub store: StoreConfig,
     pub limits: Limits,
-    pub intake: IntakeConfig,
+    pub intake: crate::intake::IntakeSettings,
     pub outbound: crate::outbound::OutboundConfig,
     pub web: WebConfig,
     pub saml: SamlConfig,
@@ -142,25 +142,6 @@ pub enum RoleKind {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct IntakeConfig {
-    /// File stored messages into cases inside `serve`.
-    pub enabled: bool,
-    /// Seconds between passes when no new message wakes the worker; a
-    /// safety net, since every commit wakes it at once.
-    pub poll_interval: u64,
-}
-
-impl Default for IntakeConfig {
-    fn default() -> Self {
-        IntakeConfig {
-            enabled: true,
-            poll_interval: 5,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
 pub struct SmtpConfig {
     /// Addresses to listen on. An MX listens on port 25; the default is a
     /// loopback port so a first `make run` exposes nothing.
@@ -226,7 +207,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             store: StoreConfig::default(),
             limits: Limits::default(),
-            intake: IntakeConfig::default(),
+            intake: crate::intake::IntakeSettings::default(),
             outbound: crate::outbound::OutboundConfig::default(),
             web: WebConfig::default(),
             saml: SamlConfig::default(),

@@ -3,9 +3,13 @@
 //! certificate).
 
 use crate::config::Config;
+use crate::intake::mime::MimeLimits;
+use crate::intake::unlock::Unlocker;
+use crate::intake::worker::{Failure, WorkerPool};
 use crate::intake::{Intake, Receipts};
 use crate::outbound::{OutboundError, Sender};
 use crate::policy::{PlaintextRule, PolicyError, PolicySet};
+use crate::smtp::content::{ContentCheck, Verdict};
 use crate::smtp::driver::{self, Admission, Receiver, ShutdownControl};
 use crate::smtp::session::{AcceptFor, SessionConfig};
 use crate::smtp::tls::{self, CertFiles, CertStore, TlsError};
@@ -37,6 +41,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Web(#[from] crate::web::WebError),
+    #[error(transparent)]
+    Worker(#[from] Failure),
     #[error("{what}: {source}")]
     Io {
         what: &'static str,
@@ -82,6 +88,30 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
     let certs = CertStore::open(files)?;
     let acceptor = TlsAcceptor::from(tls::server_config(Arc::clone(&certs))?);
 
+    // Parse workers, started before any message can arrive: one pool for
+    // intake (and nothing else), one for the plaintext rule in sessions.
+    let settings = &config.intake;
+    let shared_policies = Arc::new(policies.clone());
+    let intake_workers = WorkerPool::start(
+        settings.workers,
+        settings.parse_budget(),
+        policies.sources().to_vec(),
+    )
+    .await?;
+    let check_workers = WorkerPool::start(
+        settings.check_workers,
+        settings.parse_budget(),
+        policies.sources().to_vec(),
+    )
+    .await?;
+    let extract_limits = crate::intake::extract::ExtractLimits::default();
+    let unlocker = Arc::new(Unlocker::new(
+        store.clone(),
+        Arc::clone(&shared_policies),
+        settings.unlock_budget(extract_limits.max_time),
+        extract_limits,
+    ));
+
     let stored = Arc::new(tokio::sync::Notify::new());
     let (intake_stop, intake_stop_rx) = tokio::sync::watch::channel(false);
     let intake_task = config.intake.enabled.then(|| {
@@ -89,7 +119,13 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
             hostname: config.smtp.hostname.clone(),
             outbound: config.outbound.clone(),
         };
-        let intake = Intake::new(store.clone(), Arc::new(policies.clone()), receipts);
+        let intake = Intake::new(
+            store.clone(),
+            Arc::clone(&shared_policies),
+            receipts,
+            Arc::clone(&intake_workers),
+            config.intake.clone(),
+        );
         let every = std::time::Duration::from_secs(config.intake.poll_interval.max(1));
         tokio::spawn(intake.run(Arc::clone(&stored), every, intake_stop_rx))
     });
@@ -131,6 +167,10 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
         tls: acceptor.clone(),
         store: writer,
         stored,
+        content: Arc::new(PlaintextCheck {
+            workers: check_workers,
+            limits: MimeLimits::default(),
+        }),
     });
     let admission = Admission::new(&config.limits);
     let control = ShutdownControl::new();
@@ -170,9 +210,10 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
     };
     let api_task = match web_listen {
         Some(addr) => {
-            // Checked before binding: the dev IdP never listens elsewhere.
-            if dev_idp && !addr.ip().is_loopback() {
-                return Err(crate::web::WebError::DevIdpNotLoopback(addr).into());
+            // Checked before binding: the dev IdP never listens elsewhere,
+            // nor answers to a public URL.
+            if dev_idp {
+                crate::web::check_dev_idp(&config, addr)?;
             }
             let listener = TcpListener::bind(addr)
                 .await
@@ -185,7 +226,8 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
             match crate::web::interface(
                 &config,
                 &store,
-                Arc::new(policies.clone()),
+                Arc::clone(&shared_policies),
+                Arc::clone(&unlocker),
                 local,
                 dev_idp,
             )? {
@@ -270,6 +312,30 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
     store.close().await;
     info!("stopped");
     Ok(())
+}
+
+/// The plaintext rule, run in a parse worker for the receiver.
+struct PlaintextCheck {
+    workers: Arc<WorkerPool>,
+    limits: MimeLimits,
+}
+
+impl ContentCheck for PlaintextCheck {
+    fn plaintext<'a>(
+        &'a self,
+        body: &'a [u8],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Verdict> + Send + 'a>> {
+        Box::pin(async move {
+            match self.workers.check_plaintext(body, &self.limits).await {
+                Ok(Ok(())) => Verdict::Admit,
+                Ok(Err(why)) => Verdict::Refuse(why.to_string()),
+                // Without TLS only what could be verified is admitted: a
+                // message that kills the check is refused like any other.
+                Err(f @ Failure::Killed(_)) => Verdict::Refuse(f.to_string()),
+                Err(f) => Verdict::Unavailable(f.to_string()),
+            }
+        })
+    }
 }
 
 /// The organisation policies, validated. A missing directory is not an

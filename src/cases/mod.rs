@@ -138,6 +138,9 @@ pub enum CaseKind {
     Disclosure,
     /// Sent to a policy address without the flag: kept for triage.
     Unflagged,
+    /// Could not be parsed within intake's budget: the raw message, the
+    /// reason and the clocks, for an analyst to read or retry.
+    Unparsed,
 }
 
 impl CaseKind {
@@ -145,6 +148,7 @@ impl CaseKind {
         match self {
             CaseKind::Disclosure => "disclosure",
             CaseKind::Unflagged => "unflagged",
+            CaseKind::Unparsed => "unparsed",
         }
     }
 }

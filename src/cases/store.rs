@@ -3,6 +3,7 @@
 
 use super::{CaseKind, CaseState, CloseReason};
 use crate::audit::{self, Who};
+use crate::intake::archive::ArchiveInfo;
 use crate::intake::report::{ReportFields, Suggestion};
 use crate::store::seal::Sealer;
 use serde::Serialize;
@@ -34,8 +35,10 @@ pub struct NewEvidence {
     pub screenshot: bool,
     /// Already extracted (a nested archive opened with its parent).
     pub opened: bool,
-    /// What archive inspection found (JSON), for zip and 7z attachments.
-    pub archive: Option<String>,
+    /// What archive inspection found, for zip and 7z attachments.
+    pub archive: Option<ArchiveInfo>,
+    /// The follow-up in the conversation it came with, if not the report.
+    pub conversation_id: Option<i64>,
     pub name: Option<String>,
     pub declared_type: String,
     pub sniffed_type: Option<String>,
@@ -66,6 +69,8 @@ pub struct NewCase {
     pub feedback_by: i64,
     pub message_row: i64,
     pub evidence: Vec<NewEvidence>,
+    /// For an `unparsed` case: why intake could not parse it.
+    pub unparsed_reason: Option<String>,
 }
 
 fn year_of(unix: i64) -> i16 {
@@ -96,8 +101,15 @@ pub fn object_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Stores one evidence object, sealed. Returns its row id.
-#[allow(clippy::too_many_arguments)]
+/// AAD for a sealed property of an evidence object.
+fn evidence_field(object: &str, column: &str) -> String {
+    format!("evidence:{object}:{column}")
+}
+
+/// Stores one evidence object, sealed: its content, name, types and
+/// archive inspection (entry names are report content). Only whether it
+/// is a locked archive stays clear, for the case's state. Returns its row
+/// id.
 pub async fn insert_evidence(
     conn: &mut AnyConnection,
     sealer: &Sealer,
@@ -108,29 +120,114 @@ pub async fn insert_evidence(
 ) -> Result<i64, sqlx::Error> {
     let object = object_id();
     let aad = format!("evidence:{object}");
+    let archive = e
+        .archive
+        .as_ref()
+        .and_then(|a| serde_json::to_string(a).ok());
+    let locked = e.archive.as_ref().is_some_and(ArchiveInfo::is_encrypted) && opened_at.is_none();
     let row = sqlx::query(
         "INSERT INTO case_evidence (case_id, kind, name, declared_type, sniffed_type, size, forwarded, data, archive,
-             parent_id, opened_at, object_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+             parent_id, opened_at, object_id, archive_locked, conversation_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
     )
     .bind(case_id)
     .bind(if e.screenshot { "screenshot" } else { "attachment" })
     .bind(sealer.seal_opt(&format!("{aad}:name"), e.name.as_deref()))
-    .bind(&e.declared_type)
-    .bind(&e.sniffed_type)
+    .bind(sealer.seal_text(&evidence_field(&object, "declared_type"), &e.declared_type))
+    .bind(sealer.seal_opt(&evidence_field(&object, "sniffed_type"), e.sniffed_type.as_deref()))
     .bind(e.data.len() as i64)
     .bind(i64::from(e.forwarded))
     .bind(sealer.seal(&aad, &e.data))
-    .bind(&e.archive)
+    .bind(sealer.seal_opt(&evidence_field(&object, "archive"), archive.as_deref()))
     .bind(parent)
     .bind(opened_at)
     .bind(&object)
+    .bind(i64::from(locked))
+    .bind(e.conversation_id)
     .persistent(false)
     .fetch_one(&mut *conn)
     .await?;
     row.try_get("id")
 }
 
+/// Writes the report-derived fields of case `id`, sealed: the text fields,
+/// channel, language, CVE and CWE ids and the CVSS score; and its assets.
+pub(crate) async fn write_fields(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    id: i64,
+    reference: &str,
+    f: &ReportFields,
+) -> Result<(), sqlx::Error> {
+    let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+    let seal = |column: &str, v: Option<&str>| sealer.seal_opt(&case_field(reference, column), v);
+    let cvss = f.cvss.as_ref().and_then(|c| serde_json::to_string(c).ok());
+    sqlx::query(
+        "UPDATE cases SET channel = $1, contact = $2, description = $3, steps = $4, impact = $5,
+             mitigation = $6, language = $7, cve_ids = $8, cwe_ids = $9, cvss = $10,
+             cvss_vector = NULL, cvss_score = NULL, cvss_severity = NULL
+         WHERE id = $11",
+    )
+    .persistent(false)
+    .bind(seal("channel", f.channel.as_deref()))
+    .bind(seal("contact", f.contact.as_deref()))
+    .bind(seal("description", f.description.as_deref()))
+    .bind(seal("steps", f.steps.as_deref()))
+    .bind(seal("impact", f.impact.as_deref()))
+    .bind(seal("mitigation", f.mitigation.as_deref()))
+    .bind(seal("language", f.language.map(|l| l.as_str())))
+    .bind(sealer.seal_text(&case_field(reference, "cve_ids"), &json(&f.cve_ids)))
+    .bind(sealer.seal_text(&case_field(reference, "cwe_ids"), &json(&f.cwe_ids)))
+    .bind(seal("cvss", cvss.as_deref()))
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    for a in &f.assets {
+        insert_asset(conn, sealer, id, &a.value, a.in_scope).await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn insert_asset(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    case_id: i64,
+    value: &str,
+    in_scope: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO case_assets (case_id, value, in_scope) VALUES ($1, $2, $3)")
+        .bind(case_id)
+        .bind(sealer.seal_text(&case_child(case_id, "asset"), value))
+        .bind(i64::from(in_scope))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Suggestions are sealed whole: which class a report matched, and on
+/// which phrase, is report content.
+async fn insert_suggestions(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    case_id: i64,
+    suggestions: &[Suggestion],
+) -> Result<(), sqlx::Error> {
+    let aad = case_child(case_id, "suggestion");
+    for s in suggestions {
+        sqlx::query("INSERT INTO case_suggestions (case_id, kind, name, label, matched) VALUES ($1, $2, $3, $4, $5)")
+            .bind(case_id)
+            .bind(sealer.seal_text(&aad, &s.kind))
+            .bind(sealer.seal_text(&aad, &s.name))
+            .bind(sealer.seal_text(&aad, &s.label))
+            .bind(sealer.seal_text(&aad, &s.matched))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Inserts the case with a fresh reference (`PREFIX-YEAR-NNNN`, per
+/// organisation and year) inside the caller's transaction.
 pub async fn insert(
     conn: &mut AnyConnection,
     sealer: &Sealer,
@@ -149,15 +246,12 @@ pub async fn insert(
     .fetch_one(&mut *conn)
     .await?;
     let reference = format!("{}-{year}-{n:04}", c.reference_prefix);
-    let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
-    let f = &c.fields;
     let seal = |column: &str, v: Option<&str>| sealer.seal_opt(&case_field(&reference, column), v);
     let id = sqlx::query(
         "INSERT INTO cases (org, reference, kind, state, subject, reporter_name, reporter_address, anonymous,
-             channel, contact, description, steps, impact, mitigation, language, cve_ids, cwe_ids,
-             cvss_vector, cvss_score, cvss_severity, tls_version, tls_cipher, authentication_results,
-             message_id, received_at, acknowledge_by, feedback_by, updated_at)
-         VALUES ($1, $2, $3, $28, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) RETURNING id",
+             cve_ids, cwe_ids, tls_version, tls_cipher, authentication_results, message_id, received_at,
+             acknowledge_by, feedback_by, updated_at, unparsed_reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '[]', '[]', $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
     )
     // Not cached: through the Any driver a NULL first bound for a nullable
     // number would fix the prepared parameter type on PostgreSQL.
@@ -165,22 +259,11 @@ pub async fn insert(
     .bind(&c.org)
     .bind(&reference)
     .bind(c.kind.as_str())
+    .bind(c.state.as_str())
     .bind(seal("subject", Some(&c.subject)))
     .bind(seal("reporter_name", c.reporter_name.as_deref()))
     .bind(seal("reporter_address", c.reporter_address.as_deref()))
     .bind(i64::from(c.anonymous))
-    .bind(&f.channel)
-    .bind(seal("contact", f.contact.as_deref()))
-    .bind(seal("description", f.description.as_deref()))
-    .bind(seal("steps", f.steps.as_deref()))
-    .bind(seal("impact", f.impact.as_deref()))
-    .bind(seal("mitigation", f.mitigation.as_deref()))
-    .bind(f.language.map(|l| l.as_str()))
-    .bind(json(&f.cve_ids))
-    .bind(json(&f.cwe_ids))
-    .bind(f.cvss.as_ref().map(|c| c.vector.clone()))
-    .bind(f.cvss.as_ref().map(|c| c.score))
-    .bind(f.cvss.as_ref().map(|c| c.severity.clone()))
     .bind(&c.tls_version)
     .bind(&c.tls_cipher)
     .bind(seal("authentication_results", c.authentication_results.as_deref()))
@@ -189,34 +272,22 @@ pub async fn insert(
     .bind(c.acknowledge_by)
     .bind(c.feedback_by)
     .bind(c.received_at)
-    .bind(c.state.as_str())
+    .bind(&c.unparsed_reason)
     .fetch_one(&mut *conn)
     .await?
     .try_get::<i64, _>("id")?;
-    for a in &f.assets {
-        sqlx::query("INSERT INTO case_assets (case_id, value, in_scope) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(sealer.seal_text(&case_child(id, "asset"), &a.value))
-            .bind(i64::from(a.in_scope))
-            .execute(&mut *conn)
-            .await?;
-    }
-    for s in &c.suggestions {
-        sqlx::query("INSERT INTO case_suggestions (case_id, kind, name, label, matched) VALUES ($1, $2, $3, $4, $5)")
-            .bind(id)
-            .bind(&s.kind)
-            .bind(&s.name)
-            .bind(&s.label)
-            .bind(&s.matched)
-            .execute(&mut *conn)
-            .await?;
-    }
+    write_fields(conn, sealer, id, &reference, &c.fields).await?;
+    insert_suggestions(conn, sealer, id, &c.suggestions).await?;
     for e in &c.evidence {
         insert_evidence(conn, sealer, id, e, None, None).await?;
     }
     let detail = match c.kind {
-        CaseKind::Disclosure => "report received",
-        CaseKind::Unflagged => "unflagged mail received; needs triage",
+        CaseKind::Disclosure => "report received".to_owned(),
+        CaseKind::Unflagged => "unflagged mail received; needs triage".to_owned(),
+        CaseKind::Unparsed => format!(
+            "received, but could not be parsed: {}; the raw message is kept",
+            c.unparsed_reason.as_deref().unwrap_or("unknown reason")
+        ),
     };
     add_event(
         conn,
@@ -225,11 +296,131 @@ pub async fn insert(
         c.received_at,
         "received",
         "intake",
-        detail,
+        &detail,
         Some(c.message_row),
     )
     .await?;
     Ok((id, reference))
+}
+
+/// Fills an `unparsed` case from its message, parsed at last (a retry
+/// with a larger budget): kind, subject, reporter, fields, suggestions and
+/// evidence. The state is left as the analysts have it.
+pub async fn refile(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    id: i64,
+    reference: &str,
+    c: &NewCase,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let seal = |column: &str, v: Option<&str>| sealer.seal_opt(&case_field(reference, column), v);
+    sqlx::query(
+        "UPDATE cases SET kind = $1, subject = $2, reporter_name = $3, reporter_address = $4, anonymous = $5,
+             authentication_results = $6, message_id = $7, unparsed_reason = NULL, updated_at = $8
+         WHERE id = $9",
+    )
+    .persistent(false)
+    .bind(c.kind.as_str())
+    .bind(seal("subject", Some(&c.subject)))
+    .bind(seal("reporter_name", c.reporter_name.as_deref()))
+    .bind(seal("reporter_address", c.reporter_address.as_deref()))
+    .bind(i64::from(c.anonymous))
+    .bind(seal("authentication_results", c.authentication_results.as_deref()))
+    .bind(seal("message_id", c.message_id.as_deref()))
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    write_fields(conn, sealer, id, reference, &c.fields).await?;
+    insert_suggestions(conn, sealer, id, &c.suggestions).await?;
+    for e in &c.evidence {
+        insert_evidence(conn, sealer, id, e, None, None).await?;
+    }
+    add_event(
+        conn,
+        sealer,
+        id,
+        now,
+        "parsed",
+        "intake",
+        &format!("parsed on retry; now a {} case", c.kind.as_str()),
+        Some(c.message_row),
+    )
+    .await
+}
+
+/// A follow-up mail in a case's conversation.
+#[derive(Debug, Clone)]
+pub struct FollowUp {
+    pub message_row: i64,
+    pub at: i64,
+    /// It carried one of our reply tokens and came from the reporter.
+    pub from_reporter: bool,
+    /// It carried one of our reply tokens (a Message-ID only we know).
+    pub token: bool,
+    pub sender: String,
+    pub subject: String,
+    pub text: String,
+    pub tls_version: Option<String>,
+}
+
+/// Stores a follow-up (sealed) with its attachments, and a timeline entry.
+/// Returns its id in the conversation.
+pub async fn add_follow_up(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    case_id: i64,
+    f: &FollowUp,
+    attachments: &[NewEvidence],
+) -> Result<i64, sqlx::Error> {
+    let aad = case_child(case_id, "conversation");
+    let id: i64 = sqlx::query(
+        "INSERT INTO case_messages (case_id, message_row, at, from_reporter, token, sender, subject, body, tls_version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+    )
+    .persistent(false)
+    .bind(case_id)
+    .bind(f.message_row)
+    .bind(f.at)
+    .bind(i64::from(f.from_reporter))
+    .bind(i64::from(f.token))
+    .bind(sealer.seal_text(&aad, &f.sender))
+    .bind(sealer.seal_text(&aad, &f.subject))
+    .bind(sealer.seal_text(&aad, &f.text))
+    .bind(&f.tls_version)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get("id")?;
+    for e in attachments {
+        let e = NewEvidence {
+            conversation_id: Some(id),
+            ..e.clone()
+        };
+        insert_evidence(conn, sealer, case_id, &e, None, None).await?;
+    }
+    let detail = if f.from_reporter {
+        format!(
+            "follow-up from the reporter ({} attachment(s))",
+            attachments.len()
+        )
+    } else if f.token {
+        "follow-up NOT FROM THE REPORTER: it answers our message, from another sender".to_owned()
+    } else {
+        "follow-up NOT FROM THE REPORTER: it only names the reference".to_owned()
+    };
+    add_event(
+        conn,
+        sealer,
+        case_id,
+        f.at,
+        "correspondence",
+        "intake",
+        &detail,
+        Some(f.message_row),
+    )
+    .await?;
+    Ok(id)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -268,17 +459,24 @@ fn evidence_info(r: &sqlx::any::AnyRow, sealer: &Sealer) -> Result<EvidenceInfo,
     Ok(EvidenceInfo {
         id: r.try_get("id")?,
         name: sealer.open_opt(&format!("evidence:{object}:name"), r.try_get("name")?)?,
-        object_id: object,
         parent_id: r.try_get("parent_id")?,
-        archive: r
-            .try_get::<Option<String>, _>("archive")?
+        archive: sealer
+            .open_opt(&evidence_field(&object, "archive"), r.try_get("archive")?)?
             .and_then(|a| serde_json::from_str(&a).ok()),
         opened_at: r.try_get("opened_at")?,
         kind: r.try_get("kind")?,
-        declared_type: r.try_get("declared_type")?,
-        sniffed_type: r.try_get("sniffed_type")?,
+        declared_type: sealer.open_text(
+            &evidence_field(&object, "declared_type"),
+            &r.try_get::<String, _>("declared_type")?,
+        )?,
+        sniffed_type: sealer.open_opt(
+            &evidence_field(&object, "sniffed_type"),
+            r.try_get("sniffed_type")?,
+        )?,
         size: r.try_get("size")?,
         forwarded: r.try_get::<i64, _>("forwarded")? != 0,
+        conversation_id: r.try_get("conversation_id")?,
+        object_id: object,
     })
 }
 
@@ -293,7 +491,7 @@ pub async fn evidence(
     let missing = || CaseError::NotFound(format!("{reference} evidence"));
     let r = sqlx::query(
         "SELECT e.id, e.kind, e.name, e.declared_type, e.sniffed_type, e.size, e.forwarded, e.parent_id,
-                e.archive, e.opened_at, e.object_id, e.data
+                e.archive, e.opened_at, e.object_id, e.conversation_id, e.data
          FROM case_evidence e JOIN cases c ON c.id = e.case_id
          WHERE c.reference = $1 AND e.object_id = $2",
     )
@@ -498,6 +696,8 @@ pub struct EvidenceInfo {
     pub sniffed_type: Option<String>,
     pub size: i64,
     pub forwarded: bool,
+    /// The follow-up it came with (`conversation[].id`), if not the report.
+    pub conversation_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -544,6 +744,28 @@ pub struct CaseDetail {
     pub suggestions: Vec<Suggestion>,
     pub evidence: Vec<EvidenceInfo>,
     pub timeline: Vec<Event>,
+    /// For an `unparsed` case: why intake could not parse its message.
+    pub unparsed_reason: Option<String>,
+    /// Follow-ups after the report, oldest first.
+    pub conversation: Vec<ConversationEntry>,
+}
+
+/// One follow-up mail of a case's conversation.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationEntry {
+    pub id: i64,
+    pub at: i64,
+    /// It answered one of our messages (a reply token only we and the
+    /// recipient know) and came from the case's reporter. Anything else is
+    /// marked "not from the reporter" and never changes the case's state.
+    pub from_reporter: bool,
+    /// It carried one of our reply tokens.
+    pub token: bool,
+    pub sender: String,
+    pub subject: String,
+    /// The full text, as received; shown escaped, never rendered.
+    pub text: String,
+    pub tls_version: Option<String>,
 }
 
 pub async fn show(
@@ -562,7 +784,6 @@ pub async fn show(
     let paused: Option<i64> = row.try_get("feedback_paused_at")?;
     let ack_by: i64 = row.try_get("acknowledge_by")?;
     let feedback_by: i64 = row.try_get("feedback_by")?;
-    let list = |s: String| serde_json::from_str::<Vec<String>>(&s).unwrap_or_default();
     let field = |column: &str| -> Result<Option<String>, CaseError> {
         Ok(sealer.open_opt(&case_field(reference, column), row.try_get(column)?)?)
     };
@@ -588,16 +809,21 @@ pub async fn show(
     .await?
     .iter()
     .map(|r| {
+        let aad = case_child(id, "suggestion");
+        let open = |c: &str| -> Result<String, CaseError> {
+            Ok(sealer.open_text(&aad, &r.try_get::<String, _>(c)?)?)
+        };
         Ok(Suggestion {
-            kind: r.try_get("kind")?,
-            name: r.try_get("name")?,
-            label: r.try_get("label")?,
-            matched: r.try_get("matched")?,
+            kind: open("kind")?,
+            name: open("name")?,
+            label: open("label")?,
+            matched: open("matched")?,
         })
     })
-    .collect::<Result<_, sqlx::Error>>()?;
+    .collect::<Result<_, CaseError>>()?;
     let evidence = sqlx::query(
-        "SELECT id, kind, name, declared_type, sniffed_type, size, forwarded, parent_id, archive, opened_at, object_id
+        "SELECT id, kind, name, declared_type, sniffed_type, size, forwarded, parent_id, archive, opened_at,
+                object_id, conversation_id
          FROM case_evidence WHERE case_id = $1 ORDER BY id",
     )
     .bind(id)
@@ -623,6 +849,38 @@ pub async fn show(
         })
     })
     .collect::<Result<_, CaseError>>()?;
+    let conversation = sqlx::query(
+        "SELECT id, at, from_reporter, token, sender, subject, body, tls_version
+         FROM case_messages WHERE case_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| {
+        let aad = case_child(id, "conversation");
+        let open = |c: &str| -> Result<String, CaseError> {
+            Ok(sealer.open_text(&aad, &r.try_get::<String, _>(c)?)?)
+        };
+        Ok(ConversationEntry {
+            id: r.try_get("id")?,
+            at: r.try_get("at")?,
+            from_reporter: r.try_get::<i64, _>("from_reporter")? != 0,
+            token: r.try_get::<i64, _>("token")? != 0,
+            sender: open("sender")?,
+            subject: open("subject")?,
+            text: open("body")?,
+            tls_version: r.try_get("tls_version")?,
+        })
+    })
+    .collect::<Result<_, CaseError>>()?;
+    let ids = |column: &str| -> Result<Vec<String>, CaseError> {
+        Ok(field(column)?
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or_default())
+    };
+    let cvss: Option<crate::intake::report::Cvss> =
+        field("cvss")?.and_then(|c| serde_json::from_str(&c).ok());
     let acknowledged = !matches!(state.as_str(), "new" | "awaiting-password");
     Ok(CaseDetail {
         summary: CaseSummary {
@@ -647,18 +905,18 @@ pub async fn show(
         reporter_name: field("reporter_name")?,
         reporter_address: field("reporter_address")?,
         anonymous: row.try_get::<i64, _>("anonymous")? != 0,
-        channel: row.try_get("channel")?,
+        channel: field("channel")?,
         contact: field("contact")?,
         description: field("description")?,
         steps: field("steps")?,
         impact: field("impact")?,
         mitigation: field("mitigation")?,
-        language: row.try_get("language")?,
-        cve_ids: list(row.try_get("cve_ids")?),
-        cwe_ids: list(row.try_get("cwe_ids")?),
-        cvss_vector: row.try_get("cvss_vector")?,
-        cvss_score: row.try_get("cvss_score")?,
-        cvss_severity: row.try_get("cvss_severity")?,
+        language: field("language")?,
+        cve_ids: ids("cve_ids")?,
+        cwe_ids: ids("cwe_ids")?,
+        cvss_vector: cvss.as_ref().map(|c| c.vector.clone()),
+        cvss_score: cvss.as_ref().map(|c| c.score),
+        cvss_severity: cvss.map(|c| c.severity),
         tls_version: row.try_get("tls_version")?,
         tls_cipher: row.try_get("tls_cipher")?,
         authentication_results: field("authentication_results")?,
@@ -668,6 +926,8 @@ pub async fn show(
         suggestions,
         evidence,
         timeline,
+        unparsed_reason: row.try_get("unparsed_reason")?,
+        conversation,
     })
 }
 
@@ -686,6 +946,21 @@ pub async fn transition(
 ) -> Result<(), CaseError> {
     let begin = begin_write(conn);
     let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
+    transition_in(&mut tx, sealer, reference, next, reason, who, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `transition` inside the caller's write transaction.
+pub async fn transition_in(
+    tx: &mut AnyConnection,
+    sealer: &Sealer,
+    reference: &str,
+    next: CaseState,
+    reason: Option<&str>,
+    who: &Who<'_>,
+    now: i64,
+) -> Result<(), CaseError> {
     let row: Option<(i64, String, String, Option<i64>, i64)> = sqlx::query_as(
         "SELECT id, org, state, feedback_paused_at, feedback_by FROM cases WHERE reference = $1",
     )
@@ -704,7 +979,7 @@ pub async fn transition(
     let close_reason = if next == CaseState::Closed {
         let reason = CloseReason::parse(reason.unwrap_or("")).map_err(CaseError::Reason)?;
         if let CloseReason::Duplicate(original) = &reason
-            && (original == reference || find(&mut tx, &org, original).await?.is_none())
+            && (original == reference || find(tx, &org, original).await?.is_none())
         {
             return Err(CaseError::NoOriginal(original.clone()));
         }
@@ -729,25 +1004,14 @@ pub async fn transition(
     if let Some(r) = close_reason.as_deref().or(reason) {
         detail.push_str(&format!(" ({r})"));
     }
-    add_event(
-        &mut tx,
-        sealer,
-        id,
-        now,
-        "transition",
-        who.actor,
-        &detail,
-        None,
-    )
-    .await?;
+    add_event(tx, sealer, id, now, "transition", who.actor, &detail, None).await?;
     let audit_detail = format!("{} -> {}", current.as_str(), next.as_str());
     audit::record(
-        &mut tx,
+        tx,
         sealer,
         &who.entry("transition", reference, &audit_detail),
     )
     .await?;
-    tx.commit().await?;
     Ok(())
 }
 
@@ -844,4 +1108,138 @@ pub fn begin_write(conn: &AnyConnection) -> &'static str {
     } else {
         "BEGIN"
     }
+}
+
+/// Marks an archive opened (or refused with `problem`, kept beside its
+/// inspection record): it no longer holds the case.
+pub async fn mark_opened(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    id: i64,
+    object: &str,
+    now: i64,
+    problem: Option<&str>,
+) -> Result<(), CaseError> {
+    let aad = evidence_field(object, "archive");
+    let (stored,): (Option<String>,) =
+        sqlx::query_as("SELECT archive FROM case_evidence WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
+    let mut info: serde_json::Value = sealer
+        .open_opt(&aad, stored)?
+        .and_then(|a| serde_json::from_str(&a).ok())
+        .unwrap_or_default();
+    if let Some(problem) = problem {
+        info["refused"] = serde_json::Value::String(problem.to_owned());
+    }
+    sqlx::query(
+        "UPDATE case_evidence SET opened_at = $1, archive_locked = 0, archive = $2 WHERE id = $3",
+    )
+    .bind(now)
+    .bind(sealer.seal_text(&aad, &info.to_string()))
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Fills the fields of a case that are still empty from `found` (report
+/// text found inside an archive), sealed like those intake writes; adds
+/// ids and assets not yet known. Returns which were filled.
+pub async fn fill_empty_fields(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    case_id: i64,
+    reference: &str,
+    found: &ReportFields,
+) -> Result<Vec<&'static str>, CaseError> {
+    let row = sqlx::query(
+        "SELECT description, steps, impact, mitigation, contact, channel, language, cvss, cve_ids, cwe_ids
+         FROM cases WHERE id = $1",
+    )
+    .bind(case_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let field = |column: &str| -> Result<Option<String>, CaseError> {
+        Ok(sealer.open_opt(&case_field(reference, column), row.try_get(column)?)?)
+    };
+    let ids = |column: &str| -> Result<Vec<String>, CaseError> {
+        Ok(field(column)?
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or_default())
+    };
+    let mut merged = ReportFields {
+        description: field("description")?,
+        steps: field("steps")?,
+        impact: field("impact")?,
+        mitigation: field("mitigation")?,
+        contact: field("contact")?,
+        channel: field("channel")?,
+        cve_ids: ids("cve_ids")?,
+        cwe_ids: ids("cwe_ids")?,
+        cvss: field("cvss")?.and_then(|c| serde_json::from_str(&c).ok()),
+        assets: Vec::new(),
+        language: field("language")?.and_then(|l| match l.as_str() {
+            "da" => Some(crate::intake::report::Language::Da),
+            "en" => Some(crate::intake::report::Language::En),
+            _ => None,
+        }),
+    };
+    let mut filled = Vec::new();
+    for (name, slot, value) in [
+        ("description", &mut merged.description, &found.description),
+        ("steps", &mut merged.steps, &found.steps),
+        ("impact", &mut merged.impact, &found.impact),
+        ("mitigation", &mut merged.mitigation, &found.mitigation),
+        ("contact", &mut merged.contact, &found.contact),
+        ("channel", &mut merged.channel, &found.channel),
+    ] {
+        if slot.is_none() && value.is_some() {
+            slot.clone_from(value);
+            filled.push(name);
+        }
+    }
+    if merged.cvss.is_none() && found.cvss.is_some() {
+        merged.cvss.clone_from(&found.cvss);
+        filled.push("cvss");
+    }
+    if merged.language.is_none() {
+        merged.language = found.language;
+    }
+    for (name, list, more) in [
+        ("cve_ids", &mut merged.cve_ids, &found.cve_ids),
+        ("cwe_ids", &mut merged.cwe_ids, &found.cwe_ids),
+    ] {
+        let before = list.len();
+        for id in more {
+            if !list.contains(id) {
+                list.push(id.clone());
+            }
+        }
+        if list.len() > before {
+            filled.push(name);
+        }
+    }
+    let aad = case_child(case_id, "asset");
+    let existing: Vec<(String,)> =
+        sqlx::query_as("SELECT value FROM case_assets WHERE case_id = $1")
+            .bind(case_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    let existing: Vec<String> = existing
+        .into_iter()
+        .map(|(v,)| sealer.open_text(&aad, &v))
+        .collect::<Result<_, _>>()?;
+    merged.assets = found
+        .assets
+        .iter()
+        .filter(|a| !existing.contains(&a.value))
+        .cloned()
+        .collect();
+    if !merged.assets.is_empty() {
+        filled.push("assets");
+    }
+    write_fields(conn, sealer, case_id, reference, &merged).await?;
+    Ok(filled)
 }

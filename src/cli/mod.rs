@@ -79,6 +79,15 @@ pub enum Command {
         #[command(subcommand)]
         command: PoliciesCommand,
     },
+    /// Internal: a parse worker, started by the service itself with an
+    /// empty environment and only its pipes (`intake::worker`).
+    #[command(name = "intake-worker", hide = true)]
+    IntakeWorker {
+        #[arg(long)]
+        memory_mib: u64,
+        #[arg(long)]
+        cpu_seconds: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +134,13 @@ pub enum CasesCommand {
         #[arg(long)]
         actor: Option<String>,
     },
+    /// The message a case was opened from, as it arrived (with our
+    /// Received: header on top), to standard output: e.g. to read an
+    /// `unparsed` case. Recorded in the audit trail.
+    Raw { reference: String },
+    /// Parse an `unparsed` case's message again, with a budget
+    /// `intake.retry_budget_factor` times larger; intake fills the case.
+    Retry { reference: String },
     /// Every case, for reporting.
     Export {
         #[arg(long, value_enum, default_value = "json")]
@@ -229,6 +245,22 @@ pub enum CliError {
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
+    if let Command::IntakeWorker {
+        memory_mib,
+        cpu_seconds,
+    } = cli.command
+    {
+        // Before anything else: no configuration, no logging, no runtime.
+        let budget = crate::intake::worker::Budget {
+            memory_mib,
+            cpu_seconds,
+            wall: std::time::Duration::ZERO,
+        };
+        return match crate::intake::worker::child::run(budget) {
+            code if code == std::process::ExitCode::SUCCESS => Ok(()),
+            _ => Err(CliError::Usage("intake worker stopped".into())),
+        };
+    }
     let mut config = Config::load(cli.config.as_deref())?;
     config.log.json |= cli.log_json;
     init_logging(&config);
@@ -615,6 +647,28 @@ async fn cases_command(
             .await?;
             println!("{reference}: note added");
         }
+        CasesCommand::Raw { reference } => {
+            let raw = store.raw_of_case(&reference).await?;
+            audit_read(store, "raw-download", &reference, "raw message (cli)").await?;
+            use std::io::Write;
+            std::io::stdout().write_all(&raw).map_err(CliError::Stdin)?;
+        }
+        CasesCommand::Retry { reference } => {
+            let queue_id = store
+                .retry_unparsed(&reference, config.intake.retry_budget_factor)
+                .await?;
+            audit_read(
+                store,
+                "retry",
+                &reference,
+                "unparsed message queued with a larger budget",
+            )
+            .await?;
+            println!(
+                "{reference}: message {queue_id} queued again with {}x the parse budget",
+                config.intake.retry_budget_factor
+            );
+        }
         CasesCommand::Export { format } => {
             let what = match format {
                 ExportFormat::Json => "cases export json",
@@ -802,19 +856,22 @@ async fn run_command(store: &Store, config: &Config, command: Command) -> Result
             let password = read_password(&reference, password_stdin)?;
             let policies = PolicySet::load_dir(&config.policies_dir)?;
             let limits = crate::intake::extract::ExtractLimits::default();
-            let result = crate::intake::unlock::unlock(
-                store,
-                &policies,
-                &reference,
-                password,
-                &Who {
-                    actor: &actor(who),
-                    source: "cli",
-                },
-                &limits,
-            )
-            .await;
-            let outcome = result?;
+            let unlocker = crate::intake::unlock::Unlocker::new(
+                store.clone(),
+                std::sync::Arc::new(policies),
+                config.intake.unlock_budget(limits.max_time),
+                limits,
+            );
+            let outcome = unlocker
+                .unlock(
+                    &reference,
+                    password,
+                    &Who {
+                        actor: &actor(who),
+                        source: "cli",
+                    },
+                )
+                .await?;
             println!(
                 "{reference}: opened {} archive(s), extracted {} file(s)",
                 outcome.opened, outcome.extracted_files
@@ -827,6 +884,12 @@ async fn run_command(store: &Store, config: &Config, command: Command) -> Result
             }
             for r in &outcome.refused {
                 println!("refused: {r}");
+            }
+            if outcome.left_locked > 0 {
+                println!(
+                    "{} archive(s) left locked for another attempt (limit max_archives)",
+                    outcome.left_locked
+                );
             }
             Ok(())
         }
@@ -855,7 +918,7 @@ async fn run_command(store: &Store, config: &Config, command: Command) -> Result
             Ok(())
         }
         Command::Cases { command } => cases_command(store, config, command).await,
-        Command::Serve { .. } => Ok(()),
+        Command::Serve { .. } | Command::IntakeWorker { .. } => Ok(()),
         Command::Messages {
             command: MessagesCommand::Requeue { queue_id },
         } => {

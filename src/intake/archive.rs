@@ -64,8 +64,22 @@ impl ArchiveInfo {
         }
     }
 
+    /// Some entry (or the header) is encrypted: the case waits for a
+    /// password.
     pub fn is_encrypted(&self) -> bool {
         self.encryption != "none"
+    }
+
+    /// Every entry with content is encrypted, and the archive could be read
+    /// whole. What the plaintext rule demands: one clear `readme.txt`
+    /// beside an encrypted entry is report content in clear.
+    pub fn fully_encrypted(&self) -> bool {
+        self.is_encrypted() && self.encryption != "mixed" && self.problem.is_none()
+    }
+
+    /// Some entry uses legacy ZipCrypto.
+    pub fn uses_zipcrypto(&self) -> bool {
+        self.encryption == "zipcrypto" || self.encryption == "mixed" && self.format == Format::Zip
     }
 }
 
@@ -143,6 +157,7 @@ fn inspect_zip(data: &[u8]) -> ArchiveInfo {
     }
     let mut at = cd_offset as usize;
     let mut kinds: Vec<String> = Vec::new();
+    let mut content_less = 0;
     for _ in 0..usize::from(count).min(MAX_ZIP_ENTRIES) {
         if data.get(at..at + 4) != Some(b"PK\x01\x02".as_slice()) {
             info.problem = Some("central directory entry missing: truncated or malformed".into());
@@ -188,12 +203,17 @@ fn inspect_zip(data: &[u8]) -> ArchiveInfo {
         if made_by >> 8 == 3 && (ext_attr >> 16) & 0o170_000 == 0o120_000 {
             info.symlinks += 1;
         }
+        // A directory entry has no content to encrypt; tools store it
+        // clear even in an encrypted archive.
+        let directory = name.ends_with('/') && u32_at(data, at + 24) == Some(0);
         if flags & 1 == 1 {
             kinds.push(if method == 99 {
                 aes_strength(extra)
             } else {
                 "zipcrypto".into()
             });
+        } else if directory {
+            content_less += 1;
         }
         if info.entries.len() < MAX_LISTED {
             info.entries.push(name);
@@ -202,7 +222,7 @@ fn inspect_zip(data: &[u8]) -> ArchiveInfo {
     }
     info.encryption = if kinds.is_empty() {
         "none".into()
-    } else if kinds.len() < info.entry_count {
+    } else if kinds.len() + content_less < info.entry_count {
         "mixed".into()
     } else {
         combine(&kinds)
@@ -266,6 +286,165 @@ fn inspect_7z(data: &[u8]) -> ArchiveInfo {
         Err(_) => info.problem = Some("the 7z reader panicked".into()),
     }
     info
+}
+
+/// 7zAES coder id.
+const AES_CODER: &[u8] = &[0x06, 0xF1, 0x07, 0x01];
+/// Folders and coders walked in a 7z header; real archives have a few.
+const MAX_7Z_CODERS: u64 = 64;
+/// Encoded (encrypted or compressed) 7z header size read for its coders.
+/// It only describes the packed header stream: tens of bytes.
+const MAX_7Z_ENCODED_HEADER: u64 = 64 * 1024;
+
+/// The largest 7zAES key-derivation power (2^N SHA-256 rounds) any coder
+/// of a 7z archive asks for, headers included, read without a password
+/// and without deriving anything. `None` if it has no AES coder or cannot
+/// be read (the decoder then refuses it by itself).
+pub fn sevenz_kdf_power(data: &[u8]) -> Option<u8> {
+    if detect(data) != Some(Format::SevenZ) {
+        return None;
+    }
+    let mut cursor = std::io::Cursor::new(data);
+    let read = std::panic::catch_unwind(move || {
+        sevenz_rust2::Archive::read_with_memory_limit(
+            &mut cursor,
+            &sevenz_rust2::Password::empty(),
+            SEVENZ_HEADER_MEMORY_KB,
+        )
+    });
+    let powers: Vec<u8> = match read {
+        Ok(Ok(archive)) => archive
+            .blocks
+            .iter()
+            .flat_map(|b| &b.coders)
+            .filter(|c| c.encoder_method_id() == AES_CODER)
+            .filter_map(|c| aes_power(c.properties()))
+            .collect(),
+        // Encrypted headers: the coders of the header stream are in the
+        // clear part that says how to unpack it.
+        _ => encoded_header_coders(data)?
+            .into_iter()
+            .filter(|(id, _)| id == AES_CODER)
+            .filter_map(|(_, props)| aes_power(&props))
+            .collect(),
+    };
+    powers.into_iter().max()
+}
+
+/// The power in 7zAES properties; 63 means a raw key (no derivation).
+fn aes_power(props: &[u8]) -> Option<u8> {
+    let power = props.first()? & 0x3F;
+    (power != 0x3F).then_some(power)
+}
+
+/// A 7z NUMBER (1 to 9 bytes, length in the first byte's high bits).
+fn seven_number(d: &[u8], at: &mut usize) -> Option<u64> {
+    let first = *d.get(*at)?;
+    *at += 1;
+    let mut mask = 0x80u8;
+    let mut value = 0u64;
+    for i in 0..8 {
+        if first & mask == 0 {
+            let high = u64::from(first & mask.wrapping_sub(1));
+            return Some(value | (high << (8 * i)));
+        }
+        value |= u64::from(*d.get(*at)?) << (8 * i);
+        *at += 1;
+        mask >>= 1;
+    }
+    Some(value)
+}
+
+/// `(method id, properties)` of every coder describing an encoded header.
+fn encoded_header_coders(data: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+    let offset = u64::from_le_bytes(data.get(12..20)?.try_into().ok()?);
+    let size = u64::from_le_bytes(data.get(20..28)?.try_into().ok()?);
+    if size > MAX_7Z_ENCODED_HEADER {
+        return None;
+    }
+    let start = usize::try_from(32u64.checked_add(offset)?).ok()?;
+    let header = data.get(start..start.checked_add(size as usize)?)?;
+    let mut at = 0;
+    // kEncodedHeader, then StreamsInfo: PackInfo, then UnpackInfo.
+    if *header.first()? != 0x17 {
+        return None;
+    }
+    at += 1;
+    if *header.get(at)? == 0x06 {
+        at += 1;
+        seven_number(header, &mut at)?; // pack position
+        let streams = seven_number(header, &mut at)?.min(MAX_7Z_CODERS);
+        loop {
+            match *header.get(at)? {
+                0x00 => {
+                    at += 1;
+                    break;
+                }
+                0x09 => {
+                    at += 1;
+                    for _ in 0..streams {
+                        seven_number(header, &mut at)?;
+                    }
+                }
+                // CRCs or anything else: the coders are not reachable
+                // without understanding it; give up rather than guess.
+                _ => return None,
+            }
+        }
+    }
+    if *header.get(at)? != 0x07 || *header.get(at + 1)? != 0x0B {
+        return None;
+    }
+    at += 2;
+    let folders = seven_number(header, &mut at)?;
+    if folders > MAX_7Z_CODERS || *header.get(at)? != 0 {
+        return None;
+    }
+    at += 1;
+    let mut coders = Vec::new();
+    for _ in 0..folders {
+        let count = seven_number(header, &mut at)?;
+        if count > MAX_7Z_CODERS {
+            return None;
+        }
+        let (mut ins, mut outs) = (0u64, 0u64);
+        for _ in 0..count {
+            let flags = *header.get(at)?;
+            at += 1;
+            let id_len = usize::from(flags & 0x0F);
+            let id = header.get(at..at + id_len)?.to_vec();
+            at += id_len;
+            if flags & 0x10 != 0 {
+                ins += seven_number(header, &mut at)?;
+                outs += seven_number(header, &mut at)?;
+            } else {
+                ins += 1;
+                outs += 1;
+            }
+            let mut props = Vec::new();
+            if flags & 0x20 != 0 {
+                let n = usize::try_from(seven_number(header, &mut at)?).ok()?;
+                props = header.get(at..at.checked_add(n)?)?.to_vec();
+                at += n;
+            }
+            coders.push((id, props));
+        }
+        if ins > MAX_7Z_CODERS || outs > MAX_7Z_CODERS {
+            return None;
+        }
+        // Bind pairs, then packed-stream indices, to reach the next folder.
+        let pairs = outs.saturating_sub(1);
+        for _ in 0..pairs * 2 {
+            seven_number(header, &mut at)?;
+        }
+        let packed = ins.saturating_sub(pairs);
+        if packed > 1 {
+            for _ in 0..packed {
+                seven_number(header, &mut at)?;
+            }
+        }
+    }
+    Some(coders)
 }
 
 #[cfg(test)]

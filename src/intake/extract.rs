@@ -12,12 +12,18 @@
 //! CRC of every entry, read in full.
 
 use super::archive::{self, Format};
+use serde::{Deserialize, Serialize};
 use std::io::{Cursor, Read};
 use std::time::{Duration, Instant};
 
-/// Caps on one unlock. Each says why.
-#[derive(Debug, Clone)]
+/// Caps on one unlock: one budget shared by every archive the unlock
+/// tries. Each says why.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExtractLimits {
+    /// Archives tried in one unlock. A report comes with one or two; a
+    /// mail with a hundred small archives is a way to multiply the work of
+    /// one guess.
+    pub max_archives: usize,
     /// Entries per archive. A report needs a handful; a million empty
     /// entries is a denial of service.
     pub max_entries: usize,
@@ -32,16 +38,21 @@ pub struct ExtractLimits {
     pub max_ratio: u64,
     /// Archives inside archives (a zip inside the 7z is depth 2).
     pub max_depth: usize,
-    /// Wall time for the whole unlock.
+    /// Wall time for the whole unlock, all archives together.
     pub max_time: Duration,
     /// Memory a 7z decoder may claim, in KiB; refuses the huge-dictionary
     /// trick before allocating.
     pub sevenz_memory_kb: usize,
+    /// 7zAES key derivation runs 2^N SHA-256 rounds. 7-Zip writes N = 19
+    /// (about 20 ms); more only serves to make each wrong guess cost
+    /// seconds, so a larger N is refused before any round runs.
+    pub max_kdf_power: u8,
 }
 
 impl Default for ExtractLimits {
     fn default() -> Self {
         ExtractLimits {
+            max_archives: 20,
             max_entries: 1000,
             max_entry_bytes: 25 * 1024 * 1024,
             max_total_bytes: 100 * 1024 * 1024,
@@ -49,16 +60,55 @@ impl Default for ExtractLimits {
             max_depth: 3,
             max_time: Duration::from_secs(30),
             sevenz_memory_kb: 256 * 1024,
+            max_kdf_power: 19,
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Which cap an extraction hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Limit {
+    MaxArchives,
+    MaxEntries,
+    MaxEntryBytes,
+    MaxTotalBytes,
+    MaxRatio,
+    MaxDepth,
+    MaxTime,
+    SevenzMemoryKb,
+    KdfRounds,
+}
+
+impl Limit {
+    /// The name as in `ExtractLimits` and the README.
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::MaxArchives => "max_archives",
+            Limit::MaxEntries => "max_entries",
+            Limit::MaxEntryBytes => "max_entry_bytes",
+            Limit::MaxTotalBytes => "max_total_bytes",
+            Limit::MaxRatio => "max_ratio",
+            Limit::MaxDepth => "max_depth",
+            Limit::MaxTime => "max_time",
+            Limit::SevenzMemoryKb => "sevenz_memory_kb",
+            Limit::KdfRounds => "kdf_rounds",
+        }
+    }
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ExtractError {
     #[error("wrong password")]
     WrongPassword,
     #[error("limit {limit} reached: {detail}")]
-    Limit { limit: &'static str, detail: String },
+    Limit { limit: Limit, detail: String },
     #[error("damaged archive: {0}")]
     Damaged(String),
 }
@@ -90,6 +140,10 @@ impl Extracted {
     pub fn symlinks(&self) -> &[String] {
         &self.symlinks
     }
+
+    pub fn into_parts(self) -> (Vec<ExtractedFile>, Vec<String>) {
+        (self.files, self.symlinks)
+    }
 }
 
 struct Budget<'a> {
@@ -102,7 +156,7 @@ impl Budget<'_> {
     fn check_time(&self) -> Result<(), ExtractError> {
         if Instant::now() > self.deadline {
             return Err(ExtractError::Limit {
-                limit: "max_time",
+                limit: Limit::MaxTime,
                 detail: format!("{:?}", self.limits.max_time),
             });
         }
@@ -132,9 +186,9 @@ impl Budget<'_> {
             let len = out.len() as u64;
             if len > allowed {
                 let limit = if allowed < self.limits.max_entry_bytes {
-                    "max_total_bytes"
+                    Limit::MaxTotalBytes
                 } else {
-                    "max_entry_bytes"
+                    Limit::MaxEntryBytes
                 };
                 return Err(ReadFailure::Cap(ExtractError::Limit {
                     limit,
@@ -146,7 +200,7 @@ impl Budget<'_> {
                 && len > 1024 * 1024
             {
                 return Err(ReadFailure::Cap(ExtractError::Limit {
-                    limit: "max_ratio",
+                    limit: Limit::MaxRatio,
                     detail: format!("{name}: over {}:1", self.limits.max_ratio),
                 }));
             }
@@ -193,17 +247,47 @@ pub fn extract(
     password: &str,
     limits: &ExtractLimits,
 ) -> Result<Extracted, ExtractError> {
+    extract_all(&[data], password, limits)
+        .pop()
+        .unwrap_or(Err(ExtractError::Damaged("nothing to extract".into())))
+}
+
+/// Extracts each of `archives` with `password`, under one deadline and one
+/// byte budget for all of them: trying many archives costs no more than
+/// the caps allow for one unlock. Past `max_archives`, none is tried.
+pub fn extract_all(
+    archives: &[&[u8]],
+    password: &str,
+    limits: &ExtractLimits,
+) -> Vec<Result<Extracted, ExtractError>> {
+    if archives.len() > limits.max_archives {
+        let refused = ExtractError::Limit {
+            limit: Limit::MaxArchives,
+            detail: format!(
+                "{} archives in one unlock; at most {}",
+                archives.len(),
+                limits.max_archives
+            ),
+        };
+        return archives.iter().map(|_| Err(refused.clone())).collect();
+    }
     let mut budget = Budget {
         limits,
         deadline: Instant::now() + limits.max_time,
         total: 0,
     };
-    let mut out = Extracted {
-        files: Vec::new(),
-        symlinks: Vec::new(),
-    };
-    extract_into(data, password, 1, &mut budget, &mut out)?;
-    Ok(out)
+    archives
+        .iter()
+        .map(|data| {
+            let mut out = Extracted {
+                files: Vec::new(),
+                symlinks: Vec::new(),
+            };
+            budget.check_time()?;
+            extract_into(data, password, 1, &mut budget, &mut out)?;
+            Ok(out)
+        })
+        .collect()
 }
 
 fn extract_into(
@@ -215,7 +299,7 @@ fn extract_into(
 ) -> Result<(), ExtractError> {
     if depth > budget.limits.max_depth {
         return Err(ExtractError::Limit {
-            limit: "max_depth",
+            limit: Limit::MaxDepth,
             detail: format!("archive nested {depth} deep"),
         });
     }
@@ -248,7 +332,7 @@ fn extract_zip(
         .map_err(|e| ExtractError::Damaged(e.to_string()))?;
     if zip.len() > budget.limits.max_entries {
         return Err(ExtractError::Limit {
-            limit: "max_entries",
+            limit: Limit::MaxEntries,
             detail: format!("{} entries", zip.len()),
         });
     }
@@ -307,6 +391,12 @@ fn extract_7z(
     out: &mut Extracted,
 ) -> Result<(), ExtractError> {
     use sevenz_rust2::{ArchiveReader, EntryDecision, Error, Password};
+    // Checked before any key is derived: the rounds are the cost of a guess.
+    if let Some(power) = archive::sevenz_kdf_power(data)
+        && power > budget.limits.max_kdf_power
+    {
+        return Err(kdf_limit(power, budget.limits.max_kdf_power));
+    }
     // 7-Zip derives the key from the UTF-16LE password. sevenz-rust2 keeps
     // that copy in a plain Vec; it lives only as long as this reader.
     let reader = ArchiveReader::new_with_memory_limit(
@@ -321,7 +411,7 @@ fn extract_7z(
         }
         Err(Error::MaxMemLimited { .. }) => {
             return Err(ExtractError::Limit {
-                limit: "sevenz_memory_kb",
+                limit: Limit::SevenzMemoryKb,
                 detail: "7z header asks for more memory".into(),
             });
         }
@@ -330,7 +420,7 @@ fn extract_7z(
     let archive = reader.archive();
     if archive.files.len() > budget.limits.max_entries {
         return Err(ExtractError::Limit {
-            limit: "max_entries",
+            limit: Limit::MaxEntries,
             detail: format!("{} entries", archive.files.len()),
         });
     }
@@ -368,7 +458,7 @@ fn extract_7z(
     match result {
         Ok(()) => Ok(()),
         Err(Error::MaxMemLimited { .. }) => Err(ExtractError::Limit {
-            limit: "sevenz_memory_kb",
+            limit: Limit::SevenzMemoryKb,
             detail: "7z decoder asks for more memory".into(),
         }),
         Err(
@@ -376,7 +466,7 @@ fn extract_7z(
             | Error::ChecksumVerificationFailed
             | Error::PasswordRequired,
         ) if encrypted => Err(ExtractError::WrongPassword),
-        Err(e) if is_kdf_refusal(&e) => Err(kdf_limit()),
+        Err(e) if is_kdf_refusal(&e) => Err(kdf_limit(64, budget.limits.max_kdf_power)),
         // With a wrong key the AES layer yields noise, which the decoder
         // then rejects; 7-Zip reports the same as "Wrong password?".
         Err(_) if encrypted => Err(ExtractError::WrongPassword),
@@ -390,10 +480,15 @@ fn is_kdf_refusal(e: &sevenz_rust2::Error) -> bool {
     e.to_string().contains("num_cycles_power")
 }
 
-fn kdf_limit() -> ExtractError {
+fn kdf_limit(power: u8, max: u8) -> ExtractError {
+    let detail = if power > 63 {
+        "7zAES demands more key-derivation rounds than the decoder allows".to_owned()
+    } else {
+        format!("7zAES demands 2^{power} key-derivation rounds; at most 2^{max}")
+    };
     ExtractError::Limit {
-        limit: "kdf_rounds",
-        detail: "7zAES demands an absurd number of key-derivation rounds".into(),
+        limit: Limit::KdfRounds,
+        detail,
     }
 }
 
@@ -471,7 +566,7 @@ mod tests {
         assert!(matches!(
             extract(&fixture("zip-in-7z.7z"), PW, &shallow),
             Err(ExtractError::Limit {
-                limit: "max_depth",
+                limit: Limit::MaxDepth,
                 ..
             })
         ));
@@ -496,7 +591,7 @@ mod tests {
     #[test]
     fn hostile_archives_are_refused_by_name_in_bounded_time() {
         let limit = |name: &str| match hostile(name) {
-            Err(ExtractError::Limit { limit, .. }) => limit,
+            Err(ExtractError::Limit { limit, .. }) => limit.name(),
             other => panic!("{name}: {other:?}"),
         };
         assert!(["max_ratio", "max_total_bytes"].contains(&limit("overlap-bomb.zip")));

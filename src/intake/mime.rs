@@ -2,17 +2,20 @@
 //! bounded: header count, MIME depth, number of parts, decoded bytes.
 //!
 //! MIME itself is parsed by mail-parser (RFC 2047 words, quoted-printable,
-//! base64, charsets, multipart/alternative, HTML-to-text for HTML-only mail,
-//! nested `message/rfc822` parts). This module walks the result, refuses
-//! what exceeds `MimeLimits`, and copies out owned values, so nothing
-//! borrowed from the raw bytes outlives it. It never touches the network,
-//! the disk or the database.
+//! base64, charsets, multipart/alternative, nested `message/rfc822` parts).
+//! This module walks the result, refuses what exceeds `MimeLimits`, turns
+//! HTML-only bodies into text with the one-pass converter in `html`, and
+//! copies out owned values, so nothing borrowed from the raw bytes outlives
+//! it. It never touches the network, the disk or the database, and it runs
+//! inside a parse worker (`worker`), never in the service itself.
 
+use super::html;
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use serde::{Deserialize, Serialize};
 
 /// Bounds on one parsed message. Exceeding one quarantines the message
 /// with the limit's name as the reason; nothing is dropped.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MimeLimits {
     /// Headers in the whole message, all parts. Real mail has a few dozen
     /// per part; 2,000 allows long Received chains on every part.
@@ -26,6 +29,10 @@ pub struct MimeLimits {
     /// Decoded bytes over all parts. Base64 shrinks, but compressed text
     /// parts cannot grow past the raw size by much; 64 MiB bounds both.
     pub max_decoded: usize,
+    /// HTML bytes of one body converted to text. A report written in HTML
+    /// is a few hundred KiB at most; past 4 MiB it is a dump, whose rest
+    /// stays readable in the raw message the case keeps.
+    pub max_html_bytes: usize,
 }
 
 impl Default for MimeLimits {
@@ -35,6 +42,7 @@ impl Default for MimeLimits {
             max_parts: 500,
             max_depth: 3,
             max_decoded: 64 * 1024 * 1024,
+            max_html_bytes: 4 * 1024 * 1024,
         }
     }
 }
@@ -54,19 +62,21 @@ pub enum MimeError {
 }
 
 /// An attachment as intake sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Attachment {
     /// The name the sender gave, if any (untrusted; for display only).
     pub name: Option<String>,
     /// The declared MIME type (untrusted).
     pub declared_type: String,
+    /// Carried as a separate blob between worker and service.
+    #[serde(skip)]
     pub data: Vec<u8>,
     /// Found inside a forwarded message rather than the top level.
     pub forwarded: bool,
 }
 
 /// The parts of a message intake uses, owned.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Mail {
     pub subject: String,
     pub from_name: Option<String>,
@@ -77,21 +87,43 @@ pub struct Mail {
     pub authentication_results: Option<String>,
     /// RFC 3834 `Auto-Submitted`, if present: such mail gets no receipt.
     pub auto_submitted: Option<String>,
-    /// The text body; HTML-only mail converted to text by mail-parser
-    /// (tags dropped, entities decoded; nothing is ever rendered).
+    /// The text body; HTML-only mail converted to text by `html::to_text`
+    /// (tags dropped, entities decoded; nothing is ever rendered). Empty
+    /// when parsed with `Html::Measure`.
     pub text: String,
+    /// Characters a reader sees without opening an attachment: the text
+    /// bodies, with an HTML body counted by its source length (measured,
+    /// never rendered), plus the Subject, display names, Comments, Keywords
+    /// and attachment names.
+    pub visible_chars: usize,
     /// Text of forwarded messages, each with its own subject line.
     pub forwarded_text: Vec<String>,
     pub attachments: Vec<Attachment>,
 }
 
-/// Parses and bounds a raw message.
+/// What to do with HTML bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Html {
+    /// Convert to text (intake).
+    Convert,
+    /// Only measure (the plaintext rule decides on sizes, never on
+    /// rendered HTML).
+    Measure,
+}
+
+/// Parses and bounds a raw message, converting HTML bodies to text.
 pub fn parse(raw: &[u8], limits: &MimeLimits) -> Result<Mail, MimeError> {
+    parse_with(raw, limits, Html::Convert)
+}
+
+/// Parses and bounds a raw message.
+pub fn parse_with(raw: &[u8], limits: &MimeLimits, html: Html) -> Result<Mail, MimeError> {
     let message = MessageParser::default()
         .parse(raw)
         .ok_or(MimeError::Unparseable)?;
     let mut budget = Budget::default();
     check(&message, limits, 1, &mut budget)?;
+    let (text, body_chars) = body_text(&message, limits, html);
     let mut mail = Mail {
         subject: message.subject().unwrap_or_default().trim().to_owned(),
         from_name: message
@@ -108,9 +140,10 @@ pub fn parse(raw: &[u8], limits: &MimeLimits) -> Result<Mail, MimeError> {
         authentication_results: message
             .header_raw("Authentication-Results")
             .map(|v| v.trim().to_owned()),
-        text: body_text(&message),
+        text,
         ..Mail::default()
     };
+    mail.visible_chars = body_chars + header_chars(&message);
     for ids in [message.in_reply_to(), message.references()] {
         if let Some(list) = ids.as_text_list() {
             mail.refers_to.extend(list.iter().map(|s| s.to_string()));
@@ -118,8 +151,37 @@ pub fn parse(raw: &[u8], limits: &MimeLimits) -> Result<Mail, MimeError> {
             mail.refers_to.push(one.to_owned());
         }
     }
-    collect_attachments(&message, false, &mut mail);
+    collect_attachments(&message, false, &mut mail, limits, html);
+    mail.visible_chars += mail
+        .attachments
+        .iter()
+        .filter_map(|a| a.name.as_deref())
+        .map(|n| n.chars().count())
+        .sum::<usize>();
     Ok(mail)
+}
+
+/// Characters of the headers a mail reader shows: Subject, the display
+/// names of From, To, Cc and Reply-To, Comments and Keywords.
+fn header_chars(message: &Message<'_>) -> usize {
+    let names = [
+        message.from(),
+        message.to(),
+        message.cc(),
+        message.reply_to(),
+    ]
+    .into_iter()
+    .flatten()
+    .flat_map(|a| a.iter())
+    .filter_map(|a| a.name())
+    .map(|n| n.chars().count())
+    .sum::<usize>();
+    let text = ["Subject", "Comments", "Keywords"]
+        .iter()
+        .filter_map(|h| message.header_raw(*h))
+        .map(|v| v.trim().chars().count())
+        .sum::<usize>();
+    names + text
 }
 
 #[derive(Default)]
@@ -159,13 +221,27 @@ fn check(
 }
 
 /// The readable text: the text/plain bodies, or the HTML bodies converted
-/// to plain text when there is no plain one.
-fn body_text(message: &Message<'_>) -> String {
+/// to plain text when there is no plain one; and how many characters a
+/// reader sees (an HTML body counted by its source length).
+fn body_text(message: &Message<'_>, limits: &MimeLimits, mode: Html) -> (String, usize) {
     let mut out = String::new();
+    let mut chars = 0;
     for id in &message.text_body {
         let text = match message.parts.get(*id as usize).map(|p| &p.body) {
-            Some(PartType::Text(t)) => t.to_string(),
-            Some(PartType::Html(h)) => html_to_text(h),
+            Some(PartType::Text(t)) => {
+                chars += t.chars().count();
+                if mode == Html::Measure {
+                    continue;
+                }
+                t.to_string()
+            }
+            Some(PartType::Html(h)) => {
+                chars += h.chars().count();
+                if mode == Html::Measure {
+                    continue;
+                }
+                html_to_text(h, limits.max_html_bytes)
+            }
             _ => continue,
         };
         if !out.is_empty() {
@@ -173,57 +249,50 @@ fn body_text(message: &Message<'_>) -> String {
         }
         out.push_str(&text);
     }
-    out
+    (out, chars)
 }
 
-/// Deepest tag nesting handed to the HTML converter, which recurses over
-/// the document: hostile HTML nested thousands deep must not exhaust the
-/// stack. Real mail stays far below it.
-const MAX_HTML_DEPTH: usize = 200;
-
-/// HTML to plain text, never rendered: html2text for the structure
-/// (headings and paragraphs on their own lines, entities decoded, script
-/// and style dropped); too-deep documents fall back to mail-parser's flat
-/// conversion.
-pub fn html_to_text(html: &str) -> String {
-    if html_depth(html) > MAX_HTML_DEPTH {
-        return mail_parser::decoders::html::html_to_text(html);
+/// HTML to plain text, never rendered (`html::to_text`): at most
+/// `max_bytes` of the source are converted, and a cut is said in the text.
+pub fn html_to_text(source: &str, max_bytes: usize) -> String {
+    let mut cut = source.len().min(max_bytes);
+    while !source.is_char_boundary(cut) {
+        cut -= 1;
     }
-    html2text::config::plain_no_decorate()
-        .link_footnotes(true)
-        .string_from_read(html.as_bytes(), 100_000)
-        .unwrap_or_else(|_| mail_parser::decoders::html::html_to_text(html))
-}
-
-/// An upper estimate of tag nesting: opening tags minus closing tags, at
-/// the deepest point. Void elements over-count, which only errs safe.
-fn html_depth(html: &str) -> usize {
-    let (mut depth, mut max) = (0usize, 0usize);
-    let bytes = html.as_bytes();
-    for (i, &b) in bytes.iter().enumerate() {
-        if b != b'<' {
-            continue;
-        }
-        match bytes.get(i + 1) {
-            Some(b'/') => depth = depth.saturating_sub(1),
-            Some(c) if c.is_ascii_alphabetic() => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            _ => {}
+    if cut < source.len() {
+        // Not in the middle of a tag.
+        let head = &source[..cut];
+        if let Some(lt) = head.rfind('<')
+            && head[lt..].find('>').is_none()
+        {
+            cut = lt;
         }
     }
-    max
+    let mut text = html::to_text(&source[..cut], max_bytes);
+    if cut < source.len() {
+        text.push_str(&format!(
+            "\n\n[HTML body cut at {cut} of {} bytes (limit max_html_bytes); the raw message holds the rest]",
+            source.len()
+        ));
+    }
+    text
 }
 
-fn collect_attachments(message: &Message<'_>, forwarded: bool, mail: &mut Mail) {
+fn collect_attachments(
+    message: &Message<'_>,
+    forwarded: bool,
+    mail: &mut Mail,
+    limits: &MimeLimits,
+    html: Html,
+) {
     for part in message.attachments() {
         match &part.body {
             PartType::Message(inner) => {
                 let subject = inner.subject().unwrap_or_default();
+                let (text, _) = body_text(inner, limits, html);
                 mail.forwarded_text
-                    .push(format!("Subject: {subject}\n{}", body_text(inner)));
-                collect_attachments(inner, true, mail);
+                    .push(format!("Subject: {subject}\n{text}"));
+                collect_attachments(inner, true, mail, limits, html);
             }
             PartType::Text(_)
             | PartType::Html(_)
@@ -301,12 +370,29 @@ mod tests {
     fn html_becomes_structured_text_and_deep_html_is_safe() {
         let t = html_to_text(
             "<h2>Description</h2><p>A &amp; B</p><script>alert(1)</script><h2>Impact</h2><p>bad</p>",
+            1 << 20,
         );
         assert!(t.contains("Description\n"), "{t:?}");
         assert!(t.contains("A & B"), "{t:?}");
         assert!(!t.contains("alert"), "{t:?}");
         let deep = format!("{}x{}", "<div>".repeat(100_000), "</div>".repeat(100_000));
-        assert_eq!(html_to_text(&deep).trim(), "x");
+        assert_eq!(html_to_text(&deep, 4 << 20).trim(), "x");
+        let cut = html_to_text(&"<p>word</p>".repeat(1000), 100);
+        assert!(cut.contains("cut at 99 of 11000 bytes"), "{cut}");
+        assert!(!cut.contains('<'), "no half tag: {cut}");
+    }
+
+    #[test]
+    fn measuring_renders_nothing_and_counts_what_a_reader_sees() {
+        let raw = b"From: Long Name <r@x.example>\r\nSubject: twelve chars\r\nComments: c\r\n\
+                    Content-Type: text/html\r\n\r\n<p>hello</p>\r\n";
+        let m = parse_with(raw, &MimeLimits::default(), Html::Measure).unwrap();
+        assert!(m.text.is_empty());
+        // "<p>hello</p>" is counted as written: 12 (+ CRLF) + subject 12
+        // + name 9 + comments 1.
+        assert!(m.visible_chars > 12 + 12 + 9, "{}", m.visible_chars);
+        let m = parse(raw, &MimeLimits::default()).unwrap();
+        assert_eq!(m.text, "hello");
     }
 
     #[test]

@@ -1,32 +1,45 @@
 //! Intake: turns stored messages into cases, per organisation policy.
 //!
-//! The worker takes the oldest pending message, parses it off the async
-//! runtime (a panic in the parser is caught), classifies it, and in one
-//! `BEGIN IMMEDIATE` transaction files it — a new case, or correspondence
-//! on an existing one — and marks the message filed. A crash before the
-//! commit leaves the message pending, so it is filed exactly once. A message
-//! that cannot be parsed or exceeds a bound is quarantined with its reason;
-//! it is never lost and never blocks the queue.
+//! The loop claims the oldest pending message, records the attempt in the
+//! database *before* parsing, has a parse worker (`worker`) analyse it
+//! under its memory and CPU budget, and in one write transaction files it
+//! — a new case, or a follow-up in an existing case's conversation — and
+//! marks it filed. A crash anywhere before that commit leaves the message
+//! pending with its attempt counted, so it is filed exactly once; a
+//! message whose attempts never complete (the worker killed by a limit,
+//! or the whole service killed while parsing it) is quarantined after
+//! `max_attempts`, never retried forever.
+//!
+//! A quarantined report is not a lost report: it becomes an `unparsed`
+//! case of the organisation that owns the recipient, keeping the sealed
+//! raw message, the reason, and the clocks from arrival; `cases retry`
+//! parses it again with a larger budget and fills that case.
 //!
 //! Intake knows nothing of SMTP sessions: it reads what the store holds.
 
+pub mod analysis;
 pub mod archive;
 pub mod extract;
+pub mod filing;
+pub mod html;
 pub mod mime;
+pub mod plaintext;
 pub mod report;
 pub mod unlock;
+pub mod worker;
 
-use crate::cases::store::{self as case_store, NewCase, NewEvidence};
-use crate::cases::{CaseKind, CaseState};
-use crate::outbound::{self, OutboundConfig};
+use crate::cases::CaseKind;
+use crate::outbound::OutboundConfig;
 use crate::policy::{Policy, PolicySet};
 use crate::store::Store;
 use crate::store::seal::Sealer;
-use mime::{Mail, MimeLimits};
+use mime::MimeLimits;
+use serde::Deserialize;
 use sqlx::AnyConnection;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
+use worker::{Budget, Failure, WorkerPool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
@@ -34,23 +47,112 @@ pub enum IntakeError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Worker(#[from] Failure),
 }
 
 /// What happened to one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Filed {
-    NewCase { reference: String, kind: CaseKind },
-    Correspondence { reference: String },
-    Quarantined { reason: String },
+    NewCase {
+        reference: String,
+        kind: CaseKind,
+    },
+    /// A follow-up in a case's conversation.
+    Correspondence {
+        reference: String,
+        from_reporter: bool,
+    },
+    /// Parsed again on request and filed into its `unparsed` case.
+    Refiled {
+        reference: String,
+    },
+    /// Quarantined with its reason; `reference` is the `unparsed` case
+    /// opened for it, when an organisation owns the recipient.
+    Quarantined {
+        reason: String,
+        reference: Option<String>,
+    },
+    /// This attempt failed (the reason is recorded); the message waits for
+    /// its next attempt.
+    Retrying {
+        reason: String,
+    },
 }
 
-/// How a message relates to the organisation's cases.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Classification {
-    /// Names an existing case (reference, id): append to it.
-    Reply(String, i64),
-    Flagged,
-    Unflagged,
+/// `[intake]`: the parse workers and their budgets. Every limit here
+/// says why; `README.md` lists them with their defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntakeSettings {
+    /// File stored messages into cases inside `serve`.
+    pub enabled: bool,
+    /// Seconds between passes when no new message wakes the worker; a
+    /// safety net, since every commit wakes it at once.
+    pub poll_interval: u64,
+    /// Parse workers for intake and unlocks (2): one busy with a slow
+    /// message leaves another for the rest.
+    pub workers: usize,
+    /// Parse workers for the plaintext rule during SMTP sessions (2), apart
+    /// from intake's, so a flood of plaintext mail cannot stall filing.
+    pub check_workers: usize,
+    /// Memory a parse may add to its worker, in MiB (256): a 25 MiB message
+    /// parses in well under 100 MiB; a bomb stops here.
+    pub parse_memory_mib: u64,
+    /// CPU seconds a parse may use (2): the largest real report takes a
+    /// fraction of a second.
+    pub parse_cpu_seconds: u64,
+    /// Wall seconds a parse may take (10), for a worker that waits rather
+    /// than computes; then it is killed.
+    pub parse_wall_seconds: u64,
+    /// Memory an unlock may add to its worker, in MiB (768): the 7z decoder
+    /// cap (256 MiB) plus the extraction total (100 MiB) plus the archives.
+    pub unlock_memory_mib: u64,
+    /// CPU seconds one unlock may use, all archives together (30).
+    pub unlock_cpu_seconds: u64,
+    /// Attempts at a message that never complete (worker killed, service
+    /// killed) before it is quarantined (3): rides out a crash elsewhere,
+    /// and a poison message costs at most three budgets.
+    pub max_attempts: u32,
+    /// How much larger the budget of `cases retry` is (4).
+    pub retry_budget_factor: u32,
+}
+
+impl Default for IntakeSettings {
+    fn default() -> Self {
+        IntakeSettings {
+            enabled: true,
+            poll_interval: 5,
+            workers: 2,
+            check_workers: 2,
+            parse_memory_mib: 256,
+            parse_cpu_seconds: 2,
+            parse_wall_seconds: 10,
+            unlock_memory_mib: 768,
+            unlock_cpu_seconds: 30,
+            max_attempts: 3,
+            retry_budget_factor: 4,
+        }
+    }
+}
+
+impl IntakeSettings {
+    pub fn parse_budget(&self) -> Budget {
+        Budget {
+            memory_mib: self.parse_memory_mib,
+            cpu_seconds: self.parse_cpu_seconds,
+            wall: Duration::from_secs(self.parse_wall_seconds),
+        }
+    }
+
+    /// The unlock budget; its wall time follows the extraction limit.
+    pub fn unlock_budget(&self, max_time: Duration) -> Budget {
+        Budget {
+            memory_mib: self.unlock_memory_mib,
+            cpu_seconds: self.unlock_cpu_seconds,
+            wall: max_time + Duration::from_secs(5),
+        }
+    }
 }
 
 /// Whether `subject` carries one of the policy's flags: case-insensitive,
@@ -105,32 +207,26 @@ pub fn references_in(policy: &Policy, text: &str) -> Vec<String> {
     out
 }
 
-/// One pending message, as the worker reads it.
-struct Pending {
-    id: i64,
-    mail_from: String,
-    raw: Vec<u8>,
-    received_at: i64,
-    rcpt_to: Vec<String>,
-    tls_version: Option<String>,
-    tls_cipher: Option<String>,
+/// One claimed message, as the loop reads it.
+pub(crate) struct Pending {
+    pub id: i64,
+    pub queue_id: String,
+    pub mail_from: String,
+    pub peer: String,
+    pub raw: Vec<u8>,
+    pub received_at: i64,
+    pub rcpt_to: Vec<String>,
+    pub tls_version: Option<String>,
+    pub tls_cipher: Option<String>,
+    /// Attempts started, this one included.
+    pub attempts: u32,
+    /// Why the previous attempt failed, if one did and said so.
+    pub failure: Option<String>,
+    /// >1: parse with a budget this many times larger (`cases retry`).
+    pub budget_factor: u32,
+    /// The `unparsed` case this message already has, if any.
+    pub case_id: Option<i64>,
 }
-
-/// The intake worker over one store.
-pub struct Intake {
-    store: Store,
-    policies: Arc<PolicySet>,
-    limits: MimeLimits,
-    receipts: Receipts,
-    /// Filing failures per message id. A message that keeps failing (a
-    /// database refusal, not a parse error) is quarantined after
-    /// `MAX_FILING_FAILURES`, so it cannot block the queue.
-    failures: std::sync::Mutex<std::collections::HashMap<i64, u32>>,
-}
-
-/// Failed filing attempts before a message is quarantined. Three rides out
-/// a transient lock timeout or a restarting database.
-const MAX_FILING_FAILURES: u32 = 3;
 
 /// What intake needs to queue receipts.
 #[derive(Debug, Clone)]
@@ -140,14 +236,31 @@ pub struct Receipts {
     pub outbound: OutboundConfig,
 }
 
+/// The intake loop over one store.
+pub struct Intake {
+    store: Store,
+    policies: Arc<PolicySet>,
+    limits: MimeLimits,
+    receipts: Receipts,
+    workers: Arc<WorkerPool>,
+    settings: IntakeSettings,
+}
+
 impl Intake {
-    pub fn new(store: Store, policies: Arc<PolicySet>, receipts: Receipts) -> Self {
+    pub fn new(
+        store: Store,
+        policies: Arc<PolicySet>,
+        receipts: Receipts,
+        workers: Arc<WorkerPool>,
+        settings: IntakeSettings,
+    ) -> Self {
         Intake {
             store,
             policies,
             limits: MimeLimits::default(),
             receipts,
-            failures: Default::default(),
+            workers,
+            settings,
         }
     }
 
@@ -160,75 +273,130 @@ impl Intake {
         Ok(out)
     }
 
-    /// Files the oldest pending message, if any.
-    ///
-    /// PostgreSQL, where several receivers may share the database: the
-    /// message is claimed `FOR UPDATE SKIP LOCKED` inside the filing
-    /// transaction, so each worker takes a different one and none waits.
-    /// SQLite, one node: it is read and parsed first, so the write lock is
-    /// held only for the short filing transaction; filing re-checks that the
-    /// message is still pending, so it can never be filed twice.
+    /// Claims the oldest pending message and takes one attempt at it.
     async fn file_next(&self, conn: &mut AnyConnection) -> Result<Option<Filed>, IntakeError> {
-        let begin = case_store::begin_write(conn);
-        let (id, attempt) = if begin == "BEGIN" {
-            let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
-            let Some(p) =
-                next_pending(&mut tx, " FOR UPDATE SKIP LOCKED", self.store.sealer()).await?
-            else {
-                tx.commit().await?;
-                return Ok(None);
-            };
-            let parsed = self.parse(&p).await;
-            let attempt = match self.record(&mut tx, &p, parsed).await {
-                Ok(filed) => tx.commit().await.map(|()| filed).map_err(IntakeError::from),
-                Err(e) => Err(e),
-            };
-            (p.id, attempt)
+        let now = jiff::Timestamp::now().as_second();
+        let lease = self.lease(1).as_secs() as i64;
+        let Some(p) = claim_next(conn, self.store.sealer(), now, lease).await? else {
+            return Ok(None);
+        };
+        let policy = p.rcpt_to.iter().find_map(|r| self.policies.for_address(r));
+        let filed = if p.attempts > self.settings.max_attempts {
+            let reason = p.failure.clone().unwrap_or_else(|| {
+                format!(
+                    "intake did not complete in {} attempts (the service stopped while parsing it)",
+                    self.settings.max_attempts
+                )
+            });
+            self.quarantine(conn, &p, policy, &reason).await?
+        } else if let Some(policy) = policy {
+            self.attempt(conn, &p, policy).await?
         } else {
-            let Some(p) = next_pending(conn, "", self.store.sealer()).await? else {
-                return Ok(None);
-            };
-            let parsed = self.parse(&p).await;
-            let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
-            let attempt = match self.record(&mut tx, &p, parsed).await {
-                Ok(filed) => tx.commit().await.map(|()| filed).map_err(IntakeError::from),
-                Err(e) => Err(e),
-            };
-            (p.id, attempt)
+            self.quarantine(conn, &p, None, "no policy owns any recipient")
+                .await?
         };
-        let filed = match attempt {
-            Ok(filed) => {
-                self.failures
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&id);
-                filed
-            }
-            Err(e) => {
-                let count = {
-                    let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-                    let n = map.entry(id).or_insert(0);
-                    *n += 1;
-                    *n
-                };
-                if count < MAX_FILING_FAILURES {
-                    return Err(e);
-                }
-                self.failures
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&id);
-                quarantine(conn, id, &format!("filing failed {count} times: {e}")).await?
-            }
-        };
-        match &filed {
-            Filed::NewCase { reference, kind } => {
-                info!(%reference, kind = kind.as_str(), "case opened")
-            }
-            Filed::Correspondence { reference } => info!(%reference, "correspondence filed"),
-            Filed::Quarantined { reason } => warn!(reason, "message quarantined"),
-        }
+        log(&p.queue_id, &filed);
         Ok(Some(filed))
+    }
+
+    /// The lease on a claimed message: longer than any attempt can take,
+    /// so another receiver never takes a message that is being parsed.
+    fn lease(&self, factor: u32) -> Duration {
+        self.settings.parse_budget().scaled(factor).wall + Duration::from_secs(60)
+    }
+
+    async fn attempt(
+        &self,
+        conn: &mut AnyConnection,
+        p: &Pending,
+        policy: &Policy,
+    ) -> Result<Filed, IntakeError> {
+        let parsed = if p.budget_factor > 1 {
+            worker::pool::analyse_once(
+                self.workers.budget().scaled(p.budget_factor),
+                self.workers.policies(),
+                &p.raw,
+                Some(&policy.id),
+                &self.limits,
+            )
+            .await
+        } else {
+            self.workers
+                .analyse(&p.raw, Some(&policy.id), &self.limits)
+                .await
+        };
+        let analysis = match parsed {
+            Ok((Ok(a), stats)) => {
+                info!(queue_id = %p.queue_id, cpu_ms = stats.cpu_ms, peak_rss_kib = stats.peak_rss_kib, "parsed");
+                a
+            }
+            // Beyond the MIME limits: the same every time, so at once.
+            Ok((Err(reason), _)) => return self.quarantine(conn, p, Some(policy), &reason).await,
+            Err(failure) if failure.blames_message() => {
+                let reason = failure.to_string();
+                if p.attempts >= self.settings.max_attempts {
+                    return self.quarantine(conn, p, Some(policy), &reason).await;
+                }
+                release(conn, p.id, Some(&reason)).await?;
+                return Ok(Filed::Retrying { reason });
+            }
+            // No worker could run: not the message's fault.
+            Err(failure) => {
+                unclaim(conn, p.id).await?;
+                return Err(failure.into());
+            }
+        };
+        match filing::file(
+            conn,
+            &self.store,
+            policy,
+            &self.receipts,
+            p,
+            analysis,
+            jiff::Timestamp::now().as_second(),
+        )
+        .await
+        {
+            Ok(filed) => Ok(filed),
+            Err(e) => {
+                // A database refusal: recorded like any failed attempt, so
+                // a message the database keeps refusing is quarantined.
+                let reason = format!("filing failed: {e}");
+                if p.attempts >= self.settings.max_attempts {
+                    return self.quarantine(conn, p, Some(policy), &reason).await;
+                }
+                release(conn, p.id, Some(&reason)).await?;
+                Ok(Filed::Retrying { reason })
+            }
+        }
+    }
+
+    /// Quarantines `p`, opening an `unparsed` case for its organisation.
+    async fn quarantine(
+        &self,
+        conn: &mut AnyConnection,
+        p: &Pending,
+        policy: Option<&Policy>,
+        reason: &str,
+    ) -> Result<Filed, IntakeError> {
+        let sealer = self.store.sealer();
+        match filing::quarantine(conn, sealer, policy, p, reason, now()).await {
+            Ok(reference) => Ok(Filed::Quarantined {
+                reason: reason.to_owned(),
+                reference,
+            }),
+            // The database refuses the case too: the message is still
+            // quarantined, so it cannot hold the queue.
+            Err(e) if policy.is_some() => {
+                let reason = format!("{reason}; no case could be opened for it: {e}");
+                filing::quarantine(conn, sealer, None, p, &reason, now()).await?;
+                Ok(Filed::Quarantined {
+                    reason,
+                    reference: None,
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Runs until `stop` fires: drains, then waits for `wake` or `every`.
@@ -256,269 +424,114 @@ impl Intake {
             }
         }
     }
+}
 
-    /// Parses off the async runtime: hostile MIME is CPU work and may panic
-    /// inside the parser; the panic is caught and becomes a reason.
-    async fn parse(&self, p: &Pending) -> Result<Mail, String> {
-        let limits = self.limits.clone();
-        let raw = p.raw.clone();
-        tokio::task::spawn_blocking(move || {
-            std::panic::catch_unwind(|| mime::parse(&raw, &limits))
-                .map_err(|_| "the MIME parser panicked".to_owned())
-        })
-        .await
-        .map_err(|e| format!("intake task failed: {e}"))
-        .and_then(|r| r)
-        .and_then(|r| r.map_err(|e| e.to_string()))
-    }
+fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
 
-    /// Files one message inside the caller's transaction.
-    async fn record(
-        &self,
-        tx: &mut AnyConnection,
-        p: &Pending,
-        parsed: Result<Mail, String>,
-    ) -> Result<Filed, IntakeError> {
-        let Some(policy) = p.rcpt_to.iter().find_map(|r| self.policies.for_address(r)) else {
-            return quarantine(tx, p.id, "no policy owns any recipient").await;
-        };
-        let mail = match parsed {
-            Ok(mail) => mail,
-            Err(reason) => return quarantine(tx, p.id, &reason).await,
-        };
-        match classify(tx, policy, &mail).await? {
-            Classification::Reply(reference, case_id) => {
-                let detail = format!("correspondence received: {}", mail.subject);
-                case_store::add_event(
-                    tx,
-                    self.store.sealer(),
-                    case_id,
-                    p.received_at,
-                    "correspondence",
-                    "intake",
-                    &detail,
-                    Some(p.id),
-                )
-                .await?;
-                mark_filed(tx, p.id, case_id).await?;
-                Ok(Filed::Correspondence { reference })
-            }
-            classification => {
-                let kind = if classification == Classification::Flagged {
-                    CaseKind::Disclosure
-                } else {
-                    CaseKind::Unflagged
-                };
-                let new = new_case(policy, kind, &mail, p);
-                let (case_id, reference) =
-                    case_store::insert(tx, self.store.sealer(), &new).await?;
-                if kind == CaseKind::Disclosure {
-                    self.queue_receipt(tx, policy, case_id, &reference, &mail, &new, p)
-                        .await?;
-                }
-                mark_filed(tx, p.id, case_id).await?;
-                Ok(Filed::NewCase { reference, kind })
-            }
+fn log(queue_id: &str, filed: &Filed) {
+    match filed {
+        Filed::NewCase { reference, kind } => {
+            info!(%queue_id, %reference, kind = kind.as_str(), "case opened")
         }
+        Filed::Correspondence {
+            reference,
+            from_reporter,
+        } => info!(%queue_id, %reference, from_reporter, "follow-up filed"),
+        Filed::Refiled { reference } => info!(%queue_id, %reference, "parsed on retry"),
+        Filed::Quarantined { reason, reference } => {
+            warn!(%queue_id, reason, case = reference.as_deref().unwrap_or("-"), "message quarantined")
+        }
+        Filed::Retrying { reason } => warn!(%queue_id, reason, "intake attempt failed"),
     }
 }
 
-impl Intake {
-    /// The receipt, in the report's language, or a suppressed entry saying
-    /// why there is none. Unflagged mail gets no receipt: it may not be a
-    /// report at all.
-    #[allow(clippy::too_many_arguments)]
-    async fn queue_receipt(
-        &self,
-        conn: &mut AnyConnection,
-        policy: &Policy,
-        case_id: i64,
-        reference: &str,
-        mail: &Mail,
-        new: &NewCase,
-        p: &Pending,
-    ) -> Result<(), sqlx::Error> {
-        let to = mail.from_address.as_deref().filter(|_| !new.anonymous);
-        let now = jiff::Timestamp::now().as_second();
-        if let Some(reason) = outbound::refusal(to, &p.mail_from, mail.auto_submitted.as_deref()) {
-            return outbound::record_suppressed(conn, case_id, to, reason, now).await;
-        }
-        let Some(to) = to else { return Ok(()) };
-        let danish = new.fields.language == Some(report::Language::Da);
-        let (subject, body) = outbound::compose(policy, danish, reference, &mail.subject);
-        let message_id = format!("<{reference}.receipt@{}>", self.receipts.hostname);
-        let parent = mail.message_id.as_deref().map(|id| format!("<{id}>"));
-        outbound::enqueue_receipt(
-            conn,
-            self.store.sealer(),
-            &self.receipts.outbound,
-            case_id,
-            to,
-            &subject,
-            &body,
-            &message_id,
-            parent.as_deref(),
-            now,
-        )
-        .await?;
-        Ok(())
-    }
-}
-
-async fn classify(
+/// Claims the oldest pending message no other receiver holds: counts the
+/// attempt and takes a lease, in a committed transaction, before anything
+/// parses it. On PostgreSQL the row is locked `FOR UPDATE SKIP LOCKED`
+/// while claiming, so two receivers never claim the same message.
+async fn claim_next(
     conn: &mut AnyConnection,
-    policy: &Policy,
-    mail: &Mail,
-) -> Result<Classification, sqlx::Error> {
-    let mut candidates = references_in(policy, &mail.subject);
-    for id in &mail.refers_to {
-        candidates.extend(references_in(policy, id));
-    }
-    for reference in candidates {
-        if let Some(id) = case_store::find(conn, &policy.id, &reference).await? {
-            return Ok(Classification::Reply(reference, id));
-        }
-    }
-    Ok(if is_flagged(policy, &mail.subject) {
-        Classification::Flagged
-    } else {
-        Classification::Unflagged
-    })
-}
-
-fn new_case(policy: &Policy, kind: CaseKind, mail: &Mail, p: &Pending) -> NewCase {
-    let mut text = mail.text.clone();
-    for f in &mail.forwarded_text {
-        text.push_str("\n\n");
-        text.push_str(f);
-    }
-    let fields = report::extract(&text, Some(policy));
-    let mut suggestions = report::suggestions(&text, policy);
-    let deadlines = policy.deadlines(
-        jiff::Timestamp::from_second(p.received_at).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
-    );
-    let anonymous = mail
-        .from_address
-        .as_deref()
-        .is_none_or(|a| a.is_empty() || !a.contains('@'));
-    let mut locked = false;
-    let evidence = mail
-        .attachments
-        .iter()
-        .map(|a| {
-            let sniffed = mime::sniff_image(&a.data);
-            let info = archive::inspect(&a.data);
-            if let Some(info) = &info {
-                locked |= info.is_encrypted();
-                if info.encryption == "zipcrypto" || info.encryption == "mixed" && info.format == archive::Format::Zip {
-                    suggestions.push(report::Suggestion {
-                        kind: "warning".into(),
-                        name: "zipcrypto".into(),
-                        label: "Legacy ZipCrypto encryption is weak: ask the reporter to use AES-256 (7z or zip) next time"
-                            .into(),
-                        matched: a.name.clone().unwrap_or_else(|| "(unnamed attachment)".into()),
-                    });
-                }
-            }
-            NewEvidence {
-                screenshot: sniffed.is_some(),
-                opened: false,
-                archive: info.and_then(|i| serde_json::to_string(&i).ok()),
-                name: a.name.clone(),
-                declared_type: a.declared_type.clone(),
-                sniffed_type: sniffed.map(str::to_owned),
-                forwarded: a.forwarded,
-                data: a.data.clone(),
-            }
-        })
-        .collect();
-    NewCase {
-        org: policy.id.clone(),
-        state: if locked {
-            CaseState::AwaitingPassword
-        } else {
-            CaseState::New
-        },
-        reference_prefix: policy.reference_prefix.clone(),
-        kind,
-        subject: mail.subject.clone(),
-        reporter_name: mail.from_name.clone(),
-        reporter_address: mail.from_address.clone(),
-        anonymous,
-        fields,
-        suggestions,
-        tls_version: p.tls_version.clone(),
-        tls_cipher: p.tls_cipher.clone(),
-        authentication_results: mail.authentication_results.clone(),
-        message_id: mail.message_id.clone(),
-        received_at: p.received_at,
-        acknowledge_by: deadlines.acknowledge_by.as_second(),
-        feedback_by: deadlines.feedback_by.as_second(),
-        message_row: p.id,
-        evidence,
-    }
-}
-
-async fn next_pending(
-    conn: &mut AnyConnection,
-    lock: &'static str,
     sealer: &Sealer,
+    now: i64,
+    lease: i64,
 ) -> Result<Option<Pending>, IntakeError> {
     use sqlx::Row;
+    let backend = crate::store::Backend::of(conn);
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, backend.begin_write()).await?;
     let sql = format!(
-        "SELECT id, queue_id, mail_from, raw, received_at, rcpt_to, tls_version, tls_cipher FROM messages
-         WHERE state = 'pending' ORDER BY id LIMIT 1{lock}"
+        "SELECT id, queue_id, mail_from, peer, raw, received_at, rcpt_to, tls_version, tls_cipher,
+                intake_attempts, intake_failure, budget_factor, case_id
+         FROM messages WHERE state = 'pending' AND (claimed_until IS NULL OR claimed_until < $1)
+         ORDER BY id LIMIT 1{}",
+        backend.skip_locked()
     );
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .fetch_optional(&mut *conn)
+    let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?
+    else {
+        tx.commit().await?;
+        return Ok(None);
+    };
+    let id: i64 = r.try_get("id")?;
+    let attempts = r.try_get::<i64, _>("intake_attempts")? + 1;
+    sqlx::query("UPDATE messages SET intake_attempts = $1, claimed_until = $2 WHERE id = $3")
+        .bind(attempts)
+        .bind(now + lease)
+        .bind(id)
+        .execute(&mut *tx)
         .await?;
-    let Some(r) = row else { return Ok(None) };
+    tx.commit().await?;
     let rcpt: String = r.try_get("rcpt_to")?;
     let queue_id: String = r.try_get("queue_id")?;
     let sealed: Vec<u8> = r.try_get("raw")?;
     Ok(Some(Pending {
-        id: r.try_get("id")?,
-        mail_from: r.try_get("mail_from")?,
+        id,
         raw: sealer
             .open(&format!("message:{queue_id}"), &sealed)
             .map_err(crate::store::StoreError::from)?,
+        queue_id,
+        mail_from: r.try_get("mail_from")?,
+        peer: r.try_get("peer")?,
         received_at: r.try_get("received_at")?,
         rcpt_to: serde_json::from_str(&rcpt).unwrap_or_default(),
         tls_version: r.try_get("tls_version")?,
         tls_cipher: r.try_get("tls_cipher")?,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        failure: r.try_get("intake_failure")?,
+        budget_factor: u32::try_from(r.try_get::<i64, _>("budget_factor")?.max(1)).unwrap_or(1),
+        case_id: r.try_get("case_id")?,
     }))
 }
 
-async fn mark_filed(
+/// Ends a failed attempt: the reason is kept, the lease released, the
+/// attempt stays counted.
+async fn release(
     conn: &mut AnyConnection,
     message: i64,
-    case_id: i64,
+    reason: Option<&str>,
 ) -> Result<(), sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE messages SET state = 'filed', case_id = $1 WHERE id = $2 AND state = 'pending'",
+    sqlx::query(
+        "UPDATE messages SET claimed_until = NULL, intake_failure = COALESCE($1, intake_failure)
+         WHERE id = $2 AND state = 'pending'",
     )
-    .bind(case_id)
+    .bind(reason)
     .bind(message)
     .execute(&mut *conn)
     .await?;
-    if done.rows_affected() != 1 {
-        // Filed by someone else meanwhile: roll back rather than file twice.
-        return Err(sqlx::Error::RowNotFound);
-    }
     Ok(())
 }
 
-async fn quarantine(
-    conn: &mut AnyConnection,
-    message: i64,
-    reason: &str,
-) -> Result<Filed, IntakeError> {
-    sqlx::query("UPDATE messages SET state = 'quarantined', quarantine_reason = $1 WHERE id = $2 AND state = 'pending'")
-        .bind(reason)
-        .bind(message)
-        .execute(&mut *conn)
-        .await?;
-    Ok(Filed::Quarantined {
-        reason: reason.to_owned(),
-    })
+/// Gives a claim back uncounted (no worker could run: not the message).
+async fn unclaim(conn: &mut AnyConnection, message: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE messages SET claimed_until = NULL, intake_attempts = intake_attempts - 1
+         WHERE id = $1 AND state = 'pending'",
+    )
+    .bind(message)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }

@@ -8,7 +8,7 @@
 //! is bounded. Pure functions: no I/O.
 
 use crate::policy::Policy;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Longest text kept per field; reports longer than this keep the whole
 /// message as evidence anyway.
@@ -16,7 +16,7 @@ const MAX_FIELD: usize = 64 * 1024;
 /// Assets, ids and suggestions kept per report.
 const MAX_ITEMS: usize = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
     Da,
@@ -32,20 +32,20 @@ impl Language {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cvss {
     pub vector: String,
     pub score: f64,
     pub severity: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Asset {
     pub value: String,
     pub in_scope: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Suggestion {
     /// `out-of-scope` or `routing`.
     pub kind: String,
@@ -56,7 +56,7 @@ pub struct Suggestion {
     pub matched: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReportFields {
     pub description: Option<String>,
     pub steps: Option<String>,

@@ -1,31 +1,44 @@
 //! Unlocking a case's encrypted archives with the out-of-band password.
 //!
-//! The same function serves the CLI (`disclosure-mx unlock`) and, later, the
-//! analyst web interface. The password is held in a `Zeroizing` buffer,
-//! handed to the extractor off the async runtime, never stored and never
-//! logged; attempts are recorded on the case (who, when; never the
-//! password) and limited per case.
+//! The same `Unlocker` serves the CLI (`disclosure-mx unlock`) and the web
+//! interface. Every attempt follows one order:
 //!
-//! With the right password every archive that opens is extracted under the
-//! caps; report text found inside (txt, md, html, eml) fills the case fields
-//! the mail left empty, exactly as for a report sent in the clear; images
-//! become screenshots, anything else evidence. An archive that hits a cap or
-//! is damaged is recorded with its reason and no longer blocks the case.
+//! 1. wait for this case's turn: one unlock per case at a time in this
+//!    process (others queue), and a lock row in the database across
+//!    receivers and the CLI;
+//! 2. in one write transaction, check the failure limit and record the
+//!    attempt — before any work, so simultaneous guesses cannot slip past
+//!    the limit between the check and the record;
+//! 3. open at most `max_archives` archives in one parse worker under one
+//!    deadline and one byte budget for all of them (`extract_all`), with
+//!    7zAES key derivation capped at 2^19 rounds;
+//! 4. in one write transaction, file what was opened and close the attempt.
+//!
+//! The password is held in zeroizing buffers, handed to the worker through
+//! its pipe, never stored and never logged; attempts are recorded on the
+//! case (who, when; never the password). With the right password every
+//! archive that opens is extracted; report text found inside fills the case
+//! fields the mail left empty; images become screenshots, anything else
+//! evidence. An archive that hits a cap or is damaged is recorded with its
+//! reason and no longer holds the case.
 
-use super::extract::{self, ExtractError, ExtractLimits, Extracted};
-use super::{archive, mime, report};
+use super::analysis::{ArchiveOutcome, OpenedFile};
+use super::extract::{ExtractError, ExtractLimits};
+use super::worker::{Budget, Failure, Worker};
 use crate::audit::{self, Who};
 use crate::cases::CaseState;
-use crate::cases::store::{self as case_store, NewEvidence, begin_write};
+use crate::cases::store::{self as case_store, NewEvidence};
 use crate::policy::PolicySet;
-use crate::store::Store;
 use crate::store::seal::Sealer;
+use crate::store::{Backend, Store};
 use sqlx::{AnyConnection, Row};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
 
 /// Failed attempts allowed per case in `ATTEMPT_WINDOW` seconds. The
 /// password is long and random in practice; five tries cover typos and stop
-/// guessing through this door.
+/// guessing through this door. An attempt still running counts as failed.
 pub const MAX_FAILED_ATTEMPTS: i64 = 5;
 /// The window, in seconds, over which failed attempts count.
 pub const ATTEMPT_WINDOW: i64 = 15 * 60;
@@ -38,12 +51,18 @@ pub enum UnlockError {
     NothingLocked(String),
     #[error("too many failed attempts on this case; try again in {0} minutes")]
     TooManyAttempts(i64),
+    #[error("another unlock of this case is running; try again when it has finished")]
+    Busy,
     #[error("wrong password: nothing was changed")]
     WrongPassword,
+    #[error("the archives could not be opened: {0}")]
+    Worker(#[from] Failure),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Case(#[from] case_store::CaseError),
 }
 
 /// What an unlock did.
@@ -55,297 +74,426 @@ pub struct UnlockOutcome {
     pub extracted_files: usize,
     /// Case fields filled from report text found inside.
     pub fields_filled: Vec<&'static str>,
+    /// Locked archives beyond `max_archives`, left for another attempt.
+    pub left_locked: usize,
 }
 
 struct Locked {
     id: i64,
+    object_id: String,
     name: String,
     data: Vec<u8>,
 }
 
-/// Unlocks every locked archive of case `reference` that opens with
-/// `password`.
-pub async fn unlock(
-    store: &Store,
-    policies: &PolicySet,
-    reference: &str,
-    password: Zeroizing<String>,
-    who: &Who<'_>,
-    limits: &ExtractLimits,
-) -> Result<UnlockOutcome, UnlockError> {
-    let now = jiff::Timestamp::now().as_second();
-    let mut conn = store.connection().await?;
-    let row = sqlx::query("SELECT id, org, state FROM cases WHERE reference = $1")
-        .bind(reference)
-        .fetch_optional(&mut conn)
-        .await?
-        .ok_or_else(|| UnlockError::NotFound(reference.to_owned()))?;
-    let case_id: i64 = row.try_get("id")?;
-    let org: String = row.try_get("org")?;
-    let state: String = row.try_get("state")?;
+/// Unlocks cases' archives; one per process, shared by its doors.
+pub struct Unlocker {
+    store: Store,
+    policies: Arc<PolicySet>,
+    budget: Budget,
+    limits: ExtractLimits,
+    /// A queue per case: one unlock of a case runs at a time here.
+    turns: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+}
 
-    let (failed,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM case_events WHERE case_id = $1 AND kind = 'unlock-failed' AND at > $2")
-            .bind(case_id)
-            .bind(now - ATTEMPT_WINDOW)
-            .fetch_one(&mut conn)
-            .await?;
-    if failed >= MAX_FAILED_ATTEMPTS {
-        audit::record_now(
+impl Unlocker {
+    pub fn new(
+        store: Store,
+        policies: Arc<PolicySet>,
+        budget: Budget,
+        limits: ExtractLimits,
+    ) -> Unlocker {
+        Unlocker {
+            store,
+            policies,
+            budget,
+            limits,
+            turns: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn turn(&self, case_id: i64) -> Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget cases nobody waits on, so the map stays small.
+        turns.retain(|_, t| Arc::strong_count(t) > 1);
+        Arc::clone(turns.entry(case_id).or_default())
+    }
+
+    /// Unlocks the locked archives of case `reference` that open with
+    /// `password`.
+    pub async fn unlock(
+        &self,
+        reference: &str,
+        password: Zeroizing<String>,
+        who: &Who<'_>,
+    ) -> Result<UnlockOutcome, UnlockError> {
+        let mut conn = self.store.connection().await?;
+        let row = sqlx::query("SELECT id, org FROM cases WHERE reference = $1")
+            .bind(reference)
+            .fetch_optional(&mut conn)
+            .await?
+            .ok_or_else(|| UnlockError::NotFound(reference.to_owned()))?;
+        let case_id: i64 = row.try_get("id")?;
+        let org: String = row.try_get("org")?;
+        let turn = self.turn(case_id);
+        let _turn = turn.lock().await;
+
+        let holder = case_store::object_id();
+        let attempt = begin_attempt(
             &mut conn,
-            store.sealer(),
+            self.store.sealer(),
+            case_id,
+            reference,
+            &holder,
+            self.budget.wall.as_secs() as i64 + 60,
+            who,
+        )
+        .await?;
+        let result = self
+            .attempt(&mut conn, case_id, &org, reference, attempt, password, who)
+            .await;
+        // The lock goes whatever happened; a crash leaves it to expire.
+        sqlx::query("DELETE FROM unlock_locks WHERE case_id = $1 AND holder = $2")
+            .bind(case_id)
+            .bind(&holder)
+            .execute(&mut conn)
+            .await?;
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt(
+        &self,
+        conn: &mut AnyConnection,
+        case_id: i64,
+        org: &str,
+        reference: &str,
+        attempt: i64,
+        password: Zeroizing<String>,
+        who: &Who<'_>,
+    ) -> Result<UnlockOutcome, UnlockError> {
+        let sealer = self.store.sealer();
+        let mut locked = load_locked(conn, sealer, case_id).await?;
+        if locked.is_empty() {
+            close_attempt(conn, attempt, "nothing-locked").await?;
+            return Err(UnlockError::NothingLocked(reference.to_owned()));
+        }
+        let left_locked = locked.len().saturating_sub(self.limits.max_archives);
+        locked.truncate(self.limits.max_archives);
+        let archives: Vec<&[u8]> = locked.iter().map(|l| l.data.as_slice()).collect();
+        let opened = async {
+            let mut worker = Worker::spawn(self.budget, self.policies.sources()).await?;
+            worker
+                .open_archives(password.as_bytes(), &archives, Some(org), &self.limits)
+                .await
+        }
+        .await;
+        drop(password);
+        let (opened, _) = match opened {
+            Ok(o) => o,
+            Err(failure) => {
+                let detail = failure.to_string();
+                close_attempt(conn, attempt, "failed").await?;
+                let mut tx = begin(conn).await?;
+                case_store::add_event(
+                    &mut tx,
+                    sealer,
+                    case_id,
+                    now(),
+                    "unlock-failed",
+                    who.actor,
+                    &detail,
+                    None,
+                )
+                .await?;
+                audit::record(
+                    &mut tx,
+                    sealer,
+                    &who.entry(
+                        "unlock-failed",
+                        reference,
+                        "the extraction did not complete",
+                    ),
+                )
+                .await?;
+                tx.commit().await?;
+                return Err(failure.into());
+            }
+        };
+
+        let now = now();
+        if opened
+            .archives
+            .iter()
+            .all(|o| matches!(o, ArchiveOutcome::Failed(ExtractError::WrongPassword)))
+        {
+            let mut tx = begin(conn).await?;
+            close_attempt(&mut tx, attempt, "wrong-password").await?;
+            case_store::add_event(
+                &mut tx,
+                sealer,
+                case_id,
+                now,
+                "unlock-failed",
+                who.actor,
+                "wrong password",
+                None,
+            )
+            .await?;
+            audit::record(
+                &mut tx,
+                sealer,
+                &who.entry("unlock-failed", reference, "wrong password"),
+            )
+            .await?;
+            tx.commit().await?;
+            return Err(UnlockError::WrongPassword);
+        }
+
+        let mut tx = begin(conn).await?;
+        let mut outcome = UnlockOutcome {
+            opened: 0,
+            refused: Vec::new(),
+            extracted_files: 0,
+            fields_filled: Vec::new(),
+            left_locked,
+        };
+        for (l, result) in locked.iter().zip(opened.archives) {
+            match result {
+                ArchiveOutcome::Opened { files, symlinks } => {
+                    outcome.opened += 1;
+                    outcome.extracted_files += files.len();
+                    store_extracted(&mut tx, sealer, case_id, l.id, files, &symlinks, now).await?;
+                    case_store::mark_opened(&mut tx, sealer, l.id, &l.object_id, now, None).await?;
+                }
+                // Another archive of the case took this password; this one
+                // stays locked for its own.
+                ArchiveOutcome::Failed(ExtractError::WrongPassword) => {}
+                ArchiveOutcome::Failed(e) => {
+                    let problem = e.to_string();
+                    case_store::mark_opened(
+                        &mut tx,
+                        sealer,
+                        l.id,
+                        &l.object_id,
+                        now,
+                        Some(&problem),
+                    )
+                    .await?;
+                    outcome.refused.push(format!("{}: {problem}", l.name));
+                }
+            }
+        }
+        if let Some(fields) = &opened.fields {
+            outcome.fields_filled =
+                case_store::fill_empty_fields(&mut tx, sealer, case_id, reference, fields).await?;
+        }
+        let mut detail = format!(
+            "opened {} archive(s), {} file(s) extracted",
+            outcome.opened, outcome.extracted_files
+        );
+        for r in &outcome.refused {
+            detail.push_str(&format!("; refused {r}"));
+        }
+        if left_locked > 0 {
+            detail.push_str(&format!(
+                "; {left_locked} archive(s) left for another attempt (limit max_archives)"
+            ));
+        }
+        case_store::add_event(
+            &mut tx, sealer, case_id, now, "unlocked", who.actor, &detail, None,
+        )
+        .await?;
+        let summary = format!(
+            "opened {} archive(s), refused {}",
+            outcome.opened,
+            outcome.refused.len()
+        );
+        audit::record(&mut tx, sealer, &who.entry("unlocked", reference, &summary)).await?;
+        close_attempt(&mut tx, attempt, "opened").await?;
+        let (still_locked, state): (i64, String) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM case_evidence WHERE case_id = $1 AND archive_locked = 1), state
+             FROM cases WHERE id = $1",
+        )
+        .bind(case_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if still_locked == 0 && CaseState::parse(&state) == Some(CaseState::AwaitingPassword) {
+            case_store::transition_in(
+                &mut tx,
+                sealer,
+                reference,
+                CaseState::New,
+                Some("all archives opened"),
+                who,
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+}
+
+fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+async fn begin(conn: &mut AnyConnection) -> Result<sqlx::Transaction<'_, sqlx::Any>, sqlx::Error> {
+    let begin = Backend::of(conn).begin_write();
+    sqlx::Connection::begin_with(conn, begin).await
+}
+
+/// Checks the limit and the lock, and records the attempt, in one write
+/// transaction; returns the attempt's id.
+async fn begin_attempt(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    case_id: i64,
+    reference: &str,
+    holder: &str,
+    lease: i64,
+    who: &Who<'_>,
+) -> Result<i64, UnlockError> {
+    let now = now();
+    let mut tx = begin(conn).await?;
+    let busy: Option<(i64,)> = sqlx::query_as(
+        "SELECT expires_at FROM unlock_locks WHERE case_id = $1 AND expires_at > $2",
+    )
+    .bind(case_id)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if busy.is_some() {
+        tx.commit().await?;
+        return Err(UnlockError::Busy);
+    }
+    let (failed,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM unlock_attempts
+         WHERE case_id = $1 AND at > $2 AND (outcome IS NULL OR outcome = 'wrong-password')",
+    )
+    .bind(case_id)
+    .bind(now - ATTEMPT_WINDOW)
+    .fetch_one(&mut *tx)
+    .await?;
+    if failed >= MAX_FAILED_ATTEMPTS {
+        audit::record(
+            &mut tx,
+            sealer,
             &who.entry("unlock-refused", reference, "too many failed attempts"),
         )
         .await?;
+        tx.commit().await?;
         return Err(UnlockError::TooManyAttempts(ATTEMPT_WINDOW / 60));
     }
-
-    let sealer = store.sealer();
-    let locked: Vec<Locked> = sqlx::query(
-        "SELECT id, name, data, archive, object_id FROM case_evidence
-         WHERE case_id = $1 AND archive IS NOT NULL AND opened_at IS NULL ORDER BY id",
+    let (attempt,): (i64,) = sqlx::query_as(
+        "INSERT INTO unlock_attempts (case_id, at, actor) VALUES ($1, $2, $3) RETURNING id",
     )
     .bind(case_id)
-    .fetch_all(&mut conn)
-    .await?
-    .iter()
-    .filter(|r| {
-        r.try_get::<String, _>("archive")
-            .ok()
-            .and_then(|a| serde_json::from_str::<archive::ArchiveInfo>(&a).ok())
-            .is_some_and(|i| i.is_encrypted())
-    })
-    .map(|r| {
-        let aad = format!(
-            "evidence:{}",
-            r.try_get::<Option<String>, _>("object_id")?
-                .unwrap_or_default()
-        );
-        let sealed_name: Option<String> = r.try_get("name")?;
-        let sealed: Vec<u8> = r.try_get("data")?;
-        Ok(Locked {
-            id: r.try_get("id")?,
-            name: sealer
-                .open_opt(&format!("{aad}:name"), sealed_name)
-                .map_err(crate::store::StoreError::from)?
-                .unwrap_or_else(|| "(unnamed)".into()),
-            data: sealer
-                .open(&aad, &sealed)
-                .map_err(crate::store::StoreError::from)?,
-        })
-    })
-    .collect::<Result<_, UnlockError>>()?;
-    if locked.is_empty() {
-        return Err(UnlockError::NothingLocked(reference.to_owned()));
-    }
-
-    // Extraction is CPU work on hostile input: off the runtime, panics
-    // caught, the password copied into a buffer that is wiped on drop.
-    let mut results = Vec::new();
-    for l in &locked {
-        let (data, pw, limits) = (
-            l.data.clone(),
-            Zeroizing::new(password.as_str().to_owned()),
-            limits.clone(),
-        );
-        let result = tokio::task::spawn_blocking(move || {
-            std::panic::catch_unwind(|| extract::extract(&data, &pw, &limits))
-                .unwrap_or_else(|_| Err(ExtractError::Damaged("the extractor panicked".into())))
-        })
-        .await
-        .unwrap_or_else(|e| {
-            Err(ExtractError::Damaged(format!(
-                "extraction task failed: {e}"
-            )))
-        });
-        results.push(result);
-    }
-    drop(password);
-
-    if results
-        .iter()
-        .all(|r| matches!(r, Err(ExtractError::WrongPassword)))
-    {
-        case_store::add_event(
-            &mut conn,
-            store.sealer(),
-            case_id,
-            now,
-            "unlock-failed",
-            who.actor,
-            "wrong password",
-            None,
-        )
-        .await?;
-        audit::record_now(
-            &mut conn,
-            store.sealer(),
-            &who.entry("unlock-failed", reference, "wrong password"),
-        )
-        .await?;
-        return Err(UnlockError::WrongPassword);
-    }
-
-    let policy = policies.get(&org);
-    let begin = begin_write(&conn);
-    let mut tx = sqlx::Connection::begin_with(&mut conn, begin).await?;
-    let mut outcome = UnlockOutcome {
-        opened: 0,
-        refused: Vec::new(),
-        extracted_files: 0,
-        fields_filled: Vec::new(),
-    };
-    let mut report_text = String::new();
-    for (l, result) in locked.iter().zip(results) {
-        match result {
-            Ok(extracted) => {
-                outcome.opened += 1;
-                outcome.extracted_files +=
-                    store_extracted(&mut tx, sealer, case_id, l.id, &extracted, now).await?;
-                for f in extracted.files() {
-                    if let Some(text) = report_text_of(f) {
-                        report_text.push_str(&text);
-                        report_text.push_str("\n\n");
-                    }
-                }
-                mark_opened(&mut tx, l.id, now, None).await?;
-            }
-            // Another archive of the case took this password; this one
-            // stays locked for its own.
-            Err(ExtractError::WrongPassword) => {}
-            Err(e) => {
-                let reason = format!("{}: {e}", l.name);
-                mark_opened(&mut tx, l.id, now, Some(&e.to_string())).await?;
-                outcome.refused.push(reason);
-            }
-        }
-    }
-    if !report_text.is_empty() {
-        let fields = report::extract(&report_text, policy);
-        outcome.fields_filled = fill_fields(&mut tx, sealer, case_id, reference, &fields).await?;
-    }
-    let (still_locked,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM case_evidence WHERE case_id = $1 AND archive IS NOT NULL AND opened_at IS NULL
-         AND archive NOT LIKE '%\"encryption\":\"none\"%'",
-    )
-    .bind(case_id)
+    .bind(now)
+    .bind(who.actor)
     .fetch_one(&mut *tx)
     .await?;
-    let mut detail = format!(
-        "opened {} archive(s), {} file(s) extracted",
-        outcome.opened, outcome.extracted_files
-    );
-    for r in &outcome.refused {
-        detail.push_str(&format!("; refused {r}"));
-    }
-    case_store::add_event(
-        &mut tx,
-        store.sealer(),
-        case_id,
-        now,
-        "unlocked",
-        who.actor,
-        &detail,
-        None,
-    )
-    .await?;
-    let summary = format!(
-        "opened {} archive(s), refused {}",
-        outcome.opened,
-        outcome.refused.len()
-    );
-    audit::record(
-        &mut tx,
-        store.sealer(),
-        &who.entry("unlocked", reference, &summary),
-    )
-    .await?;
-    if still_locked == 0 && state == CaseState::AwaitingPassword.as_str() {
-        sqlx::query("UPDATE cases SET state = 'new' WHERE id = $1")
-            .bind(case_id)
-            .execute(&mut *tx)
-            .await?;
-        case_store::add_event(
-            &mut tx,
-            store.sealer(),
-            case_id,
-            now,
-            "transition",
-            who.actor,
-            "awaiting-password -> new (all archives opened)",
-            None,
-        )
+    sqlx::query("DELETE FROM unlock_locks WHERE case_id = $1")
+        .bind(case_id)
+        .execute(&mut *tx)
         .await?;
-    }
+    sqlx::query("INSERT INTO unlock_locks (case_id, holder, expires_at) VALUES ($1, $2, $3)")
+        .bind(case_id)
+        .bind(holder)
+        .bind(now + lease)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
-    Ok(outcome)
+    Ok(attempt)
 }
 
-async fn mark_opened(
+async fn close_attempt(
     conn: &mut AnyConnection,
-    id: i64,
-    now: i64,
-    problem: Option<&str>,
+    attempt: i64,
+    outcome: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE case_evidence SET opened_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(id)
+    sqlx::query("UPDATE unlock_attempts SET outcome = $1 WHERE id = $2")
+        .bind(outcome)
+        .bind(attempt)
         .execute(&mut *conn)
         .await?;
-    if let Some(problem) = problem {
-        // Keep the inspection record and add why the archive was refused.
-        let row: (Option<String>,) =
-            sqlx::query_as("SELECT archive FROM case_evidence WHERE id = $1")
-                .bind(id)
-                .fetch_one(&mut *conn)
-                .await?;
-        let mut info: serde_json::Value = row
-            .0
-            .and_then(|a| serde_json::from_str(&a).ok())
-            .unwrap_or_default();
-        info["refused"] = serde_json::Value::String(problem.to_owned());
-        sqlx::query("UPDATE case_evidence SET archive = $1 WHERE id = $2")
-            .bind(info.to_string())
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-    }
     Ok(())
 }
 
-/// Stores extracted files as evidence under their archive. Returns how many.
+async fn load_locked(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    case_id: i64,
+) -> Result<Vec<Locked>, UnlockError> {
+    let rows = sqlx::query(
+        "SELECT id, name, data, object_id FROM case_evidence
+         WHERE case_id = $1 AND archive_locked = 1 ORDER BY id",
+    )
+    .bind(case_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let object_id: String = r
+                .try_get::<Option<String>, _>("object_id")?
+                .unwrap_or_default();
+            let aad = format!("evidence:{object_id}");
+            let sealed: Vec<u8> = r.try_get("data")?;
+            Ok(Locked {
+                id: r.try_get("id")?,
+                name: sealer
+                    .open_opt(&format!("{aad}:name"), r.try_get("name")?)
+                    .map_err(crate::store::StoreError::from)?
+                    .unwrap_or_else(|| "(unnamed)".into()),
+                data: sealer
+                    .open(&aad, &sealed)
+                    .map_err(crate::store::StoreError::from)?,
+                object_id,
+            })
+        })
+        .collect()
+}
+
+/// Stores extracted files as evidence under their archive.
 async fn store_extracted(
     conn: &mut AnyConnection,
     sealer: &Sealer,
     case_id: i64,
     parent: i64,
-    extracted: &Extracted,
+    files: Vec<OpenedFile>,
+    symlinks: &[String],
     now: i64,
-) -> Result<usize, sqlx::Error> {
-    let mut n = 0;
-    for f in extracted.files() {
-        let sniffed = mime::sniff_image(&f.data);
-        let nested = archive::inspect(&f.data).and_then(|i| serde_json::to_string(&i).ok());
+) -> Result<(), sqlx::Error> {
+    for f in files {
+        // A nested archive was extracted in the same pass.
+        let opened = f.archive.is_some();
         let evidence = NewEvidence {
-            screenshot: sniffed.is_some(),
-            // A nested archive was extracted in the same pass.
-            opened: nested.is_some(),
-            archive: nested,
-            name: Some(f.name.clone()),
+            screenshot: f.sniffed.is_some(),
+            opened,
+            archive: f.archive,
+            conversation_id: None,
+            name: Some(f.name),
             declared_type: "application/octet-stream".into(),
-            sniffed_type: sniffed.map(str::to_owned),
+            sniffed_type: f.sniffed,
             forwarded: false,
-            data: f.data.clone(),
+            data: f.data,
         };
-        let opened = evidence.opened.then_some(now);
-        case_store::insert_evidence(conn, sealer, case_id, &evidence, Some(parent), opened).await?;
-        n += 1;
+        case_store::insert_evidence(
+            conn,
+            sealer,
+            case_id,
+            &evidence,
+            Some(parent),
+            opened.then_some(now),
+        )
+        .await?;
     }
-    for link in extracted.symlinks() {
+    for link in symlinks {
         let evidence = NewEvidence {
             screenshot: false,
             opened: false,
             archive: None,
+            conversation_id: None,
             name: Some(link.clone()),
             declared_type: "inode/symlink".into(),
             sniffed_type: None,
@@ -354,127 +502,5 @@ async fn store_extracted(
         };
         case_store::insert_evidence(conn, sealer, case_id, &evidence, Some(parent), None).await?;
     }
-    Ok(n)
-}
-
-/// Report text in an extracted file, by name: txt, md, html, eml.
-fn report_text_of(f: &extract::ExtractedFile) -> Option<String> {
-    let name = f.name.to_ascii_lowercase();
-    let ext = name.rsplit('.').next().unwrap_or("");
-    match ext {
-        "txt" | "md" => Some(String::from_utf8_lossy(&f.data).into_owned()),
-        "html" | "htm" => Some(mime::html_to_text(&String::from_utf8_lossy(&f.data))),
-        "eml" => mime::parse(&f.data, &mime::MimeLimits::default())
-            .ok()
-            .map(|m| m.text),
-        _ => None,
-    }
-}
-
-/// Fills the case fields that are still empty; returns which. Values are
-/// sealed like those intake writes.
-async fn fill_fields(
-    conn: &mut AnyConnection,
-    sealer: &Sealer,
-    case_id: i64,
-    reference: &str,
-    f: &report::ReportFields,
-) -> Result<Vec<&'static str>, UnlockError> {
-    let row = sqlx::query(
-        "SELECT description, steps, impact, mitigation, contact, channel, cvss_vector, cve_ids, cwe_ids FROM cases WHERE id = $1",
-    )
-    .bind(case_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    let mut filled = Vec::new();
-    for (column, value) in [
-        ("description", &f.description),
-        ("steps", &f.steps),
-        ("impact", &f.impact),
-        ("mitigation", &f.mitigation),
-        ("contact", &f.contact),
-        ("channel", &f.channel),
-    ] {
-        let current: Option<String> = row.try_get(column)?;
-        if current.is_none()
-            && let Some(v) = value
-        {
-            let stored = if column == "channel" {
-                v.clone()
-            } else {
-                sealer.seal_text(&case_store::case_field(reference, column), v)
-            };
-            // The column name comes from the fixed list above, never input.
-            let sql = format!("UPDATE cases SET {column} = $1 WHERE id = $2");
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(stored)
-                .bind(case_id)
-                .execute(&mut *conn)
-                .await?;
-            filled.push(column);
-        }
-    }
-    if row.try_get::<Option<String>, _>("cvss_vector")?.is_none()
-        && let Some(c) = &f.cvss
-    {
-        sqlx::query(
-            "UPDATE cases SET cvss_vector = $1, cvss_score = $2, cvss_severity = $3 WHERE id = $4",
-        )
-        .bind(&c.vector)
-        .bind(c.score)
-        .bind(&c.severity)
-        .bind(case_id)
-        .persistent(false)
-        .execute(&mut *conn)
-        .await?;
-        filled.push("cvss");
-    }
-    for (column, found) in [("cve_ids", &f.cve_ids), ("cwe_ids", &f.cwe_ids)] {
-        let mut ids: Vec<String> =
-            serde_json::from_str(&row.try_get::<String, _>(column)?).unwrap_or_default();
-        let before = ids.len();
-        ids.extend(
-            found
-                .iter()
-                .filter(|i| !ids.contains(i))
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
-        if ids.len() > before {
-            let sql = format!("UPDATE cases SET {column} = $1 WHERE id = $2");
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
-                .bind(case_id)
-                .execute(&mut *conn)
-                .await?;
-            filled.push(column);
-        }
-    }
-    let aad = case_store::case_child(case_id, "asset");
-    let existing: Vec<(String,)> =
-        sqlx::query_as("SELECT value FROM case_assets WHERE case_id = $1")
-            .bind(case_id)
-            .fetch_all(&mut *conn)
-            .await?;
-    let existing: Vec<String> = existing
-        .into_iter()
-        .map(|(v,)| sealer.open_text(&aad, &v))
-        .collect::<Result<_, _>>()
-        .map_err(crate::store::StoreError::from)?;
-    let mut added = false;
-    for a in &f.assets {
-        if !existing.contains(&a.value) {
-            sqlx::query("INSERT INTO case_assets (case_id, value, in_scope) VALUES ($1, $2, $3)")
-                .bind(case_id)
-                .bind(sealer.seal_text(&aad, &a.value))
-                .bind(i64::from(a.in_scope))
-                .execute(&mut *conn)
-                .await?;
-            added = true;
-        }
-    }
-    if added {
-        filled.push("assets");
-    }
-    Ok(filled)
+    Ok(())
 }

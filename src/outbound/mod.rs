@@ -7,9 +7,13 @@
 //! relay, marks them sent, or retries with exponential backoff until
 //! `max_attempts`, then marks them failed; all of it visible in the outbox.
 //!
-//! What it must never do: send to a null sender, an auto-responder or a
-//! syntactically invalid address; send more than the per-address limit;
-//! put report content in a receipt; talk to the relay without TLS.
+//! What it must never do: send to a null sender, an auto-responder, a
+//! syntactically invalid address, or anyone but the envelope sender when
+//! it matches `From:` (RFC 3834 §4); send past any receipt limit (per
+//! address, domain, client, hour); put text the sender chose in a receipt;
+//! talk to the relay without TLS. Receipts to forged senders (backscatter)
+//! are bounded by those limits, not prevented: that needs sender
+//! authentication.
 
 use crate::policy::Policy;
 use crate::store::seal::Sealer;
@@ -35,10 +39,20 @@ pub struct OutboundConfig {
     pub relay_tls_name: Option<String>,
     /// An extra PEM trust anchor for the relay (a private CA).
     pub relay_ca_file: Option<PathBuf>,
-    /// Receipts to one address per 24 hours; more are recorded as
-    /// suppressed. Five lets a reporter send several reports in a day and
-    /// stops us being used to flood a forged address.
+    /// Receipts to one address per 24 hours, counted after normalisation
+    /// (case, `+tag`); more are recorded as suppressed. Five lets a
+    /// reporter send several reports in a day and stops us being used to
+    /// flood a forged address.
     pub receipts_per_address_per_day: u32,
+    /// Receipts to one domain per 24 hours (20): a team reporting together
+    /// fits; `victim1@`, `victim2@`... of one domain do not.
+    pub receipts_per_domain_per_day: u32,
+    /// Receipts caused by one client address (the delivering MTA) per 24
+    /// hours (20): one sender cannot aim receipts at many addresses.
+    pub receipts_per_client_per_day: u32,
+    /// Receipts of all kinds per hour (100): the ceiling on what the
+    /// security address can be made to send, far above real report rates.
+    pub receipts_per_hour: u32,
     /// Seconds before the first retry; doubled at each attempt, capped at
     /// six hours.
     pub retry_base: u64,
@@ -54,6 +68,9 @@ impl Default for OutboundConfig {
             relay_tls_name: None,
             relay_ca_file: None,
             receipts_per_address_per_day: 5,
+            receipts_per_domain_per_day: 20,
+            receipts_per_client_per_day: 20,
+            receipts_per_hour: 100,
             retry_base: 60,
             max_attempts: 12,
         }
@@ -72,33 +89,69 @@ pub enum OutboundError {
     Seal(#[from] crate::store::seal::SealError),
 }
 
-/// Why a receipt is not sent, if it is not.
-pub fn refusal(
-    reporter: Option<&str>,
-    envelope_sender: &str,
+/// An address as receipt limits count it: lower case, without a
+/// `+tag` in the local part (RFC 5233), and its domain. `None` if it is
+/// not a mailbox.
+pub fn normalise(address: &str) -> Option<(String, String)> {
+    let address = address.trim().trim_matches(['<', '>']).to_lowercase();
+    let parsed: Address = address.parse().ok()?;
+    let (user, domain) = (parsed.user(), parsed.domain());
+    let user = user.split_once('+').map_or(user, |(u, _)| u);
+    if user.is_empty() {
+        return None;
+    }
+    Some((format!("{user}@{domain}"), domain.to_owned()))
+}
+
+/// Whom a receipt goes to, or why none is sent: only the envelope sender,
+/// and only when it is the `From:` address after normalisation (RFC 3834
+/// §4), so the security address cannot be told to write to a third party
+/// named in a header.
+pub fn receipt_recipient<'a>(
+    from_header: Option<&str>,
+    envelope_sender: &'a str,
     auto_submitted: Option<&str>,
-) -> Option<&'static str> {
+) -> Result<&'a str, &'static str> {
     if envelope_sender.is_empty() {
         // RFC 3834 §2: never answer a null reverse path (bounces, notices).
-        return Some("null sender");
+        return Err("null sender");
     }
     if auto_submitted.is_some_and(|v| !v.trim().eq_ignore_ascii_case("no")) {
-        return Some("auto-submitted message");
+        return Err("auto-submitted message");
     }
-    match reporter {
-        None => Some("no reporter address (anonymous)"),
-        Some(a) if a.parse::<Address>().is_err() => Some("invalid reporter address"),
-        Some(_) => None,
+    let Some(from) = from_header.filter(|a| !a.is_empty()) else {
+        return Err("no reporter address (anonymous)");
+    };
+    let Some((from, _)) = normalise(from) else {
+        return Err("invalid reporter address");
+    };
+    match normalise(envelope_sender) {
+        None => Err("invalid envelope sender"),
+        Some((sender, _)) if sender != from => {
+            Err("envelope sender does not match From (RFC 3834 section 4)")
+        }
+        Some(_) => Ok(envelope_sender),
     }
 }
 
+/// What a receipt may say besides the policy's own words: facts of the
+/// delivery, never text the sender chose.
+#[derive(Debug, Clone)]
+pub struct ReceiptFacts<'a> {
+    pub received_at: i64,
+    pub tls_version: Option<&'a str>,
+    /// The report came in an encrypted archive: say how to deliver the
+    /// password out of band.
+    pub awaiting_password: bool,
+}
+
 /// The receipt's subject and body, from the policy's templates in the
-/// report's language.
+/// report's language, with the delivery facts.
 pub fn compose(
     policy: &Policy,
     danish: bool,
     reference: &str,
-    original_subject: &str,
+    facts: &ReceiptFacts<'_>,
 ) -> (String, String) {
     let t = &policy.receipt;
     let (subject, body) = if danish {
@@ -116,53 +169,132 @@ pub fn compose(
             .replace("{organisation}", &policy.name)
             .replace("{feedback_within}", &within)
     };
-    // The reporter's subject is quoted, bounded, on one line.
-    let quoted: String = original_subject
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(120)
-        .collect();
-    (
-        format!("[{reference}] {} - {quoted}", fill(subject)),
-        fill(body),
-    )
+    let when = jiff::Timestamp::from_second(facts.received_at)
+        .map(|t| {
+            t.to_zoned(policy.timezone.clone())
+                .strftime("%Y-%m-%d %H:%M %Z")
+                .to_string()
+        })
+        .unwrap_or_default();
+    let mut body = fill(body).trim_end().to_owned();
+    body.push_str("\n\n");
+    body.push_str(&match (danish, facts.tls_version) {
+        (false, Some(v)) => format!("Received {when}, over {v}."),
+        (false, None) => format!("Received {when}, without TLS."),
+        (true, Some(v)) => format!("Modtaget {when}, over {v}."),
+        (true, None) => format!("Modtaget {when}, uden TLS."),
+    });
+    if facts.awaiting_password {
+        body.push_str("\n\n");
+        body.push_str(fill(policy.receipt.password_text(danish)).trim());
+    }
+    body.push('\n');
+    (format!("[{reference}] {}", fill(subject)), body)
+}
+
+/// Who a receipt is counted against.
+#[derive(Debug, Clone)]
+pub struct Recipient<'a> {
+    pub address: &'a str,
+    /// The delivering client's IP address.
+    pub client_ip: &'a str,
+}
+
+/// The first receipt limit `to` would pass, if any.
+async fn receipt_limit(
+    conn: &mut AnyConnection,
+    config: &OutboundConfig,
+    normal: &str,
+    domain: &str,
+    client_ip: &str,
+    now: i64,
+) -> Result<Option<&'static str>, sqlx::Error> {
+    let checks: [(&str, &str, i64, u32, &'static str); 4] = [
+        (
+            "to_normal = $1",
+            normal,
+            86_400,
+            config.receipts_per_address_per_day,
+            "rate limit: receipts_per_address_per_day",
+        ),
+        (
+            "to_domain = $1",
+            domain,
+            86_400,
+            config.receipts_per_domain_per_day,
+            "rate limit: receipts_per_domain_per_day",
+        ),
+        (
+            "client_ip = $1",
+            client_ip,
+            86_400,
+            config.receipts_per_client_per_day,
+            "rate limit: receipts_per_client_per_day",
+        ),
+        (
+            "$1 = $1",
+            "",
+            3600,
+            config.receipts_per_hour,
+            "rate limit: receipts_per_hour",
+        ),
+    ];
+    for (filter, value, window, limit, reason) in checks {
+        // The filter comes from the fixed list above, never from input.
+        let sql = format!(
+            "SELECT COUNT(*) FROM outbox WHERE {filter} AND kind = 'receipt' AND created_at > $2 AND state != 'suppressed'"
+        );
+        let (count,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(value)
+            .bind(now - window)
+            .fetch_one(&mut *conn)
+            .await?;
+        if count >= i64::from(limit) {
+            return Ok(Some(reason));
+        }
+    }
+    Ok(None)
 }
 
 /// Puts a receipt in the outbox (inside the caller's transaction), or a
-/// suppressed entry saying why not.
+/// suppressed entry naming the limit it would pass. Returns whether it was
+/// queued.
 #[allow(clippy::too_many_arguments)]
 pub async fn enqueue_receipt(
     conn: &mut AnyConnection,
     sealer: &Sealer,
     config: &OutboundConfig,
     case_id: i64,
-    to: &str,
+    to: &Recipient<'_>,
     subject: &str,
     body: &str,
     message_id: &str,
     in_reply_to: Option<&str>,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
-    let (recent,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM outbox WHERE to_address = $1 AND created_at > $2 AND state != 'suppressed'",
-    )
-    .bind(to.to_ascii_lowercase())
-    .bind(now - 86_400)
-    .fetch_one(&mut *conn)
-    .await?;
-    let limited = recent >= i64::from(config.receipts_per_address_per_day);
+    let Some((normal, domain)) = normalise(to.address) else {
+        record_suppressed(
+            conn,
+            case_id,
+            Some(to.address),
+            "invalid reporter address",
+            now,
+        )
+        .await?;
+        return Ok(false);
+    };
+    let limited = receipt_limit(conn, config, &normal, &domain, to.client_ip, now).await?;
     let entry = Outgoing {
         kind: "receipt",
         case_id,
-        to,
+        to: to.address,
         subject,
         body,
         message_id,
         in_reply_to,
     };
-    let reason = limited.then_some("rate limit: receipts_per_address_per_day");
-    insert(conn, sealer, &entry, reason, now).await?;
-    Ok(!limited)
+    insert(conn, sealer, &entry, limited, to.client_ip, now).await?;
+    Ok(limited.is_none())
 }
 
 /// One message for the outbox.
@@ -183,12 +315,14 @@ async fn insert(
     sealer: &Sealer,
     entry: &Outgoing<'_>,
     suppressed_because: Option<&str>,
+    client_ip: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
+    let (normal, domain) = normalise(entry.to).unwrap_or_default();
     sqlx::query(
         "INSERT INTO outbox (case_id, kind, to_address, subject, body, message_id, in_reply_to, state, reason,
-             next_attempt_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             next_attempt_at, created_at, to_normal, to_domain, client_ip)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(entry.case_id)
     .bind(entry.kind)
@@ -201,6 +335,9 @@ async fn insert(
     .bind(suppressed_because)
     .bind(now)
     .bind(now)
+    .bind(normal)
+    .bind(domain)
+    .bind(client_ip)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -214,7 +351,7 @@ pub async fn enqueue_reply(
     entry: &Outgoing<'_>,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    insert(conn, sealer, entry, None, now).await
+    insert(conn, sealer, entry, None, "", now).await
 }
 
 /// Records a receipt that will not be sent, and why.
@@ -556,24 +693,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refusals() {
-        assert_eq!(refusal(Some("a@b.example"), "", None), Some("null sender"));
+    fn receipts_go_only_to_the_envelope_sender_matching_from() {
+        fn r<'a>(
+            from: Option<&str>,
+            sender: &'a str,
+            auto: Option<&str>,
+        ) -> Result<&'a str, &'static str> {
+            receipt_recipient(from, sender, auto)
+        }
+        assert_eq!(r(Some("a@b.example"), "", None), Err("null sender"));
         assert_eq!(
-            refusal(Some("a@b.example"), "a@b.example", Some("auto-replied")),
-            Some("auto-submitted message")
+            r(Some("a@b.example"), "a@b.example", Some("auto-replied")),
+            Err("auto-submitted message")
         );
         assert_eq!(
-            refusal(Some("a@b.example"), "a@b.example", Some("no")),
-            None
+            r(Some("a@b.example"), "a@b.example", Some("no")),
+            Ok("a@b.example")
         );
         assert_eq!(
-            refusal(None, "a@b.example", None),
-            Some("no reporter address (anonymous)")
+            r(None, "a@b.example", None),
+            Err("no reporter address (anonymous)")
         );
         assert_eq!(
-            refusal(Some("not an address"), "x@y.example", None),
-            Some("invalid reporter address")
+            r(Some("not an address"), "x@y.example", None),
+            Err("invalid reporter address")
         );
+        assert_eq!(
+            r(Some("victim@target.example"), "attacker@evil.example", None),
+            Err("envelope sender does not match From (RFC 3834 section 4)")
+        );
+        // Same mailbox after normalisation: case and +tag.
+        assert_eq!(
+            r(Some("Alice@Example.org"), "alice+reports@example.org", None),
+            Ok("alice+reports@example.org")
+        );
+        assert_eq!(
+            normalise("Victim+1@Target.Example"),
+            Some(("victim@target.example".into(), "target.example".into()))
+        );
+        assert_eq!(normalise("+tag@x.example"), None);
+        assert_eq!(normalise("nope"), None);
     }
 
     #[test]

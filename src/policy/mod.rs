@@ -9,7 +9,6 @@
 //! reading the directory, and nothing here knows about SMTP sessions.
 
 pub mod calendar;
-pub mod plaintext;
 
 use calendar::{BusinessCalendar, HolidayRules};
 use jiff::{Timestamp, ToSpan, tz::TimeZone};
@@ -154,8 +153,8 @@ fn default_breach() -> String {
 }
 
 /// The receipt sent to a reporter, in English and Danish. Placeholders:
-/// `{reference}`, `{organisation}`, `{feedback_within}`. The reporter's own
-/// subject is appended to the subject; nothing else of the report is used.
+/// `{reference}`, `{organisation}`, `{feedback_within}`. Nothing of the
+/// report is used; the time of delivery and its TLS version are added.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptTemplates {
@@ -163,6 +162,31 @@ pub struct ReceiptTemplates {
     pub body_en: String,
     pub subject_da: String,
     pub body_da: String,
+    /// Added when the report came in an encrypted archive: how to deliver
+    /// the password by another channel (a phone number, or how to ask for
+    /// a call or meeting).
+    pub password_en: Option<String>,
+    pub password_da: Option<String>,
+}
+
+impl ReceiptTemplates {
+    /// The out-of-band password instructions, in the receipt's language.
+    pub fn password_text(&self, danish: bool) -> &str {
+        let given = if danish {
+            self.password_da.as_deref()
+        } else {
+            self.password_en.as_deref()
+        };
+        given.unwrap_or(if danish {
+            "Rapporten kom i et krypteret arkiv. Send ikke adgangskoden i en e-mail: \
+             skriv til os (uden adgangskoden) med {reference} i emnefeltet, så aftaler vi \
+             en anden kanal til den."
+        } else {
+            "Your report came in an encrypted archive. Do not send the password by e-mail: \
+             write to us (without the password) with {reference} in the subject, and we \
+             will agree on another channel for it."
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -378,6 +402,14 @@ impl Policy {
             }
         }
         for (key, text) in [
+            ("receipt.password_en", &f.receipt.password_en),
+            ("receipt.password_da", &f.receipt.password_da),
+        ] {
+            if text.as_deref().is_some_and(|t| t.trim().is_empty()) {
+                return Err(invalid(key, "must not be empty when given".into()));
+            }
+        }
+        for (key, text) in [
             ("receipt.subject_en", &f.receipt.subject_en),
             ("receipt.subject_da", &f.receipt.subject_da),
             ("receipt.body_en", &f.receipt.body_en),
@@ -429,6 +461,7 @@ impl Policy {
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
     policies: Vec<Policy>,
+    sources: Vec<(String, String)>,
 }
 
 impl PolicySet {
@@ -447,17 +480,27 @@ impl PolicySet {
         if files.is_empty() {
             return Err(PolicyError::Empty(dir.to_path_buf()));
         }
-        let mut set = PolicySet::default();
+        let mut sources = Vec::new();
         for file in files {
             let text = std::fs::read_to_string(&file).map_err(|source| PolicyError::Read {
                 file: file.clone(),
                 source,
             })?;
-            let parsed: PolicyFile =
-                toml::from_str(&text).map_err(|source| PolicyError::Parse {
-                    file: file.clone(),
-                    source: Box::new(source),
-                })?;
+            sources.push((file.to_string_lossy().into_owned(), text));
+        }
+        PolicySet::from_sources(sources)
+    }
+
+    /// Validates policies given as `(file name, TOML text)`, in order: what
+    /// `load_dir` read, or what a parse worker was handed.
+    pub fn from_sources(sources: Vec<(String, String)>) -> Result<PolicySet, PolicyError> {
+        let mut set = PolicySet::default();
+        for (name, text) in &sources {
+            let file = PathBuf::from(name);
+            let parsed: PolicyFile = toml::from_str(text).map_err(|source| PolicyError::Parse {
+                file: file.clone(),
+                source: Box::new(source),
+            })?;
             let policy = Policy::from_file(&file, parsed)?;
             let clash = |key: &str, what: &str, other: &Policy| PolicyError::Invalid {
                 file: file.clone(),
@@ -481,7 +524,13 @@ impl PolicySet {
             }
             set.policies.push(policy);
         }
+        set.sources = sources;
         Ok(set)
+    }
+
+    /// The `(file name, TOML text)` this set was built from.
+    pub fn sources(&self) -> &[(String, String)] {
+        &self.sources
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Policy> {

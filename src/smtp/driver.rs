@@ -8,6 +8,7 @@
 //! byte read before the handshake reach the TLS session: the upgrade moves
 //! the bare `TcpStream` into the acceptor and the core has dropped its input.
 
+use super::content::{ContentCheck, Verdict};
 use super::limits::Limits;
 use super::reply::Reply;
 use super::session::{Action, Delivery, Session, SessionConfig};
@@ -38,6 +39,8 @@ pub struct Receiver {
     pub store: Writer,
     /// Signalled after every committed message, for whoever processes them.
     pub stored: Arc<tokio::sync::Notify>,
+    /// Judges what arrived without TLS (the plaintext rule).
+    pub content: Arc<dyn ContentCheck>,
 }
 
 /// The shutdown signal and the tracker that tells when the last session has
@@ -409,28 +412,23 @@ async fn flush<S: AsyncWrite + Unpin>(
 }
 
 /// Stamps, stores and answers for one message: Ok(queue id) only once the
-/// store has committed it. A message that came without TLS is first held
-/// to the encrypted-archive rule (`policy::plaintext`), off the runtime.
+/// store has committed it. A message that came without TLS is first put to
+/// the content check (the encrypted-archive rule, in a parse worker).
 async fn deliver(ctx: &mut Ctx<'_>, delivery: Delivery) -> Result<String, Reply> {
     let (envelope, body) = delivery.into_parts();
-    let (envelope, body) = if envelope.tls.is_none() && !ctx.receiver.session.allow_plaintext {
-        let checked = tokio::task::spawn_blocking(move || {
-            let verdict = std::panic::catch_unwind(|| crate::policy::plaintext::check(&body))
-                .unwrap_or(Err(crate::policy::plaintext::PlaintextRefusal::Unparseable));
-            (verdict, body)
-        })
-        .await;
-        match checked {
-            Ok((Ok(()), body)) => (envelope, body),
-            Ok((Err(why), _)) => {
+    if envelope.tls.is_none() && !ctx.receiver.session.allow_plaintext {
+        match ctx.receiver.content.plaintext(&body).await {
+            Verdict::Admit => {}
+            Verdict::Refuse(why) => {
                 info!(reason = %why, "plaintext delivery refused; nothing stored");
                 return Err(Reply::PlaintextRefused);
             }
-            Err(_) => return Err(Reply::PlaintextRefused),
+            Verdict::Unavailable(why) => {
+                warn!(reason = %why, "plaintext delivery not checked; answered 451");
+                return Err(Reply::CheckUnavailable);
+            }
         }
-    } else {
-        (envelope, body)
-    };
+    }
     let queue_id = queue_id();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -63,6 +63,8 @@ pub enum Reply {
     ShuttingDown,
     StoreFailed,
     PlaintextRefused,
+    /// The content check could not run (no parse worker): try later.
+    CheckUnavailable,
     BusyMemory,
     NotImplemented,
 }
@@ -198,6 +200,11 @@ impl Reply {
                 "Without TLS only an encrypted zip or 7z with a short covering note is accepted: \
                  use STARTTLS with TLS 1.2 or newer, or send the report in a password-protected archive \
                  and the password by another channel",
+            ),
+            Reply::CheckUnavailable => (
+                451,
+                "4.3.0",
+                "Could not check the message now; try again later",
             ),
             Reply::NotImplemented => (502, "5.5.1", "Command not implemented"),
         }

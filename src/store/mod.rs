@@ -29,6 +29,8 @@ pub enum StoreError {
     Commit(String),
     #[error("the store writer has stopped")]
     WriterGone,
+    #[error("{0}")]
+    NotFound(String),
     #[error(transparent)]
     Seal(#[from] SealError),
 }
@@ -82,6 +84,15 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The backend of an open connection.
+    pub fn of(conn: &AnyConnection) -> Backend {
+        if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
+    }
+
     /// The statement that opens a transaction that will write.
     pub fn begin_write(self) -> &'static str {
         match self {
@@ -126,6 +137,25 @@ async fn prepare(conn: &mut AnyConnection, backend: Backend) -> Result<(), sqlx:
 
 async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
     let mut conn = pool.acquire().await?;
+    if backend == Backend::Sqlite {
+        // A step may rebuild a table (SQLite cannot alter a CHECK); its
+        // children's references must not be checked while it is gone. This
+        // has no effect inside a transaction, so it is set before one, and
+        // the references are checked before the commit.
+        sqlx::raw_sql("PRAGMA foreign_keys = OFF")
+            .execute(&mut *conn)
+            .await?;
+    }
+    let result = migrate_steps(&mut conn, backend).await;
+    if backend == Backend::Sqlite {
+        sqlx::raw_sql("PRAGMA foreign_keys = ON")
+            .execute(&mut *conn)
+            .await?;
+    }
+    result
+}
+
+async fn migrate_steps(conn: &mut AnyConnection, backend: Backend) -> Result<(), StoreError> {
     let mut tx = conn.begin_with(backend.begin_write()).await?;
     if backend == Backend::Postgres {
         // Two receivers starting at once must not both migrate.
@@ -149,6 +179,17 @@ async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
             .bind(i as i64 + 1)
             .execute(&mut *tx)
             .await?;
+    }
+    if backend == Backend::Sqlite {
+        let broken: Vec<sqlx::any::AnyRow> = sqlx::query("PRAGMA foreign_key_check")
+            .fetch_all(&mut *tx)
+            .await?;
+        if !broken.is_empty() {
+            return Err(StoreError::Commit(format!(
+                "migration left {} broken references; nothing was changed",
+                broken.len()
+            )));
+        }
     }
     tx.commit().await?;
     Ok(())
@@ -253,13 +294,60 @@ impl Store {
     /// Puts a quarantined message back in the queue (after the cause was
     /// fixed, e.g. a policy added). Returns whether one was requeued.
     pub async fn requeue(&self, queue_id: &str) -> Result<bool, StoreError> {
+        self.requeue_with(queue_id, 1).await
+    }
+
+    /// Requeues a quarantined message with its attempts reset and a parse
+    /// budget `factor` times the usual one.
+    async fn requeue_with(&self, queue_id: &str, factor: u32) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE messages SET state = 'pending', quarantine_reason = NULL WHERE queue_id = $1 AND state = 'quarantined'",
+            "UPDATE messages SET state = 'pending', quarantine_reason = NULL, intake_attempts = 0,
+                 intake_failure = NULL, claimed_until = NULL, budget_factor = $1
+             WHERE queue_id = $2 AND state = 'quarantined'",
         )
+        .bind(i64::from(factor.max(1)))
         .bind(queue_id)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Queues the message of `unparsed` case `reference` again with a
+    /// budget `factor` times larger; returns its queue id.
+    pub async fn retry_unparsed(&self, reference: &str, factor: u32) -> Result<String, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT m.queue_id FROM messages m JOIN cases c ON c.id = m.case_id
+             WHERE c.reference = $1 AND c.kind = 'unparsed' AND m.state = 'quarantined'",
+        )
+        .bind(reference)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((queue_id,)) = row else {
+            return Err(StoreError::NotFound(format!(
+                "no unparsed case {reference} with a quarantined message"
+            )));
+        };
+        if !self.requeue_with(&queue_id, factor).await? {
+            return Err(StoreError::NotFound(format!(
+                "message {queue_id} is not quarantined"
+            )));
+        }
+        Ok(queue_id)
+    }
+
+    /// The stored message a case was opened from, opened: what arrived,
+    /// with our `Received:` header on top.
+    pub async fn raw_of_case(&self, reference: &str) -> Result<Vec<u8>, StoreError> {
+        let row: Option<(String, Vec<u8>)> = sqlx::query_as(
+            "SELECT m.queue_id, m.raw FROM messages m JOIN cases c ON c.id = m.case_id
+             WHERE c.reference = $1 ORDER BY m.id LIMIT 1",
+        )
+        .bind(reference)
+        .fetch_optional(&self.pool)
+        .await?;
+        let (queue_id, sealed) =
+            row.ok_or_else(|| StoreError::NotFound(format!("no message for case {reference}")))?;
+        Ok(self.sealer.open(&format!("message:{queue_id}"), &sealed)?)
     }
 
     /// The shared pool, for the case functions and intake.
@@ -402,7 +490,10 @@ async fn unlock_store(pool: &AnyPool, key_file: &Path) -> Result<Sealer, StoreEr
 async fn migrate_legacy(pool: &AnyPool, sealer: &Sealer) -> Result<bool, StoreError> {
     let mut sealed = false;
     let rows: Vec<(i64, String, Vec<u8>)> =
-        sqlx::query_as("SELECT id, queue_id, raw FROM messages ORDER BY id")
+        // Only what is not sealed yet: reading every message at every
+        // start would cost the size of the whole store.
+        sqlx::query_as("SELECT id, queue_id, raw FROM messages WHERE substr(raw, 1, 4) <> $1 ORDER BY id")
+            .bind(seal::MAGIC.to_vec())
             .fetch_all(pool)
             .await?;
     for (id, queue_id, raw) in rows {
@@ -427,6 +518,8 @@ async fn migrate_legacy(pool: &AnyPool, sealer: &Sealer) -> Result<bool, StoreEr
         "mitigation",
         "authentication_results",
         "message_id",
+        "channel",
+        "language",
     ];
     for column in CASE_COLUMNS {
         // Column names come from the fixed list above.
@@ -495,6 +588,108 @@ async fn migrate_legacy(pool: &AnyPool, sealer: &Sealer) -> Result<bool, StoreEr
             .persistent(false)
             .execute(pool)
             .await?;
+        sealed = true;
+    }
+    sealed |= seal_report_derived(pool, sealer).await?;
+    Ok(sealed)
+}
+
+/// Seals the values an older version kept in clear although report
+/// content gave them: CVE and CWE ids, the CVSS score, archive inspection
+/// (entry names), declared and detected types, and suggestions.
+async fn seal_report_derived(pool: &AnyPool, sealer: &Sealer) -> Result<bool, StoreError> {
+    let mut sealed = false;
+    let clear = "NOT LIKE 'sealed:v1:%'";
+    for column in ["cve_ids", "cwe_ids"] {
+        let select = format!("SELECT id, reference, {column} FROM cases WHERE {column} {clear}");
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(select))
+            .fetch_all(pool)
+            .await?;
+        for (id, reference, value) in rows {
+            let update = format!("UPDATE cases SET {column} = $1 WHERE id = $2");
+            sqlx::query(sqlx::AssertSqlSafe(update))
+                .bind(sealer.seal_text(&format!("case:{reference}:{column}"), &value))
+                .bind(id)
+                .execute(pool)
+                .await?;
+            sealed = true;
+        }
+    }
+    let rows = sqlx::query(
+        "SELECT id, reference, cvss_vector, cvss_score, cvss_severity FROM cases WHERE cvss_vector IS NOT NULL",
+    )
+    .fetch_all(pool)
+    .await?;
+    for r in rows {
+        let reference: String = r.try_get("reference")?;
+        let cvss = serde_json::json!({
+            "vector": r.try_get::<String, _>("cvss_vector")?,
+            "score": r.try_get::<Option<f64>, _>("cvss_score")?.unwrap_or(0.0),
+            "severity": r.try_get::<Option<String>, _>("cvss_severity")?.unwrap_or_default(),
+        });
+        sqlx::query(
+            "UPDATE cases SET cvss = $1, cvss_vector = NULL, cvss_score = NULL, cvss_severity = NULL WHERE id = $2",
+        )
+        .bind(sealer.seal_text(&format!("case:{reference}:cvss"), &cvss.to_string()))
+        .bind(r.try_get::<i64, _>("id")?)
+        .execute(pool)
+        .await?;
+        sealed = true;
+    }
+    let select = format!(
+        "SELECT id, object_id, archive, declared_type, sniffed_type, opened_at FROM case_evidence
+         WHERE declared_type {clear}"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(select))
+        .fetch_all(pool)
+        .await?;
+    for r in rows {
+        let object: String = r
+            .try_get::<Option<String>, _>("object_id")?
+            .unwrap_or_default();
+        let archive: Option<String> = r.try_get("archive")?;
+        let locked = r.try_get::<Option<i64>, _>("opened_at")?.is_none()
+            && archive
+                .as_deref()
+                .and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok())
+                .is_some_and(|a| a["encryption"].as_str().is_some_and(|e| e != "none"));
+        let aad = |c: &str| format!("evidence:{object}:{c}");
+        sqlx::query(
+            "UPDATE case_evidence SET archive = $1, declared_type = $2, sniffed_type = $3, archive_locked = $4
+             WHERE id = $5",
+        )
+        .persistent(false)
+        .bind(sealer.seal_opt(&aad("archive"), archive.as_deref()))
+        .bind(sealer.seal_text(&aad("declared_type"), &r.try_get::<String, _>("declared_type")?))
+        .bind(sealer.seal_opt(
+            &aad("sniffed_type"),
+            r.try_get::<Option<String>, _>("sniffed_type")?.as_deref(),
+        ))
+        .bind(i64::from(locked))
+        .bind(r.try_get::<i64, _>("id")?)
+        .execute(pool)
+        .await?;
+        sealed = true;
+    }
+    let select = format!(
+        "SELECT id, case_id, kind, name, label, matched FROM case_suggestions WHERE kind {clear}"
+    );
+    let rows: Vec<(i64, i64, String, String, String, String)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(select))
+            .fetch_all(pool)
+            .await?;
+    for (id, case_id, kind, name, label, matched) in rows {
+        let aad = format!("case-{case_id}:suggestion");
+        sqlx::query(
+            "UPDATE case_suggestions SET kind = $1, name = $2, label = $3, matched = $4 WHERE id = $5",
+        )
+        .bind(sealer.seal_text(&aad, &kind))
+        .bind(sealer.seal_text(&aad, &name))
+        .bind(sealer.seal_text(&aad, &label))
+        .bind(sealer.seal_text(&aad, &matched))
+        .bind(id)
+        .execute(pool)
+        .await?;
         sealed = true;
     }
     Ok(sealed)

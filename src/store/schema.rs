@@ -162,6 +162,94 @@ pub const SQLITE: &[&str] = &[
         created_at INTEGER NOT NULL,
         last_seen  INTEGER NOT NULL
     );",
+    // 9: hostile mail (#9). Intake attempts are recorded before a parse,
+    // with a lease so receivers sharing a database skip each other's work;
+    // `unparsed` cases; a case's conversation; receipt limits per
+    // normalised address, domain and client; unlock attempts and a
+    // per-case lock; sealed report-derived values (CVSS moves to one
+    // sealed column; archive inspection to a sealed column, with its
+    // locked flag in clear). SQLite cannot change a CHECK: `cases` is
+    // rebuilt (foreign keys are off for this step, see `migrate`).
+    "ALTER TABLE messages ADD COLUMN intake_attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN intake_failure TEXT;
+    ALTER TABLE messages ADD COLUMN claimed_until INTEGER;
+    ALTER TABLE messages ADD COLUMN budget_factor INTEGER NOT NULL DEFAULT 1;
+    CREATE TABLE cases_rebuilt (
+        id                  INTEGER PRIMARY KEY,
+        org                 TEXT    NOT NULL,
+        reference           TEXT    NOT NULL UNIQUE,
+        kind                TEXT    NOT NULL CHECK (kind IN ('disclosure', 'unflagged', 'unparsed')),
+        state               TEXT    NOT NULL,
+        close_reason        TEXT,
+        subject             TEXT    NOT NULL,
+        reporter_name       TEXT,
+        reporter_address    TEXT,
+        anonymous           INTEGER NOT NULL,
+        channel             TEXT,
+        contact             TEXT,
+        description         TEXT,
+        steps               TEXT,
+        impact              TEXT,
+        mitigation          TEXT,
+        language            TEXT,
+        cve_ids             TEXT    NOT NULL,
+        cwe_ids             TEXT    NOT NULL,
+        cvss_vector         TEXT,
+        cvss_score          REAL,
+        cvss_severity       TEXT,
+        tls_version         TEXT,
+        tls_cipher          TEXT,
+        authentication_results TEXT,
+        message_id          TEXT,
+        received_at         INTEGER NOT NULL,
+        acknowledge_by      INTEGER NOT NULL,
+        feedback_by         INTEGER NOT NULL,
+        feedback_paused_at  INTEGER,
+        breach_notify_by    INTEGER,
+        updated_at          INTEGER NOT NULL
+    );
+    INSERT INTO cases_rebuilt SELECT * FROM cases;
+    DROP TABLE cases;
+    ALTER TABLE cases_rebuilt RENAME TO cases;
+    CREATE INDEX cases_by_org_state ON cases (org, state);
+    ALTER TABLE cases ADD COLUMN cvss TEXT;
+    ALTER TABLE cases ADD COLUMN unparsed_reason TEXT;
+    ALTER TABLE case_evidence ADD COLUMN archive_locked INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE case_evidence ADD COLUMN conversation_id INTEGER;
+    CREATE TABLE case_messages (
+        id            INTEGER PRIMARY KEY,
+        case_id       INTEGER NOT NULL REFERENCES cases (id),
+        message_row   INTEGER,
+        at            INTEGER NOT NULL,
+        from_reporter INTEGER NOT NULL,
+        token         INTEGER NOT NULL,
+        sender        TEXT    NOT NULL,
+        subject       TEXT    NOT NULL,
+        body          TEXT    NOT NULL,
+        tls_version   TEXT
+    );
+    CREATE INDEX case_messages_by_case ON case_messages (case_id, id);
+    ALTER TABLE outbox ADD COLUMN to_normal TEXT NOT NULL DEFAULT '';
+    ALTER TABLE outbox ADD COLUMN to_domain TEXT NOT NULL DEFAULT '';
+    ALTER TABLE outbox ADD COLUMN client_ip TEXT NOT NULL DEFAULT '';
+    CREATE INDEX outbox_by_normal ON outbox (to_normal, created_at);
+    CREATE INDEX outbox_by_domain ON outbox (to_domain, created_at);
+    CREATE INDEX outbox_by_client ON outbox (client_ip, created_at);
+    CREATE INDEX outbox_by_created ON outbox (created_at);
+    CREATE INDEX outbox_by_message_id ON outbox (message_id);
+    CREATE TABLE unlock_attempts (
+        id      INTEGER PRIMARY KEY,
+        case_id INTEGER NOT NULL REFERENCES cases (id),
+        at      INTEGER NOT NULL,
+        actor   TEXT    NOT NULL,
+        outcome TEXT
+    );
+    CREATE INDEX unlock_attempts_by_case ON unlock_attempts (case_id, at);
+    CREATE TABLE unlock_locks (
+        case_id    INTEGER PRIMARY KEY,
+        holder     TEXT    NOT NULL,
+        expires_at INTEGER NOT NULL
+    );",
 ];
 
 pub const POSTGRES: &[&str] = &[
@@ -318,5 +406,50 @@ pub const POSTGRES: &[&str] = &[
         csrf       TEXT    NOT NULL,
         created_at BIGINT NOT NULL,
         last_seen  BIGINT NOT NULL
+    );",
+    // 9
+    "ALTER TABLE messages ADD COLUMN intake_attempts BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN intake_failure TEXT;
+    ALTER TABLE messages ADD COLUMN claimed_until BIGINT;
+    ALTER TABLE messages ADD COLUMN budget_factor BIGINT NOT NULL DEFAULT 1;
+    ALTER TABLE cases DROP CONSTRAINT cases_kind_check;
+    ALTER TABLE cases ADD CONSTRAINT cases_kind_check CHECK (kind IN ('disclosure', 'unflagged', 'unparsed'));
+    ALTER TABLE cases ADD COLUMN cvss TEXT;
+    ALTER TABLE cases ADD COLUMN unparsed_reason TEXT;
+    ALTER TABLE case_evidence ADD COLUMN archive_locked BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE case_evidence ADD COLUMN conversation_id BIGINT;
+    CREATE TABLE case_messages (
+        id            BIGSERIAL PRIMARY KEY,
+        case_id       BIGINT NOT NULL REFERENCES cases (id),
+        message_row   BIGINT,
+        at            BIGINT NOT NULL,
+        from_reporter BIGINT NOT NULL,
+        token         BIGINT NOT NULL,
+        sender        TEXT   NOT NULL,
+        subject       TEXT   NOT NULL,
+        body          TEXT   NOT NULL,
+        tls_version   TEXT
+    );
+    CREATE INDEX case_messages_by_case ON case_messages (case_id, id);
+    ALTER TABLE outbox ADD COLUMN to_normal TEXT NOT NULL DEFAULT '';
+    ALTER TABLE outbox ADD COLUMN to_domain TEXT NOT NULL DEFAULT '';
+    ALTER TABLE outbox ADD COLUMN client_ip TEXT NOT NULL DEFAULT '';
+    CREATE INDEX outbox_by_normal ON outbox (to_normal, created_at);
+    CREATE INDEX outbox_by_domain ON outbox (to_domain, created_at);
+    CREATE INDEX outbox_by_client ON outbox (client_ip, created_at);
+    CREATE INDEX outbox_by_created ON outbox (created_at);
+    CREATE INDEX outbox_by_message_id ON outbox (message_id);
+    CREATE TABLE unlock_attempts (
+        id      BIGSERIAL PRIMARY KEY,
+        case_id BIGINT NOT NULL REFERENCES cases (id),
+        at      BIGINT NOT NULL,
+        actor   TEXT   NOT NULL,
+        outcome TEXT
+    );
+    CREATE INDEX unlock_attempts_by_case ON unlock_attempts (case_id, at);
+    CREATE TABLE unlock_locks (
+        case_id    BIGINT PRIMARY KEY,
+        holder     TEXT   NOT NULL,
+        expires_at BIGINT NOT NULL
     );",
 ];

@@ -58,6 +58,10 @@ pub enum WebError {
     DevIdp(#[from] devidp::DevIdpError),
     #[error("--dev-idp lets anyone sign in as anyone: it serves on loopback only, not {0}")]
     DevIdpNotLoopback(SocketAddr),
+    #[error(
+        "--dev-idp lets anyone sign in as anyone: it is refused while web.public_url ({0}) names a host that is not loopback"
+    )]
+    DevIdpPublicUrl(String),
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -68,10 +72,41 @@ pub enum WebError {
 
 /// The analyst interface for the bound address `local`, or None when no
 /// identity provider is configured (the JSON API still runs).
+/// Refuses the dev IdP anywhere but loopback: its listen address, and the
+/// public URL browsers reach it by (a proxy in front would expose it).
+pub fn check_dev_idp(config: &crate::config::Config, listen: SocketAddr) -> Result<(), WebError> {
+    if !listen.ip().is_loopback() {
+        return Err(WebError::DevIdpNotLoopback(listen));
+    }
+    if let Some(url) = &config.web.public_url
+        && !url_is_loopback(url)
+    {
+        return Err(WebError::DevIdpPublicUrl(url.clone()));
+    }
+    Ok(())
+}
+
+/// Whether the host of `url` is a loopback name or address.
+fn url_is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 pub fn interface(
     config: &crate::config::Config,
     store: &Store,
     policies: std::sync::Arc<crate::policy::PolicySet>,
+    unlocker: std::sync::Arc<crate::intake::unlock::Unlocker>,
     local: SocketAddr,
     dev_idp: bool,
 ) -> Result<Option<ui::Ui>, WebError> {
@@ -82,9 +117,7 @@ pub fn interface(
     let public_url = public_url.trim_end_matches('/').to_owned();
     let mut saml_config = config.saml.clone();
     let (metadata_path, idp) = if dev_idp {
-        if !local.ip().is_loopback() {
-            return Err(WebError::DevIdpNotLoopback(local));
-        }
+        check_dev_idp(config, local)?;
         let idp = devidp::DevIdp::generate(
             &format!("{public_url}/dev-idp"),
             &format!("{public_url}/dev-idp/sso"),
@@ -132,6 +165,7 @@ pub fn interface(
         sso: std::sync::Arc::new(sso),
         dev_idp: idp,
         policies,
+        unlocker,
         secure_cookies,
         lifetimes: session::Lifetimes {
             idle: i64::try_from(config.web.session_idle_seconds).unwrap_or(i64::MAX),
@@ -476,5 +510,31 @@ mod tests {
             .map(|(m, p)| (m.to_string(), p.to_string()))
             .collect();
         assert_eq!(documented, routed);
+    }
+}
+
+#[cfg(test)]
+mod dev_idp_tests {
+    use super::url_is_loopback;
+
+    #[test]
+    fn public_urls_that_keep_the_dev_idp_local() {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "https://localhost/",
+            "http://[::1]:8080/x",
+            "http://127.1.2.3",
+        ] {
+            assert!(url_is_loopback(ok), "{ok}");
+        }
+        for bad in [
+            "https://dmx.example.org",
+            "https://127.0.0.1.evil.example/",
+            "http://user@10.0.0.1:80",
+            "https://[2001:db8::1]/",
+            "https://localhost.example",
+        ] {
+            assert!(!url_is_loopback(bad), "{bad}");
+        }
     }
 }

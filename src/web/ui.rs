@@ -16,8 +16,7 @@ use super::session::{self, Lifetimes, NoSession, Session};
 use crate::audit::{self, Who};
 use crate::cases::CaseState;
 use crate::cases::store::{self as cases, CaseError, Filter};
-use crate::intake::extract::ExtractLimits;
-use crate::intake::unlock::{self, UnlockError};
+use crate::intake::unlock::UnlockError;
 use crate::policy::PolicySet;
 use crate::store::Store;
 use askama::Template;
@@ -53,6 +52,7 @@ pub struct Ui {
     pub sso: Arc<Sso>,
     pub dev_idp: Option<Arc<DevIdp>>,
     pub policies: Arc<PolicySet>,
+    pub unlocker: Arc<crate::intake::unlock::Unlocker>,
     pub secure_cookies: bool,
     pub lifetimes: Lifetimes,
     pub hostname: String,
@@ -1088,16 +1088,10 @@ async fn unlock_case(
 ) -> Result<Response, UiError> {
     a.check_csrf(&f.csrf)?;
     let access = a.open(&ui, &reference).await?;
-    let limits = ExtractLimits::default();
-    let result = unlock::unlock(
-        &ui.store,
-        &ui.policies,
-        &access.reference,
-        f.password,
-        &a.who(),
-        &limits,
-    )
-    .await;
+    let result = ui
+        .unlocker
+        .unlock(&access.reference, f.password, &a.who())
+        .await;
     match result {
         Ok(outcome) if outcome.opened > 0 => Ok(done(&access.reference, "unlocked")),
         Ok(outcome) => {
@@ -1111,7 +1105,9 @@ async fn unlock_case(
         Err(
             e @ (UnlockError::WrongPassword
             | UnlockError::TooManyAttempts(_)
-            | UnlockError::NothingLocked(_)),
+            | UnlockError::NothingLocked(_)
+            | UnlockError::Busy
+            | UnlockError::Worker(_)),
         ) => case_page(&ui, &a, &access, None, Some(e.to_string())).await,
         Err(UnlockError::NotFound(_)) => Err(UiError::NotFound),
         Err(e) => {

@@ -6,36 +6,51 @@
 //!
 //! 1. the message parses within intake's MIME bounds;
 //! 2. it has at least one attachment, and every attachment is a zip or 7z
-//!    (found by content) that is encrypted — signature parts
+//!    (found by content) whose every entry is encrypted — signature parts
 //!    (`application/pkcs7-signature`, `application/pgp-signature`) aside;
-//! 3. it forwards no message (a forwarded `.eml` is report content); and
-//! 4. its visible text is a short covering note: at most
-//!    `MAX_COVERING_NOTE` characters.
+//! 3. it forwards no message (a forwarded `.eml` is report content);
+//! 4. its Subject is at most `MAX_SUBJECT` characters; and
+//! 5. everything a reader sees without a password — the text bodies, the
+//!    Subject, display names, Comments, Keywords and attachment names — is
+//!    a short covering note: at most `MAX_COVERING_NOTE` characters. An
+//!    HTML body counts by its source length: the rule measures, it never
+//!    renders HTML.
 //!
 //! Anything else is refused after DATA with 550 5.7.10 and nothing is
-//! stored. Pure: no I/O.
+//! stored. The check runs in a parse worker (`worker`), like every parse of
+//! a stranger's bytes; a worker that dies or runs out of budget on a
+//! message refuses it the same way. Pure: no I/O.
 
 use crate::intake::{archive, mime};
+use serde::{Deserialize, Serialize};
 
-/// Longest visible text a plaintext delivery may carry. Enough for "the
-/// report is attached; I will phone you the password", far too short for a
-/// report.
+/// Most a reader may see of a plaintext delivery, in characters. Enough
+/// for "the report is attached; I will phone you the password", far too
+/// short for a report.
 pub const MAX_COVERING_NOTE: usize = 1000;
+
+/// Longest Subject of a plaintext delivery, in characters: a subject line
+/// names a report, it does not hold one.
+pub const MAX_SUBJECT: usize = 200;
 
 /// Why a plaintext delivery is refused (for logs; the client gets one
 /// reply that says what to do instead).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum PlaintextRefusal {
     #[error("unparseable message")]
     Unparseable,
     #[error("no encrypted archive attached")]
     NoArchive,
-    #[error("an attachment is not an encrypted zip or 7z")]
+    #[error("an attachment is not a zip or 7z whose every entry is encrypted")]
     NotEncrypted,
     #[error("a forwarded message")]
     Forwarded,
     #[error("the visible text is longer than a covering note ({0} characters)")]
     LongText(usize),
+    #[error("the subject is longer than {MAX_SUBJECT} characters ({0})")]
+    LongSubject(usize),
+    #[error("the check could not finish: {0}")]
+    NotChecked(String),
 }
 
 const SIGNATURES: &[&str] = &[
@@ -45,8 +60,8 @@ const SIGNATURES: &[&str] = &[
 ];
 
 /// Checks a message that arrived without TLS.
-pub fn check(raw: &[u8]) -> Result<(), PlaintextRefusal> {
-    let mail = mime::parse(raw, &mime::MimeLimits::default())
+pub fn check(raw: &[u8], limits: &mime::MimeLimits) -> Result<(), PlaintextRefusal> {
+    let mail = mime::parse_with(raw, limits, mime::Html::Measure)
         .map_err(|_| PlaintextRefusal::Unparseable)?;
     if !mail.forwarded_text.is_empty() || mail.attachments.iter().any(|a| a.forwarded) {
         return Err(PlaintextRefusal::Forwarded);
@@ -57,16 +72,19 @@ pub fn check(raw: &[u8]) -> Result<(), PlaintextRefusal> {
             continue;
         }
         match archive::inspect(&a.data) {
-            Some(info) if info.is_encrypted() => archives += 1,
+            Some(info) if info.fully_encrypted() => archives += 1,
             _ => return Err(PlaintextRefusal::NotEncrypted),
         }
     }
     if archives == 0 {
         return Err(PlaintextRefusal::NoArchive);
     }
-    let note = mail.text.trim().chars().count();
-    if note > MAX_COVERING_NOTE {
-        return Err(PlaintextRefusal::LongText(note));
+    let subject = mail.subject.chars().count();
+    if subject > MAX_SUBJECT {
+        return Err(PlaintextRefusal::LongSubject(subject));
+    }
+    if mail.visible_chars > MAX_COVERING_NOTE {
+        return Err(PlaintextRefusal::LongText(mail.visible_chars));
     }
     Ok(())
 }
@@ -101,6 +119,10 @@ mod tests {
             env!("CARGO_MANIFEST_DIR")
         ))
         .unwrap()
+    }
+
+    fn check(raw: &[u8]) -> Result<(), PlaintextRefusal> {
+        super::check(raw, &mime::MimeLimits::default())
     }
 
     #[test]

@@ -1,0 +1,466 @@
+//! Filing one analysed message, in one write transaction: a new case with
+//! its receipt, a follow-up in an existing case's conversation, the fill
+//! of an `unparsed` case on retry — or, when it cannot be parsed, its
+//! quarantine and an `unparsed` case, so a report is never lost.
+//!
+//! Follow-ups are told apart by who can write them. Our receipts and
+//! replies carry a Message-ID with 128 random bits; a mail whose
+//! In-Reply-To or References holds one answers us, and when it also comes
+//! from the case's reporter it speaks for the case. A mail that only names
+//! the (sequential, guessable) reference, or comes from anyone else, is
+//! kept in the conversation marked "not from the reporter" and never
+//! changes the case's state.
+
+use super::analysis::Analysis;
+use super::{Filed, IntakeError, Pending, Receipts, report};
+use crate::audit::Who;
+use crate::cases::store::{self as case_store, FollowUp, NewCase, NewEvidence};
+use crate::cases::{CaseKind, CaseState};
+use crate::outbound::{self, ReceiptFacts, Recipient};
+use crate::policy::Policy;
+use crate::store::seal::Sealer;
+use crate::store::{Backend, Store};
+use sqlx::{AnyConnection, Row};
+
+/// Files `p` as `a` says, inside one transaction.
+pub(crate) async fn file(
+    conn: &mut AnyConnection,
+    store: &Store,
+    policy: &Policy,
+    receipts: &Receipts,
+    p: &Pending,
+    a: Analysis,
+    now: i64,
+) -> Result<Filed, IntakeError> {
+    let sealer = store.sealer();
+    let begin = Backend::of(conn).begin_write();
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
+    let (filed, case_id) = if let Some(case_id) = p.case_id {
+        let reference = reference_of(&mut tx, case_id).await?;
+        let new = new_case(policy, &a, p);
+        case_store::refile(&mut tx, sealer, case_id, &reference, &new, now).await?;
+        (Filed::Refiled { reference }, case_id)
+    } else if let Some((case_id, reference, token)) = thread_of(&mut tx, policy, &a).await? {
+        let from_reporter =
+            token && from_the_reporter(&mut tx, sealer, case_id, &reference, &a).await?;
+        let follow_up = FollowUp {
+            message_row: p.id,
+            at: p.received_at,
+            from_reporter,
+            token,
+            sender: a
+                .mail
+                .from_address
+                .clone()
+                .unwrap_or_else(|| p.mail_from.clone()),
+            subject: a.mail.subject.clone(),
+            text: a.mail.text.clone(),
+            tls_version: p.tls_version.clone(),
+        };
+        let attachments = evidence(&a);
+        case_store::add_follow_up(&mut tx, sealer, case_id, &follow_up, &attachments).await?;
+        if from_reporter {
+            resume_if_waiting(&mut tx, sealer, case_id, &reference, now).await?;
+        }
+        (
+            Filed::Correspondence {
+                reference,
+                from_reporter,
+            },
+            case_id,
+        )
+    } else {
+        let new = new_case(policy, &a, p);
+        let (case_id, reference) = case_store::insert(&mut tx, sealer, &new).await?;
+        if new.kind == CaseKind::Disclosure {
+            queue_receipt(
+                &mut tx, sealer, receipts, policy, case_id, &reference, &a, &new, p, now,
+            )
+            .await?;
+        }
+        (
+            Filed::NewCase {
+                reference,
+                kind: new.kind,
+            },
+            case_id,
+        )
+    };
+    mark_filed(&mut tx, p.id, case_id).await?;
+    tx.commit().await?;
+    Ok(filed)
+}
+
+/// The case `a` belongs to, if any, and whether it carried a reply token:
+/// first by our Message-IDs in In-Reply-To/References, then by a reference
+/// named in the subject or those headers.
+async fn thread_of(
+    conn: &mut AnyConnection,
+    policy: &Policy,
+    a: &Analysis,
+) -> Result<Option<(i64, String, bool)>, sqlx::Error> {
+    for id in a.mail.refers_to.iter().take(50) {
+        let ours = format!("<{}>", id.trim_matches(['<', '>']));
+        let row = sqlx::query(
+            "SELECT c.id, c.reference FROM outbox o JOIN cases c ON c.id = o.case_id
+             WHERE o.message_id = $1 AND c.org = $2 LIMIT 1",
+        )
+        .bind(&ours)
+        .bind(&policy.id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(r) = row {
+            return Ok(Some((r.try_get("id")?, r.try_get("reference")?, true)));
+        }
+    }
+    for reference in &a.references {
+        if let Some(id) = case_store::find(conn, &policy.id, reference).await? {
+            return Ok(Some((id, reference.clone(), false)));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether the follow-up's sender is the case's reporter (normalised).
+async fn from_the_reporter(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    case_id: i64,
+    reference: &str,
+    a: &Analysis,
+) -> Result<bool, IntakeError> {
+    let stored: Option<String> = sqlx::query("SELECT reporter_address FROM cases WHERE id = $1")
+        .bind(case_id)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("reporter_address")?;
+    let reporter = sealer
+        .open_opt(
+            &case_store::case_field(reference, "reporter_address"),
+            stored,
+        )
+        .map_err(crate::store::StoreError::from)?;
+    let same = |x: Option<&str>| x.and_then(outbound::normalise).map(|(n, _)| n);
+    Ok(same(reporter.as_deref()).is_some_and(|r| Some(r) == same(a.mail.from_address.as_deref())))
+}
+
+/// The reporter answered while the case waited for them: the feedback
+/// clock runs again, by the lifecycle rules.
+async fn resume_if_waiting(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    case_id: i64,
+    reference: &str,
+    now: i64,
+) -> Result<(), IntakeError> {
+    let (state,): (String,) = sqlx::query_as("SELECT state FROM cases WHERE id = $1")
+        .bind(case_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    if CaseState::parse(&state) == Some(CaseState::NeedsInformation) {
+        let who = Who {
+            actor: "intake",
+            source: "mail",
+        };
+        case_store::transition_in(
+            conn,
+            sealer,
+            reference,
+            CaseState::Triaged,
+            Some("the reporter replied"),
+            &who,
+            now,
+        )
+        .await
+        .map_err(|e| match e {
+            case_store::CaseError::Database(d) => IntakeError::Database(d),
+            other => IntakeError::Database(sqlx::Error::Protocol(other.to_string())),
+        })?;
+    }
+    Ok(())
+}
+
+async fn reference_of(conn: &mut AnyConnection, case_id: i64) -> Result<String, sqlx::Error> {
+    let (reference,): (String,) = sqlx::query_as("SELECT reference FROM cases WHERE id = $1")
+        .bind(case_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(reference)
+}
+
+/// The attachments of `a` as evidence.
+fn evidence(a: &Analysis) -> Vec<NewEvidence> {
+    a.mail
+        .attachments
+        .iter()
+        .zip(&a.facts)
+        .map(|(at, facts)| NewEvidence {
+            screenshot: facts.sniffed.is_some(),
+            opened: false,
+            archive: facts.archive.clone(),
+            conversation_id: None,
+            name: at.name.clone(),
+            declared_type: at.declared_type.clone(),
+            sniffed_type: facts.sniffed.clone(),
+            forwarded: at.forwarded,
+            data: at.data.clone(),
+        })
+        .collect()
+}
+
+fn new_case(policy: &Policy, a: &Analysis, p: &Pending) -> NewCase {
+    let deadlines = policy.deadlines(
+        jiff::Timestamp::from_second(p.received_at).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+    );
+    let mail = &a.mail;
+    let anonymous = mail
+        .from_address
+        .as_deref()
+        .is_none_or(|x| x.is_empty() || !x.contains('@'));
+    let evidence = evidence(a);
+    let locked = evidence
+        .iter()
+        .any(|e| e.archive.as_ref().is_some_and(|i| i.is_encrypted()));
+    NewCase {
+        org: policy.id.clone(),
+        state: if locked {
+            CaseState::AwaitingPassword
+        } else {
+            CaseState::New
+        },
+        reference_prefix: policy.reference_prefix.clone(),
+        kind: if a.flagged {
+            CaseKind::Disclosure
+        } else {
+            CaseKind::Unflagged
+        },
+        subject: mail.subject.clone(),
+        reporter_name: mail.from_name.clone(),
+        reporter_address: mail.from_address.clone(),
+        anonymous,
+        fields: a.fields.clone(),
+        suggestions: a.suggestions.clone(),
+        tls_version: p.tls_version.clone(),
+        tls_cipher: p.tls_cipher.clone(),
+        authentication_results: mail.authentication_results.clone(),
+        message_id: mail.message_id.clone(),
+        received_at: p.received_at,
+        acknowledge_by: deadlines.acknowledge_by.as_second(),
+        feedback_by: deadlines.feedback_by.as_second(),
+        message_row: p.id,
+        evidence,
+        unparsed_reason: None,
+    }
+}
+
+/// The receipt, in the report's language, to the envelope sender when it
+/// is the `From:` address; or a suppressed entry saying why there is none.
+#[allow(clippy::too_many_arguments)]
+async fn queue_receipt(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    receipts: &Receipts,
+    policy: &Policy,
+    case_id: i64,
+    reference: &str,
+    a: &Analysis,
+    new: &NewCase,
+    p: &Pending,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let from = a.mail.from_address.as_deref().filter(|_| !new.anonymous);
+    let to = match outbound::receipt_recipient(from, &p.mail_from, a.mail.auto_submitted.as_deref())
+    {
+        Ok(to) => to,
+        Err(reason) => {
+            return outbound::record_suppressed(conn, case_id, from, reason, now).await;
+        }
+    };
+    let facts = ReceiptFacts {
+        received_at: p.received_at,
+        tls_version: p.tls_version.as_deref(),
+        awaiting_password: new.state == CaseState::AwaitingPassword,
+    };
+    let danish = new.fields.language == Some(report::Language::Da);
+    let (subject, body) = outbound::compose(policy, danish, reference, &facts);
+    // 128 random bits: a follow-up quoting it answers us (a reply token).
+    let message_id = format!(
+        "<{reference}.{}@{}>",
+        case_store::object_id(),
+        receipts.hostname
+    );
+    let parent = a.mail.message_id.as_deref().and_then(thread_id);
+    let client_ip = client_ip(&p.peer);
+    outbound::enqueue_receipt(
+        conn,
+        sealer,
+        &receipts.outbound,
+        case_id,
+        &Recipient {
+            address: to,
+            client_ip: &client_ip,
+        },
+        &subject,
+        &body,
+        &message_id,
+        parent.as_deref(),
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The reporter's Message-ID for In-Reply-To, only if it has the shape of
+/// one (RFC 5322 msg-id, bounded): it goes back to them in a header.
+fn thread_id(id: &str) -> Option<String> {
+    let id = id.trim_matches(['<', '>']);
+    let ok = id.len() <= 250
+        && id.contains('@')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"' | b'\\'));
+    ok.then(|| format!("<{id}>"))
+}
+
+/// The IP address of a `peer` as stored (`ip:port`, `[v6]:port`).
+fn client_ip(peer: &str) -> String {
+    peer.parse::<std::net::SocketAddr>()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|_| peer.to_owned())
+}
+
+async fn mark_filed(
+    conn: &mut AnyConnection,
+    message: i64,
+    case_id: i64,
+) -> Result<(), sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE messages SET state = 'filed', case_id = $1, claimed_until = NULL, intake_failure = NULL
+         WHERE id = $2 AND state = 'pending'",
+    )
+    .bind(case_id)
+    .bind(message)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        // Filed by someone else meanwhile: roll back rather than file twice.
+        return Err(sqlx::Error::RowNotFound);
+    }
+    Ok(())
+}
+
+/// Quarantines `p` with `reason`. For an organisation's mail it opens an
+/// `unparsed` case (or, on a failed retry, records the failure on the one
+/// it has): the raw message stays sealed in the store, the clocks run from
+/// arrival, and an analyst can read it or retry. Returns the case.
+pub(crate) async fn quarantine(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    policy: Option<&Policy>,
+    p: &Pending,
+    reason: &str,
+    now: i64,
+) -> Result<Option<String>, IntakeError> {
+    let begin = Backend::of(conn).begin_write();
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
+    let done = sqlx::query(
+        "UPDATE messages SET state = 'quarantined', quarantine_reason = $1, claimed_until = NULL,
+             budget_factor = 1
+         WHERE id = $2 AND state = 'pending'",
+    )
+    .bind(reason)
+    .bind(p.id)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        tx.commit().await?;
+        return Ok(None);
+    }
+    let reference = match (policy, p.case_id) {
+        (_, Some(case_id)) => {
+            let reference = reference_of(&mut tx, case_id).await?;
+            sqlx::query(
+                "UPDATE cases SET unparsed_reason = $1 WHERE id = $2 AND kind = 'unparsed'",
+            )
+            .bind(reason)
+            .bind(case_id)
+            .execute(&mut *tx)
+            .await?;
+            case_store::add_event(
+                &mut tx,
+                sealer,
+                case_id,
+                now,
+                "parse-failed",
+                "intake",
+                &format!("retry failed: {reason}"),
+                Some(p.id),
+            )
+            .await?;
+            Some(reference)
+        }
+        (Some(policy), None) => {
+            let deadlines = policy.deadlines(
+                jiff::Timestamp::from_second(p.received_at).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+            );
+            let new = NewCase {
+                org: policy.id.clone(),
+                state: CaseState::New,
+                reference_prefix: policy.reference_prefix.clone(),
+                kind: CaseKind::Unparsed,
+                subject: "(message not parsed)".into(),
+                reporter_name: None,
+                reporter_address: None,
+                anonymous: false,
+                fields: Default::default(),
+                suggestions: Vec::new(),
+                tls_version: p.tls_version.clone(),
+                tls_cipher: p.tls_cipher.clone(),
+                authentication_results: None,
+                message_id: None,
+                received_at: p.received_at,
+                acknowledge_by: deadlines.acknowledge_by.as_second(),
+                feedback_by: deadlines.feedback_by.as_second(),
+                message_row: p.id,
+                evidence: Vec::new(),
+                unparsed_reason: Some(reason.to_owned()),
+            };
+            let (case_id, reference) = case_store::insert(&mut tx, sealer, &new).await?;
+            sqlx::query("UPDATE messages SET case_id = $1 WHERE id = $2")
+                .bind(case_id)
+                .bind(p.id)
+                .execute(&mut *tx)
+                .await?;
+            outbound::record_suppressed(
+                &mut tx,
+                case_id,
+                None,
+                "the message could not be parsed",
+                now,
+            )
+            .await?;
+            Some(reference)
+        }
+        (None, None) => None,
+    };
+    tx.commit().await?;
+    Ok(reference)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_message_id_shapes_go_back_in_headers() {
+        assert_eq!(
+            thread_id("<a.b@example.org>").as_deref(),
+            Some("<a.b@example.org>")
+        );
+        assert_eq!(thread_id("a b@example.org"), None);
+        assert_eq!(thread_id("no-at-sign"), None);
+        assert_eq!(thread_id(&format!("{}@x", "a".repeat(300))), None);
+        assert_eq!(client_ip("192.0.2.7:2525"), "192.0.2.7");
+        assert_eq!(client_ip("[2001:db8::1]:25"), "2001:db8::1");
+    }
+}
