@@ -208,6 +208,7 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
         (None, true) => Some(std::net::SocketAddr::from(([127, 0, 0, 1], 8080))),
         (None, false) => None,
     };
+    let mut refusal_task = None;
     let api_task = match web_listen {
         Some(addr) => {
             // Checked before binding: the dev IdP never listens elsewhere,
@@ -233,6 +234,11 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
             )? {
                 Some(ui) => {
                     info!(addr = %local, "analyst interface listening");
+                    let refusals = Arc::clone(&ui.refusals);
+                    let (store, stop) = (store.clone(), intake_stop.subscribe());
+                    refusal_task = Some(tokio::spawn(async move {
+                        refusals.run(store, stop).await;
+                    }));
                     app = app.merge(crate::web::ui::router(ui));
                 }
                 None => {
@@ -304,6 +310,9 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
         let _ = task.await;
     }
     if let Some(task) = api_task {
+        let _ = task.await;
+    }
+    if let Some(task) = refusal_task {
         let _ = task.await;
     }
     if let Some(task) = webhook_task {

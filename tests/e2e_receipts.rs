@@ -6,14 +6,15 @@
 
 mod common;
 
-use common::{INTAKE_ON, Opts, Server, deliver_from, fixture};
+use common::{INTAKE_ON, Opts, Server, deliver_from, fixture, mail_with_attachments};
 use mail_parser::MessageParser;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
 fn sink() -> Server {
     Server::start(Opts {
-        smtp: "accept_for = [\"@researcher.example\", \"@borger.example\", \"@finder.example\"]",
+        smtp: "accept_for = [\"@researcher.example\", \"@borger.example\", \"@finder.example\", \
+                \"@target.example\", \"@evil.example\", \"@one.example\", \"@two.example\", \"@three.example\"]",
         ..Opts::default()
     })
 }
@@ -379,5 +380,311 @@ async fn an_analysts_reply_goes_out_threaded_through_the_relay() {
     assert!(
         !out.contains("1 December"),
         "no reply text in the audit trail"
+    );
+}
+
+/// A flagged report to Netcompany from `from`, with optional headers.
+fn report_from(from: &str, subject: &str, extra_headers: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: <{from}>\r\nTo: security@netcompany.example\r\nSubject: {subject}\r\n\
+         Message-ID: <{}.{}@sender.example>\r\n{extra_headers}\r\n{body}\r\n",
+        subject.len(),
+        from.replace('@', ".")
+    )
+    .into_bytes()
+}
+
+fn states_and_reasons(entries: &[Value]) -> Vec<(String, String)> {
+    entries
+        .iter()
+        .map(|e| {
+            (
+                e["state"].as_str().unwrap().to_owned(),
+                e["reason"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn settled(mx: &Server, n: usize) -> Vec<Value> {
+    wait_for("receipts settled", || {
+        let e = outbox(mx);
+        (e.len() == n && e.iter().all(|x| x["state"] != "pending")).then_some(e)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_cannot_be_aimed_at_third_parties() {
+    let sink = sink();
+    let mx = Server::start(Opts {
+        intake: INTAKE_ON,
+        extra: outbound_to(
+            &sink,
+            "receipts_per_address_per_day = 2\nreceipts_per_domain_per_day = 3\n",
+        ),
+        ..Opts::default()
+    });
+    let spam = "Responsible disclosure: BUY PILLS at spam.example";
+    let sends: [(&str, &str); 6] = [
+        // The envelope names the attacker, From: the victim.
+        ("attacker@evil.example", "victim@target.example"),
+        ("victim+1@target.example", "victim+1@target.example"),
+        ("Victim+2@Target.Example", "victim+2@target.example"),
+        ("victim+3@target.example", "victim+3@target.example"),
+        ("other@target.example", "other@target.example"),
+        ("third@target.example", "third@target.example"),
+    ];
+    for (envelope, from) in sends {
+        deliver_from(
+            &mx,
+            envelope,
+            "security@netcompany.example",
+            &report_from(from, spam, "", "CLICK http://spam.example/now"),
+        )
+        .await;
+    }
+    // A report in an encrypted archive: its receipt says how to give the
+    // password, in the policy's words.
+    let archive = std::fs::read(format!(
+        "{}/fixtures/archives/report-aes-he.7z",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    deliver_from(
+        &mx,
+        "r@researcher.example",
+        "security@netcompany.example",
+        &mail_with_attachments(
+            "Responsible disclosure: encrypted",
+            "The report is attached.",
+            &[("report.7z", &archive)],
+        ),
+    )
+    .await;
+    mx.wait_filed(7);
+    let entries = settled(&mx, 7);
+    let expect = |state: &str, reason: &str| (state.to_owned(), reason.to_owned());
+    assert_eq!(
+        states_and_reasons(&entries),
+        vec![
+            expect(
+                "suppressed",
+                "envelope sender does not match From (RFC 3834 section 4)"
+            ),
+            expect("sent", ""),
+            expect("sent", ""),
+            expect("suppressed", "rate limit: receipts_per_address_per_day"),
+            expect("sent", ""),
+            expect("suppressed", "rate limit: receipts_per_domain_per_day"),
+            expect("sent", ""),
+        ]
+    );
+    // Each went to its envelope sender, and said nothing the sender wrote.
+    let received = wait_for("four at the sink", || {
+        let m = sink.messages();
+        (m.len() == 4).then_some(m)
+    });
+    let mut to: Vec<String> = received
+        .iter()
+        .map(|m| m["rcpt_to"][0].as_str().unwrap().to_owned())
+        .collect();
+    to.sort();
+    assert_eq!(
+        to,
+        [
+            "other@target.example",
+            "r@researcher.example",
+            "victim+1@target.example",
+            "victim+2@target.example"
+        ]
+    );
+    for raw in sink.raw_messages().await {
+        let m = MessageParser::default().parse(&raw).unwrap();
+        let text = format!("{} {}", m.subject().unwrap(), m.body_text(0).unwrap());
+        for sender_text in ["PILLS", "spam.example", "CLICK"] {
+            assert!(!text.contains(sender_text), "{sender_text}: {text}");
+        }
+        if m.to().unwrap().first().unwrap().address() == Some("r@researcher.example") {
+            assert!(
+                text.contains("virtual meeting room"),
+                "how to give the password: {text}"
+            );
+        } else {
+            assert!(!text.contains("encrypted archive"), "{text}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_and_the_hour_have_ceilings_too() {
+    let sink = sink();
+    for (limits, reason) in [
+        (
+            "receipts_per_client_per_day = 2\n",
+            "rate limit: receipts_per_client_per_day",
+        ),
+        ("receipts_per_hour = 2\n", "rate limit: receipts_per_hour"),
+    ] {
+        let mx = Server::start(Opts {
+            intake: INTAKE_ON,
+            extra: outbound_to(&sink, limits),
+            ..Opts::default()
+        });
+        for who in ["a@one.example", "b@two.example", "c@three.example"] {
+            deliver_from(
+                &mx,
+                who,
+                "security@netcompany.example",
+                &report_from(who, "Responsible disclosure: x", "", "Description: x"),
+            )
+            .await;
+        }
+        mx.wait_filed(3);
+        let entries = settled(&mx, 3);
+        let got = states_and_reasons(&entries);
+        assert_eq!(
+            got[2],
+            ("suppressed".to_owned(), reason.to_owned()),
+            "{got:?}"
+        );
+        assert!(got[..2].iter().all(|(s, _)| s == "sent"), "{got:?}");
+    }
+}
+
+fn show(mx: &Server, reference: &str) -> Value {
+    let (ok, out, err) = mx.cli(&["cases", "show", reference, "--json"], None);
+    assert!(ok, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_ups_reach_the_case_and_only_the_reporter_speaks_for_it() {
+    let sink = sink();
+    let mx = Server::start(Opts {
+        intake: INTAKE_ON,
+        extra: outbound_to(&sink, ""),
+        ..Opts::default()
+    });
+    deliver_from(
+        &mx,
+        "alice@researcher.example",
+        "security@netcompany.example",
+        &fixture("en-netcompany-xss.eml"),
+    )
+    .await;
+    wait_for("the receipt", || sink.messages().into_iter().next());
+    let raw = sink.raw_messages().await.remove(0);
+    let token = MessageParser::default()
+        .parse(&raw)
+        .unwrap()
+        .message_id()
+        .unwrap()
+        .to_owned();
+    let reference = mx.case_of("netcompany");
+    let (ok, _, err) = mx.cli(
+        &["cases", "transition", &reference, "needs-information"],
+        None,
+    );
+    assert!(ok, "{err}");
+
+    let subject = format!("Re: [{reference}] Responsible disclosure");
+    // A stranger who knows the (guessable) reference.
+    deliver_from(
+        &mx,
+        "mallory@evil.example",
+        "security@netcompany.example",
+        &mail_with_attachments(
+            &subject,
+            "Close this case, it is a duplicate.",
+            &[("fake.txt", b"fake")],
+        ),
+    )
+    .await;
+    // A stranger quoting our Message-ID (forwarded to them, say).
+    deliver_from(
+        &mx,
+        "mallory@evil.example",
+        "security@netcompany.example",
+        &report_from(
+            "mallory@evil.example",
+            &subject,
+            &format!("In-Reply-To: <{token}>\r\n"),
+            "I am the reporter now.",
+        ),
+    )
+    .await;
+    // The reporter, answering our receipt, with an attachment.
+    let reply = format!(
+        "From: Alice Researcher <alice@researcher.example>\r\nTo: security@netcompany.example\r\n\
+         Subject: {subject}\r\nMessage-ID: <en-xss-3@researcher.example>\r\nIn-Reply-To: <{token}>\r\n\
+         References: <en-xss-1@researcher.example> <{token}>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+         Here is the proof of concept you asked for.\r\n--b\r\nContent-Type: text/plain; name=\"poc.txt\"\r\n\
+         Content-Disposition: attachment; filename=\"poc.txt\"\r\n\r\n<img src=x onerror=alert(2)>\r\n--b--\r\n"
+    )
+    .into_bytes();
+    deliver_from(
+        &mx,
+        "alice@researcher.example",
+        "security@netcompany.example",
+        &reply,
+    )
+    .await;
+    mx.wait_filed(4);
+
+    let case = show(&mx, &reference);
+    let conversation = case["conversation"].as_array().unwrap();
+    assert_eq!(conversation.len(), 3, "{conversation:?}");
+    let flags: Vec<(bool, bool)> = conversation
+        .iter()
+        .map(|m| {
+            (
+                m["token"].as_bool().unwrap(),
+                m["from_reporter"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(flags, [(false, false), (true, false), (true, true)]);
+    assert!(
+        conversation[2]["text"]
+            .as_str()
+            .unwrap()
+            .contains("proof of concept you asked for")
+    );
+    assert_eq!(conversation[2]["sender"], "alice@researcher.example");
+    assert_eq!(conversation[2]["tls_version"], "TLSv1.3");
+    // Attachments are evidence of the message they came with.
+    let evidence = case["evidence"].as_array().unwrap();
+    let of = |id: &Value| -> Vec<String> {
+        evidence
+            .iter()
+            .filter(|e| &e["conversation_id"] == id)
+            .map(|e| e["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(of(&conversation[0]["id"]), ["fake.txt"]);
+    assert_eq!(of(&conversation[2]["id"]), ["poc.txt"]);
+    // Only the reporter's answer moved the case (the clock runs again).
+    assert_eq!(case["state"], "triaged");
+    let transitions: Vec<&str> = case["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "transition")
+        .map(|e| e["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        transitions,
+        [
+            "new -> needs-information",
+            "needs-information -> triaged (the reporter replied)"
+        ]
+    );
+    let (_, text, _) = mx.cli(&["cases", "show", &reference], None);
+    // Marked in the conversation and on the timeline, for both strangers.
+    assert_eq!(text.matches("NOT FROM THE REPORTER").count(), 4, "{text}");
+    assert!(
+        text.contains("Close this case, it is a duplicate."),
+        "{text}"
     );
 }

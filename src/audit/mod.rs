@@ -159,15 +159,45 @@ pub async fn list(pool: &AnyPool) -> Result<Vec<StoredEntry>, sqlx::Error> {
     rows.iter().map(stored).collect()
 }
 
-/// The newest `limit` entries, newest first.
-pub async fn recent(pool: &AnyPool, limit: i64) -> Result<Vec<StoredEntry>, sqlx::Error> {
+/// Which entries a page shows.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    /// Unix seconds, inclusive.
+    pub since: Option<i64>,
+    /// Unix seconds, exclusive.
+    pub until: Option<i64>,
+}
+
+/// Up to `limit` entries matching `filter`, newest first, skipping the
+/// newest `offset`; and whether older ones remain.
+pub async fn page(
+    pool: &AnyPool,
+    filter: &Filter,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<StoredEntry>, bool), sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT id, at, actor, action, target, source, detail FROM audit_log ORDER BY id DESC LIMIT $1",
+        "SELECT id, at, actor, action, target, source, detail FROM audit_log
+         WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR action = $2) AND at >= $3 AND at < $4
+         ORDER BY id DESC LIMIT $5 OFFSET $6",
     )
-    .bind(limit)
+    .bind(&filter.actor)
+    .bind(&filter.action)
+    .bind(filter.since.unwrap_or(i64::MIN))
+    .bind(filter.until.unwrap_or(i64::MAX))
+    .bind(limit + 1)
+    .bind(offset.max(0))
     .fetch_all(pool)
     .await?;
-    rows.iter().map(stored).collect()
+    let more = rows.len() as i64 > limit;
+    let entries = rows
+        .iter()
+        .take(limit.max(0) as usize)
+        .map(stored)
+        .collect::<Result<_, _>>()?;
+    Ok((entries, more))
 }
 
 fn stored(r: &sqlx::any::AnyRow) -> Result<StoredEntry, sqlx::Error> {

@@ -442,7 +442,7 @@ async fn cases_command(
             }
             let s = &c.summary;
             println!("{}  [{}]  {} ({})", s.reference, s.org, s.state, s.kind);
-            println!("subject:        {}", s.subject);
+            println!("subject:        {}", shown(&s.subject));
             println!("received:       {}", local(s.received_at));
             println!(
                 "acknowledge by: {}  ({})",
@@ -503,7 +503,7 @@ async fn cases_command(
                     println!(
                         "\n{label}:\n{}",
                         v.lines()
-                            .map(|l| format!("  {l}"))
+                            .map(|l| format!("  {}", shown(l)))
                             .collect::<Vec<_>>()
                             .join("\n")
                     );
@@ -549,6 +549,46 @@ async fn cases_command(
                             ""
                         }
                     );
+                }
+            }
+            if let Some(reason) = &c.unparsed_reason {
+                println!(
+                    "\nNOT PARSED: {reason}\n  read it with `cases raw {}`, or parse it again with a larger budget: `cases retry {}`",
+                    s.reference, s.reference
+                );
+            }
+            if !c.conversation.is_empty() {
+                println!("\nconversation:");
+                for m in &c.conversation {
+                    let who = if m.from_reporter {
+                        "from the reporter".to_owned()
+                    } else {
+                        "NOT FROM THE REPORTER".to_owned()
+                    };
+                    println!(
+                        "  --- #{} {}  {} <{}>  [{who}]  tls {}",
+                        m.id,
+                        local(m.at),
+                        "from",
+                        m.sender,
+                        m.tls_version.as_deref().unwrap_or("none")
+                    );
+                    println!("  subject: {}", shown(&m.subject));
+                    for line in m.text.lines() {
+                        println!("    {}", shown(line));
+                    }
+                    for e in c
+                        .evidence
+                        .iter()
+                        .filter(|e| e.conversation_id == Some(m.id))
+                    {
+                        println!(
+                            "  attachment #{} {} ({} bytes)",
+                            e.id,
+                            e.name.as_deref().unwrap_or("(unnamed)"),
+                            e.size
+                        );
+                    }
                 }
             }
             println!("\ntimeline:");
@@ -709,6 +749,20 @@ async fn cases_command(
         }
     }
     Ok(())
+}
+
+/// Report text as a terminal may show it: control characters (escape
+/// sequences a sender could use to rewrite the screen) replaced.
+fn shown(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// RFC 4180 quoting, and a leading quote mark against spreadsheet formula

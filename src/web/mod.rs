@@ -11,6 +11,7 @@
 
 pub mod devidp;
 pub mod listener;
+pub mod refusals;
 pub mod saml;
 pub mod session;
 pub mod tokens;
@@ -166,6 +167,7 @@ pub fn interface(
         dev_idp: idp,
         policies,
         unlocker,
+        refusals: Default::default(),
         secure_cookies,
         lifetimes: session::Lifetimes {
             idle: i64::try_from(config.web.session_idle_seconds).unwrap_or(i64::MAX),

@@ -36,7 +36,7 @@ pub const MAX_TEXT_CHARS: usize = 20_000;
 /// Longest transition reason (500 characters).
 pub const MAX_REASON_CHARS: usize = 500;
 /// Entries shown on the audit page (the newest 500); the CLI lists all.
-pub const AUDIT_PAGE_ENTRIES: i64 = 500;
+pub const AUDIT_PAGE_ENTRIES: i64 = 100;
 
 /// Content-Security-Policy of every page: nothing but our own stylesheet,
 /// images and forms; no script, no framing.
@@ -53,6 +53,8 @@ pub struct Ui {
     pub dev_idp: Option<Arc<DevIdp>>,
     pub policies: Arc<PolicySet>,
     pub unlocker: Arc<crate::intake::unlock::Unlocker>,
+    /// Refused sign-ins from strangers, tallied per source and minute.
+    pub refusals: Arc<super::refusals::RefusalLog>,
     pub secure_cookies: bool,
     pub lifetimes: Lifetimes,
     pub hostname: String,
@@ -419,7 +421,6 @@ async fn acs(
         .map(str::to_owned);
     let source = peer.ip().to_string();
     let now = now();
-    let mut conn = ui.store.connection().await?;
     let refused = |reason: SamlError| -> Response {
         tracing::warn!(error = %reason, client = %source, "sign-in refused");
         let text = format!("Sign-in refused: {reason}.");
@@ -466,20 +467,14 @@ async fn acs(
     .await;
     let (verified, request_id) = match outcome {
         Ok(v) => v,
+        // No identity yet: counted per source and minute, not written now
+        // (`refusals`), so strangers cannot flood the audit trail.
         Err(e) => {
-            let who = Who {
-                actor: "unknown",
-                source: &source,
-            };
-            audit::record_now(
-                &mut conn,
-                ui.store.sealer(),
-                &who.entry("sign-in-refused", "", category(&e)),
-            )
-            .await?;
+            ui.refusals.note(&source, category(&e), now);
             return Ok(refused(e));
         }
     };
+    let mut conn = ui.store.connection().await?;
     // Consume the request and the assertion id: a second post of the same
     // response is a replay.
     if let Err(e) = ui.sso.consume(&mut conn, &request_id, &verified, now).await {
@@ -1256,12 +1251,82 @@ struct AuditPage {
     entries: Vec<AuditRow>,
     verdict: String,
     intact: bool,
+    query: AuditQuery,
+    /// Links to the newer and older pages, with the same filters.
+    newer: Option<String>,
+    older: Option<String>,
 }
 
-async fn audit_page(State(ui): State<S>, a: Analyst) -> Result<Response, UiError> {
+/// The audit page's filters and page, from the query string.
+#[derive(Deserialize, Default, Clone)]
+struct AuditQuery {
+    #[serde(default)]
+    actor: String,
+    #[serde(default)]
+    action: String,
+    /// First day shown, `YYYY-MM-DD` (UTC).
+    #[serde(default)]
+    from: String,
+    /// Last day shown, `YYYY-MM-DD` (UTC).
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    page: u32,
+}
+
+impl AuditQuery {
+    fn filter(&self) -> Result<audit::Filter, UiError> {
+        let day = |s: &str, what: &str| -> Result<Option<i64>, UiError> {
+            if s.trim().is_empty() {
+                return Ok(None);
+            }
+            let date: jiff::civil::Date = s.trim().parse().map_err(|_| {
+                UiError::BadRequest(format!("The {what} date must look like 2026-11-29."))
+            })?;
+            Ok(date
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .ok()
+                .map(|z| z.timestamp().as_second()))
+        };
+        let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+        Ok(audit::Filter {
+            actor: text(&self.actor),
+            action: text(&self.action),
+            since: day(&self.from, "first")?,
+            until: day(&self.to, "last")?.map(|t| t + 86_400),
+        })
+    }
+
+    fn link(&self, page: u32) -> String {
+        let enc = |s: &str| -> String {
+            s.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'@' | b':' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect()
+        };
+        format!(
+            "/audit?actor={}&action={}&from={}&to={}&page={page}",
+            enc(&self.actor),
+            enc(&self.action),
+            enc(&self.from),
+            enc(&self.to)
+        )
+    }
+}
+
+async fn audit_page(
+    State(ui): State<S>,
+    a: Analyst,
+    Query(query): Query<AuditQuery>,
+) -> Result<Response, UiError> {
     if !a.session.roles.admin {
         return Err(UiError::NotFound);
     }
+    let filter = query.filter()?;
     let verdict = audit::verify(ui.store.pool(), ui.store.sealer()).await?;
     let (verdict, intact) = match verdict {
         audit::Verdict::Intact { entries } => {
@@ -1271,8 +1336,9 @@ async fn audit_page(State(ui): State<S>, a: Analyst) -> Result<Response, UiError
             (format!("CHAIN BROKEN at entry {at_entry}: {reason}"), false)
         }
     };
-    let entries = audit::recent(ui.store.pool(), AUDIT_PAGE_ENTRIES)
-        .await?
+    let offset = i64::from(query.page) * AUDIT_PAGE_ENTRIES;
+    let (entries, more) = audit::page(ui.store.pool(), &filter, AUDIT_PAGE_ENTRIES, offset).await?;
+    let entries = entries
         .into_iter()
         .map(|e| AuditRow {
             id: e.id,
@@ -1296,6 +1362,9 @@ async fn audit_page(State(ui): State<S>, a: Analyst) -> Result<Response, UiError
         entries,
         verdict,
         intact,
+        newer: (query.page > 0).then(|| query.link(query.page - 1)),
+        older: more.then(|| query.link(query.page + 1)),
+        query,
     }))
 }
 

@@ -21,6 +21,7 @@ pub struct Server {
     pub addr: SocketAddr,
     pub cert_pem: String,
     extra_args: Vec<String>,
+    env: Vec<(&'static str, String)>,
 }
 
 /// Config sections the tests add to; each string is TOML lines.
@@ -37,6 +38,8 @@ pub struct Opts {
     pub args: Vec<&'static str>,
     /// Arguments after `serve` (e.g. `--dev-idp`).
     pub serve_args: Vec<&'static str>,
+    /// Environment variables for the server process.
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl Server {
@@ -75,11 +78,12 @@ impl Server {
         extra_args.push("serve".into());
         extra_args.extend(opts.serve_args.iter().map(|s| s.to_string()));
         let mut s = Server {
-            child: spawn(dir.path(), &extra_args),
+            child: spawn(dir.path(), &extra_args, &opts.env),
             dir,
             addr: "127.0.0.1:1".parse().unwrap(),
             cert_pem: String::new(),
             extra_args,
+            env: opts.env,
         };
         s.wait_ready();
         s
@@ -120,7 +124,7 @@ impl Server {
     /// Starts it again on the same data directory (after a kill).
     pub fn restart(&mut self) {
         let _ = std::fs::remove_file(self.data_dir().join("listening"));
-        self.child = spawn(self.dir.path(), &self.extra_args);
+        self.child = spawn(self.dir.path(), &self.extra_args, &self.env);
         self.wait_ready();
     }
 
@@ -294,7 +298,7 @@ impl Server {
     }
 }
 
-fn spawn(dir: &Path, extra: &[String]) -> Child {
+fn spawn(dir: &Path, extra: &[String], env: &[(&'static str, String)]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -304,6 +308,7 @@ fn spawn(dir: &Path, extra: &[String]) -> Child {
         .args(extra)
         .arg("--config")
         .arg(dir.join("config.toml"))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)

@@ -41,6 +41,7 @@ pub const MAX_JOBS: u64 = 10_000;
 
 /// Runs a worker with `budget`; returns when stdin closes.
 pub fn run(budget: Budget) -> ExitCode {
+    close_inherited_descriptors();
     // Panics are caught per job and answered as `Refused`; printing them
     // could fill the stderr pipe, which nobody reads while we live.
     std::panic::set_hook(Box::new(|_| {}));
@@ -167,6 +168,34 @@ fn job(request: Request, mut blobs: Vec<Vec<u8>>, policies: &PolicySet) -> (Answ
             }
             (Answer::Opened(Box::new(opened)), data)
         }
+    }
+}
+
+/// Closes every descriptor but the three pipes. The service opens its own
+/// files and sockets close-on-exec, but it may itself have inherited
+/// descriptors without that flag (from whatever started it), and those
+/// would pass on to a worker.
+#[allow(unsafe_code)]
+fn close_inherited_descriptors() {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let inherited: Vec<i32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|fd| *fd > 2)
+        // The directory's own descriptor, closed when `dir` is dropped.
+        .filter(|fd| {
+            std::fs::read_link(format!("/proc/self/fd/{fd}"))
+                .is_ok_and(|target| !target.ends_with("fd") || !target.starts_with("/proc"))
+        })
+        .collect();
+    for fd in inherited {
+        // SAFETY: this runs first thing in a fresh process, on its only
+        // thread, before any code of ours or of a library has opened or
+        // taken ownership of a descriptor: every descriptor above 2 was
+        // inherited across exec, is open, and is owned by nothing here.
+        unsafe { rustix::io::close(fd) };
     }
 }
 
