@@ -566,11 +566,10 @@ async fn cases_command(
                         "NOT FROM THE REPORTER".to_owned()
                     };
                     println!(
-                        "  --- #{} {}  {} <{}>  [{who}]  tls {}",
+                        "  --- #{} {}  from <{}>  [{who}]  tls {}",
                         m.id,
                         local(m.at),
-                        "from",
-                        m.sender,
+                        shown(&m.sender),
                         m.tls_version.as_deref().unwrap_or("none")
                     );
                     println!("  subject: {}", shown(&m.subject));
