@@ -167,14 +167,35 @@ async fn plaintext_left_by_an_older_version_is_sealed_at_start_up() {
     .execute(&mut db)
     .await
     .unwrap();
-    // A case an older version wrote in clear, with an event and an asset.
+    // A case an older version wrote in clear, with an event and an asset,
+    // and the report-derived values it kept in clear: ids, CVSS, channel,
+    // a suggestion, archive inspection.
     let case_id: (i64,) = sqlx::query_as(
         "INSERT INTO cases (org, reference, kind, state, subject, anonymous, description, cve_ids, cwe_ids,
-             received_at, acknowledge_by, feedback_by, updated_at)
+             cvss_vector, cvss_score, cvss_severity, channel, received_at, acknowledge_by, feedback_by, updated_at)
          VALUES ('netcompany', 'NC-2025-0042', 'disclosure', 'new', 'legacy subject phrase', 0,
-             'legacy description phrase', '[]', '[]', 1, 2, 3, 1) RETURNING id",
+             'legacy description phrase', '[\"CVE-2025-31337\"]', '[\"CWE-918\"]',
+             'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:L/A:N', 8.2, 'high', 'signal', 1, 2, 3, 1) RETURNING id",
     )
     .fetch_one(&mut db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO case_suggestions (case_id, kind, name, label, matched)
+         VALUES ($1, 'warning', 'zipcrypto', 'Legacy ZipCrypto', 'legacy-attachment-name.zip')",
+    )
+    .bind(case_id.0)
+    .execute(&mut db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO case_evidence (case_id, kind, name, declared_type, size, forwarded, data, archive, object_id)
+         VALUES ($1, 'attachment', NULL, 'application/x-legacy-type', 3, 0, $2, $3, 'legacyobject')",
+    )
+    .bind(case_id.0)
+    .bind(b"DMX1not-really-sealed".to_vec())
+    .bind(r#"{"format":"zip","encryption":"zipcrypto","headers_encrypted":false,"entries":["legacy-entry-name.txt"],"entry_count":1,"symlinks":0,"unsafe_names":0,"problem":null}"#)
+    .execute(&mut db)
     .await
     .unwrap();
     sqlx::query("INSERT INTO case_events (case_id, at, kind, actor, detail) VALUES ($1, 1, 'note', 'old', 'legacy note phrase')")
@@ -211,9 +232,22 @@ async fn plaintext_left_by_an_older_version_is_sealed_at_start_up() {
         "legacy description phrase",
         "legacy note phrase",
         "legacy-asset.netcompany.example",
+        "CVE-2025-31337",
+        "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:L/A:N",
+        "legacy-attachment-name.zip",
+        "application/x-legacy-type",
     ] {
         assert!(shown.contains(phrase), "{phrase} readable: {shown}");
     }
+    let (_, json, _) = server.cli(&["cases", "show", "NC-2025-0042", "--json"], None);
+    let legacy: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(legacy["cvss_score"], 8.2);
+    assert_eq!(legacy["channel"], "signal");
+    assert_eq!(legacy["cwe_ids"][0], "CWE-918");
+    assert_eq!(
+        legacy["evidence"][0]["archive"]["entries"][0],
+        "legacy-entry-name.txt"
+    );
     if !server.is_postgres() {
         let mut db = server.db().await;
         sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -227,7 +261,155 @@ async fn plaintext_left_by_an_older_version_is_sealed_at_start_up() {
         "legacy description phrase",
         "legacy note phrase",
         "legacy-asset",
+        "CVE-2025-31337",
+        "CWE-918",
+        "AV:N/AC:L/PR:N",
+        "legacy-attachment-name",
+        "legacy-entry-name",
+        "x-legacy-type",
     ] {
         assert!(!contains(&dump, phrase), "{phrase} sealed at rest");
     }
+}
+
+/// Every string `cases show --json` gives for a case, with where it is.
+fn strings(v: &serde_json::Value, path: &str, out: &mut Vec<(String, String)>) {
+    match v {
+        serde_json::Value::String(s) => out.push((path.to_owned(), s.clone())),
+        serde_json::Value::Array(a) => {
+            for x in a {
+                strings(x, &format!("{path}[]"), out);
+            }
+        }
+        serde_json::Value::Object(o) => {
+            for (k, x) in o {
+                strings(x, &format!("{path}.{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What may stay in clear: what filtering and clocks need, delivery facts,
+/// envelope addresses (ops metadata), and names of our own.
+const CLEAR: &[&str] = &[
+    ".reference",
+    ".org",
+    ".kind",
+    ".state",
+    ".close_reason",
+    ".tls_version",
+    ".tls_cipher",
+    ".reporter_address",
+    ".evidence[].object_id",
+    ".evidence[].kind",
+    ".timeline[].kind",
+    ".timeline[].actor",
+    ".conversation[].sender",
+    ".conversation[].tls_version",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_value_a_report_gave_is_sealed() {
+    let server = Server::start(Opts {
+        intake: INTAKE_ON,
+        ..Opts::default()
+    });
+    let zipcrypto = std::fs::read(format!(
+        "{}/fixtures/archives/report-zipcrypto.zip",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let sevenz = std::fs::read(format!(
+        "{}/fixtures/archives/report-aes.7z",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let mails = [
+        fixture("en-netcompany-xss.eml"),
+        fixture("screenshots-netcompany.eml"),
+        fixture("out-of-scope-netcompany.eml"),
+        fixture("forwarded-netcompany.eml"),
+        common::mail_with_attachments(
+            "Responsible disclosure: archives",
+            "CVE-2026-40404 and CWE-639 in https://files.netcompany.example/export",
+            &[
+                ("attacker-chosen-archive-name.zip", &zipcrypto),
+                ("second-archive-name.7z", &sevenz),
+            ],
+        ),
+    ];
+    for m in &mails {
+        deliver_from(&server, "alice@researcher.example", "security@netcompany.example", m).await;
+    }
+    server.wait_filed(mails.len());
+    let (_, out, _) = server.cli(&["cases", "list", "--json"], None);
+    let list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let last = list.last().unwrap()["reference"].as_str().unwrap().to_owned();
+    let (ok, _, err) = server.cli(
+        &["unlock", &last, "--password-stdin"],
+        Some("correct horse battery staple\n"),
+    );
+    assert!(ok, "{err}");
+    let mut values = Vec::new();
+    for c in &list {
+        let (_, json, _) = server.cli(
+            &["cases", "show", c["reference"].as_str().unwrap(), "--json"],
+            None,
+        );
+        let case: serde_json::Value = serde_json::from_str(&json).unwrap();
+        strings(&case, "", &mut values);
+    }
+    let paths: Vec<&str> = values.iter().map(|(p, _)| p.as_str()).collect();
+    for must in [
+        ".cve_ids[]",
+        ".cwe_ids[]",
+        ".cvss_vector",
+        ".evidence[].archive.entries[]",
+        ".suggestions[].matched",
+        ".evidence[].declared_type",
+        ".channel",
+    ] {
+        assert!(paths.contains(&must), "the fixtures give {must}: {paths:?}");
+    }
+    if !server.is_postgres() {
+        let mut db = server.db().await;
+        sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut db)
+            .await
+            .unwrap();
+    }
+    let dump = dump(&server);
+    // The envelope is ops metadata, in clear by design; a value that is
+    // part of it (the recipient's domain as an asset) proves nothing.
+    let envelope: Vec<String> = server
+        .messages()
+        .iter()
+        .flat_map(|m| {
+            let mut e = vec![m["mail_from"].to_string(), m["helo"].to_string()];
+            e.extend(
+                m["rcpt_to"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.to_string()),
+            );
+            e
+        })
+        .collect();
+    let mut checked = 0;
+    for (path, value) in &values {
+        if CLEAR.contains(&path.as_str())
+            || value.chars().count() < 6
+            || envelope.iter().any(|e| e.contains(value.as_str()))
+        {
+            continue;
+        }
+        checked += 1;
+        assert!(
+            !contains(&dump, value),
+            "{path} = {value:?} is readable in the database dump"
+        );
+    }
+    assert!(checked > 50, "{checked} values checked");
 }

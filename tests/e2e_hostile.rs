@@ -278,3 +278,119 @@ async fn a_message_that_kills_its_worker_becomes_an_unparsed_case() {
     assert_eq!(detail["evidence"][0]["name"], "logs.bin");
     assert_eq!(detail["evidence"][0]["size"], 9 * 1024 * 1024);
 }
+
+fn archive_fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/fixtures/archives/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_wrong_unlocks_get_exactly_the_attempts_the_limit_allows() {
+    let sso = common::web::Sso::start("", INTAKE_ON);
+    let archive = archive_fixture("report-aes-he.7z");
+    deliver_from(
+        &sso.server,
+        "r@researcher.example",
+        NC,
+        &mail_with_attachments(
+            "Responsible disclosure: encrypted",
+            "The report is attached.",
+            &[("report.7z", &archive)],
+        ),
+    )
+    .await;
+    sso.server.wait_filed(1);
+    let reference = sso.server.case_of("netcompany");
+    let analyst = sso.signed_in("analyst@netcompany", &["nc-analysts"]);
+    let csrf = analyst.csrf(&format!("/cases/{reference}"));
+    let analyst = std::sync::Arc::new(analyst);
+    let guesses: Vec<_> = (0..40)
+        .map(|i| {
+            let (analyst, csrf, reference) =
+                (std::sync::Arc::clone(&analyst), csrf.clone(), reference.clone());
+            std::thread::spawn(move || {
+                analyst
+                    .post(
+                        &format!("/cases/{reference}/unlock"),
+                        &[("csrf", &csrf), ("password", &format!("guess-{i}"))],
+                    )
+                    .status
+            })
+        })
+        .collect();
+    for g in guesses {
+        // Wrong, or refused: the case page with its error, 422.
+        assert_eq!(g.join().unwrap(), 422);
+    }
+    let entries = cli_json(&sso.server, &["audit", "list", "--json"]);
+    let count = |action: &str| {
+        entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == action && e["target"] == reference.as_str())
+            .count()
+    };
+    assert_eq!(count("unlock-failed"), 5, "evaluated: exactly the limit");
+    assert_eq!(count("unlock-refused"), 35, "refused before any work");
+    let case = show(&sso.server, &reference);
+    let failed = case["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "unlock-failed")
+        .count();
+    assert_eq!(failed, 5);
+    assert_eq!(case["state"], "awaiting-password");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_unlock_has_one_budget_however_many_archives() {
+    let server = Server::start(Opts {
+        intake: INTAKE_ON,
+        ..Opts::default()
+    });
+    // 25 archives demanding 2^22 key-derivation rounds each (more than
+    // 7-Zip writes): each wrong guess used to cost all of them.
+    let slow = archive_fixture("hostile/kdf-22.7z");
+    let names: Vec<String> = (0..25).map(|i| format!("part{i}.7z")).collect();
+    let attachments: Vec<(&str, &[u8])> =
+        names.iter().map(|n| (n.as_str(), slow.as_slice())).collect();
+    deliver_from(
+        &server,
+        "r@researcher.example",
+        NC,
+        &mail_with_attachments("Responsible disclosure: many parts", "Parts attached.", &attachments),
+    )
+    .await;
+    server.wait_filed(1);
+    let reference = server.case_of("netcompany");
+    let started = Instant::now();
+    let (ok, out, err) = server.cli(
+        &["unlock", &reference, "--password-stdin"],
+        Some("a wrong guess\n"),
+    );
+    assert!(ok, "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.matches("limit kdf_rounds reached").count(), 20, "{out}");
+    assert!(out.contains("5 archive(s) left locked"), "{out}");
+    // The next attempt takes the rest.
+    let (ok, out, err) = server.cli(
+        &["unlock", &reference, "--password-stdin"],
+        Some("a wrong guess\n"),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.matches("limit kdf_rounds reached").count(), 5, "{out}");
+    let (ok, _, err) = server.cli(
+        &["unlock", &reference, "--password-stdin"],
+        Some("a wrong guess\n"),
+    );
+    assert!(!ok && err.contains("holds no locked archive"), "{err}");
+}

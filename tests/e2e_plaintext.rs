@@ -143,3 +143,87 @@ async fn a_reject_policy_refuses_mail_before_starttls() {
         "{r}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rule_means_what_it_says() {
+    let server = Server::start(Opts::default());
+    let to = "security@netcompany.example";
+    // Every entry must be encrypted: a clear readme beside the report is
+    // report content in clear. A folder entry has no content to encrypt.
+    let reply = plaintext_send(&server, to, &mail(NOTE, &[("m.zip", archive("mixed.zip"))])).await;
+    assert!(reply.starts_with("550 5.7.10"), "mixed: {reply}");
+    let reply = plaintext_send(
+        &server,
+        to,
+        &mail(NOTE, &[("f.zip", archive("with-folder.zip"))]),
+    )
+    .await;
+    assert!(reply.starts_with("250 2.0.0"), "folder: {reply}");
+
+    // A 6 KB report in the Subject.
+    let long_subject = format!("Responsible disclosure {}", "x".repeat(6000));
+    let sz = archive_bytes();
+    let parts: Vec<(&str, &[u8])> = vec![("r.7z", &sz)];
+    let reply = plaintext_send(
+        &server,
+        to,
+        &common::mail_with_attachments(&long_subject, NOTE, &parts),
+    )
+    .await;
+    assert!(reply.starts_with("550 5.7.10"), "subject: {reply}");
+    // A Subject just under its own limit, but with the note, over the total.
+    let subject = format!("Responsible disclosure {}", "y".repeat(150));
+    let note = "z".repeat(900);
+    let reply = plaintext_send(
+        &server,
+        to,
+        &common::mail_with_attachments(&subject, &note, &parts),
+    )
+    .await;
+    assert!(reply.starts_with("550 5.7.10"), "subject and note: {reply}");
+    // An HTML note counts as written, tags and all: it is never rendered.
+    let html = format!(
+        "From: r@researcher.example\r\nTo: {to}\r\nSubject: Responsible disclosure\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n{}\r\n\
+         --b\r\nContent-Type: application/x-7z-compressed\r\nContent-Disposition: attachment; filename=\"r.7z\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
+        "<div>".repeat(300),
+        common::b64(&archive_bytes())
+    );
+    let reply = plaintext_send(&server, to, html.as_bytes()).await;
+    assert!(reply.starts_with("550 5.7.10"), "html: {reply}");
+    assert_eq!(server.messages().len(), 1, "only the folder zip was stored");
+}
+
+fn archive_bytes() -> Vec<u8> {
+    archive("report-aes-he.7z")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_that_dies_refuses_the_message_and_the_server_carries_on() {
+    // A budget a 12 MiB message cannot be checked in.
+    let server = Server::start(Opts {
+        intake: "enabled = false\nparse_memory_mib = 16\n",
+        ..Opts::default()
+    });
+    let big = vec![1u8; 9 * 1024 * 1024];
+    let reply = plaintext_send(
+        &server,
+        "security@netcompany.example",
+        &mail(NOTE, &[("r.7z", big)]),
+    )
+    .await;
+    assert!(reply.starts_with("550 5.7.10"), "{reply}");
+    assert!(
+        server.log().contains("intake worker killed: memory limit (16 MiB)"),
+        "the reason is logged"
+    );
+    // The next one is checked by a fresh worker.
+    let reply = plaintext_send(
+        &server,
+        "security@netcompany.example",
+        &mail(NOTE, &[("r.7z", archive("report-aes-he.7z"))]),
+    )
+    .await;
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+}

@@ -507,3 +507,96 @@ fn over_https_the_session_cookie_is_secure_and_host_bound() {
     let plain = Client::new(&sso.base.replacen("https://", "http://", 1)).get("/cases");
     assert_ne!(plain.status, 200);
 }
+
+#[test]
+fn strangers_cannot_flood_the_audit_trail_and_the_page_pages() {
+    let mut sso = Sso::start("", "");
+    let audit = |sso: &Sso| -> Vec<Value> {
+        let (ok, out, err) = sso.server.cli(&["audit", "list", "--json"], None);
+        assert!(ok, "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let before = audit(&sso).len();
+    // Anyone can post to the ACS. 200 malformed responses write nothing
+    // at once.
+    let stranger = Client::new(&sso.base);
+    let posts: Vec<_> = (0..4)
+        .map(|_| {
+            let base = sso.base.clone();
+            std::thread::spawn(move || {
+                let c = Client::new(&base);
+                for i in 0..50 {
+                    let r = c.post("/saml/acs", &[("SAMLResponse", &format!("junk-{i}"))]);
+                    assert_eq!(r.status, 403);
+                }
+            })
+        })
+        .collect();
+    for p in posts {
+        p.join().unwrap();
+    }
+    assert_eq!(stranger.get("/cases").status, 303);
+    assert_eq!(audit(&sso).len(), before, "no entry per refusal");
+
+    // An admin pages and filters the trail.
+    for _ in 0..105 {
+        let (ok, _, err) = sso.server.cli(&["cases", "export"], None);
+        assert!(ok, "{err}");
+    }
+    let admin = sso.signed_in("root@example", &["dmx-admins"]);
+    let first = admin.get("/audit").text();
+    assert_eq!(first.matches("<tr><td>").count(), 100, "a page of 100");
+    assert!(first.contains("id=\"older\""), "a link to older entries");
+    assert!(!first.contains("id=\"newer\""));
+    let second = admin.get("/audit?page=1").text();
+    assert!(second.contains("id=\"newer\""));
+    assert!(second.matches("<tr><td>").count() >= 5);
+    let signins = admin.get("/audit?action=sign-in").text();
+    assert_eq!(signins.matches("<tr><td>").count(), 1, "{signins}");
+    assert!(signins.contains("signed in via SAML"));
+    let today = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
+    let by_day = admin.get(&format!("/audit?actor=root%40example&from={today}&to={today}"));
+    assert_eq!(by_day.status, 200);
+    assert!(by_day.text().matches("<tr><td>").count() >= 1);
+    let tomorrow = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_hours(24))
+        .unwrap()
+        .strftime("%Y-%m-%d")
+        .to_string();
+    let none = admin.get(&format!("/audit?from={tomorrow}")).text();
+    assert_eq!(none.matches("<tr><td>").count(), 0);
+    assert_eq!(admin.get("/audit?from=yesterday").status, 422);
+
+    // At an orderly stop the minute's tally is written: one entry per
+    // source and minute (two if a minute ended meanwhile), with the count.
+    sso.server.signal("TERM");
+    assert!(sso.server.wait_exit(std::time::Duration::from_secs(40)));
+    let refusals: Vec<Value> = audit(&sso)
+        .into_iter()
+        .filter(|e| e["action"] == "sign-in-refused")
+        .collect();
+    assert!(
+        (1..=2).contains(&refusals.len()),
+        "{refusals:?}"
+    );
+    let total: u64 = refusals
+        .iter()
+        .map(|e| {
+            e["detail"]
+                .as_str()
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(total, 200, "{refusals:?}");
+    assert!(refusals.iter().all(|e| e["source"] == "127.0.0.1"));
+    assert!(
+        refusals
+            .iter()
+            .all(|e| e["detail"].as_str().unwrap().contains("malformed response"))
+    );
+}
