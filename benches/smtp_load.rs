@@ -7,11 +7,15 @@
 //!
 //! Parameters (environment): BENCH_SESSIONS (16), BENCH_MESSAGES per session
 //! (200), BENCH_SIZE bytes (10240), BENCH_IDLE sessions (2000),
-//! BENCH_POSTFIX=0 to skip Postfix.
+//! BENCH_POSTFIX=0 to skip Postfix. BENCH_ONLY=archives or BENCH_ONLY=hostile
+//! runs one section (`hostile`: worst-case messages and intake throughput,
+//! BENCH_HOSTILE_SIZE, BENCH_INTAKE_MESSAGES).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/common/client.rs"]
 mod client;
+#[path = "sections/hostile.rs"]
+mod hostile;
 
 use client::Client;
 use std::net::SocketAddr;
@@ -450,6 +454,15 @@ fn main() {
         bench_archives();
         return;
     }
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("hostile") {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        hostile::bench_hostile(&rt);
+        hostile::bench_intake(&rt);
+        return;
+    }
     // `cargo bench` passes --bench; nothing else is expected.
     let load = Load {
         sessions: env_or("BENCH_SESSIONS", 16),
@@ -529,5 +542,8 @@ fn main() {
         tls_kib as f64 / tls_n.max(1) as f64,
         rss_kib(fresh.child.id()) as f64 / 1024.0,
     );
+    drop(fresh);
     bench_archives();
+    hostile::bench_hostile(&rt);
+    hostile::bench_intake(&rt);
 }

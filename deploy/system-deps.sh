@@ -11,7 +11,7 @@ case "${1:-}" in
   test)  pkgs=(ca-certificates gcc openssl swaks libnet-ssleay-perl python3 sqlite3 postgresql postgresql-client curl procps
                "${saml[@]}" chromium chromium-driver fonts-dejavu-core) ;;
   fixtures) pkgs=(p7zip-full zip python3) ;;
-  bench) pkgs=(ca-certificates gcc openssl postfix p7zip-full procps python3 "${saml[@]}") ;;
+  bench) pkgs=(ca-certificates gcc openssl postfix p7zip-full procps python3 sqlite3 "${saml[@]}") ;;
   *) echo "usage: $0 run|test|bench|fixtures" >&2; exit 2 ;;
 esac
 

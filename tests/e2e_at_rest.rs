@@ -340,12 +340,21 @@ async fn every_value_a_report_gave_is_sealed() {
         ),
     ];
     for m in &mails {
-        deliver_from(&server, "alice@researcher.example", "security@netcompany.example", m).await;
+        deliver_from(
+            &server,
+            "alice@researcher.example",
+            "security@netcompany.example",
+            m,
+        )
+        .await;
     }
     server.wait_filed(mails.len());
     let (_, out, _) = server.cli(&["cases", "list", "--json"], None);
     let list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
-    let last = list.last().unwrap()["reference"].as_str().unwrap().to_owned();
+    let last = list.last().unwrap()["reference"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (ok, _, err) = server.cli(
         &["unlock", &last, "--password-stdin"],
         Some("correct horse battery staple\n"),

@@ -309,8 +309,11 @@ async fn simultaneous_wrong_unlocks_get_exactly_the_attempts_the_limit_allows() 
     let analyst = std::sync::Arc::new(analyst);
     let guesses: Vec<_> = (0..40)
         .map(|i| {
-            let (analyst, csrf, reference) =
-                (std::sync::Arc::clone(&analyst), csrf.clone(), reference.clone());
+            let (analyst, csrf, reference) = (
+                std::sync::Arc::clone(&analyst),
+                csrf.clone(),
+                reference.clone(),
+            );
             std::thread::spawn(move || {
                 analyst
                     .post(
@@ -357,13 +360,19 @@ async fn one_unlock_has_one_budget_however_many_archives() {
     // 7-Zip writes): each wrong guess used to cost all of them.
     let slow = archive_fixture("hostile/kdf-22.7z");
     let names: Vec<String> = (0..25).map(|i| format!("part{i}.7z")).collect();
-    let attachments: Vec<(&str, &[u8])> =
-        names.iter().map(|n| (n.as_str(), slow.as_slice())).collect();
+    let attachments: Vec<(&str, &[u8])> = names
+        .iter()
+        .map(|n| (n.as_str(), slow.as_slice()))
+        .collect();
     deliver_from(
         &server,
         "r@researcher.example",
         NC,
-        &mail_with_attachments("Responsible disclosure: many parts", "Parts attached.", &attachments),
+        &mail_with_attachments(
+            "Responsible disclosure: many parts",
+            "Parts attached.",
+            &attachments,
+        ),
     )
     .await;
     server.wait_filed(1);

@@ -215,7 +215,9 @@ async fn a_check_that_dies_refuses_the_message_and_the_server_carries_on() {
     .await;
     assert!(reply.starts_with("550 5.7.10"), "{reply}");
     assert!(
-        server.log().contains("intake worker killed: memory limit (16 MiB)"),
+        server
+            .log()
+            .contains("intake worker killed: memory limit (16 MiB)"),
         "the reason is logged"
     );
     // The next one is checked by a fresh worker.

@@ -150,8 +150,43 @@ pub async fn insert_evidence(
     row.try_get("id")
 }
 
-/// Writes the report-derived fields of case `id`, sealed: the text fields,
-/// channel, language, CVE and CWE ids and the CVSS score; and its assets.
+/// The report-derived fields of a case, sealed: the text fields, channel,
+/// language, CVE and CWE ids and the CVSS score.
+struct SealedFields {
+    channel: Option<String>,
+    contact: Option<String>,
+    description: Option<String>,
+    steps: Option<String>,
+    impact: Option<String>,
+    mitigation: Option<String>,
+    language: Option<String>,
+    cve_ids: String,
+    cwe_ids: String,
+    cvss: Option<String>,
+}
+
+impl SealedFields {
+    fn new(sealer: &Sealer, reference: &str, f: &ReportFields) -> SealedFields {
+        let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+        let seal =
+            |column: &str, v: Option<&str>| sealer.seal_opt(&case_field(reference, column), v);
+        let cvss = f.cvss.as_ref().and_then(|c| serde_json::to_string(c).ok());
+        SealedFields {
+            channel: seal("channel", f.channel.as_deref()),
+            contact: seal("contact", f.contact.as_deref()),
+            description: seal("description", f.description.as_deref()),
+            steps: seal("steps", f.steps.as_deref()),
+            impact: seal("impact", f.impact.as_deref()),
+            mitigation: seal("mitigation", f.mitigation.as_deref()),
+            language: seal("language", f.language.map(|l| l.as_str())),
+            cve_ids: sealer.seal_text(&case_field(reference, "cve_ids"), &json(&f.cve_ids)),
+            cwe_ids: sealer.seal_text(&case_field(reference, "cwe_ids"), &json(&f.cwe_ids)),
+            cvss: seal("cvss", cvss.as_deref()),
+        }
+    }
+}
+
+/// Writes the report-derived fields of case `id`, sealed, and its assets.
 pub(crate) async fn write_fields(
     conn: &mut AnyConnection,
     sealer: &Sealer,
@@ -159,26 +194,23 @@ pub(crate) async fn write_fields(
     reference: &str,
     f: &ReportFields,
 ) -> Result<(), sqlx::Error> {
-    let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
-    let seal = |column: &str, v: Option<&str>| sealer.seal_opt(&case_field(reference, column), v);
-    let cvss = f.cvss.as_ref().and_then(|c| serde_json::to_string(c).ok());
+    let v = SealedFields::new(sealer, reference, f);
     sqlx::query(
         "UPDATE cases SET channel = $1, contact = $2, description = $3, steps = $4, impact = $5,
              mitigation = $6, language = $7, cve_ids = $8, cwe_ids = $9, cvss = $10,
              cvss_vector = NULL, cvss_score = NULL, cvss_severity = NULL
          WHERE id = $11",
     )
-    .persistent(false)
-    .bind(seal("channel", f.channel.as_deref()))
-    .bind(seal("contact", f.contact.as_deref()))
-    .bind(seal("description", f.description.as_deref()))
-    .bind(seal("steps", f.steps.as_deref()))
-    .bind(seal("impact", f.impact.as_deref()))
-    .bind(seal("mitigation", f.mitigation.as_deref()))
-    .bind(seal("language", f.language.map(|l| l.as_str())))
-    .bind(sealer.seal_text(&case_field(reference, "cve_ids"), &json(&f.cve_ids)))
-    .bind(sealer.seal_text(&case_field(reference, "cwe_ids"), &json(&f.cwe_ids)))
-    .bind(seal("cvss", cvss.as_deref()))
+    .bind(v.channel)
+    .bind(v.contact)
+    .bind(v.description)
+    .bind(v.steps)
+    .bind(v.impact)
+    .bind(v.mitigation)
+    .bind(v.language)
+    .bind(v.cve_ids)
+    .bind(v.cwe_ids)
+    .bind(v.cvss)
     .bind(id)
     .execute(&mut *conn)
     .await?;
@@ -247,15 +279,16 @@ pub async fn insert(
     .await?;
     let reference = format!("{}-{year}-{n:04}", c.reference_prefix);
     let seal = |column: &str, v: Option<&str>| sealer.seal_opt(&case_field(&reference, column), v);
+    let f = SealedFields::new(sealer, &reference, &c.fields);
+    // Every bound number is non-null, so the statement can be cached.
     let id = sqlx::query(
         "INSERT INTO cases (org, reference, kind, state, subject, reporter_name, reporter_address, anonymous,
-             cve_ids, cwe_ids, tls_version, tls_cipher, authentication_results, message_id, received_at,
-             acknowledge_by, feedback_by, updated_at, unparsed_reason)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '[]', '[]', $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
+             tls_version, tls_cipher, authentication_results, message_id, received_at,
+             acknowledge_by, feedback_by, updated_at, unparsed_reason,
+             channel, contact, description, steps, impact, mitigation, language, cve_ids, cwe_ids, cvss)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+             $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) RETURNING id",
     )
-    // Not cached: through the Any driver a NULL first bound for a nullable
-    // number would fix the prepared parameter type on PostgreSQL.
-    .persistent(false)
     .bind(&c.org)
     .bind(&reference)
     .bind(c.kind.as_str())
@@ -273,10 +306,22 @@ pub async fn insert(
     .bind(c.feedback_by)
     .bind(c.received_at)
     .bind(&c.unparsed_reason)
+    .bind(f.channel)
+    .bind(f.contact)
+    .bind(f.description)
+    .bind(f.steps)
+    .bind(f.impact)
+    .bind(f.mitigation)
+    .bind(f.language)
+    .bind(f.cve_ids)
+    .bind(f.cwe_ids)
+    .bind(f.cvss)
     .fetch_one(&mut *conn)
     .await?
     .try_get::<i64, _>("id")?;
-    write_fields(conn, sealer, id, &reference, &c.fields).await?;
+    for a in &c.fields.assets {
+        insert_asset(conn, sealer, id, &a.value, a.in_scope).await?;
+    }
     insert_suggestions(conn, sealer, id, &c.suggestions).await?;
     for e in &c.evidence {
         insert_evidence(conn, sealer, id, e, None, None).await?;

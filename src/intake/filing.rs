@@ -18,13 +18,13 @@ use crate::cases::store::{self as case_store, FollowUp, NewCase, NewEvidence};
 use crate::cases::{CaseKind, CaseState};
 use crate::outbound::{self, ReceiptFacts, Recipient};
 use crate::policy::Policy;
+use crate::store::Store;
 use crate::store::seal::Sealer;
-use crate::store::{Backend, Store};
 use sqlx::{AnyConnection, Row};
 
-/// Files `p` as `a` says, inside one transaction.
+/// Files `p` as `a` says, inside the caller's write transaction.
 pub(crate) async fn file(
-    conn: &mut AnyConnection,
+    tx: &mut AnyConnection,
     store: &Store,
     policy: &Policy,
     receipts: &Receipts,
@@ -33,16 +33,13 @@ pub(crate) async fn file(
     now: i64,
 ) -> Result<Filed, IntakeError> {
     let sealer = store.sealer();
-    let begin = Backend::of(conn).begin_write();
-    let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
     let (filed, case_id) = if let Some(case_id) = p.case_id {
-        let reference = reference_of(&mut tx, case_id).await?;
+        let reference = reference_of(tx, case_id).await?;
         let new = new_case(policy, &a, p);
-        case_store::refile(&mut tx, sealer, case_id, &reference, &new, now).await?;
+        case_store::refile(tx, sealer, case_id, &reference, &new, now).await?;
         (Filed::Refiled { reference }, case_id)
-    } else if let Some((case_id, reference, token)) = thread_of(&mut tx, policy, &a).await? {
-        let from_reporter =
-            token && from_the_reporter(&mut tx, sealer, case_id, &reference, &a).await?;
+    } else if let Some((case_id, reference, token)) = thread_of(tx, policy, &a).await? {
+        let from_reporter = token && from_the_reporter(tx, sealer, case_id, &reference, &a).await?;
         let follow_up = FollowUp {
             message_row: p.id,
             at: p.received_at,
@@ -58,9 +55,9 @@ pub(crate) async fn file(
             tls_version: p.tls_version.clone(),
         };
         let attachments = evidence(&a);
-        case_store::add_follow_up(&mut tx, sealer, case_id, &follow_up, &attachments).await?;
+        case_store::add_follow_up(tx, sealer, case_id, &follow_up, &attachments).await?;
         if from_reporter {
-            resume_if_waiting(&mut tx, sealer, case_id, &reference, now).await?;
+            resume_if_waiting(tx, sealer, case_id, &reference, now).await?;
         }
         (
             Filed::Correspondence {
@@ -71,10 +68,10 @@ pub(crate) async fn file(
         )
     } else {
         let new = new_case(policy, &a, p);
-        let (case_id, reference) = case_store::insert(&mut tx, sealer, &new).await?;
+        let (case_id, reference) = case_store::insert(tx, sealer, &new).await?;
         if new.kind == CaseKind::Disclosure {
             queue_receipt(
-                &mut tx, sealer, receipts, policy, case_id, &reference, &a, &new, p, now,
+                tx, sealer, receipts, policy, case_id, &reference, &a, &new, p, now,
             )
             .await?;
         }
@@ -86,8 +83,7 @@ pub(crate) async fn file(
             case_id,
         )
     };
-    mark_filed(&mut tx, p.id, case_id).await?;
-    tx.commit().await?;
+    mark_filed(tx, p.id, case_id).await?;
     Ok(filed)
 }
 
@@ -349,20 +345,19 @@ async fn mark_filed(
     Ok(())
 }
 
-/// Quarantines `p` with `reason`. For an organisation's mail it opens an
+/// Quarantines `p` with `reason`, inside the caller's write transaction.
+/// For an organisation's mail it opens an
 /// `unparsed` case (or, on a failed retry, records the failure on the one
 /// it has): the raw message stays sealed in the store, the clocks run from
 /// arrival, and an analyst can read it or retry. Returns the case.
 pub(crate) async fn quarantine(
-    conn: &mut AnyConnection,
+    tx: &mut AnyConnection,
     sealer: &Sealer,
     policy: Option<&Policy>,
     p: &Pending,
     reason: &str,
     now: i64,
 ) -> Result<Option<String>, IntakeError> {
-    let begin = Backend::of(conn).begin_write();
-    let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
     let done = sqlx::query(
         "UPDATE messages SET state = 'quarantined', quarantine_reason = $1, claimed_until = NULL,
              budget_factor = 1
@@ -373,12 +368,11 @@ pub(crate) async fn quarantine(
     .execute(&mut *tx)
     .await?;
     if done.rows_affected() != 1 {
-        tx.commit().await?;
         return Ok(None);
     }
     let reference = match (policy, p.case_id) {
         (_, Some(case_id)) => {
-            let reference = reference_of(&mut tx, case_id).await?;
+            let reference = reference_of(tx, case_id).await?;
             sqlx::query(
                 "UPDATE cases SET unparsed_reason = $1 WHERE id = $2 AND kind = 'unparsed'",
             )
@@ -387,7 +381,7 @@ pub(crate) async fn quarantine(
             .execute(&mut *tx)
             .await?;
             case_store::add_event(
-                &mut tx,
+                tx,
                 sealer,
                 case_id,
                 now,
@@ -425,25 +419,18 @@ pub(crate) async fn quarantine(
                 evidence: Vec::new(),
                 unparsed_reason: Some(reason.to_owned()),
             };
-            let (case_id, reference) = case_store::insert(&mut tx, sealer, &new).await?;
+            let (case_id, reference) = case_store::insert(tx, sealer, &new).await?;
             sqlx::query("UPDATE messages SET case_id = $1 WHERE id = $2")
                 .bind(case_id)
                 .bind(p.id)
                 .execute(&mut *tx)
                 .await?;
-            outbound::record_suppressed(
-                &mut tx,
-                case_id,
-                None,
-                "the message could not be parsed",
-                now,
-            )
-            .await?;
+            outbound::record_suppressed(tx, case_id, None, "the message could not be parsed", now)
+                .await?;
             Some(reference)
         }
         (None, None) => None,
     };
-    tx.commit().await?;
     Ok(reference)
 }
 

@@ -207,6 +207,25 @@ pub fn references_in(policy: &Policy, text: &str) -> Vec<String> {
     out
 }
 
+/// Messages claimed at once. Enough that a batch's two commits cost
+/// little per message; few enough that a crash counts an attempt against
+/// only these.
+const MAX_BATCH: usize = 64;
+/// Raw bytes claimed at once: a batch of large messages stays bounded in
+/// memory (at least one message is always claimed).
+const MAX_BATCH_BYTES: i64 = 64 * 1024 * 1024;
+
+/// What one parse attempt came to.
+enum Outcome {
+    Parsed(Box<analysis::Analysis>),
+    /// Cannot be parsed, and never will be: quarantine at once.
+    Unparseable(String),
+    /// The worker died or ran out of budget: a failed attempt.
+    Failed(String),
+    /// No worker could run: not the message's fault.
+    NoWorker(Failure),
+}
+
 /// One claimed message, as the loop reads it.
 pub(crate) struct Pending {
     pub id: i64,
@@ -265,131 +284,198 @@ impl Intake {
     }
 
     /// Files pending messages until none is left; returns what each became.
+    ///
+    /// Messages are claimed in batches (one transaction records every
+    /// attempt before any parse), parsed by the workers side by side, and
+    /// settled in one write transaction per batch, each message under its
+    /// own savepoint: one message the database refuses cannot undo the
+    /// others, and a batch costs two commits however many it holds.
     pub async fn drain(&self, conn: &mut AnyConnection) -> Result<Vec<Filed>, IntakeError> {
         let mut out = Vec::new();
-        while let Some(filed) = self.file_next(conn).await? {
-            out.push(filed);
+        loop {
+            let now = now();
+            let lease = self.lease(1).as_secs() as i64;
+            let mut batch = claim_batch(
+                conn,
+                self.store.sealer(),
+                now,
+                lease,
+                MAX_BATCH,
+                MAX_BATCH_BYTES,
+            )
+            .await?;
+            if batch.is_empty() {
+                return Ok(out);
+            }
+            let outcomes = self.parse_all(&mut batch).await;
+            let begin = crate::store::Backend::of(conn).begin_write();
+            let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
+            let mut no_worker = None;
+            for (p, outcome) in batch.iter().zip(outcomes) {
+                if let Outcome::NoWorker(failure) = outcome {
+                    unclaim(&mut tx, p.id).await?;
+                    no_worker = Some(failure);
+                    continue;
+                }
+                let filed = self.settle(&mut tx, p, outcome).await?;
+                log(&p.queue_id, &filed);
+                out.push(filed);
+            }
+            tx.commit().await?;
+            if let Some(failure) = no_worker {
+                return Err(failure.into());
+            }
         }
-        Ok(out)
-    }
-
-    /// Claims the oldest pending message and takes one attempt at it.
-    async fn file_next(&self, conn: &mut AnyConnection) -> Result<Option<Filed>, IntakeError> {
-        let now = jiff::Timestamp::now().as_second();
-        let lease = self.lease(1).as_secs() as i64;
-        let Some(p) = claim_next(conn, self.store.sealer(), now, lease).await? else {
-            return Ok(None);
-        };
-        let policy = p.rcpt_to.iter().find_map(|r| self.policies.for_address(r));
-        let filed = if p.attempts > self.settings.max_attempts {
-            let reason = p.failure.clone().unwrap_or_else(|| {
-                format!(
-                    "intake did not complete in {} attempts (the service stopped while parsing it)",
-                    self.settings.max_attempts
-                )
-            });
-            self.quarantine(conn, &p, policy, &reason).await?
-        } else if let Some(policy) = policy {
-            self.attempt(conn, &p, policy).await?
-        } else {
-            self.quarantine(conn, &p, None, "no policy owns any recipient")
-                .await?
-        };
-        log(&p.queue_id, &filed);
-        Ok(Some(filed))
     }
 
     /// The lease on a claimed message: longer than any attempt can take,
     /// so another receiver never takes a message that is being parsed.
     fn lease(&self, factor: u32) -> Duration {
-        self.settings.parse_budget().scaled(factor).wall + Duration::from_secs(60)
+        self.settings.parse_budget().scaled(factor).wall + Duration::from_secs(20)
     }
 
-    async fn attempt(
-        &self,
-        conn: &mut AnyConnection,
-        p: &Pending,
-        policy: &Policy,
-    ) -> Result<Filed, IntakeError> {
-        let parsed = if p.budget_factor > 1 {
-            worker::pool::analyse_once(
-                self.workers.budget().scaled(p.budget_factor),
-                self.workers.policies(),
-                &p.raw,
-                Some(&policy.id),
-                &self.limits,
-            )
-            .await
-        } else {
-            self.workers
-                .analyse(&p.raw, Some(&policy.id), &self.limits)
-                .await
-        };
-        let analysis = match parsed {
-            Ok((Ok(a), stats)) => {
-                info!(queue_id = %p.queue_id, cpu_ms = stats.cpu_ms, peak_rss_kib = stats.peak_rss_kib, "parsed");
-                a
+    /// Parses a batch in the workers, side by side; in order.
+    async fn parse_all(&self, batch: &mut [Pending]) -> Vec<Outcome> {
+        let mut outcomes: Vec<Option<Outcome>> = Vec::new();
+        let mut jobs = tokio::task::JoinSet::new();
+        for (i, p) in batch.iter_mut().enumerate() {
+            outcomes.push(None);
+            let policy = p.rcpt_to.iter().find_map(|r| self.policies.for_address(r));
+            if p.attempts > self.settings.max_attempts {
+                let reason = p.failure.clone().unwrap_or_else(|| {
+                    format!(
+                        "intake did not complete in {} attempts (the service stopped while parsing it)",
+                        self.settings.max_attempts
+                    )
+                });
+                outcomes[i] = Some(Outcome::Unparseable(reason));
+                continue;
             }
-            // Beyond the MIME limits: the same every time, so at once.
-            Ok((Err(reason), _)) => return self.quarantine(conn, p, Some(policy), &reason).await,
-            Err(failure) if failure.blames_message() => {
-                let reason = failure.to_string();
-                if p.attempts >= self.settings.max_attempts {
-                    return self.quarantine(conn, p, Some(policy), &reason).await;
-                }
-                release(conn, p.id, Some(&reason)).await?;
-                return Ok(Filed::Retrying { reason });
-            }
-            // No worker could run: not the message's fault.
-            Err(failure) => {
-                unclaim(conn, p.id).await?;
-                return Err(failure.into());
-            }
-        };
-        match filing::file(
-            conn,
-            &self.store,
-            policy,
-            &self.receipts,
-            p,
-            analysis,
-            jiff::Timestamp::now().as_second(),
-        )
-        .await
-        {
-            Ok(filed) => Ok(filed),
-            Err(e) => {
-                // A database refusal: recorded like any failed attempt, so
-                // a message the database keeps refusing is quarantined.
-                let reason = format!("filing failed: {e}");
-                if p.attempts >= self.settings.max_attempts {
-                    return self.quarantine(conn, p, Some(policy), &reason).await;
-                }
-                release(conn, p.id, Some(&reason)).await?;
-                Ok(Filed::Retrying { reason })
+            let Some(policy) = policy else {
+                outcomes[i] = Some(Outcome::Unparseable("no policy owns any recipient".into()));
+                continue;
+            };
+            let (workers, raw, policy_id) = (
+                Arc::clone(&self.workers),
+                std::mem::take(&mut p.raw),
+                policy.id.clone(),
+            );
+            let (limits, factor, queue_id) =
+                (self.limits.clone(), p.budget_factor, p.queue_id.clone());
+            jobs.spawn(async move {
+                let parsed = if factor > 1 {
+                    worker::pool::analyse_once(
+                        workers.budget().scaled(factor),
+                        workers.policies(),
+                        &raw,
+                        Some(&policy_id),
+                        &limits,
+                    )
+                    .await
+                } else {
+                    workers.analyse(&raw, Some(&policy_id), &limits).await
+                };
+                let outcome = match parsed {
+                    Ok((Ok(a), stats)) => {
+                        info!(%queue_id, cpu_ms = stats.cpu_ms, peak_rss_kib = stats.peak_rss_kib, "parsed");
+                        Outcome::Parsed(Box::new(a))
+                    }
+                    // Beyond the MIME limits: the same every time.
+                    Ok((Err(reason), _)) => Outcome::Unparseable(reason),
+                    Err(f) if f.blames_message() => Outcome::Failed(f.to_string()),
+                    Err(f) => Outcome::NoWorker(f),
+                };
+                (i, outcome)
+            });
+        }
+        while let Some(done) = jobs.join_next().await {
+            if let Ok((i, outcome)) = done {
+                outcomes[i] = Some(outcome);
             }
         }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Outcome::Failed("the parse task failed".into())))
+            .collect()
+    }
+
+    /// Files, retries or quarantines one message inside the batch's
+    /// transaction, under a savepoint of its own.
+    async fn settle(
+        &self,
+        tx: &mut AnyConnection,
+        p: &Pending,
+        outcome: Outcome,
+    ) -> Result<Filed, IntakeError> {
+        let policy = p.rcpt_to.iter().find_map(|r| self.policies.for_address(r));
+        let reason = match (outcome, policy) {
+            (Outcome::Parsed(analysis), Some(policy)) => {
+                let mut sp = sqlx::Connection::begin(&mut *tx).await?;
+                let filed = filing::file(
+                    &mut sp,
+                    &self.store,
+                    policy,
+                    &self.receipts,
+                    p,
+                    *analysis,
+                    now(),
+                )
+                .await;
+                match filed {
+                    Ok(filed) => {
+                        sp.commit().await?;
+                        return Ok(filed);
+                    }
+                    Err(e) => {
+                        sp.rollback().await?;
+                        // A database refusal: a failed attempt like any
+                        // other, so one the database keeps refusing is
+                        // quarantined.
+                        format!("filing failed: {e}")
+                    }
+                }
+            }
+            (Outcome::Unparseable(reason), _) => {
+                return self.quarantine(tx, p, policy, &reason).await;
+            }
+            (Outcome::Failed(reason), _) => reason,
+            (Outcome::Parsed(_), None) | (Outcome::NoWorker(_), _) => {
+                return self
+                    .quarantine(tx, p, None, "no policy owns any recipient")
+                    .await;
+            }
+        };
+        if p.attempts >= self.settings.max_attempts {
+            return self.quarantine(tx, p, policy, &reason).await;
+        }
+        release(tx, p.id, Some(&reason)).await?;
+        Ok(Filed::Retrying { reason })
     }
 
     /// Quarantines `p`, opening an `unparsed` case for its organisation.
     async fn quarantine(
         &self,
-        conn: &mut AnyConnection,
+        tx: &mut AnyConnection,
         p: &Pending,
         policy: Option<&Policy>,
         reason: &str,
     ) -> Result<Filed, IntakeError> {
         let sealer = self.store.sealer();
-        match filing::quarantine(conn, sealer, policy, p, reason, now()).await {
-            Ok(reference) => Ok(Filed::Quarantined {
-                reason: reason.to_owned(),
-                reference,
-            }),
+        let mut sp = sqlx::Connection::begin(&mut *tx).await?;
+        match filing::quarantine(&mut sp, sealer, policy, p, reason, now()).await {
+            Ok(reference) => {
+                sp.commit().await?;
+                Ok(Filed::Quarantined {
+                    reason: reason.to_owned(),
+                    reference,
+                })
+            }
             // The database refuses the case too: the message is still
             // quarantined, so it cannot hold the queue.
             Err(e) if policy.is_some() => {
+                sp.rollback().await?;
                 let reason = format!("{reason}; no case could be opened for it: {e}");
-                filing::quarantine(conn, sealer, None, p, &reason, now()).await?;
+                filing::quarantine(tx, sealer, None, p, &reason, now()).await?;
                 Ok(Filed::Quarantined {
                     reason,
                     reference: None,
@@ -447,63 +533,71 @@ fn log(queue_id: &str, filed: &Filed) {
     }
 }
 
-/// Claims the oldest pending message no other receiver holds: counts the
-/// attempt and takes a lease, in a committed transaction, before anything
-/// parses it. On PostgreSQL the row is locked `FOR UPDATE SKIP LOCKED`
-/// while claiming, so two receivers never claim the same message.
-async fn claim_next(
+/// Claims the oldest pending messages no other receiver holds (up to
+/// `max` of them and `max_bytes` together): counts each one's attempt and
+/// takes a lease, in one committed transaction, before anything parses
+/// them. On PostgreSQL the rows are locked `FOR UPDATE SKIP LOCKED` while
+/// claiming, so two receivers never claim the same message.
+async fn claim_batch(
     conn: &mut AnyConnection,
     sealer: &Sealer,
     now: i64,
     lease: i64,
-) -> Result<Option<Pending>, IntakeError> {
+    max: usize,
+    max_bytes: i64,
+) -> Result<Vec<Pending>, IntakeError> {
     use sqlx::Row;
     let backend = crate::store::Backend::of(conn);
     let mut tx = sqlx::Connection::begin_with(&mut *conn, backend.begin_write()).await?;
     let sql = format!(
-        "SELECT id, queue_id, mail_from, peer, raw, received_at, rcpt_to, tls_version, tls_cipher,
-                intake_attempts, intake_failure, budget_factor, case_id
-         FROM messages WHERE state = 'pending' AND (claimed_until IS NULL OR claimed_until < $1)
-         ORDER BY id LIMIT 1{}",
+        "SELECT id, size FROM messages WHERE state = 'pending' AND (claimed_until IS NULL OR claimed_until < $1)
+         ORDER BY id LIMIT $2{}",
         backend.skip_locked()
     );
-    let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let candidates: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?
-    else {
-        tx.commit().await?;
-        return Ok(None);
-    };
-    let id: i64 = r.try_get("id")?;
-    let attempts = r.try_get::<i64, _>("intake_attempts")? + 1;
-    sqlx::query("UPDATE messages SET intake_attempts = $1, claimed_until = $2 WHERE id = $3")
-        .bind(attempts)
+        .bind(max as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut total = 0;
+    let mut batch = Vec::new();
+    for (id, size) in candidates {
+        if !batch.is_empty() && total + size > max_bytes {
+            break;
+        }
+        total += size;
+        let r = sqlx::query(
+            "UPDATE messages SET intake_attempts = intake_attempts + 1, claimed_until = $1 WHERE id = $2
+             RETURNING id, queue_id, mail_from, peer, raw, received_at, rcpt_to, tls_version, tls_cipher,
+                 intake_attempts, intake_failure, budget_factor, case_id",
+        )
         .bind(now + lease)
         .bind(id)
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
+        let rcpt: String = r.try_get("rcpt_to")?;
+        let queue_id: String = r.try_get("queue_id")?;
+        let sealed: Vec<u8> = r.try_get("raw")?;
+        batch.push(Pending {
+            id,
+            raw: sealer
+                .open(&format!("message:{queue_id}"), &sealed)
+                .map_err(crate::store::StoreError::from)?,
+            queue_id,
+            mail_from: r.try_get("mail_from")?,
+            peer: r.try_get("peer")?,
+            received_at: r.try_get("received_at")?,
+            rcpt_to: serde_json::from_str(&rcpt).unwrap_or_default(),
+            tls_version: r.try_get("tls_version")?,
+            tls_cipher: r.try_get("tls_cipher")?,
+            attempts: u32::try_from(r.try_get::<i64, _>("intake_attempts")?).unwrap_or(u32::MAX),
+            failure: r.try_get("intake_failure")?,
+            budget_factor: u32::try_from(r.try_get::<i64, _>("budget_factor")?.max(1)).unwrap_or(1),
+            case_id: r.try_get("case_id")?,
+        });
+    }
     tx.commit().await?;
-    let rcpt: String = r.try_get("rcpt_to")?;
-    let queue_id: String = r.try_get("queue_id")?;
-    let sealed: Vec<u8> = r.try_get("raw")?;
-    Ok(Some(Pending {
-        id,
-        raw: sealer
-            .open(&format!("message:{queue_id}"), &sealed)
-            .map_err(crate::store::StoreError::from)?,
-        queue_id,
-        mail_from: r.try_get("mail_from")?,
-        peer: r.try_get("peer")?,
-        received_at: r.try_get("received_at")?,
-        rcpt_to: serde_json::from_str(&rcpt).unwrap_or_default(),
-        tls_version: r.try_get("tls_version")?,
-        tls_cipher: r.try_get("tls_cipher")?,
-        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-        failure: r.try_get("intake_failure")?,
-        budget_factor: u32::try_from(r.try_get::<i64, _>("budget_factor")?.max(1)).unwrap_or(1),
-        case_id: r.try_get("case_id")?,
-    }))
+    Ok(batch)
 }
 
 /// Ends a failed attempt: the reason is kept, the lease released, the

@@ -232,10 +232,14 @@ pub const SQLITE: &[&str] = &[
     ALTER TABLE outbox ADD COLUMN to_normal TEXT NOT NULL DEFAULT '';
     ALTER TABLE outbox ADD COLUMN to_domain TEXT NOT NULL DEFAULT '';
     ALTER TABLE outbox ADD COLUMN client_ip TEXT NOT NULL DEFAULT '';
-    CREATE INDEX outbox_by_normal ON outbox (to_normal, created_at);
-    CREATE INDEX outbox_by_domain ON outbox (to_domain, created_at);
-    CREATE INDEX outbox_by_client ON outbox (client_ip, created_at);
-    CREATE INDEX outbox_by_created ON outbox (created_at);
+    CREATE INDEX outbox_receipts_by_normal ON outbox (to_normal, created_at)
+        WHERE kind = 'receipt' AND state != 'suppressed';
+    CREATE INDEX outbox_receipts_by_domain ON outbox (to_domain, created_at)
+        WHERE kind = 'receipt' AND state != 'suppressed';
+    CREATE INDEX outbox_receipts_by_client ON outbox (client_ip, created_at)
+        WHERE kind = 'receipt' AND state != 'suppressed';
+    CREATE INDEX outbox_receipts_by_time ON outbox (created_at)
+        WHERE kind = 'receipt' AND state != 'suppressed';
     CREATE INDEX outbox_by_message_id ON outbox (message_id);
     CREATE TABLE unlock_attempts (
         id      INTEGER PRIMARY KEY,
@@ -434,10 +438,14 @@ pub const POSTGRES: &[&str] = &[
     ALTER TABLE outbox ADD COLUMN to_normal TEXT NOT NULL DEFAULT '';
     ALTER TABLE outbox ADD COLUMN to_domain TEXT NOT NULL DEFAULT '';
     ALTER TABLE outbox ADD COLUMN client_ip TEXT NOT NULL DEFAULT '';
-    CREATE INDEX outbox_by_normal ON outbox (to_normal, created_at);
-    CREATE INDEX outbox_by_domain ON outbox (to_domain, created_at);
-    CREATE INDEX outbox_by_client ON outbox (client_ip, created_at);
-    CREATE INDEX outbox_by_created ON outbox (created_at);
+    CREATE INDEX outbox_receipts_by_normal ON outbox (to_normal, created_at)
+        WHERE kind = 'receipt' AND state != 'suppressed';
+    CREATE INDEX outbox_receipts_by_domain ON outbox (to_domain, created_at)
+        WHERE kind = 'receipt' AND state != 'suppressed';
+    CREATE INDEX outbox_receipts_by_client ON outbox (client_ip, created_at)
+        WHERE kind = 'receipt' AND state != 'suppressed';
+    CREATE INDEX outbox_receipts_by_time ON outbox (created_at)
+        WHERE kind = 'receipt' AND state != 'suppressed';
     CREATE INDEX outbox_by_message_id ON outbox (message_id);
     CREATE TABLE unlock_attempts (
         id      BIGSERIAL PRIMARY KEY,
