@@ -499,6 +499,17 @@ impl Intake {
                 return;
             }
         };
+        // SQLite has one node: a lease left by a process that died is
+        // nobody's any more, and its messages need not wait it out.
+        if crate::store::Backend::of(&conn) == crate::store::Backend::Sqlite
+            && let Err(e) = sqlx::query(
+                "UPDATE messages SET claimed_until = NULL WHERE state = 'pending' AND claimed_until IS NOT NULL",
+            )
+            .execute(&mut conn)
+            .await
+        {
+            warn!(error = %e, "intake cannot release old leases");
+        }
         loop {
             if let Err(e) = self.drain(&mut conn).await {
                 warn!(error = %e, "intake pass failed; retrying");

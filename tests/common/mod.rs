@@ -215,6 +215,11 @@ impl Server {
 
     /// Waits until intake has filed or quarantined every stored message.
     pub fn wait_filed(&self, expected: usize) -> Vec<serde_json::Value> {
+        self.wait_filed_within(expected, Duration::from_secs(30))
+    }
+
+    /// `wait_filed`, with its own time limit.
+    pub fn wait_filed_within(&self, expected: usize, limit: Duration) -> Vec<serde_json::Value> {
         let start = Instant::now();
         loop {
             let list = self.messages();
@@ -222,11 +227,12 @@ impl Server {
                 return list;
             }
             assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "not filed: {list:?}\n{}",
-                self.log()
+                start.elapsed() < limit,
+                "not filed: {} of {expected} settled\n{}",
+                list.iter().filter(|m| m["state"] != "pending").count(),
+                self.log().lines().rev().take(40).collect::<Vec<_>>().join("\n")
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 
