@@ -32,11 +32,19 @@ bench:
 build:
 	$(CARGO) build --release
 
-# Coverage-guided fuzzing of the SMTP core (cargo-fuzz; libFuzzer needs
-# nightly features, which RUSTC_BOOTSTRAP unlocks on the stable toolchain).
+# Coverage-guided fuzzing of the parsers of hostile input (cargo-fuzz;
+# libFuzzer needs nightly features, which RUSTC_BOOTSTRAP unlocks on the
+# stable toolchain). Inputs up to 1 MiB, with the parse budget as limits
+# (256 MiB, 2 s), so the sizes that once blew up intake are reachable.
 FUZZ_TARGET ?= smtp_session
 FUZZ_SECONDS ?= 60
+FUZZ_MAX_LEN ?= 1048576
+FUZZ_RSS_MB ?= 256
+FUZZ_TIMEOUT ?= 2
 fuzz:
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
+	python3 fuzz/make-seeds.py
 	mkdir -p fuzz/corpus/$(FUZZ_TARGET)
-	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $(FUZZ_TARGET) fuzz/corpus/$(FUZZ_TARGET) $(wildcard fuzz/seeds/$(FUZZ_TARGET)) -- -max_total_time=$(FUZZ_SECONDS)
+	seeds=fuzz/seeds/$(FUZZ_TARGET); [ -d "$$seeds" ] || seeds=; \
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $(FUZZ_TARGET) fuzz/corpus/$(FUZZ_TARGET) $$seeds -- \
+	  -max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_MAX_LEN) -rss_limit_mb=$(FUZZ_RSS_MB) -timeout=$(FUZZ_TIMEOUT)

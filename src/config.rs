@@ -440,6 +440,7 @@ mod tests {
         assert_eq!(c.store.group_commit_max, d.store.group_commit_max);
         assert_eq!(c.store.key_file, d.store.key_file);
         assert_eq!(format!("{:?}", c.outbound), format!("{:?}", d.outbound));
+        assert_eq!(format!("{:?}", c.intake), format!("{:?}", d.intake));
         assert_eq!(c.web.listen, d.web.listen);
         assert!(c.webhooks.is_empty());
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 fuzz_target!(|data: &[u8]| {
     let _ = archive::inspect(data);
+    let _ = archive::sevenz_kdf_power(data);
     let limits = extract::ExtractLimits {
         max_entry_bytes: 1 << 20,
         max_total_bytes: 4 << 20,

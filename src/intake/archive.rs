@@ -494,6 +494,34 @@ mod tests {
     }
 
     #[test]
+    fn every_entry_must_be_encrypted_to_count_as_encrypted() {
+        let mixed = inspect(&fixture("mixed.zip")).unwrap();
+        assert_eq!(mixed.encryption, "mixed");
+        assert!(mixed.is_encrypted() && !mixed.fully_encrypted());
+        let folder = inspect(&fixture("with-folder.zip")).unwrap();
+        assert_eq!(folder.encryption, "zipcrypto", "{folder:?}");
+        assert!(folder.fully_encrypted());
+        assert!(!inspect(&fixture("plain.zip")).unwrap().fully_encrypted());
+        assert!(inspect(&fixture("report-aes-he.7z")).unwrap().fully_encrypted());
+    }
+
+    #[test]
+    fn key_derivation_rounds_are_read_without_a_password() {
+        // 7-Zip writes 2^19, in the data coder and in an encrypted
+        // header's coder alike.
+        assert_eq!(sevenz_kdf_power(&fixture("report-aes.7z")), Some(19));
+        assert_eq!(sevenz_kdf_power(&fixture("report-aes-he.7z")), Some(19));
+        assert_eq!(sevenz_kdf_power(&fixture("hostile/kdf-22.7z")), Some(22));
+        assert_eq!(sevenz_kdf_power(&fixture("hostile/kdf-22-he.7z")), Some(22));
+        assert_eq!(sevenz_kdf_power(&fixture("hostile/kdf-rounds.7z")), Some(62));
+        assert_eq!(sevenz_kdf_power(&fixture("plain.zip")), None);
+        let he = fixture("report-aes-he.7z");
+        for cut in [12, 40, he.len() / 2, he.len() - 3] {
+            let _ = sevenz_kdf_power(&he[..cut]);
+        }
+    }
+
+    #[test]
     fn unsafe_names() {
         for n in [
             "../etc/passwd",

@@ -606,6 +606,58 @@ mod tests {
     }
 
     #[test]
+    fn one_unlock_has_one_budget_and_refuses_slow_key_derivation_first() {
+        // Above 7-Zip's 2^19 rounds: refused before any round runs, with
+        // encrypted headers too.
+        for name in ["kdf-22.7z", "kdf-22-he.7z"] {
+            let start = Instant::now();
+            match hostile(name) {
+                Err(ExtractError::Limit {
+                    limit: Limit::KdfRounds,
+                    detail,
+                }) => assert!(detail.contains("2^22"), "{detail}"),
+                other => panic!("{name}: {other:?}"),
+            }
+            assert!(start.elapsed() < Duration::from_secs(1), "{name}");
+        }
+        let good = fixture("report-aes.7z");
+        let tight = ExtractLimits {
+            max_archives: 3,
+            ..ExtractLimits::default()
+        };
+        let four: Vec<&[u8]> = vec![&good; 4];
+        assert!(extract_all(&four, PW, &tight).iter().all(|r| matches!(
+            r,
+            Err(ExtractError::Limit {
+                limit: Limit::MaxArchives,
+                ..
+            })
+        )));
+        // The byte budget is shared: three copies of the report fit one
+        // archive's worth of output, not three.
+        let one = extract(&good, PW, &ExtractLimits::default()).unwrap();
+        let size: u64 = one.files().iter().map(|f| f.data.len() as u64).sum();
+        let shared = ExtractLimits {
+            max_total_bytes: size * 2,
+            ..ExtractLimits::default()
+        };
+        let three: Vec<&[u8]> = vec![&good; 3];
+        let got = extract_all(&three, PW, &shared);
+        assert!(got[0].is_ok() && got[1].is_ok(), "{got:?}");
+        assert!(
+            matches!(
+                &got[2],
+                Err(ExtractError::Limit {
+                    limit: Limit::MaxTotalBytes,
+                    ..
+                })
+            ),
+            "{:?}",
+            got[2]
+        );
+    }
+
+    #[test]
     fn zip_slip_names_are_defused_and_symlinks_only_recorded() {
         let got = hostile("zip-slip.zip").unwrap();
         let names: Vec<&str> = got.files().iter().map(|f| f.name.as_str()).collect();
