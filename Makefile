@@ -16,11 +16,11 @@ test:
 	$(CARGO) clippy --all-targets -- -D warnings
 	# Every suite on SQLite (the default store), the browser test in
 	# headless Chromium among them; the shared-database test and then the
-	# storage, intake, receipt, archive, audit, API, sign-in and interface
-	# suites again on a throwaway PostgreSQL server.
+	# storage, intake, receipt, archive, audit, API, sign-in, interface and
+	# hostile-mail suites again on a throwaway PostgreSQL server.
 	bash deploy/with-postgres.sh sh -c '\
 	  $(CARGO) test --lib --bins --tests && \
-	  DISCLOSURE_MX_TEST_BACKEND=postgres $(CARGO) test --test e2e_durability --test e2e_intake --test e2e_receipts --test e2e_archives --test e2e_plaintext --test e2e_at_rest --test e2e_audit --test e2e_api --test e2e_webhooks --test e2e_saml --test e2e_web'
+	  DISCLOSURE_MX_TEST_BACKEND=postgres $(CARGO) test --test e2e_durability --test e2e_intake --test e2e_receipts --test e2e_archives --test e2e_plaintext --test e2e_at_rest --test e2e_audit --test e2e_api --test e2e_webhooks --test e2e_saml --test e2e_web --test e2e_hostile --test e2e_poison'
 	bash deploy/smoke-run.sh
 
 # Throughput, latency and memory against Postfix in the same run.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes fuzz/seeds/{mime,html}/: the shapes that once blew up intake's
+"""Writes fuzz/seeds/{mime,html,archive}/: the shapes that once blew up intake's
 HTML step (a wide table with a long word, mis-nested and deep tags) and
 other MIME worst cases, small enough for libFuzzer to mutate. `make fuzz`
 runs this first."""
@@ -39,6 +39,14 @@ seeds = {
     "html/deep.html": deep,
     "html/long-word.html": long_word,
 }
+# Archives: every fixture made by the real tools, and the hostile ones.
+fixtures = os.path.join(here, "..", "fixtures", "archives")
+for sub in ("", "hostile"):
+    folder = os.path.join(fixtures, sub)
+    for f in sorted(os.listdir(folder)):
+        if f.endswith((".7z", ".zip")):
+            with open(os.path.join(folder, f), "rb") as src:
+                seeds["archive/" + (sub + "-" if sub else "") + f] = src.read()
 for name, data in seeds.items():
     path = os.path.join(here, "seeds", name)
     os.makedirs(os.path.dirname(path), exist_ok=True)

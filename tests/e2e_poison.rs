@@ -95,8 +95,13 @@ async fn bombs_among_a_thousand_reports_with_two_crashes() {
     );
     let addr = Arc::new(std::sync::Mutex::new(server.addr));
     let probe = {
-        let (up, stop, lost, answered, addr) =
-            (up.clone(), stop.clone(), lost.clone(), answered.clone(), addr.clone());
+        let (up, stop, lost, answered, addr) = (
+            up.clone(),
+            stop.clone(),
+            lost.clone(),
+            answered.clone(),
+            addr.clone(),
+        );
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 if up.load(Ordering::Relaxed) {
@@ -149,21 +154,25 @@ async fn bombs_among_a_thousand_reports_with_two_crashes() {
 
     assert_eq!(list.len(), 1010);
     let filed = list.iter().filter(|m| m["state"] == "filed").count();
-    let quarantined: Vec<&serde_json::Value> =
-        list.iter().filter(|m| m["state"] == "quarantined").collect();
+    let quarantined: Vec<&serde_json::Value> = list
+        .iter()
+        .filter(|m| m["state"] == "quarantined")
+        .collect();
     assert_eq!(filed, 1000, "every normal report is filed");
     assert_eq!(quarantined.len(), 10, "every bomb is quarantined");
     for q in &quarantined {
         let reason = q["quarantine_reason"].as_str().unwrap();
         assert!(
-            reason.starts_with("intake worker killed") || reason.starts_with("intake did not complete"),
+            reason.starts_with("intake worker killed")
+                || reason.starts_with("intake did not complete"),
             "{reason}"
         );
     }
     let (ok, out, err) = server.cli(&["cases", "list", "--json", "--state", "new"], None);
     assert!(ok, "{err}");
     let cases: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
-    let unparsed: Vec<&serde_json::Value> = cases.iter().filter(|c| c["kind"] == "unparsed").collect();
+    let unparsed: Vec<&serde_json::Value> =
+        cases.iter().filter(|c| c["kind"] == "unparsed").collect();
     assert_eq!(unparsed.len(), 10);
     assert_eq!(cases.len(), 1010);
     let mut hashes: Vec<Vec<u8>> = bombs.iter().map(|b| sha256(b)).collect();
@@ -171,10 +180,17 @@ async fn bombs_among_a_thousand_reports_with_two_crashes() {
         let (ok, raw, err) = server.cli(&["cases", "raw", c["reference"].as_str().unwrap()], None);
         assert!(ok, "{err}");
         let h = sha256(as_sent(raw.as_bytes()));
-        let at = hashes.iter().position(|x| *x == h).expect("the raw message is what was sent");
+        let at = hashes
+            .iter()
+            .position(|x| *x == h)
+            .expect("the raw message is what was sent");
         hashes.remove(at);
     }
     assert!(hashes.is_empty());
-    assert_eq!(lost.load(Ordering::Relaxed), 0, "the listener answered throughout");
+    assert_eq!(
+        lost.load(Ordering::Relaxed),
+        0,
+        "the listener answered throughout"
+    );
     assert!(answered.load(Ordering::Relaxed) > 10);
 }

@@ -230,7 +230,12 @@ impl Server {
                 start.elapsed() < limit,
                 "not filed: {} of {expected} settled\n{}",
                 list.iter().filter(|m| m["state"] != "pending").count(),
-                self.log().lines().rev().take(40).collect::<Vec<_>>().join("\n")
+                self.log()
+                    .lines()
+                    .rev()
+                    .take(40)
+                    .collect::<Vec<_>>()
+                    .join("\n")
             );
             std::thread::sleep(Duration::from_millis(200));
         }
