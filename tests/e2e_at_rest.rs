@@ -315,6 +315,10 @@ async fn every_value_a_report_gave_is_sealed() {
         intake: INTAKE_ON,
         ..Opts::default()
     });
+    // What a dump holds before any report: the schema, and pg_dump's own
+    // preamble ("SET client_min_messages = warning;"). A value found there
+    // proves nothing.
+    let empty = dump(&server);
     let zipcrypto = std::fs::read(format!(
         "{}/fixtures/archives/report-zipcrypto.zip",
         env!("CARGO_MANIFEST_DIR")
@@ -411,6 +415,7 @@ async fn every_value_a_report_gave_is_sealed() {
         if CLEAR.contains(&path.as_str())
             || value.chars().count() < 6
             || envelope.iter().any(|e| e.contains(value.as_str()))
+            || contains(&empty, value)
         {
             continue;
         }

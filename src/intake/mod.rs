@@ -209,8 +209,9 @@ pub fn references_in(policy: &Policy, text: &str) -> Vec<String> {
 
 /// Messages claimed at once. Enough that a batch's two commits cost
 /// little per message; few enough that a crash counts an attempt against
-/// only these.
-const MAX_BATCH: usize = 64;
+/// only these, and that filing a batch holds SQLite's write lock (which
+/// the receiver's commits wait on) for tens of milliseconds at most.
+const MAX_BATCH: usize = 32;
 /// Raw bytes claimed at once: a batch of large messages stays bounded in
 /// memory (at least one message is always claimed).
 const MAX_BATCH_BYTES: i64 = 64 * 1024 * 1024;
@@ -292,23 +293,14 @@ impl Intake {
     /// others, and a batch costs two commits however many it holds.
     pub async fn drain(&self, conn: &mut AnyConnection) -> Result<Vec<Filed>, IntakeError> {
         let mut out = Vec::new();
-        loop {
-            let now = now();
-            let lease = self.lease(1).as_secs() as i64;
-            let mut batch = claim_batch(
-                conn,
-                self.store.sealer(),
-                now,
-                lease,
-                MAX_BATCH,
-                MAX_BATCH_BYTES,
-            )
-            .await?;
-            if batch.is_empty() {
-                return Ok(out);
-            }
+        let wall = self.settings.parse_wall_seconds as i64;
+        let sealer = self.store.sealer();
+        let begin = crate::store::Backend::of(conn).begin_write();
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
+        let mut batch = claim_batch(&mut tx, sealer, now(), wall).await?;
+        tx.commit().await?;
+        while !batch.is_empty() {
             let outcomes = self.parse_all(&mut batch).await;
-            let begin = crate::store::Backend::of(conn).begin_write();
             let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
             let mut no_worker = None;
             for (p, outcome) in batch.iter().zip(outcomes) {
@@ -321,17 +313,16 @@ impl Intake {
                 log(&p.queue_id, &filed);
                 out.push(filed);
             }
-            tx.commit().await?;
             if let Some(failure) = no_worker {
+                tx.commit().await?;
                 return Err(failure.into());
             }
+            // The next batch is claimed in the same commit that files this
+            // one: one fsync per batch.
+            batch = claim_batch(&mut tx, sealer, now(), wall).await?;
+            tx.commit().await?;
         }
-    }
-
-    /// The lease on a claimed message: longer than any attempt can take,
-    /// so another receiver never takes a message that is being parsed.
-    fn lease(&self, factor: u32) -> Duration {
-        self.settings.parse_budget().scaled(factor).wall + Duration::from_secs(20)
+        Ok(out)
     }
 
     /// Parses a batch in the workers, side by side; in order.
@@ -544,22 +535,26 @@ fn log(queue_id: &str, filed: &Filed) {
     }
 }
 
+/// Margin of a lease beyond the parse's own wall budget, for filing.
+const LEASE_MARGIN_SECONDS: i64 = 20;
+
 /// Claims the oldest pending messages no other receiver holds (up to
-/// `max` of them and `max_bytes` together): counts each one's attempt and
-/// takes a lease, in one committed transaction, before anything parses
-/// them. On PostgreSQL the rows are locked `FOR UPDATE SKIP LOCKED` while
-/// claiming, so two receivers never claim the same message.
+/// `MAX_BATCH` of them and `MAX_BATCH_BYTES` together), inside the
+/// caller's write transaction: counts each one's attempt and takes a lease,
+/// which the caller commits before anything parses them. The lease outlasts the attempt (`wall` seconds times the
+/// message's budget factor, plus a margin), so another receiver never takes
+/// a message that is being parsed. On PostgreSQL the rows are locked `FOR
+/// UPDATE SKIP LOCKED` while claiming, so two receivers never claim the
+/// same message.
 async fn claim_batch(
-    conn: &mut AnyConnection,
+    tx: &mut AnyConnection,
     sealer: &Sealer,
     now: i64,
-    lease: i64,
-    max: usize,
-    max_bytes: i64,
+    wall: i64,
 ) -> Result<Vec<Pending>, IntakeError> {
     use sqlx::Row;
-    let backend = crate::store::Backend::of(conn);
-    let mut tx = sqlx::Connection::begin_with(&mut *conn, backend.begin_write()).await?;
+    let (max, max_bytes) = (MAX_BATCH, MAX_BATCH_BYTES);
+    let backend = crate::store::Backend::of(tx);
     let sql = format!(
         "SELECT id, size FROM messages WHERE state = 'pending' AND (claimed_until IS NULL OR claimed_until < $1)
          ORDER BY id LIMIT $2{}",
@@ -578,11 +573,13 @@ async fn claim_batch(
         }
         total += size;
         let r = sqlx::query(
-            "UPDATE messages SET intake_attempts = intake_attempts + 1, claimed_until = $1 WHERE id = $2
+            "UPDATE messages SET intake_attempts = intake_attempts + 1,
+                 claimed_until = $1 + $2 * budget_factor WHERE id = $3
              RETURNING id, queue_id, mail_from, peer, raw, received_at, rcpt_to, tls_version, tls_cipher,
                  intake_attempts, intake_failure, budget_factor, case_id",
         )
-        .bind(now + lease)
+        .bind(now + LEASE_MARGIN_SECONDS)
+        .bind(wall)
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
@@ -607,7 +604,6 @@ async fn claim_batch(
             case_id: r.try_get("case_id")?,
         });
     }
-    tx.commit().await?;
     Ok(batch)
 }
 
