@@ -162,6 +162,7 @@ impl Server {
         let out = Command::new(BIN)
             .args(["messages", "list", "--json", "--config"])
             .arg(self.config_path())
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
             .output()
             .unwrap();
         assert!(
@@ -179,6 +180,7 @@ impl Server {
             .args(args)
             .arg("--config")
             .arg(self.config_path())
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
