@@ -158,3 +158,28 @@ async fn a_postgres_store_of_the_last_release_opens_whole_and_sealed() {
     )
     .await;
 }
+
+#[test]
+fn an_older_binary_refuses_a_newer_schema() {
+    let mut server = Server::start(Opts::default());
+    server.kill9();
+    // As if a newer release had migrated this store one step further.
+    let db = server.data_dir().join("disclosure-mx.db");
+    let url = server.store_url();
+    let sql = "INSERT INTO schema_migrations (version) SELECT MAX(version) + 1 FROM schema_migrations";
+    let (ok, out) = if server.is_postgres() {
+        sh(Command::new("psql").args([url.as_str(), "-qc", sql]))
+    } else {
+        sh(Command::new("sqlite3").arg(&db).arg(sql))
+    };
+    assert!(ok, "{out}");
+    let (ok, out) = sh(Command::new(common::BIN)
+        .args(["messages", "list", "--config"])
+        .arg(server.config_path()));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("the store's schema is version")
+            && out.contains("newer than this binary knows"),
+        "{out}"
+    );
+}

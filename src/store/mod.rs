@@ -31,6 +31,10 @@ pub enum StoreError {
     WriterGone,
     #[error("{0}")]
     NotFound(String),
+    #[error(
+        "the store's schema is version {found}, newer than this binary knows ({known}): run the newer release, or restore a backup made for this one"
+    )]
+    NewerSchema { found: i64, known: i64 },
     #[error(transparent)]
     Seal(#[from] SealError),
 }
@@ -173,6 +177,14 @@ async fn migrate_steps(conn: &mut AnyConnection, backend: Backend) -> Result<(),
         Backend::Sqlite => schema::SQLITE,
         Backend::Postgres => schema::POSTGRES,
     };
+    // A newer release has changed this store in ways this binary does not
+    // know: running on it could misread or corrupt it.
+    if done > steps.len() as i64 {
+        return Err(StoreError::NewerSchema {
+            found: done,
+            known: steps.len() as i64,
+        });
+    }
     for (i, step) in steps.iter().enumerate().skip(done.max(0) as usize) {
         sqlx::raw_sql(*step).execute(&mut *tx).await?;
         sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
