@@ -166,7 +166,8 @@ fn an_older_binary_refuses_a_newer_schema() {
     // As if a newer release had migrated this store one step further.
     let db = server.data_dir().join("disclosure-mx.db");
     let url = server.store_url();
-    let sql = "INSERT INTO schema_migrations (version) SELECT MAX(version) + 1 FROM schema_migrations";
+    let sql =
+        "INSERT INTO schema_migrations (version) SELECT MAX(version) + 1 FROM schema_migrations";
     let (ok, out) = if server.is_postgres() {
         sh(Command::new("psql").args([url.as_str(), "-qc", sql]))
     } else {

@@ -1,6 +1,7 @@
 //! Several receivers sharing one PostgreSQL database: two real servers,
 //! both running intake over the same backlog, must file every message
-//! exactly once and number the cases without gaps or clashes.
+//! exactly once, number the cases without gaps or clashes, and send each
+//! webhook event once, not once per receiver.
 //! Needs the throwaway PostgreSQL server `make test` starts; without it the
 //! test fails, it does not skip.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -8,8 +9,10 @@
 mod common;
 
 use common::client::Client;
+use common::hooks::Receiver;
 use common::{Opts, Server};
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_on_one_database_file_each_message_exactly_once() {
@@ -30,12 +33,21 @@ async fn two_workers_on_one_database_file_each_message_exactly_once() {
     }
     let store: &'static str =
         Box::leak(format!("url = \"{url}\"\nkey_file = {key:?}").into_boxed_str());
+    // One webhook, configured on both receivers; it answers slowly, so
+    // both receivers' delivery passes overlap.
+    let hook = Receiver::start_slow(0, 30);
+    let extra = format!(
+        "[[webhooks]]\nname = \"siem\"\nurl = \"http://127.0.0.1:{}/hook\"\nsecret = \"s3cret\"\n",
+        hook.port
+    );
     let mut a = Server::start(Opts {
         store,
+        extra: extra.clone(),
         ..Opts::default()
     });
     let mut b = Server::start(Opts {
         store,
+        extra,
         ..Opts::default()
     });
 
@@ -108,4 +120,24 @@ async fn two_workers_on_one_database_file_each_message_exactly_once() {
     let (by_a, by_b) = (opened(&a), opened(&b));
     assert_eq!(by_a + by_b, 120);
     assert!(by_a > 0 && by_b > 0, "both workers filed: {by_a} + {by_b}");
+
+    // Every new case went out once, whichever receiver sent it.
+    let distinct = |hits: &[serde_json::Value]| -> HashSet<String> {
+        hits.iter()
+            .map(|h| {
+                let body: serde_json::Value =
+                    serde_json::from_str(h["body"].as_str().unwrap()).unwrap();
+                body["delivery"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    };
+    let start = Instant::now();
+    while distinct(&hook.hits()).len() < 120 && start.elapsed() < Duration::from_secs(90) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Time for any second delivery to arrive.
+    std::thread::sleep(Duration::from_secs(3));
+    let hits = hook.hits();
+    assert_eq!(distinct(&hits).len(), 120, "every event");
+    assert_eq!(hits.len(), 120, "and each once, not once per receiver");
 }

@@ -190,17 +190,52 @@ fn client_config() -> Result<rustls::ClientConfig, rustls::Error> {
 }
 
 /// Sends the events after the hook's cursor; returns how many.
+/// One delivery pass for `hook`. Receivers sharing a PostgreSQL database
+/// each run this loop; a session advisory lock per webhook lets one of
+/// them deliver at a time (the others skip the pass), so the cursor is
+/// read and moved by one and each event goes out once.
 async fn deliver(
     store: &Store,
     hook: &WebhookConfig,
     tls: &Arc<rustls::ClientConfig>,
 ) -> Result<usize, String> {
+    let mut conn = store.pool().acquire().await.map_err(|e| e.to_string())?;
+    let shared = crate::store::Backend::of(&conn) == crate::store::Backend::Postgres;
+    if shared {
+        let (mine,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock(7265, hashtext($1))")
+            .bind(&hook.name)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !mine {
+            return Ok(0);
+        }
+    }
+    let result = deliver_locked(store, &mut conn, hook, tls).await;
+    if shared {
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock(7265, hashtext($1))")
+            .bind(&hook.name)
+            .execute(&mut *conn)
+            .await;
+        if unlocked.is_err() {
+            // Never hand a connection holding the lock back to the pool.
+            let _ = conn.close().await;
+        }
+    }
+    result
+}
+
+async fn deliver_locked(
+    store: &Store,
+    pool: &mut sqlx::AnyConnection,
+    hook: &WebhookConfig,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<usize, String> {
     let target = parse_url(&hook.url).ok_or_else(|| format!("bad url {:?}", hook.url))?;
     let cursor_key = format!("webhook:{}", hook.name);
-    let pool = store.pool();
     let cursor: Option<(String,)> = sqlx::query_as("SELECT value FROM store_meta WHERE name = $1")
         .bind(&cursor_key)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *pool)
         .await
         .map_err(|e| e.to_string())?;
     let mut last: i64 = cursor.and_then(|c| c.0.parse().ok()).unwrap_or(0);
@@ -211,7 +246,7 @@ async fn deliver(
     )
     .bind(last)
     .bind(BATCH)
-    .fetch_all(pool)
+    .fetch_all(&mut *pool)
     .await
     .map_err(|e| e.to_string())?;
     let mut sent = 0;
@@ -257,14 +292,14 @@ async fn deliver(
         let updated = sqlx::query("UPDATE store_meta SET value = $1 WHERE name = $2")
             .bind(last.to_string())
             .bind(&cursor_key)
-            .execute(pool)
+            .execute(&mut *pool)
             .await
             .map_err(|e| e.to_string())?;
         if updated.rows_affected() == 0 {
             sqlx::query("INSERT INTO store_meta (name, value) VALUES ($1, $2)")
                 .bind(&cursor_key)
                 .bind(last.to_string())
-                .execute(pool)
+                .execute(&mut *pool)
                 .await
                 .map_err(|e| e.to_string())?;
         }
