@@ -403,3 +403,30 @@ async fn one_unlock_has_one_budget_however_many_archives() {
     );
     assert!(!ok && err.contains("holds no locked archive"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_text_cannot_drive_an_analysts_terminal() {
+    let server = Server::start(Opts {
+        intake: INTAKE_ON,
+        ..Opts::default()
+    });
+    let mail = format!(
+        "From: r@researcher.example\r\nTo: {NC}\r\nSubject: Responsible disclosure \x1b[2J\x1b]0;owned\x07\r\n\r\n\
+         Description: \x1b[31mred\x1b[0m text\r\n"
+    );
+    deliver_from(&server, "r@researcher.example", NC, mail.as_bytes()).await;
+    server.wait_filed(1);
+    let reference = server.case_of("netcompany");
+    for args in [vec!["cases", "list"], vec!["cases", "show", &reference]] {
+        let (ok, out, err) = server.cli(&args, None);
+        assert!(ok, "{err}");
+        assert!(out.contains("Responsible disclosure"), "{out}");
+        assert!(
+            !out.contains('\x1b') && !out.contains('\x07'),
+            "{args:?}: {out:?}"
+        );
+    }
+    // The JSON keeps the text as it came (escaped by JSON itself).
+    let json = show(&server, &reference);
+    assert!(json["subject"].as_str().unwrap().contains('\x1b'));
+}

@@ -428,7 +428,7 @@ async fn cases_command(
                         c.state,
                         c.kind,
                         clock(c.feedback_by, now),
-                        c.subject.chars().take(60).collect::<String>()
+                        shown(&c.subject.chars().take(60).collect::<String>())
                     );
                 }
             }
