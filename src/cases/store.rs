@@ -919,13 +919,7 @@ pub async fn show(
         })
     })
     .collect::<Result<_, CaseError>>()?;
-    let ids = |column: &str| -> Result<Vec<String>, CaseError> {
-        Ok(field(column)?
-            .and_then(|v| serde_json::from_str(&v).ok())
-            .unwrap_or_default())
-    };
-    let cvss: Option<crate::intake::report::Cvss> =
-        field("cvss")?.and_then(|c| serde_json::from_str(&c).ok());
+    let f = open_fields(&row, sealer, reference)?;
     let acknowledged = !matches!(state.as_str(), "new" | "awaiting-password");
     Ok(CaseDetail {
         summary: CaseSummary {
@@ -950,18 +944,18 @@ pub async fn show(
         reporter_name: field("reporter_name")?,
         reporter_address: field("reporter_address")?,
         anonymous: row.try_get::<i64, _>("anonymous")? != 0,
-        channel: field("channel")?,
-        contact: field("contact")?,
-        description: field("description")?,
-        steps: field("steps")?,
-        impact: field("impact")?,
-        mitigation: field("mitigation")?,
-        language: field("language")?,
-        cve_ids: ids("cve_ids")?,
-        cwe_ids: ids("cwe_ids")?,
-        cvss_vector: cvss.as_ref().map(|c| c.vector.clone()),
-        cvss_score: cvss.as_ref().map(|c| c.score),
-        cvss_severity: cvss.map(|c| c.severity),
+        channel: f.channel,
+        contact: f.contact,
+        description: f.description,
+        steps: f.steps,
+        impact: f.impact,
+        mitigation: f.mitigation,
+        language: f.language.map(|l| l.as_str().to_owned()),
+        cve_ids: f.cve_ids,
+        cwe_ids: f.cwe_ids,
+        cvss_vector: f.cvss.as_ref().map(|c| c.vector.clone()),
+        cvss_score: f.cvss.as_ref().map(|c| c.score),
+        cvss_severity: f.cvss.map(|c| c.severity),
         tls_version: row.try_get("tls_version")?,
         tls_cipher: row.try_get("tls_cipher")?,
         authentication_results: field("authentication_results")?,
@@ -1189,6 +1183,36 @@ pub async fn mark_opened(
     Ok(())
 }
 
+/// The report-derived fields of the case in `row`, opened (assets aside):
+/// the one reading of what `SealedFields` writes.
+fn open_fields(
+    row: &sqlx::any::AnyRow,
+    sealer: &Sealer,
+    reference: &str,
+) -> Result<ReportFields, CaseError> {
+    let field = |column: &str| -> Result<Option<String>, CaseError> {
+        Ok(sealer.open_opt(&case_field(reference, column), row.try_get(column)?)?)
+    };
+    let ids = |column: &str| -> Result<Vec<String>, CaseError> {
+        Ok(field(column)?
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or_default())
+    };
+    Ok(ReportFields {
+        description: field("description")?,
+        steps: field("steps")?,
+        impact: field("impact")?,
+        mitigation: field("mitigation")?,
+        contact: field("contact")?,
+        channel: field("channel")?,
+        cve_ids: ids("cve_ids")?,
+        cwe_ids: ids("cwe_ids")?,
+        cvss: field("cvss")?.and_then(|c| serde_json::from_str(&c).ok()),
+        assets: Vec::new(),
+        language: field("language")?.and_then(|l| crate::intake::report::Language::parse(&l)),
+    })
+}
+
 /// Fills the fields of a case that are still empty from `found` (report
 /// text found inside an archive), sealed like those intake writes; adds
 /// ids and assets not yet known. Returns which were filled.
@@ -1206,31 +1230,7 @@ pub async fn fill_empty_fields(
     .bind(case_id)
     .fetch_one(&mut *conn)
     .await?;
-    let field = |column: &str| -> Result<Option<String>, CaseError> {
-        Ok(sealer.open_opt(&case_field(reference, column), row.try_get(column)?)?)
-    };
-    let ids = |column: &str| -> Result<Vec<String>, CaseError> {
-        Ok(field(column)?
-            .and_then(|v| serde_json::from_str(&v).ok())
-            .unwrap_or_default())
-    };
-    let mut merged = ReportFields {
-        description: field("description")?,
-        steps: field("steps")?,
-        impact: field("impact")?,
-        mitigation: field("mitigation")?,
-        contact: field("contact")?,
-        channel: field("channel")?,
-        cve_ids: ids("cve_ids")?,
-        cwe_ids: ids("cwe_ids")?,
-        cvss: field("cvss")?.and_then(|c| serde_json::from_str(&c).ok()),
-        assets: Vec::new(),
-        language: field("language")?.and_then(|l| match l.as_str() {
-            "da" => Some(crate::intake::report::Language::Da),
-            "en" => Some(crate::intake::report::Language::En),
-            _ => None,
-        }),
-    };
+    let mut merged = open_fields(&row, sealer, reference)?;
     let mut filled = Vec::new();
     for (name, slot, value) in [
         ("description", &mut merged.description, &found.description),

@@ -30,6 +30,12 @@ impl Language {
             Language::En => "en",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Language> {
+        [Language::Da, Language::En]
+            .into_iter()
+            .find(|l| l.as_str() == s)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
