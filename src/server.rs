@@ -2,9 +2,9 @@
 //! listeners, and the signals (SIGTERM/SIGINT drain, SIGHUP reloads the
 //! certificate).
 
+use crate::cases::unlock::Unlocker;
 use crate::config::Config;
 use crate::intake::mime::MimeLimits;
-use crate::intake::unlock::Unlocker;
 use crate::intake::worker::{Failure, WorkerPool};
 use crate::intake::{Intake, Receipts};
 use crate::outbound::{OutboundError, Sender};
@@ -110,6 +110,13 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
         Arc::clone(&shared_policies),
         settings.unlock_budget(extract_limits.max_time),
         extract_limits,
+    ));
+    let cases = Arc::new(crate::cases::Cases::new(
+        store.clone(),
+        Arc::clone(&shared_policies),
+        Arc::clone(&unlocker),
+        config.smtp.hostname.clone(),
+        settings.retry_budget_factor,
     ));
 
     let stored = Arc::new(tokio::sync::Notify::new());
@@ -223,12 +230,12 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
             info!(addr = %local, "api listening");
             std::fs::write(config.data_dir.join("api-listening"), format!("{local}\n"))
                 .map_err(io("writing api-listening file"))?;
-            let mut app = crate::web::router(store.clone());
+            let mut app = crate::web::router(store.clone(), Arc::clone(&cases));
             match crate::web::interface(
                 &config,
                 &store,
                 Arc::clone(&shared_policies),
-                Arc::clone(&unlocker),
+                Arc::clone(&cases),
                 local,
                 dev_idp,
             )? {

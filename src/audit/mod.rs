@@ -12,6 +12,7 @@
 //! What it must never record: passwords or report content. Details are
 //! short, fixed phrases chosen by the caller.
 
+use crate::store::StoreError;
 use crate::store::seal::Sealer;
 use serde::Serialize;
 use sqlx::{AnyConnection, AnyPool, Row};
@@ -24,7 +25,7 @@ pub struct Who<'a> {
 }
 
 impl<'a> Who<'a> {
-    pub fn entry(&self, action: &'a str, target: &'a str, detail: &'a str) -> Entry<'a> {
+    pub fn entry(&self, action: AuditAction, target: &'a str, detail: &'a str) -> Entry<'a> {
         Entry {
             actor: self.actor,
             action,
@@ -35,13 +36,67 @@ impl<'a> Who<'a> {
     }
 }
 
+/// What an audit entry records. Stored by name; the names never change,
+/// because the chain's MACs cover them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditAction {
+    SignIn,
+    SignInRefused,
+    SignOut,
+    /// A case read whole (page, `cases show`, API).
+    View,
+    /// A case list through the API.
+    List,
+    Export,
+    EvidenceDownload,
+    RawDownload,
+    Retry,
+    Requeue,
+    Transition,
+    Note,
+    Reply,
+    Breach,
+    Unlocked,
+    UnlockFailed,
+    UnlockRefused,
+    AuditView,
+    TokenCreate,
+    TokenRevoke,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::SignIn => "sign-in",
+            AuditAction::SignInRefused => "sign-in-refused",
+            AuditAction::SignOut => "sign-out",
+            AuditAction::View => "view",
+            AuditAction::List => "list",
+            AuditAction::Export => "export",
+            AuditAction::EvidenceDownload => "evidence-download",
+            AuditAction::RawDownload => "raw-download",
+            AuditAction::Retry => "retry",
+            AuditAction::Requeue => "requeue",
+            AuditAction::Transition => "transition",
+            AuditAction::Note => "note",
+            AuditAction::Reply => "reply",
+            AuditAction::Breach => "breach",
+            AuditAction::Unlocked => "unlocked",
+            AuditAction::UnlockFailed => "unlock-failed",
+            AuditAction::UnlockRefused => "unlock-refused",
+            AuditAction::AuditView => "audit-view",
+            AuditAction::TokenCreate => "token-create",
+            AuditAction::TokenRevoke => "token-revoke",
+        }
+    }
+}
+
 /// One thing that happened.
 #[derive(Debug, Clone)]
 pub struct Entry<'a> {
     pub actor: &'a str,
-    /// `unlock-failed`, `unlocked`, `transition`, `note`, `breach`,
-    /// `view`, `export`, `requeue`...
-    pub action: &'a str,
+    pub action: AuditAction,
     /// The case reference or queue id concerned, or "" for none.
     pub target: &'a str,
     /// Where it came from: `cli`, or a client address for the web.
@@ -67,18 +122,28 @@ pub enum Verdict {
     Broken { at_entry: i64, reason: String },
 }
 
-fn mac(sealer: &Sealer, prev: &str, at: i64, e: &Entry<'_>) -> String {
+/// An entry's fields as the chain covers them: actor, action, target,
+/// source, detail.
+type Fields<'a> = [&'a str; 5];
+
+impl Entry<'_> {
+    fn fields(&self) -> Fields<'_> {
+        [
+            self.actor,
+            self.action.as_str(),
+            self.target,
+            self.source,
+            self.detail,
+        ]
+    }
+}
+
+fn mac(sealer: &Sealer, prev: &str, at: i64, fields: Fields<'_>) -> String {
     // Length-prefixed fields, so no two entries can serialise alike.
     let mut msg = Vec::new();
-    for part in [
-        prev.as_bytes(),
-        at.to_string().as_bytes(),
-        e.actor.as_bytes(),
-        e.action.as_bytes(),
-        e.target.as_bytes(),
-        e.source.as_bytes(),
-        e.detail.as_bytes(),
-    ] {
+    let at = at.to_string();
+    for part in [prev, at.as_str()].into_iter().chain(fields) {
+        let part = part.as_bytes();
         msg.extend_from_slice(&(part.len() as u64).to_le_bytes());
         msg.extend_from_slice(part);
     }
@@ -96,7 +161,7 @@ pub async fn record(
     conn: &mut AnyConnection,
     sealer: &Sealer,
     entry: &Entry<'_>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), StoreError> {
     if !conn.backend_name().eq_ignore_ascii_case("sqlite") {
         sqlx::query("SELECT pg_advisory_xact_lock(7264)")
             .execute(&mut *conn)
@@ -108,11 +173,11 @@ pub async fn record(
             .await?;
     let prev = last.map(|l| l.0).unwrap_or_default();
     let at = jiff::Timestamp::now().as_second();
-    let mac = mac(sealer, &prev, at, entry);
+    let mac = mac(sealer, &prev, at, entry.fields());
     sqlx::query("INSERT INTO audit_log (at, actor, action, target, source, detail, mac) VALUES ($1, $2, $3, $4, $5, $6, $7)")
         .bind(at)
         .bind(entry.actor)
-        .bind(entry.action)
+        .bind(entry.action.as_str())
         .bind(entry.target)
         .bind(entry.source)
         .bind(entry.detail)
@@ -137,16 +202,25 @@ pub async fn record(
     Ok(())
 }
 
+/// Appends an entry inside a write transaction.
+pub async fn record_in(
+    tx: &mut crate::store::WriteTx,
+    sealer: &Sealer,
+    entry: &Entry<'_>,
+) -> Result<(), StoreError> {
+    record(tx.conn(), sealer, entry).await
+}
+
 /// Appends an entry in a transaction of its own.
 pub async fn record_now(
     conn: &mut AnyConnection,
     sealer: &Sealer,
     entry: &Entry<'_>,
-) -> Result<(), sqlx::Error> {
-    let begin = crate::cases::store::begin_write(conn);
+) -> Result<(), StoreError> {
+    let begin = crate::store::Backend::of(conn).begin_write();
     let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
     record(&mut tx, sealer, entry).await?;
-    tx.commit().await
+    Ok(tx.commit().await?)
 }
 
 /// Every entry, oldest first.
@@ -230,15 +304,14 @@ pub async fn verify(pool: &AnyPool, sealer: &Sealer) -> Result<Verdict, sqlx::Er
             r.try_get("source")?,
             r.try_get("detail")?,
         );
-        let entry = Entry {
-            actor: &actor,
-            action: &action,
-            target: &target,
-            source: &source,
-            detail: &detail,
-        };
         let stored: String = r.try_get("mac")?;
-        if mac(sealer, &prev, r.try_get("at")?, &entry) != stored {
+        if mac(
+            sealer,
+            &prev,
+            r.try_get("at")?,
+            [&actor, &action, &target, &source, &detail],
+        ) != stored
+        {
             return Ok(Verdict::Broken {
                 at_entry: id,
                 reason: "entry edited, or an entry before it removed or reordered".into(),

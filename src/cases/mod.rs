@@ -1,12 +1,100 @@
-//! The case model: one case per report, owned by exactly one organisation,
-//! with its structured fields, assets, triage suggestions, evidence,
-//! timeline and service-level clocks; and the lifecycle rules.
+//! The case domain: one case per report, owned by exactly one
+//! organisation, with its structured fields, assets, triage suggestions,
+//! evidence, timeline and service-level clocks; the lifecycle rules; and
+//! the `Cases` service that owns every rule, which the CLI, the JSON API
+//! and the web pages call alike.
 //!
-//! The same functions serve intake, the CLI and (later) the web interface.
 //! What it must never do: let a transition skip the rules below, close a
-//! case without a reason, or lose the time a paused clock was paused.
+//! case without a reason, lose the time a paused clock was paused, or let
+//! two doors answer the same action differently.
 
+pub mod input;
+pub mod principal;
+pub mod service;
 pub mod store;
+pub mod unlock;
+
+pub use input::{NoteText, Reason, ReplyText};
+pub use principal::{Authorized, Case, Door, Principal, Scope};
+pub use service::{Cases, EvidenceUse};
+
+use crate::store::StoreError;
+
+/// Why a case operation was not done. Every door shows the message as it
+/// is, and maps the class (`CaseError::class`) to its own status once.
+#[derive(Debug, thiserror::Error)]
+pub enum CaseError {
+    #[error("no case {0}")]
+    NotFound(String),
+    #[error("case {0} has no such evidence")]
+    NoEvidence(String),
+    #[error("a {from} case cannot become {to}")]
+    Transition {
+        from: &'static str,
+        to: &'static str,
+    },
+    #[error("unknown state {0:?}")]
+    UnknownState(String),
+    #[error("closing needs a reason: {0}")]
+    Reason(String),
+    #[error("duplicate of {0}, but no such case exists in the same organisation")]
+    NoOriginal(String),
+    #[error("the {0} is empty")]
+    Empty(&'static str),
+    #[error("the {what} is longer than {max} characters ({chars})")]
+    TooLong {
+        what: &'static str,
+        max: usize,
+        chars: usize,
+    },
+    #[error("the reporter left no address to reply to")]
+    NoAddress,
+    #[error("no policy for organisation {0:?}")]
+    NoPolicy(String),
+    #[error(transparent)]
+    Unlock(#[from] unlock::UnlockError),
+    #[error("the reply could not be queued: {0}")]
+    Outbound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How a door should present a `CaseError`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Missing, or not the principal's (the same answer for both).
+    NotFound,
+    /// Not possible in the case's present state; may work later.
+    Conflict,
+    /// The input is wrong; repeating it will not help.
+    Invalid,
+    /// Our fault: logged, nothing changed.
+    Internal,
+}
+
+impl CaseError {
+    pub fn class(&self) -> ErrorClass {
+        use unlock::UnlockError as U;
+        match self {
+            CaseError::NotFound(_) | CaseError::NoEvidence(_) => ErrorClass::NotFound,
+            CaseError::Store(StoreError::NotFound(_)) => ErrorClass::NotFound,
+            CaseError::Transition { .. } => ErrorClass::Conflict,
+            CaseError::Unlock(U::TooManyAttempts(_) | U::Busy | U::NothingLocked(_)) => {
+                ErrorClass::Conflict
+            }
+            CaseError::UnknownState(_)
+            | CaseError::Reason(_)
+            | CaseError::NoOriginal(_)
+            | CaseError::Empty(_)
+            | CaseError::TooLong { .. }
+            | CaseError::NoAddress
+            | CaseError::Unlock(U::WrongPassword | U::Worker(_)) => ErrorClass::Invalid,
+            CaseError::NoPolicy(_) | CaseError::Outbound(_) | CaseError::Store(_) => {
+                ErrorClass::Internal
+            }
+        }
+    }
+}
 
 use serde::Serialize;
 
@@ -55,6 +143,11 @@ impl CaseState {
         CaseState::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
+    /// `parse`, refusing an unknown name with the error every door shows.
+    pub fn named(s: &str) -> Result<CaseState, CaseError> {
+        CaseState::parse(s).ok_or_else(|| CaseError::UnknownState(s.to_owned()))
+    }
+
     /// The lifecycle: new → acknowledged → triaged → in progress →
     /// resolved, "needs information" from any open state and back, closed
     /// from any open state, and re-opening a resolved or closed case into
@@ -82,6 +175,12 @@ impl CaseState {
 
     pub fn is_open(self) -> bool {
         !matches!(self, CaseState::Resolved | CaseState::Closed)
+    }
+
+    /// Any move out of "new" (or "awaiting-password") is the
+    /// acknowledgement the receipt clock waits for.
+    pub fn acknowledged(self) -> bool {
+        !matches!(self, CaseState::New | CaseState::AwaitingPassword)
     }
 }
 
@@ -144,12 +243,76 @@ pub enum CaseKind {
 }
 
 impl CaseKind {
+    pub const ALL: [CaseKind; 3] = [
+        CaseKind::Disclosure,
+        CaseKind::Unflagged,
+        CaseKind::Unparsed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             CaseKind::Disclosure => "disclosure",
             CaseKind::Unflagged => "unflagged",
             CaseKind::Unparsed => "unparsed",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<CaseKind> {
+        CaseKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// What a timeline entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// The report arrived (or, for `unparsed`, arrived unreadable).
+    Received,
+    /// An `unparsed` case's message was parsed on retry.
+    Parsed,
+    /// A retry of an `unparsed` case's message failed again.
+    ParseFailed,
+    /// A follow-up mail in the conversation.
+    Correspondence,
+    Transition,
+    Note,
+    Reply,
+    Breach,
+    Unlocked,
+    UnlockFailed,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 10] = [
+        EventKind::Received,
+        EventKind::Parsed,
+        EventKind::ParseFailed,
+        EventKind::Correspondence,
+        EventKind::Transition,
+        EventKind::Note,
+        EventKind::Reply,
+        EventKind::Breach,
+        EventKind::Unlocked,
+        EventKind::UnlockFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Received => "received",
+            EventKind::Parsed => "parsed",
+            EventKind::ParseFailed => "parse-failed",
+            EventKind::Correspondence => "correspondence",
+            EventKind::Transition => "transition",
+            EventKind::Note => "note",
+            EventKind::Reply => "reply",
+            EventKind::Breach => "breach",
+            EventKind::Unlocked => "unlocked",
+            EventKind::UnlockFailed => "unlock-failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -173,6 +336,22 @@ mod tests {
         assert!(!New.may_become(New));
         for s in CaseState::ALL {
             assert_eq!(CaseState::parse(s.as_str()), Some(s));
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(json, format!("{:?}", s.as_str()), "JSON names the same");
+        }
+        for k in EventKind::ALL {
+            assert_eq!(EventKind::parse(k.as_str()), Some(k));
+            assert_eq!(
+                serde_json::to_string(&k).unwrap(),
+                format!("{:?}", k.as_str())
+            );
+        }
+        for k in CaseKind::ALL {
+            assert_eq!(CaseKind::parse(k.as_str()), Some(k));
+            assert_eq!(
+                serde_json::to_string(&k).unwrap(),
+                format!("{:?}", k.as_str())
+            );
         }
     }
 

@@ -1,33 +1,14 @@
 //! Cases in the database: creating them from intake, reading them for the
 //! CLI, and the lifecycle operations. Runtime `sqlx::query` only.
 
-use super::{CaseKind, CaseState, CloseReason};
-use crate::audit::{self, Who};
+use super::{CaseKind, CaseState, EventKind};
 use crate::intake::archive::ArchiveInfo;
 use crate::intake::report::{ReportFields, Suggestion};
 use crate::store::seal::Sealer;
+use crate::store::{StoreError, WriteTx};
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::{AnyConnection, AnyPool};
-
-#[derive(Debug, thiserror::Error)]
-pub enum CaseError {
-    #[error("no case {0}")]
-    NotFound(String),
-    #[error("a {from} case cannot become {to}")]
-    Transition {
-        from: &'static str,
-        to: &'static str,
-    },
-    #[error("closing needs a reason: {0}")]
-    Reason(String),
-    #[error("duplicate of {0}, but no such case exists in the same organisation")]
-    NoOriginal(String),
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error(transparent)]
-    Seal(#[from] crate::store::seal::SealError),
-}
 
 /// Evidence as intake hands it over: already typed by content.
 #[derive(Debug, Clone)]
@@ -117,7 +98,7 @@ pub async fn insert_evidence(
     e: &NewEvidence,
     parent: Option<i64>,
     opened_at: Option<i64>,
-) -> Result<i64, sqlx::Error> {
+) -> Result<i64, StoreError> {
     let object = object_id();
     let aad = format!("evidence:{object}");
     let archive = e
@@ -147,7 +128,7 @@ pub async fn insert_evidence(
     .persistent(false)
     .fetch_one(&mut *conn)
     .await?;
-    row.try_get("id")
+    Ok(row.try_get("id")?)
 }
 
 /// The report-derived fields of a case, sealed: the text fields, channel,
@@ -193,7 +174,7 @@ pub(crate) async fn write_fields(
     id: i64,
     reference: &str,
     f: &ReportFields,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), StoreError> {
     let v = SealedFields::new(sealer, reference, f);
     sqlx::query(
         "UPDATE cases SET channel = $1, contact = $2, description = $3, steps = $4, impact = $5,
@@ -226,7 +207,7 @@ pub(crate) async fn insert_asset(
     case_id: i64,
     value: &str,
     in_scope: bool,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO case_assets (case_id, value, in_scope) VALUES ($1, $2, $3)")
         .bind(case_id)
         .bind(sealer.seal_text(&case_child(case_id, "asset"), value))
@@ -243,7 +224,7 @@ async fn insert_suggestions(
     sealer: &Sealer,
     case_id: i64,
     suggestions: &[Suggestion],
-) -> Result<(), sqlx::Error> {
+) -> Result<(), StoreError> {
     let aad = case_child(case_id, "suggestion");
     for s in suggestions {
         sqlx::query("INSERT INTO case_suggestions (case_id, kind, name, label, matched) VALUES ($1, $2, $3, $4, $5)")
@@ -264,7 +245,7 @@ pub async fn insert(
     conn: &mut AnyConnection,
     sealer: &Sealer,
     c: &NewCase,
-) -> Result<(i64, String), sqlx::Error> {
+) -> Result<(i64, String), StoreError> {
     let year = year_of(c.received_at);
     // A counter row per organisation and year: the upsert takes its row
     // lock, so concurrent workers (PostgreSQL) number cases without gaps
@@ -339,7 +320,7 @@ pub async fn insert(
         sealer,
         id,
         c.received_at,
-        "received",
+        EventKind::Received,
         "intake",
         &detail,
         Some(c.message_row),
@@ -358,7 +339,7 @@ pub async fn refile(
     reference: &str,
     c: &NewCase,
     now: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), StoreError> {
     let seal = |column: &str, v: Option<&str>| sealer.seal_opt(&case_field(reference, column), v);
     sqlx::query(
         "UPDATE cases SET kind = $1, subject = $2, reporter_name = $3, reporter_address = $4, anonymous = $5,
@@ -387,7 +368,7 @@ pub async fn refile(
         sealer,
         id,
         now,
-        "parsed",
+        EventKind::Parsed,
         "intake",
         &format!("parsed on retry; now a {} case", c.kind.as_str()),
         Some(c.message_row),
@@ -418,7 +399,7 @@ pub async fn add_follow_up(
     case_id: i64,
     f: &FollowUp,
     attachments: &[NewEvidence],
-) -> Result<i64, sqlx::Error> {
+) -> Result<i64, StoreError> {
     let aad = case_child(case_id, "conversation");
     let id: i64 = sqlx::query(
         "INSERT INTO case_messages (case_id, message_row, at, from_reporter, token, sender, subject, body, tls_version)
@@ -459,7 +440,7 @@ pub async fn add_follow_up(
         sealer,
         case_id,
         f.at,
-        "correspondence",
+        EventKind::Correspondence,
         "intake",
         &detail,
         Some(f.message_row),
@@ -474,15 +455,15 @@ pub async fn add_event(
     sealer: &Sealer,
     case_id: i64,
     at: i64,
-    kind: &str,
+    kind: EventKind,
     actor: &str,
     detail: &str,
     message_row: Option<i64>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO case_events (case_id, at, kind, actor, detail, message_id) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(case_id)
         .bind(at)
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(actor)
         .bind(sealer.seal_text(&case_child(case_id, "event"), detail))
         .bind(message_row)
@@ -497,7 +478,7 @@ pub async fn add_event(
 }
 
 /// An evidence row (without its content) as shown to analysts.
-fn evidence_info(r: &sqlx::any::AnyRow, sealer: &Sealer) -> Result<EvidenceInfo, CaseError> {
+fn evidence_info(r: &sqlx::any::AnyRow, sealer: &Sealer) -> Result<EvidenceInfo, StoreError> {
     let object: String = r
         .try_get::<Option<String>, _>("object_id")?
         .unwrap_or_default();
@@ -530,97 +511,27 @@ fn evidence_info(r: &sqlx::any::AnyRow, sealer: &Sealer) -> Result<EvidenceInfo,
 pub async fn evidence(
     pool: &AnyPool,
     sealer: &Sealer,
-    reference: &str,
+    case_id: i64,
     object: &str,
-) -> Result<(EvidenceInfo, Vec<u8>), CaseError> {
-    let missing = || CaseError::NotFound(format!("{reference} evidence"));
-    let r = sqlx::query(
-        "SELECT e.id, e.kind, e.name, e.declared_type, e.sniffed_type, e.size, e.forwarded, e.parent_id,
-                e.archive, e.opened_at, e.object_id, e.conversation_id, e.data
-         FROM case_evidence e JOIN cases c ON c.id = e.case_id
-         WHERE c.reference = $1 AND e.object_id = $2",
+) -> Result<Option<(EvidenceInfo, Vec<u8>)>, StoreError> {
+    let Some(r) = sqlx::query(
+        "SELECT id, kind, name, declared_type, sniffed_type, size, forwarded, parent_id,
+                archive, opened_at, object_id, conversation_id, data
+         FROM case_evidence WHERE case_id = $1 AND object_id = $2",
     )
-    .bind(reference)
+    .bind(case_id)
     .bind(object)
     .fetch_optional(pool)
     .await?
-    .ok_or_else(missing)?;
+    else {
+        return Ok(None);
+    };
     let data = sealer.open(
         &format!("evidence:{object}"),
         &r.try_get::<Vec<u8>, _>("data")?,
     )?;
     let info = evidence_info(&r, sealer)?;
-    Ok((info, data))
-}
-
-/// Queues `text` to the reporter, threaded under their report, and records
-/// it in the timeline. Returns the address it goes to.
-pub async fn reply(
-    conn: &mut AnyConnection,
-    sealer: &Sealer,
-    reference: &str,
-    text: &str,
-    hostname: &str,
-    who: &Who<'_>,
-    now: i64,
-) -> Result<String, CaseError> {
-    let begin = begin_write(conn);
-    let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
-    let row = sqlx::query(
-        "SELECT id, subject, reporter_address, message_id FROM cases WHERE reference = $1",
-    )
-    .bind(reference)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| CaseError::NotFound(reference.to_owned()))?;
-    let id: i64 = row.try_get("id")?;
-    let to = sealer
-        .open_opt(
-            &case_field(reference, "reporter_address"),
-            row.try_get("reporter_address")?,
-        )?
-        .ok_or_else(|| CaseError::Reason("the reporter left no address to reply to".into()))?;
-    let subject = sealer.open_text(
-        &case_field(reference, "subject"),
-        &row.try_get::<String, _>("subject")?,
-    )?;
-    let parent: Option<String> = sealer
-        .open_opt(
-            &case_field(reference, "message_id"),
-            row.try_get("message_id")?,
-        )?
-        .map(|m| format!("<{}>", m.trim_matches(['<', '>'])));
-    let quoted: String = subject
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(120)
-        .collect();
-    let subject = format!("Re: [{reference}] {quoted}");
-    let message_id = format!("<{reference}.{}@{hostname}>", object_id());
-    crate::outbound::enqueue_reply(
-        &mut tx,
-        sealer,
-        &crate::outbound::Outgoing {
-            kind: "reply",
-            case_id: id,
-            to: &to,
-            subject: &subject,
-            body: text,
-            message_id: &message_id,
-            in_reply_to: parent.as_deref(),
-        },
-        now,
-    )
-    .await?;
-    add_event(&mut tx, sealer, id, now, "reply", who.actor, text, None).await?;
-    audit::record(
-        &mut tx,
-        sealer,
-        &who.entry("reply", reference, "reply queued to the reporter"),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(to)
+    Ok(Some((info, data)))
 }
 
 /// The case id for a reference within one organisation.
@@ -628,7 +539,7 @@ pub async fn find(
     conn: &mut AnyConnection,
     org: &str,
     reference: &str,
-) -> Result<Option<i64>, sqlx::Error> {
+) -> Result<Option<i64>, StoreError> {
     let row: Option<(i64,)> =
         sqlx::query_as("SELECT id FROM cases WHERE org = $1 AND reference = $2")
             .bind(org)
@@ -643,8 +554,8 @@ pub async fn find(
 pub struct CaseSummary {
     pub reference: String,
     pub org: String,
-    pub kind: String,
-    pub state: String,
+    pub kind: CaseKind,
+    pub state: CaseState,
     pub subject: String,
     pub received_at: i64,
     pub acknowledge_by: i64,
@@ -655,52 +566,50 @@ pub struct CaseSummary {
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub org: Option<String>,
-    pub state: Option<String>,
+    pub state: Option<CaseState>,
+    pub kind: Option<CaseKind>,
     pub overdue: bool,
 }
 
-fn overdue(
-    state: &str,
-    acknowledged: bool,
-    ack_by: i64,
-    feedback_by: i64,
-    paused: bool,
-    now: i64,
-) -> bool {
-    let open = CaseState::parse(state).is_some_and(CaseState::is_open);
-    open && ((!acknowledged && now > ack_by) || (!paused && now > feedback_by))
+fn overdue(state: CaseState, ack_by: i64, feedback_by: i64, paused: bool, now: i64) -> bool {
+    state.is_open() && ((!state.acknowledged() && now > ack_by) || (!paused && now > feedback_by))
 }
 
+fn kind_of(name: &str) -> Result<CaseKind, StoreError> {
+    CaseKind::parse(name).ok_or_else(|| StoreError::Corrupt(format!("unknown case kind {name:?}")))
+}
+
+/// The cases matching `filter` whose organisation `visible` accepts,
+/// oldest first. Only those rows' subjects are opened.
 pub async fn list(
     pool: &AnyPool,
     sealer: &Sealer,
     filter: &Filter,
+    visible: &(dyn Fn(&str) -> bool + Sync),
     now: i64,
-) -> Result<Vec<CaseSummary>, CaseError> {
+) -> Result<Vec<CaseSummary>, StoreError> {
     let rows = sqlx::query(
         "SELECT reference, org, kind, state, subject, received_at, acknowledge_by, feedback_by,
                 feedback_paused_at
-         FROM cases WHERE ($1 IS NULL OR org = $1) AND ($2 IS NULL OR state = $2) ORDER BY id",
+         FROM cases WHERE ($1 IS NULL OR org = $1) AND ($2 IS NULL OR state = $2)
+             AND ($3 IS NULL OR kind = $3) ORDER BY id",
     )
     .bind(&filter.org)
-    .bind(&filter.state)
+    .bind(filter.state.map(CaseState::as_str))
+    .bind(filter.kind.map(CaseKind::as_str))
     .fetch_all(pool)
     .await?;
     let mut out = Vec::new();
     for r in rows {
-        let state: String = r.try_get("state")?;
+        let org: String = r.try_get("org")?;
+        if !visible(&org) {
+            continue;
+        }
+        let state = state_of(&r.try_get::<String, _>("state")?)?;
         let ack_by: i64 = r.try_get("acknowledge_by")?;
         let feedback_by: i64 = r.try_get("feedback_by")?;
-        // Any move out of "new" is the acknowledgement.
-        let acknowledged = !matches!(state.as_str(), "new" | "awaiting-password");
-        let is_overdue = overdue(
-            &state,
-            acknowledged,
-            ack_by,
-            feedback_by,
-            r.try_get::<Option<i64>, _>("feedback_paused_at")?.is_some(),
-            now,
-        );
+        let paused = r.try_get::<Option<i64>, _>("feedback_paused_at")?.is_some();
+        let is_overdue = overdue(state, ack_by, feedback_by, paused, now);
         if filter.overdue && !is_overdue {
             continue;
         }
@@ -711,8 +620,8 @@ pub async fn list(
         )?;
         out.push(CaseSummary {
             reference,
-            org: r.try_get("org")?,
-            kind: r.try_get("kind")?,
+            org,
+            kind: kind_of(&r.try_get::<String, _>("kind")?)?,
             state,
             subject,
             received_at: r.try_get("received_at")?,
@@ -748,7 +657,7 @@ pub struct EvidenceInfo {
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
     pub at: i64,
-    pub kind: String,
+    pub kind: EventKind,
     pub actor: String,
     pub detail: String,
 }
@@ -813,23 +722,27 @@ pub struct ConversationEntry {
     pub tls_version: Option<String>,
 }
 
+/// Everything about case `id`, opened; None if there is no such case.
 pub async fn show(
     pool: &AnyPool,
     sealer: &Sealer,
-    reference: &str,
+    id: i64,
     now: i64,
-) -> Result<CaseDetail, CaseError> {
-    let row = sqlx::query("SELECT * FROM cases WHERE reference = $1")
-        .bind(reference)
+) -> Result<Option<CaseDetail>, StoreError> {
+    let Some(row) = sqlx::query("SELECT * FROM cases WHERE id = $1")
+        .bind(id)
         .fetch_optional(pool)
         .await?
-        .ok_or_else(|| CaseError::NotFound(reference.to_owned()))?;
-    let id: i64 = row.try_get("id")?;
-    let state: String = row.try_get("state")?;
+    else {
+        return Ok(None);
+    };
+    let reference: String = row.try_get("reference")?;
+    let reference = reference.as_str();
+    let state = state_of(&row.try_get::<String, _>("state")?)?;
     let paused: Option<i64> = row.try_get("feedback_paused_at")?;
     let ack_by: i64 = row.try_get("acknowledge_by")?;
     let feedback_by: i64 = row.try_get("feedback_by")?;
-    let field = |column: &str| -> Result<Option<String>, CaseError> {
+    let field = |column: &str| -> Result<Option<String>, StoreError> {
         Ok(sealer.open_opt(&case_field(reference, column), row.try_get(column)?)?)
     };
     let assets =
@@ -845,7 +758,7 @@ pub async fn show(
                     in_scope: r.try_get::<i64, _>("in_scope")? != 0,
                 })
             })
-            .collect::<Result<_, CaseError>>()?;
+            .collect::<Result<_, StoreError>>()?;
     let suggestions = sqlx::query(
         "SELECT kind, name, label, matched FROM case_suggestions WHERE case_id = $1 ORDER BY id",
     )
@@ -855,7 +768,7 @@ pub async fn show(
     .iter()
     .map(|r| {
         let aad = case_child(id, "suggestion");
-        let open = |c: &str| -> Result<String, CaseError> {
+        let open = |c: &str| -> Result<String, StoreError> {
             Ok(sealer.open_text(&aad, &r.try_get::<String, _>(c)?)?)
         };
         Ok(Suggestion {
@@ -865,7 +778,7 @@ pub async fn show(
             matched: open("matched")?,
         })
     })
-    .collect::<Result<_, CaseError>>()?;
+    .collect::<Result<_, StoreError>>()?;
     let evidence = sqlx::query(
         "SELECT id, kind, name, declared_type, sniffed_type, size, forwarded, parent_id, archive, opened_at,
                 object_id, conversation_id
@@ -876,7 +789,7 @@ pub async fn show(
     .await?
     .iter()
     .map(|r| evidence_info(r, sealer))
-    .collect::<Result<_, CaseError>>()?;
+    .collect::<Result<_, StoreError>>()?;
     let timeline: Vec<Event> = sqlx::query(
         "SELECT at, kind, actor, detail FROM case_events WHERE case_id = $1 ORDER BY id",
     )
@@ -887,13 +800,14 @@ pub async fn show(
     .map(|r| {
         Ok(Event {
             at: r.try_get("at")?,
-            kind: r.try_get("kind")?,
+            kind: EventKind::parse(&r.try_get::<String, _>("kind")?)
+                .ok_or_else(|| StoreError::Corrupt("a timeline entry of an unknown kind".into()))?,
             actor: r.try_get("actor")?,
             detail: sealer
                 .open_text(&case_child(id, "event"), &r.try_get::<String, _>("detail")?)?,
         })
     })
-    .collect::<Result<_, CaseError>>()?;
+    .collect::<Result<_, StoreError>>()?;
     let conversation = sqlx::query(
         "SELECT id, at, from_reporter, token, sender, subject, body, tls_version
          FROM case_messages WHERE case_id = $1 ORDER BY id",
@@ -904,7 +818,7 @@ pub async fn show(
     .iter()
     .map(|r| {
         let aad = case_child(id, "conversation");
-        let open = |c: &str| -> Result<String, CaseError> {
+        let open = |c: &str| -> Result<String, StoreError> {
             Ok(sealer.open_text(&aad, &r.try_get::<String, _>(c)?)?)
         };
         Ok(ConversationEntry {
@@ -918,22 +832,14 @@ pub async fn show(
             tls_version: r.try_get("tls_version")?,
         })
     })
-    .collect::<Result<_, CaseError>>()?;
+    .collect::<Result<_, StoreError>>()?;
     let f = open_fields(&row, sealer, reference)?;
-    let acknowledged = !matches!(state.as_str(), "new" | "awaiting-password");
-    Ok(CaseDetail {
+    Ok(Some(CaseDetail {
         summary: CaseSummary {
-            reference: row.try_get("reference")?,
+            reference: reference.to_owned(),
             org: row.try_get("org")?,
-            kind: row.try_get("kind")?,
-            overdue: overdue(
-                &state,
-                acknowledged,
-                ack_by,
-                feedback_by,
-                paused.is_some(),
-                now,
-            ),
+            kind: kind_of(&row.try_get::<String, _>("kind")?)?,
+            overdue: overdue(state, ack_by, feedback_by, paused.is_some(), now),
             state,
             subject: field("subject")?.unwrap_or_default(),
             received_at: row.try_get("received_at")?,
@@ -967,186 +873,106 @@ pub async fn show(
         timeline,
         unparsed_reason: row.try_get("unparsed_reason")?,
         conversation,
+    }))
+}
+
+/// A case's id and organisation, by reference.
+pub async fn locate(pool: &AnyPool, reference: &str) -> Result<Option<(i64, String)>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT id, org FROM cases WHERE reference = $1")
+            .bind(reference)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+/// Where a case stands in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifecycle {
+    pub state: CaseState,
+    /// Set while the feedback clock is paused ("needs information").
+    pub paused_at: Option<i64>,
+    pub feedback_by: i64,
+}
+
+fn state_of(name: &str) -> Result<CaseState, StoreError> {
+    CaseState::parse(name)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown case state {name:?}")))
+}
+
+pub async fn lifecycle(tx: &mut AnyConnection, id: i64) -> Result<Lifecycle, StoreError> {
+    let (state, paused_at, feedback_by): (String, Option<i64>, i64) =
+        sqlx::query_as("SELECT state, feedback_paused_at, feedback_by FROM cases WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+    Ok(Lifecycle {
+        state: state_of(&state)?,
+        paused_at,
+        feedback_by,
     })
 }
 
-/// Moves a case to `next`, by the lifecycle rules. Closing needs a reason
-/// (a duplicate names an existing case of the same organisation). Entering
-/// "needs information" pauses the feedback clock; leaving it moves the
-/// feedback deadline on by the time it was paused.
-pub async fn transition(
-    conn: &mut AnyConnection,
-    sealer: &Sealer,
-    reference: &str,
-    next: CaseState,
-    reason: Option<&str>,
-    who: &Who<'_>,
-    now: i64,
-) -> Result<(), CaseError> {
-    let begin = begin_write(conn);
-    let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
-    transition_in(&mut tx, sealer, reference, next, reason, who, now).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-/// `transition` inside the caller's write transaction.
-pub async fn transition_in(
+pub async fn set_lifecycle(
     tx: &mut AnyConnection,
-    sealer: &Sealer,
-    reference: &str,
-    next: CaseState,
-    reason: Option<&str>,
-    who: &Who<'_>,
-    now: i64,
-) -> Result<(), CaseError> {
-    let row: Option<(i64, String, String, Option<i64>, i64)> = sqlx::query_as(
-        "SELECT id, org, state, feedback_paused_at, feedback_by FROM cases WHERE reference = $1",
-    )
-    .bind(reference)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let (id, org, state, paused_at, feedback_by) =
-        row.ok_or_else(|| CaseError::NotFound(reference.to_owned()))?;
-    let current = CaseState::parse(&state).unwrap_or(CaseState::New);
-    if !current.may_become(next) {
-        return Err(CaseError::Transition {
-            from: current.as_str(),
-            to: next.as_str(),
-        });
-    }
-    let close_reason = if next == CaseState::Closed {
-        let reason = CloseReason::parse(reason.unwrap_or("")).map_err(CaseError::Reason)?;
-        if let CloseReason::Duplicate(original) = &reason
-            && (original == reference || find(tx, &org, original).await?.is_none())
-        {
-            return Err(CaseError::NoOriginal(original.clone()));
-        }
-        Some(reason.render())
-    } else {
-        None
-    };
-    let (paused_at, feedback_by) = match (current, next, paused_at) {
-        (_, CaseState::NeedsInformation, _) => (Some(now), feedback_by),
-        (CaseState::NeedsInformation, _, Some(p)) => (None, feedback_by + (now - p).max(0)),
-        (_, _, p) => (p, feedback_by),
-    };
+    id: i64,
+    l: &Lifecycle,
+    close_reason: Option<&str>,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE cases SET state = $1, close_reason = $2, feedback_paused_at = $3, feedback_by = $4 WHERE id = $5")
-        .bind(next.as_str())
-        .bind(&close_reason)
-        .bind(paused_at)
-        .bind(feedback_by)
+        .bind(l.state.as_str())
+        .bind(close_reason)
+        .bind(l.paused_at)
+        .bind(l.feedback_by)
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    let mut detail = format!("{} -> {}", current.as_str(), next.as_str());
-    if let Some(r) = close_reason.as_deref().or(reason) {
-        detail.push_str(&format!(" ({r})"));
-    }
-    add_event(tx, sealer, id, now, "transition", who.actor, &detail, None).await?;
-    let audit_detail = format!("{} -> {}", current.as_str(), next.as_str());
-    audit::record(
-        tx,
-        sealer,
-        &who.entry("transition", reference, &audit_detail),
-    )
-    .await?;
     Ok(())
 }
 
-/// An internal note on the timeline.
-pub async fn note(
-    conn: &mut AnyConnection,
-    sealer: &Sealer,
-    reference: &str,
-    text: &str,
-    who: &Who<'_>,
-    now: i64,
-) -> Result<(), CaseError> {
-    let begin = begin_write(conn);
-    let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
-    let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM cases WHERE reference = $1")
-        .bind(reference)
-        .fetch_optional(&mut *tx)
+pub async fn breach_notify_by(tx: &mut WriteTx, id: i64) -> Result<Option<i64>, StoreError> {
+    let (due,): (Option<i64>,) = sqlx::query_as("SELECT breach_notify_by FROM cases WHERE id = $1")
+        .bind(id)
+        .fetch_one(tx.conn())
         .await?;
-    let (id,) = row.ok_or_else(|| CaseError::NotFound(reference.to_owned()))?;
-    add_event(&mut tx, sealer, id, now, "note", who.actor, text, None).await?;
-    audit::record(
-        &mut tx,
-        sealer,
-        &who.entry("note", reference, "internal note added"),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    Ok(due)
 }
 
-/// Flags a case as a personal-data breach: the authority must be told by
-/// `notify_by` (GDPR art. 33: 72 hours from awareness). Flagging twice
-/// keeps the first deadline.
-pub async fn flag_breach(
-    conn: &mut AnyConnection,
-    sealer: &Sealer,
-    reference: &str,
-    notify_by: i64,
-    who: &Who<'_>,
-    now: i64,
-) -> Result<i64, CaseError> {
-    let begin = begin_write(conn);
-    let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
-    let row: Option<(i64, Option<i64>)> =
-        sqlx::query_as("SELECT id, breach_notify_by FROM cases WHERE reference = $1")
-            .bind(reference)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let (id, existing) = row.ok_or_else(|| CaseError::NotFound(reference.to_owned()))?;
-    if let Some(due) = existing {
-        return Ok(due);
-    }
+pub async fn set_breach_notify_by(tx: &mut WriteTx, id: i64, due: i64) -> Result<(), StoreError> {
     sqlx::query("UPDATE cases SET breach_notify_by = $1 WHERE id = $2")
-        .bind(notify_by)
+        .bind(due)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
-    add_event(
-        &mut tx,
-        sealer,
-        id,
-        now,
-        "breach",
-        who.actor,
-        "flagged as a personal-data breach; notify the authority",
-        None,
-    )
-    .await?;
-    audit::record(
-        &mut tx,
-        sealer,
-        &who.entry("breach", reference, "flagged as a personal-data breach"),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(notify_by)
+    Ok(())
 }
 
-/// The organisation a case belongs to.
-pub async fn org_of(pool: &AnyPool, reference: &str) -> Result<String, CaseError> {
-    let row: Option<(String,)> = sqlx::query_as("SELECT org FROM cases WHERE reference = $1")
-        .bind(reference)
-        .fetch_optional(pool)
-        .await?;
-    row.map(|r| r.0)
-        .ok_or_else(|| CaseError::NotFound(reference.to_owned()))
+/// What a reply to the reporter is built from, opened.
+pub struct ReplyFacts {
+    pub subject: String,
+    pub reporter_address: Option<String>,
+    /// The report's Message-ID, to thread under.
+    pub message_id: Option<String>,
 }
 
-/// `BEGIN IMMEDIATE` on SQLite (take the write lock up front, so a read
-/// never has to be upgraded), plain `BEGIN` on PostgreSQL.
-pub fn begin_write(conn: &AnyConnection) -> &'static str {
-    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
-        "BEGIN IMMEDIATE"
-    } else {
-        "BEGIN"
-    }
+pub async fn reply_facts(
+    tx: &mut WriteTx,
+    sealer: &Sealer,
+    id: i64,
+    reference: &str,
+) -> Result<ReplyFacts, StoreError> {
+    let row = sqlx::query("SELECT subject, reporter_address, message_id FROM cases WHERE id = $1")
+        .bind(id)
+        .fetch_one(tx.conn())
+        .await?;
+    let field = |column: &str| -> Result<Option<String>, StoreError> {
+        Ok(sealer.open_opt(&case_field(reference, column), row.try_get(column)?)?)
+    };
+    Ok(ReplyFacts {
+        subject: field("subject")?.unwrap_or_default(),
+        reporter_address: field("reporter_address")?,
+        message_id: field("message_id")?,
+    })
 }
 
 /// Marks an archive opened (or refused with `problem`, kept beside its
@@ -1158,7 +984,7 @@ pub async fn mark_opened(
     object: &str,
     now: i64,
     problem: Option<&str>,
-) -> Result<(), CaseError> {
+) -> Result<(), StoreError> {
     let aad = evidence_field(object, "archive");
     let (stored,): (Option<String>,) =
         sqlx::query_as("SELECT archive FROM case_evidence WHERE id = $1")
@@ -1189,11 +1015,11 @@ fn open_fields(
     row: &sqlx::any::AnyRow,
     sealer: &Sealer,
     reference: &str,
-) -> Result<ReportFields, CaseError> {
-    let field = |column: &str| -> Result<Option<String>, CaseError> {
+) -> Result<ReportFields, StoreError> {
+    let field = |column: &str| -> Result<Option<String>, StoreError> {
         Ok(sealer.open_opt(&case_field(reference, column), row.try_get(column)?)?)
     };
-    let ids = |column: &str| -> Result<Vec<String>, CaseError> {
+    let ids = |column: &str| -> Result<Vec<String>, StoreError> {
         Ok(field(column)?
             .and_then(|v| serde_json::from_str(&v).ok())
             .unwrap_or_default())
@@ -1222,7 +1048,7 @@ pub async fn fill_empty_fields(
     case_id: i64,
     reference: &str,
     found: &ReportFields,
-) -> Result<Vec<&'static str>, CaseError> {
+) -> Result<Vec<&'static str>, StoreError> {
     let row = sqlx::query(
         "SELECT description, steps, impact, mitigation, contact, channel, language, cvss, cve_ids, cwe_ids
          FROM cases WHERE id = $1",

@@ -1,13 +1,15 @@
 //! The command line: `serve` and `messages list`, over the same library
 //! functions the server uses. Every subcommand reads the same configuration.
 
-use crate::audit::Who;
-use crate::cases::CaseState;
-use crate::cases::store::{self as cases, CaseError, Filter};
+mod cases;
+
+use crate::audit::{AuditAction, Who};
+use crate::cases::CaseError;
 use crate::config::{Config, ConfigError};
 use crate::policy::{PolicyError, PolicySet};
 use crate::server::{self, ServeError};
 use crate::store::{Store, StoreError};
+use cases::{actor, local};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -24,6 +26,11 @@ pub struct Cli {
     /// Log one JSON object per line.
     #[arg(long, global = true)]
     pub log_json: bool,
+    /// Act for this organisation only (repeatable): cases of others are
+    /// answered like missing ones, as in the web interface and the API.
+    /// Without it, the operator at the machine acts for every one.
+    #[arg(long = "for-org", global = true, value_name = "ORG")]
+    pub for_orgs: Vec<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -229,8 +236,6 @@ pub enum CliError {
     #[error("cannot read standard input: {0}")]
     Stdin(std::io::Error),
     #[error(transparent)]
-    Unlock(#[from] crate::intake::unlock::UnlockError),
-    #[error(transparent)]
     Outbound(#[from] crate::outbound::OutboundError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -284,7 +289,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             &config.store.key_path(&config.data_dir),
         )
         .await?;
-        let result = run_command(&store, &config, cli.command).await;
+        let result = run_command(&store, &config, &cli.for_orgs, cli.command).await;
         store.close().await;
         result
     })
@@ -351,455 +356,6 @@ fn policies_check(config: &Config) -> Result<(), CliError> {
     Ok(())
 }
 
-fn now() -> i64 {
-    jiff::Timestamp::now().as_second()
-}
-
-fn local(t: i64) -> String {
-    jiff::Timestamp::from_second(t).map_or_else(
-        |_| t.to_string(),
-        |ts| ts.strftime("%Y-%m-%d %H:%M UTC").to_string(),
-    )
-}
-
-/// "2d 4h left" or "overdue 3h".
-fn clock(due: i64, now: i64) -> String {
-    let d = due - now;
-    let (sign, d) = if d < 0 { ("overdue ", -d) } else { ("", d) };
-    let text = if d >= 86_400 {
-        format!("{}d {}h", d / 86_400, d % 86_400 / 3600)
-    } else {
-        format!("{}h {}m", d / 3600, d % 3600 / 60)
-    };
-    if sign.is_empty() {
-        format!("{text} left")
-    } else {
-        format!("{sign}{text}")
-    }
-}
-
-fn actor(given: Option<String>) -> String {
-    given
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "cli".into())
-}
-
-async fn cases_command(
-    store: &Store,
-    config: &Config,
-    command: CasesCommand,
-) -> Result<(), CliError> {
-    let now = now();
-    match command {
-        CasesCommand::List {
-            org,
-            state,
-            overdue,
-            json,
-        } => {
-            if let Some(s) = &state
-                && CaseState::parse(s).is_none()
-            {
-                return Err(CliError::Usage(format!("unknown state {s:?}")));
-            }
-            let list = cases::list(
-                store.pool(),
-                store.sealer(),
-                &Filter {
-                    org,
-                    state,
-                    overdue,
-                },
-                now,
-            )
-            .await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
-            } else {
-                println!(
-                    "{:<14} {:<11} {:<18} {:<11} {:<22} SUBJECT",
-                    "REFERENCE", "ORG", "STATE", "KIND", "FEEDBACK"
-                );
-                for c in &list {
-                    println!(
-                        "{:<14} {:<11} {:<18} {:<11} {:<22} {}",
-                        c.reference,
-                        c.org,
-                        c.state,
-                        c.kind,
-                        clock(c.feedback_by, now),
-                        shown(&c.subject.chars().take(60).collect::<String>())
-                    );
-                }
-            }
-        }
-        CasesCommand::Show { reference, json } => {
-            let c = cases::show(store.pool(), store.sealer(), &reference, now).await?;
-            audit_read(store, "view", &reference, "cases show").await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&c)?);
-                return Ok(());
-            }
-            let s = &c.summary;
-            println!("{}  [{}]  {} ({})", s.reference, s.org, s.state, s.kind);
-            println!("subject:        {}", shown(&s.subject));
-            println!("received:       {}", local(s.received_at));
-            println!(
-                "acknowledge by: {}  ({})",
-                local(s.acknowledge_by),
-                clock(s.acknowledge_by, now)
-            );
-            let paused = if c.feedback_paused {
-                "  [paused: needs information]"
-            } else {
-                ""
-            };
-            println!(
-                "feedback by:    {}  ({}){paused}",
-                local(s.feedback_by),
-                clock(s.feedback_by, now)
-            );
-            if let Some(b) = c.breach_notify_by {
-                println!("breach notify:  {}  ({})", local(b), clock(b, now));
-            }
-            if let Some(r) = &c.close_reason {
-                println!("closed:         {r}");
-            }
-            let reporter = match (&c.reporter_name, &c.reporter_address, c.anonymous) {
-                (_, _, true) => "anonymous".to_owned(),
-                (Some(n), Some(a), _) => format!("{n} <{a}>"),
-                (None, Some(a), _) => a.clone(),
-                _ => "anonymous".to_owned(),
-            };
-            println!("reporter:       {reporter}");
-            println!("channel:        {}", c.channel.as_deref().unwrap_or("-"));
-            println!("language:       {}", c.language.as_deref().unwrap_or("-"));
-            println!(
-                "tls:            {} {}",
-                c.tls_version.as_deref().unwrap_or("none"),
-                c.tls_cipher.as_deref().unwrap_or("")
-            );
-            if let Some(v) = &c.cvss_vector {
-                println!(
-                    "cvss:           {v}  score {:.1} ({})",
-                    c.cvss_score.unwrap_or(0.0),
-                    c.cvss_severity.as_deref().unwrap_or("-")
-                );
-            }
-            if !c.cve_ids.is_empty() || !c.cwe_ids.is_empty() {
-                println!(
-                    "ids:            {}",
-                    [c.cve_ids.clone(), c.cwe_ids.clone()].concat().join(", ")
-                );
-            }
-            for (label, value) in [
-                ("description", &c.description),
-                ("steps / attack chain", &c.steps),
-                ("impact", &c.impact),
-                ("mitigation", &c.mitigation),
-                ("contact", &c.contact),
-            ] {
-                if let Some(v) = value {
-                    println!(
-                        "\n{label}:\n{}",
-                        v.lines()
-                            .map(|l| format!("  {}", shown(l)))
-                            .collect::<Vec<_>>()
-                            .join("\n")
-                    );
-                }
-            }
-            if !c.assets.is_empty() {
-                println!("\nassets:");
-                for a in &c.assets {
-                    println!(
-                        "  {} {}",
-                        if a.in_scope {
-                            "[in scope]    "
-                        } else {
-                            "[not in scope]"
-                        },
-                        a.value
-                    );
-                }
-            }
-            if !c.suggestions.is_empty() {
-                println!("\nsuggestions (an analyst decides):");
-                for s in &c.suggestions {
-                    println!(
-                        "  {} {}: {} (matched {:?})",
-                        s.kind, s.name, s.label, s.matched
-                    );
-                }
-            }
-            if !c.evidence.is_empty() {
-                println!("\nevidence:");
-                for e in &c.evidence {
-                    println!(
-                        "  #{} {} {} {} bytes, declared {}, detected {}{}",
-                        e.id,
-                        e.kind,
-                        e.name.as_deref().unwrap_or("(unnamed)"),
-                        e.size,
-                        e.declared_type,
-                        e.sniffed_type.as_deref().unwrap_or("-"),
-                        if e.forwarded {
-                            ", from a forwarded message"
-                        } else {
-                            ""
-                        }
-                    );
-                }
-            }
-            if let Some(reason) = &c.unparsed_reason {
-                println!(
-                    "\nNOT PARSED: {reason}\n  read it with `cases raw {}`, or parse it again with a larger budget: `cases retry {}`",
-                    s.reference, s.reference
-                );
-            }
-            if !c.conversation.is_empty() {
-                println!("\nconversation:");
-                for m in &c.conversation {
-                    let who = if m.from_reporter {
-                        "from the reporter".to_owned()
-                    } else {
-                        "NOT FROM THE REPORTER".to_owned()
-                    };
-                    println!(
-                        "  --- #{} {}  from <{}>  [{who}]  tls {}",
-                        m.id,
-                        local(m.at),
-                        shown(&m.sender),
-                        m.tls_version.as_deref().unwrap_or("none")
-                    );
-                    println!("  subject: {}", shown(&m.subject));
-                    for line in m.text.lines() {
-                        println!("    {}", shown(line));
-                    }
-                    for e in c
-                        .evidence
-                        .iter()
-                        .filter(|e| e.conversation_id == Some(m.id))
-                    {
-                        println!(
-                            "  attachment #{} {} ({} bytes)",
-                            e.id,
-                            e.name.as_deref().unwrap_or("(unnamed)"),
-                            e.size
-                        );
-                    }
-                }
-            }
-            println!("\ntimeline:");
-            for e in &c.timeline {
-                println!(
-                    "  {}  {:<14} {:<10} {}",
-                    local(e.at),
-                    e.kind,
-                    e.actor,
-                    e.detail
-                );
-            }
-        }
-        CasesCommand::Transition {
-            reference,
-            state,
-            reason,
-            actor: who,
-        } => {
-            let next = CaseState::parse(&state)
-                .ok_or_else(|| CliError::Usage(format!("unknown state {state:?}")))?;
-            let mut conn = store.connection().await?;
-            cases::transition(
-                &mut conn,
-                store.sealer(),
-                &reference,
-                next,
-                reason.as_deref(),
-                &Who {
-                    actor: &actor(who),
-                    source: "cli",
-                },
-                now,
-            )
-            .await?;
-            println!("{reference}: {}", next.as_str());
-        }
-        CasesCommand::Breach {
-            reference,
-            actor: who,
-        } => {
-            let org = cases::org_of(store.pool(), &reference).await?;
-            let policies = PolicySet::load_dir(&config.policies_dir)?;
-            let policy = policies
-                .get(&org)
-                .ok_or_else(|| CliError::Usage(format!("no policy for organisation {org:?}")))?;
-            let due = policy
-                .due(jiff::Timestamp::now(), policy.breach_notification_within)
-                .as_second();
-            let mut conn = store.connection().await?;
-            let due = cases::flag_breach(
-                &mut conn,
-                store.sealer(),
-                &reference,
-                due,
-                &Who {
-                    actor: &actor(who),
-                    source: "cli",
-                },
-                now,
-            )
-            .await?;
-            println!(
-                "{reference}: personal-data breach; notify the authority by {}",
-                local(due)
-            );
-        }
-        CasesCommand::Note {
-            reference,
-            actor: who,
-        } => {
-            let mut text = String::new();
-            std::io::Read::read_to_string(
-                &mut std::io::Read::take(std::io::stdin(), 64 * 1024),
-                &mut text,
-            )
-            .map_err(CliError::Stdin)?;
-            let text = text.trim();
-            if text.is_empty() {
-                return Err(CliError::Usage(
-                    "the note is empty (it is read from standard input)".into(),
-                ));
-            }
-            let mut conn = store.connection().await?;
-            cases::note(
-                &mut conn,
-                store.sealer(),
-                &reference,
-                text,
-                &Who {
-                    actor: &actor(who),
-                    source: "cli",
-                },
-                now,
-            )
-            .await?;
-            println!("{reference}: note added");
-        }
-        CasesCommand::Raw { reference } => {
-            let raw = store.raw_of_case(&reference).await?;
-            audit_read(store, "raw-download", &reference, "raw message (cli)").await?;
-            use std::io::Write;
-            std::io::stdout().write_all(&raw).map_err(CliError::Stdin)?;
-        }
-        CasesCommand::Retry { reference } => {
-            let queue_id = store
-                .retry_unparsed(&reference, config.intake.retry_budget_factor)
-                .await?;
-            audit_read(
-                store,
-                "retry",
-                &reference,
-                "unparsed message queued with a larger budget",
-            )
-            .await?;
-            println!(
-                "{reference}: message {queue_id} queued again with {}x the parse budget",
-                config.intake.retry_budget_factor
-            );
-        }
-        CasesCommand::Export { format } => {
-            let what = match format {
-                ExportFormat::Json => "cases export json",
-                ExportFormat::Csv => "cases export csv",
-            };
-            audit_read(store, "export", "", what).await?;
-            let list = cases::list(store.pool(), store.sealer(), &Filter::default(), now).await?;
-            match format {
-                ExportFormat::Json => {
-                    let mut all = Vec::new();
-                    for c in &list {
-                        all.push(
-                            cases::show(store.pool(), store.sealer(), &c.reference, now).await?,
-                        );
-                    }
-                    println!("{}", serde_json::to_string_pretty(&all)?);
-                }
-                ExportFormat::Csv => {
-                    println!(
-                        "reference,org,kind,state,received_at,acknowledge_by,feedback_by,overdue,subject"
-                    );
-                    for c in &list {
-                        println!(
-                            "{},{},{},{},{},{},{},{},{}",
-                            c.reference,
-                            c.org,
-                            c.kind,
-                            c.state,
-                            c.received_at,
-                            c.acknowledge_by,
-                            c.feedback_by,
-                            c.overdue,
-                            csv_field(&c.subject)
-                        );
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Report text as a terminal may show it: control characters (escape
-/// sequences a sender could use to rewrite the screen) replaced.
-fn shown(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() && c != '\t' {
-                '\u{fffd}'
-            } else {
-                c
-            }
-        })
-        .collect()
-}
-
-/// RFC 4180 quoting, and a leading quote mark against spreadsheet formula
-/// injection (`=`, `+`, `-`, `@` from a hostile subject).
-fn csv_field(s: &str) -> String {
-    let guarded = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_owned()
-    };
-    format!(
-        "\"{}\"",
-        guarded.replace('"', "\"\"").replace(['\r', '\n'], " ")
-    )
-}
-
-/// The password, from a no-echo prompt or the first line of stdin, in a
-/// buffer wiped on drop. It is never logged or stored.
-fn read_password(
-    reference: &str,
-    from_stdin: bool,
-) -> Result<zeroize::Zeroizing<String>, CliError> {
-    let mut line = zeroize::Zeroizing::new(String::new());
-    if from_stdin {
-        std::io::stdin()
-            .read_line(&mut line)
-            .map_err(CliError::Stdin)?;
-    } else {
-        *line = rpassword::prompt_password(format!("Password for {reference}: "))
-            .map_err(CliError::Stdin)?;
-    }
-    let trimmed = zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
-    if trimmed.is_empty() {
-        return Err(CliError::Usage("empty password".into()));
-    }
-    Ok(trimmed)
-}
-
 async fn audit_command(store: &Store, command: AuditCommand) -> Result<(), CliError> {
     match command {
         AuditCommand::Verify => match crate::audit::verify(store.pool(), store.sealer()).await? {
@@ -837,7 +393,7 @@ async fn audit_command(store: &Store, command: AuditCommand) -> Result<(), CliEr
 /// Records a read (a view or an export) made through the CLI.
 async fn audit_read(
     store: &Store,
-    action: &'static str,
+    action: AuditAction,
     target: &str,
     detail: &str,
 ) -> Result<(), CliError> {
@@ -872,7 +428,7 @@ async fn tokens_command(
                 )));
             }
             let token = tokens::create(store.pool(), &name, &orgs).await?;
-            audit_read(store, "token-create", &name, "api token created").await?;
+            audit_read(store, AuditAction::TokenCreate, &name, "api token created").await?;
             println!("{token}");
             eprintln!("Store it now: only its hash is kept.");
         }
@@ -888,7 +444,7 @@ async fn tokens_command(
         }
         TokensCommand::Revoke { name } => {
             tokens::revoke(store.pool(), &name).await?;
-            audit_read(store, "token-revoke", &name, "api token revoked").await?;
+            audit_read(store, AuditAction::TokenRevoke, &name, "api token revoked").await?;
             println!("{name}: revoked");
         }
     }
@@ -896,7 +452,12 @@ async fn tokens_command(
 }
 
 /// Every subcommand but `serve`, on an open store.
-async fn run_command(store: &Store, config: &Config, command: Command) -> Result<(), CliError> {
+async fn run_command(
+    store: &Store,
+    config: &Config,
+    for_orgs: &[String],
+    command: Command,
+) -> Result<(), CliError> {
     match command {
         Command::Policies { .. } => Ok(()),
         Command::Tokens { command } => tokens_command(store, config, command).await,
@@ -906,45 +467,8 @@ async fn run_command(store: &Store, config: &Config, command: Command) -> Result
             password_stdin,
             actor: who,
         } => {
-            let password = read_password(&reference, password_stdin)?;
-            let policies = PolicySet::load_dir(&config.policies_dir)?;
-            let limits = crate::intake::extract::ExtractLimits::default();
-            let unlocker = crate::intake::unlock::Unlocker::new(
-                store.clone(),
-                std::sync::Arc::new(policies),
-                config.intake.unlock_budget(limits.max_time),
-                limits,
-            );
-            let outcome = unlocker
-                .unlock(
-                    &reference,
-                    password,
-                    &Who {
-                        actor: &actor(who),
-                        source: "cli",
-                    },
-                )
-                .await?;
-            println!(
-                "{reference}: opened {} archive(s), extracted {} file(s)",
-                outcome.opened, outcome.extracted_files
-            );
-            if !outcome.fields_filled.is_empty() {
-                println!(
-                    "filled from the report inside: {}",
-                    outcome.fields_filled.join(", ")
-                );
-            }
-            for r in &outcome.refused {
-                println!("refused: {r}");
-            }
-            if outcome.left_locked > 0 {
-                println!(
-                    "{} archive(s) left locked for another attempt (limit max_archives)",
-                    outcome.left_locked
-                );
-            }
-            Ok(())
+            let service = cases::service(store, config)?;
+            cases::unlock(&service, for_orgs, &reference, password_stdin, who).await
         }
         Command::Outbox {
             command: OutboxCommand::List { json },
@@ -970,7 +494,10 @@ async fn run_command(store: &Store, config: &Config, command: Command) -> Result
             }
             Ok(())
         }
-        Command::Cases { command } => cases_command(store, config, command).await,
+        Command::Cases { command } => {
+            let service = cases::service(store, config)?;
+            cases::cases_command(&service, for_orgs, command).await
+        }
         Command::Serve { .. } | Command::IntakeWorker { .. } => Ok(()),
         Command::Messages {
             command: MessagesCommand::Requeue { queue_id },
@@ -979,7 +506,7 @@ async fn run_command(store: &Store, config: &Config, command: Command) -> Result
             if done {
                 audit_read(
                     store,
-                    "requeue",
+                    AuditAction::Requeue,
                     &queue_id,
                     "quarantined message put back in the queue",
                 )

@@ -94,7 +94,7 @@ async fn thread_of(
     conn: &mut AnyConnection,
     policy: &Policy,
     a: &Analysis,
-) -> Result<Option<(i64, String, bool)>, sqlx::Error> {
+) -> Result<Option<(i64, String, bool)>, IntakeError> {
     for id in a.mail.refers_to.iter().take(50) {
         let ours = format!("<{}>", id.trim_matches(['<', '>']));
         let row = sqlx::query(
@@ -158,20 +158,22 @@ async fn resume_if_waiting(
             actor: "intake",
             source: "mail",
         };
-        case_store::transition_in(
+        let case = crate::cases::Case {
+            id: case_id,
+            reference: reference.to_owned(),
+            org: String::new(),
+        };
+        let reason = crate::cases::Reason::new(Some("the reporter replied"))?;
+        crate::cases::service::transition_in(
             conn,
             sealer,
-            reference,
-            CaseState::Triaged,
-            Some("the reporter replied"),
+            &case,
             &who,
+            CaseState::Triaged,
+            &reason,
             now,
         )
-        .await
-        .map_err(|e| match e {
-            case_store::CaseError::Database(d) => IntakeError::Database(d),
-            other => IntakeError::Database(sqlx::Error::Protocol(other.to_string())),
-        })?;
+        .await?;
     }
     Ok(())
 }
@@ -385,7 +387,7 @@ pub(crate) async fn quarantine(
                 sealer,
                 case_id,
                 now,
-                "parse-failed",
+                crate::cases::EventKind::ParseFailed,
                 "intake",
                 &format!("retry failed: {reason}"),
                 Some(p.id),

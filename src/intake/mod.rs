@@ -25,7 +25,6 @@ pub mod html;
 pub mod mime;
 pub mod plaintext;
 pub mod report;
-pub mod unlock;
 pub mod worker;
 
 use crate::cases::CaseKind;
@@ -49,6 +48,8 @@ pub enum IntakeError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Worker(#[from] Failure),
+    #[error(transparent)]
+    Case(#[from] crate::cases::CaseError),
 }
 
 /// What happened to one message.

@@ -31,6 +31,8 @@ pub enum StoreError {
     WriterGone,
     #[error("{0}")]
     NotFound(String),
+    #[error("the store holds a value this binary cannot read: {0}")]
+    Corrupt(String),
     #[error(
         "the store's schema is version {found}, newer than this binary knows ({known}): run the newer release, or restore a backup made for this one"
     )]
@@ -74,6 +76,7 @@ pub struct MessageSummary {
 
 pub mod schema;
 pub mod seal;
+pub mod unlocks;
 
 use seal::{SealError, Sealer};
 use std::sync::Arc;
@@ -112,6 +115,29 @@ impl Backend {
             Backend::Sqlite => "",
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         }
+    }
+}
+
+/// A write transaction in progress: only `Store::write` makes one, so a
+/// function that takes `&mut WriteTx` runs inside a transaction that holds
+/// the backend's write lock. Dropped without `commit`, it rolls back.
+pub struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+}
+
+impl WriteTx {
+    /// The connection the transaction runs on, for the repositories.
+    pub(crate) fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.tx.commit().await?)
     }
 }
 
@@ -360,6 +386,18 @@ impl Store {
         let (queue_id, sealed) =
             row.ok_or_else(|| StoreError::NotFound(format!("no message for case {reference}")))?;
         Ok(self.sealer.open(&format!("message:{queue_id}"), &sealed)?)
+    }
+
+    /// Opens a write transaction: `BEGIN IMMEDIATE` on SQLite (the write
+    /// lock up front, so a read inside never has to be upgraded), `BEGIN`
+    /// on PostgreSQL. Everything one operation changes, with its timeline
+    /// and audit entries, commits or rolls back together.
+    pub async fn write(&self) -> Result<WriteTx, StoreError> {
+        let tx = self.pool.begin_with(self.backend.begin_write()).await?;
+        Ok(WriteTx {
+            tx,
+            backend: self.backend,
+        })
     }
 
     /// The shared pool, for the case functions and intake.

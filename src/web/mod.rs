@@ -18,9 +18,11 @@ pub mod tokens;
 pub mod ui;
 pub mod webhooks;
 
-use crate::audit::{self, Who};
-use crate::cases::CaseState;
-use crate::cases::store::{self as cases, CaseError, Filter};
+use crate::audit::{self, AuditAction};
+use crate::cases::store::Filter;
+use crate::cases::{
+    CaseError, CaseKind, CaseState, Cases, Door, ErrorClass, NoteText, Principal, Reason, Scope,
+};
 use crate::store::Store;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
@@ -48,6 +50,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 #[derive(Clone)]
 pub struct Api {
     pub store: Store,
+    pub cases: std::sync::Arc<Cases>,
 }
 
 /// Why the analyst interface could not start.
@@ -107,7 +110,7 @@ pub fn interface(
     config: &crate::config::Config,
     store: &Store,
     policies: std::sync::Arc<crate::policy::PolicySet>,
-    unlocker: std::sync::Arc<crate::intake::unlock::Unlocker>,
+    cases: std::sync::Arc<Cases>,
     local: SocketAddr,
     dev_idp: bool,
 ) -> Result<Option<ui::Ui>, WebError> {
@@ -166,14 +169,13 @@ pub fn interface(
         sso: std::sync::Arc::new(sso),
         dev_idp: idp,
         policies,
-        unlocker,
+        cases,
         refusals: Default::default(),
         secure_cookies,
         lifetimes: session::Lifetimes {
             idle: i64::try_from(config.web.session_idle_seconds).unwrap_or(i64::MAX),
             absolute: i64::try_from(config.web.session_absolute_seconds).unwrap_or(i64::MAX),
         },
-        hostname: config.smtp.hostname.clone(),
     }))
 }
 
@@ -198,8 +200,8 @@ fn dev_roles(policies: &crate::policy::PolicySet) -> Vec<crate::config::RoleRule
     rules
 }
 
-/// The router for `store`.
-pub fn router(store: Store) -> Router {
+/// The API's router: the cases service behind bearer tokens in `store`.
+pub fn router(store: Store, cases: std::sync::Arc<Cases>) -> Router {
     Router::new()
         .route(ROUTES[0].1, get(list_cases))
         .route(ROUTES[1].1, get(show_case))
@@ -207,7 +209,7 @@ pub fn router(store: Store) -> Router {
         .route(ROUTES[3].1, post(add_note))
         .route(ROUTES[4].1, get(export))
         .route(ROUTES[5].1, get(openapi))
-        .with_state(Api { store })
+        .with_state(Api { store, cases })
 }
 
 /// An API error: a status and a message, as JSON.
@@ -227,23 +229,22 @@ impl IntoResponse for ApiError {
 
 impl From<CaseError> for ApiError {
     fn from(e: CaseError) -> Self {
-        match e {
-            CaseError::NotFound(_) => ApiError(StatusCode::NOT_FOUND, "no such case".into()),
-            CaseError::Transition { .. } => ApiError(StatusCode::CONFLICT, e.to_string()),
-            CaseError::Reason(_) | CaseError::NoOriginal(_) => {
-                ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
-            }
-            CaseError::Database(_) | CaseError::Seal(_) => {
+        let status = match e.class() {
+            ErrorClass::NotFound => StatusCode::NOT_FOUND,
+            ErrorClass::Conflict => StatusCode::CONFLICT,
+            ErrorClass::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorClass::Internal => {
                 tracing::error!(error = %e, "api request failed");
-                ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+                return ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into());
             }
-        }
+        };
+        ApiError(status, e.to_string())
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        CaseError::Database(e).into()
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        CaseError::Store(e).into()
     }
 }
 
@@ -255,17 +256,9 @@ fn secure(h: &mut HeaderMap) {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
 
-/// The authenticated caller and where the request came from.
-pub struct Caller {
-    account: ServiceAccount,
-    source: String,
-}
-
-impl Caller {
-    fn who(&self) -> (String, &str) {
-        (format!("token:{}", self.account.name), self.source.as_str())
-    }
-}
+/// The authenticated caller: a service account as a principal of the
+/// cases service, scoped to the account's organisations.
+pub struct Caller(Principal);
 
 impl FromRequestParts<Api> for Caller {
     type Rejection = ApiError;
@@ -283,45 +276,21 @@ impl FromRequestParts<Api> for Caller {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(unauthorized)?;
-        let account = tokens::authenticate(api.store.pool(), token.trim())
-            .await?
+        let account: ServiceAccount = tokens::authenticate(api.store.pool(), token.trim())
+            .await
+            .map_err(|e| ApiError::from(crate::store::StoreError::Database(e)))?
             .ok_or_else(unauthorized)?;
         let source = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
-        Ok(Caller { account, source })
-    }
-}
-
-/// A dedicated connection for a writing transaction.
-async fn connection(api: &Api) -> Result<sqlx::AnyConnection, ApiError> {
-    api.store.connection().await.map_err(|e| {
-        tracing::error!(error = %e, "api: no database connection");
-        ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
-    })
-}
-
-async fn record(
-    api: &Api,
-    caller: &Caller,
-    action: &str,
-    target: &str,
-    detail: &str,
-) -> Result<(), ApiError> {
-    let (actor, source) = caller.who();
-    let mut conn = connection(api).await?;
-    audit::record_now(
-        &mut conn,
-        api.store.sealer(),
-        &Who {
-            actor: &actor,
+        Ok(Caller(Principal {
+            id: format!("token:{}", account.name),
+            door: Door::Api,
             source,
-        }
-        .entry(action, target, detail),
-    )
-    .await?;
-    Ok(())
+            scope: Scope::Orgs(account.orgs.into_iter().collect()),
+        }))
+    }
 }
 
 fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
@@ -334,52 +303,50 @@ fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
 struct ListQuery {
     org: Option<String>,
     state: Option<String>,
+    kind: Option<String>,
     #[serde(default)]
     overdue: bool,
 }
 
 async fn list_cases(
     State(api): State<Api>,
-    caller: Caller,
+    Caller(p): Caller,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let now = jiff::Timestamp::now().as_second();
+    let kind = match q.kind.as_deref() {
+        None => None,
+        Some(k) => Some(CaseKind::parse(k).ok_or_else(|| {
+            ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("unknown kind {k:?}"),
+            )
+        })?),
+    };
     let filter = Filter {
         org: q.org,
-        state: q.state,
+        state: q.state.as_deref().map(CaseState::named).transpose()?,
+        kind,
         overdue: q.overdue,
     };
-    let all = cases::list(api.store.pool(), api.store.sealer(), &filter, now).await?;
-    let visible: Vec<_> = all
-        .into_iter()
-        .filter(|c| caller.account.may_see(&c.org))
-        .collect();
-    record(&api, &caller, "list", "", "api list cases").await?;
+    let visible = api.cases.list(&p, &filter).await?;
+    let mut tx = api.store.write().await?;
+    audit::record_in(
+        &mut tx,
+        api.store.sealer(),
+        &p.who().entry(AuditAction::List, "", "cases listed"),
+    )
+    .await?;
+    tx.commit().await?;
     Ok(json(StatusCode::OK, &visible))
-}
-
-/// The case, if it exists and the caller may see it; otherwise 404.
-async fn visible_case(
-    api: &Api,
-    caller: &Caller,
-    reference: &str,
-) -> Result<cases::CaseDetail, ApiError> {
-    let now = jiff::Timestamp::now().as_second();
-    let case = cases::show(api.store.pool(), api.store.sealer(), reference, now).await?;
-    if !caller.account.may_see(&case.summary.org) {
-        return Err(CaseError::NotFound(reference.to_owned()).into());
-    }
-    Ok(case)
 }
 
 async fn show_case(
     State(api): State<Api>,
-    caller: Caller,
+    Caller(p): Caller,
     Path(reference): Path<String>,
 ) -> Result<Response, ApiError> {
-    let case = visible_case(&api, &caller, &reference).await?;
-    record(&api, &caller, "view", &reference, "api case view").await?;
-    Ok(json(StatusCode::OK, &case))
+    let case = api.cases.open(&p, &reference).await?;
+    Ok(json(StatusCode::OK, &api.cases.view(&case).await?))
 }
 
 #[derive(Deserialize)]
@@ -390,36 +357,17 @@ struct TransitionBody {
 
 async fn transition(
     State(api): State<Api>,
-    caller: Caller,
+    Caller(p): Caller,
     Path(reference): Path<String>,
     Json(body): Json<TransitionBody>,
 ) -> Result<Response, ApiError> {
-    visible_case(&api, &caller, &reference).await?;
-    let next = CaseState::parse(&body.state).ok_or_else(|| {
-        ApiError(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("unknown state {:?}", body.state),
-        )
-    })?;
-    let (actor, source) = caller.who();
-    let mut conn = connection(&api).await?;
-    let now = jiff::Timestamp::now().as_second();
-    cases::transition(
-        &mut conn,
-        api.store.sealer(),
-        &reference,
-        next,
-        body.reason.as_deref(),
-        &Who {
-            actor: &actor,
-            source,
-        },
-        now,
-    )
-    .await?;
+    let case = api.cases.open(&p, &reference).await?;
+    let next = CaseState::named(&body.state)?;
+    let reason = Reason::new(body.reason.as_deref())?;
+    api.cases.transition(&case, next, &reason).await?;
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({ "reference": reference, "state": next.as_str() }),
+        &serde_json::json!({ "reference": reference, "state": next }),
     ))
 }
 
@@ -428,59 +376,22 @@ struct NoteBody {
     text: String,
 }
 
-/// Longest internal note accepted, as in the CLI.
-const MAX_NOTE: usize = 64 * 1024;
-
 async fn add_note(
     State(api): State<Api>,
-    caller: Caller,
+    Caller(p): Caller,
     Path(reference): Path<String>,
     Json(body): Json<NoteBody>,
 ) -> Result<Response, ApiError> {
-    visible_case(&api, &caller, &reference).await?;
-    let text = body.text.trim();
-    if text.is_empty() || text.len() > MAX_NOTE {
-        return Err(ApiError(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "a note is 1 to 65536 bytes".into(),
-        ));
-    }
-    let (actor, source) = caller.who();
-    let mut conn = connection(&api).await?;
-    let now = jiff::Timestamp::now().as_second();
-    cases::note(
-        &mut conn,
-        api.store.sealer(),
-        &reference,
-        text,
-        &Who {
-            actor: &actor,
-            source,
-        },
-        now,
-    )
-    .await?;
+    let case = api.cases.open(&p, &reference).await?;
+    api.cases.note(&case, &NoteText::new(&body.text)?).await?;
     Ok(json(
         StatusCode::CREATED,
         &serde_json::json!({ "reference": reference, "note": "added" }),
     ))
 }
 
-async fn export(State(api): State<Api>, caller: Caller) -> Result<Response, ApiError> {
-    let now = jiff::Timestamp::now().as_second();
-    let all = cases::list(
-        api.store.pool(),
-        api.store.sealer(),
-        &Filter::default(),
-        now,
-    )
-    .await?;
-    let mut out = Vec::new();
-    for c in all.iter().filter(|c| caller.account.may_see(&c.org)) {
-        out.push(cases::show(api.store.pool(), api.store.sealer(), &c.reference, now).await?);
-    }
-    record(&api, &caller, "export", "", "api export json").await?;
-    Ok(json(StatusCode::OK, &out))
+async fn export(State(api): State<Api>, Caller(p): Caller) -> Result<Response, ApiError> {
+    Ok(json(StatusCode::OK, &api.cases.export(&p).await?))
 }
 
 async fn openapi() -> Response {

@@ -12,7 +12,7 @@
 //! sources per minute; the rest are counted together), or lose a minute's
 //! tally on an orderly stop (`flush(all)` runs at shutdown).
 
-use crate::audit::{self, Who};
+use crate::audit::{self, AuditAction, Who};
 use crate::store::Store;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -55,7 +55,12 @@ impl RefusalLog {
 
     /// Writes one audit entry per source for every minute that is over
     /// (every minute, with `all`). Returns how many entries were written.
-    pub async fn flush(&self, store: &Store, now: i64, all: bool) -> Result<usize, sqlx::Error> {
+    pub async fn flush(
+        &self,
+        store: &Store,
+        now: i64,
+        all: bool,
+    ) -> Result<usize, crate::store::StoreError> {
         let done: Vec<(i64, BTreeMap<String, Tally>)> = {
             let mut minutes = self.minutes.lock().unwrap_or_else(|p| p.into_inner());
             let current = now.div_euclid(60);
@@ -95,7 +100,7 @@ impl RefusalLog {
                 audit::record_now(
                     &mut conn,
                     store.sealer(),
-                    &who.entry("sign-in-refused", "", &detail),
+                    &who.entry(AuditAction::SignInRefused, "", &detail),
                 )
                 .await?;
                 written += 1;

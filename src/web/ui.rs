@@ -13,10 +13,12 @@
 use super::devidp::{DevIdp, ResponseSpec, Signed};
 use super::saml::{Roles, SamlError, Sso};
 use super::session::{self, Lifetimes, NoSession, Session};
-use crate::audit::{self, Who};
-use crate::cases::CaseState;
-use crate::cases::store::{self as cases, CaseError, Filter};
-use crate::intake::unlock::UnlockError;
+use crate::audit::{self, AuditAction, Who};
+use crate::cases::store::Filter;
+use crate::cases::{
+    Authorized, Case, CaseError, CaseKind, CaseState, Cases, Door, ErrorClass, EvidenceUse,
+    NoteText, Principal, Reason, ReplyText, Scope,
+};
 use crate::policy::PolicySet;
 use crate::store::Store;
 use askama::Template;
@@ -30,11 +32,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
-/// Longest note or reply accepted (20,000 characters): a long e-mail, not
-/// a document; attachments are the place for those.
-pub const MAX_TEXT_CHARS: usize = 20_000;
-/// Longest transition reason (500 characters).
-pub const MAX_REASON_CHARS: usize = 500;
 /// Entries shown on the audit page (the newest 500); the CLI lists all.
 pub const AUDIT_PAGE_ENTRIES: i64 = 100;
 
@@ -52,12 +49,11 @@ pub struct Ui {
     pub sso: Arc<Sso>,
     pub dev_idp: Option<Arc<DevIdp>>,
     pub policies: Arc<PolicySet>,
-    pub unlocker: Arc<crate::intake::unlock::Unlocker>,
+    pub cases: Arc<Cases>,
     /// Refused sign-ins from strangers, tallied per source and minute.
     pub refusals: Arc<super::refusals::RefusalLog>,
     pub secure_cookies: bool,
     pub lifetimes: Lifetimes,
-    pub hostname: String,
 }
 
 type S = Arc<Ui>;
@@ -132,6 +128,9 @@ pub enum UiError {
         post: bool,
     },
     NotFound,
+    /// A case operation refused by the cases service: its message, as the
+    /// other doors show it.
+    Case(ErrorClass, String),
     Forbidden(&'static str),
     BadRequest(String),
     Internal,
@@ -146,15 +145,12 @@ impl From<sqlx::Error> for UiError {
 
 impl From<CaseError> for UiError {
     fn from(e: CaseError) -> Self {
-        match e {
-            CaseError::NotFound(_) => UiError::NotFound,
-            CaseError::Transition { .. } | CaseError::Reason(_) | CaseError::NoOriginal(_) => {
-                UiError::BadRequest(e.to_string())
-            }
-            CaseError::Database(_) | CaseError::Seal(_) => {
+        match e.class() {
+            ErrorClass::Internal => {
                 tracing::error!(error = %e, "web request failed");
                 UiError::Internal
             }
+            class => UiError::Case(class, e.to_string()),
         }
     }
 }
@@ -176,6 +172,9 @@ impl IntoResponse for UiError {
                 "Your session has ended, so nothing was changed. Sign in again and repeat the action.".to_owned(),
             ),
             UiError::NotFound => (StatusCode::NOT_FOUND, "Not found", "There is nothing here for you.".to_owned()),
+            UiError::Case(ErrorClass::NotFound, why) => (StatusCode::NOT_FOUND, "Not found", why),
+            UiError::Case(ErrorClass::Conflict, why) => (StatusCode::CONFLICT, "Not done", why),
+            UiError::Case(_, why) => (StatusCode::UNPROCESSABLE_ENTITY, "Not done", why),
             UiError::Forbidden(why) => (StatusCode::FORBIDDEN, "Refused", why.to_owned()),
             UiError::BadRequest(why) => (StatusCode::UNPROCESSABLE_ENTITY, "Not done", why),
             UiError::Internal => (
@@ -215,12 +214,18 @@ pub struct Analyst {
     source: String,
 }
 
-/// Proof that the analyst may work case `reference`.
-pub struct CaseAccess {
-    reference: String,
-}
-
 impl Analyst {
+    /// The analyst as a principal of the cases service: their stable
+    /// identity and their organisations.
+    fn principal(&self) -> Principal {
+        Principal {
+            id: self.session.actor.clone(),
+            door: Door::Web,
+            source: self.source.clone(),
+            scope: Scope::Orgs(self.session.roles.orgs.clone()),
+        }
+    }
+
     fn who(&self) -> Who<'_> {
         Who {
             actor: &self.session.actor,
@@ -228,20 +233,9 @@ impl Analyst {
         }
     }
 
-    /// The case if it belongs to one of the analyst's organisations; a
-    /// case elsewhere is reported exactly like a missing one.
-    async fn open(&self, ui: &Ui, reference: &str) -> Result<CaseAccess, UiError> {
-        let org = match cases::org_of(ui.store.pool(), reference).await {
-            Ok(org) => org,
-            Err(CaseError::NotFound(_)) => return Err(UiError::NotFound),
-            Err(e) => return Err(e.into()),
-        };
-        if !self.session.roles.orgs.contains(&org) {
-            return Err(UiError::NotFound);
-        }
-        Ok(CaseAccess {
-            reference: reference.to_owned(),
-        })
+    /// The case, through the one access check of the cases service.
+    async fn open(&self, ui: &Ui, reference: &str) -> Result<Authorized<Case>, UiError> {
+        Ok(ui.cases.open(&self.principal(), reference).await?)
     }
 
     /// Checks a form's CSRF token.
@@ -356,10 +350,6 @@ fn clock(due: i64, now: i64) -> String {
     } else {
         format!("{span} left")
     }
-}
-
-fn acknowledged(state: &str) -> bool {
-    !matches!(state, "new" | "awaiting-password")
 }
 
 // ---------------------------------------------------------------- sign-in
@@ -485,7 +475,7 @@ async fn acs(
         audit::record_now(
             &mut conn,
             ui.store.sealer(),
-            &who.entry("sign-in-refused", "", category(&e)),
+            &who.entry(AuditAction::SignInRefused, "", category(&e)),
         )
         .await?;
         return Ok(refused(e));
@@ -500,7 +490,7 @@ async fn acs(
         audit::record_now(
             &mut conn,
             ui.store.sealer(),
-            &who.entry("sign-in-refused", "", "no role granted"),
+            &who.entry(AuditAction::SignInRefused, "", "no role granted"),
         )
         .await?;
         return Ok((
@@ -527,7 +517,7 @@ async fn acs(
     audit::record_now(
         &mut conn,
         ui.store.sealer(),
-        &who.entry("sign-in", "", &detail),
+        &who.entry(AuditAction::SignIn, "", &detail),
     )
     .await?;
     let mut r = Redirect::to("/cases").into_response();
@@ -557,7 +547,7 @@ async fn logout(
     audit::record_now(
         &mut conn,
         ui.store.sealer(),
-        &a.who().entry("sign-out", "", "signed out"),
+        &a.who().entry(AuditAction::SignOut, "", "signed out"),
     )
     .await?;
     let mut r = render(&MessagePage {
@@ -598,8 +588,8 @@ struct ListFilterView {
 struct Row {
     reference: String,
     org: String,
-    kind: String,
-    state: String,
+    kind: &'static str,
+    state: &'static str,
     subject: String,
     received: String,
     clock: String,
@@ -630,37 +620,27 @@ async fn list(
         state: q.state,
     };
     let state = if f.awaiting {
-        Some("awaiting-password".to_owned())
+        Some(CaseState::AwaitingPassword)
+    } else if f.state.is_empty() {
+        None
     } else {
-        Some(f.state.clone()).filter(|s| !s.is_empty())
+        Some(CaseState::named(&f.state)?)
     };
-    // With one organisation, ask the database for it alone, so no other
-    // organisation's subject is even opened; with several, rows of others
-    // are dropped below.
-    let only = a
-        .session
-        .roles
-        .orgs
-        .iter()
-        .next()
-        .filter(|_| a.session.roles.orgs.len() == 1);
     let filter = Filter {
-        org: Some(f.org.clone())
-            .filter(|o| !o.is_empty())
-            .or_else(|| only.cloned()),
+        org: Some(f.org.clone()).filter(|o| !o.is_empty()),
         state,
+        kind: f.unflagged.then_some(CaseKind::Unflagged),
         overdue: f.overdue,
     };
-    let rows = cases::list(ui.store.pool(), ui.store.sealer(), &filter, now)
+    let rows = ui
+        .cases
+        .list(&a.principal(), &filter)
         .await?
         .into_iter()
-        .filter(|c| a.session.roles.orgs.contains(&c.org))
-        .filter(|c| !f.unflagged || c.kind == "unflagged")
         .map(|c| {
-            let open = CaseState::parse(&c.state).is_some_and(CaseState::is_open);
-            let clock = if !open {
+            let clock = if !c.state.is_open() {
                 "closed".to_owned()
-            } else if !acknowledged(&c.state) {
+            } else if !c.state.acknowledged() {
                 format!("receipt: {}", self::clock(c.acknowledge_by, now))
             } else {
                 format!("feedback: {}", self::clock(c.feedback_by, now))
@@ -669,8 +649,8 @@ async fn list(
                 received: when(c.received_at),
                 reference: c.reference,
                 org: c.org,
-                kind: c.kind,
-                state: c.state,
+                kind: c.kind.as_str(),
+                state: c.state.as_str(),
                 subject: c.subject,
                 clock,
                 overdue: c.overdue,
@@ -701,7 +681,7 @@ struct EvidenceView {
 
 struct EventView {
     when: String,
-    kind: String,
+    kind: &'static str,
     actor: String,
     detail: String,
 }
@@ -709,10 +689,10 @@ struct EventView {
 struct CaseView {
     reference: String,
     subject: String,
-    state: String,
+    state: &'static str,
     close_reason: Option<String>,
     org: String,
-    kind: String,
+    kind: &'static str,
     received: String,
     receipt_clock: String,
     receipt_overdue: bool,
@@ -758,7 +738,9 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "transition" => "State changed.",
         "note" => "Note added.",
         "reply" => "Reply queued to the reporter; it is in the timeline.",
-        "breach" => "Flagged as a personal-data breach: notify the authority within 72 hours.",
+        "breach" => {
+            "Flagged as a personal-data breach: the deadline to notify the authority is on the case."
+        }
         _ => return None,
     })
 }
@@ -769,35 +751,27 @@ async fn show(
     Path(reference): Path<String>,
     Query(flash): Query<Flash>,
 ) -> Result<Response, UiError> {
-    let access = a.open(&ui, &reference).await?;
+    let case = a.open(&ui, &reference).await?;
     let notice = flash
         .done
         .as_deref()
         .and_then(notice_text)
         .map(str::to_owned);
-    case_page(&ui, &a, &access, notice, None).await
+    case_page(&ui, &a, &case, notice, None).await
 }
 
 async fn case_page(
     ui: &Ui,
     a: &Analyst,
-    access: &CaseAccess,
+    case: &Authorized<Case>,
     notice: Option<String>,
-    error: Option<String>,
+    error: Option<(StatusCode, String)>,
 ) -> Result<Response, UiError> {
     let now = now();
-    let d = cases::show(ui.store.pool(), ui.store.sealer(), &access.reference, now).await?;
-    let mut conn = ui.store.connection().await?;
-    audit::record_now(
-        &mut conn,
-        ui.store.sealer(),
-        &a.who()
-            .entry("view", &access.reference, "case viewed (web)"),
-    )
-    .await?;
+    let d = ui.cases.view(case).await?;
     let s = &d.summary;
-    let state = CaseState::parse(&s.state);
-    let open = state.is_some_and(CaseState::is_open);
+    let state = s.state;
+    let open = state.is_open();
     let names: std::collections::HashMap<i64, String> = d
         .evidence
         .iter()
@@ -850,12 +824,12 @@ async fn case_page(
     let c = CaseView {
         reference: s.reference.clone(),
         subject: s.subject.clone(),
-        state: s.state.clone(),
+        state: s.state.as_str(),
         close_reason: d.close_reason.clone(),
         org: s.org.clone(),
-        kind: s.kind.clone(),
+        kind: s.kind.as_str(),
         received: when(s.received_at),
-        receipt_clock: if acknowledged(&s.state) {
+        receipt_clock: if state.acknowledged() {
             "acknowledged".into()
         } else if open {
             format!(
@@ -866,7 +840,7 @@ async fn case_page(
         } else {
             "not needed".into()
         },
-        receipt_overdue: open && !acknowledged(&s.state) && now > s.acknowledge_by,
+        receipt_overdue: open && !state.acknowledged() && now > s.acknowledge_by,
         feedback_clock: if !open {
             "closed".into()
         } else if d.feedback_paused {
@@ -920,7 +894,7 @@ async fn case_page(
             .iter()
             .map(|t| EventView {
                 when: when(t.at),
-                kind: t.kind.clone(),
+                kind: t.kind.as_str(),
                 actor: t.actor.clone(),
                 detail: t.detail.clone(),
             })
@@ -928,14 +902,13 @@ async fn case_page(
         has_locked,
         next_states: CaseState::ALL
             .iter()
-            .filter(|n| state.is_some_and(|s| s.may_become(**n)))
+            .filter(|n| state.may_become(**n))
             .map(|n| n.as_str())
             .collect(),
     };
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
+    let (status, error) = match error {
+        Some((status, text)) => (status, Some(text)),
+        None => (StatusCode::OK, None),
     };
     Ok((
         status,
@@ -988,25 +961,11 @@ async fn download(
     a: Analyst,
     Path((reference, object)): Path<(String, String)>,
 ) -> Result<Response, UiError> {
-    let access = a.open(&ui, &reference).await?;
-    let (info, data) = cases::evidence(
-        ui.store.pool(),
-        ui.store.sealer(),
-        &access.reference,
-        &object,
-    )
-    .await?;
-    let mut conn = ui.store.connection().await?;
-    audit::record_now(
-        &mut conn,
-        ui.store.sealer(),
-        &a.who().entry(
-            "evidence-download",
-            &access.reference,
-            "evidence downloaded",
-        ),
-    )
-    .await?;
+    let case = a.open(&ui, &reference).await?;
+    let (info, data) = ui
+        .cases
+        .evidence(&case, &object, EvidenceUse::Download)
+        .await?;
     let name = safe_filename(info.name.as_deref().unwrap_or("evidence.bin"));
     let mut r = data.into_response();
     let h = r.headers_mut();
@@ -1026,14 +985,11 @@ async fn preview(
     a: Analyst,
     Path((reference, object)): Path<(String, String)>,
 ) -> Result<Response, UiError> {
-    let access = a.open(&ui, &reference).await?;
-    let (_, data) = cases::evidence(
-        ui.store.pool(),
-        ui.store.sealer(),
-        &access.reference,
-        &object,
-    )
-    .await?;
+    let case = a.open(&ui, &reference).await?;
+    let (_, data) = ui
+        .cases
+        .evidence(&case, &object, EvidenceUse::Preview)
+        .await?;
     // The type comes from the bytes, now, not from what was stored.
     let Some(kind) = crate::intake::mime::sniff_image(&data).filter(|t| PREVIEWABLE.contains(t))
     else {
@@ -1056,19 +1012,6 @@ fn done(reference: &str, code: &str) -> Response {
     Redirect::to(&format!("/cases/{reference}?done={code}")).into_response()
 }
 
-fn bounded(text: &str, max: usize, what: &str) -> Result<String, UiError> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Err(UiError::BadRequest(format!("The {what} is empty.")));
-    }
-    if t.chars().count() > max {
-        return Err(UiError::BadRequest(format!(
-            "The {what} is longer than {max} characters."
-        )));
-    }
-    Ok(t.to_owned())
-}
-
 #[derive(Deserialize)]
 struct UnlockForm {
     csrf: String,
@@ -1082,34 +1025,36 @@ async fn unlock_case(
     Form(f): Form<UnlockForm>,
 ) -> Result<Response, UiError> {
     a.check_csrf(&f.csrf)?;
-    let access = a.open(&ui, &reference).await?;
-    let result = ui
-        .unlocker
-        .unlock(&access.reference, f.password, &a.who())
-        .await;
-    match result {
-        Ok(outcome) if outcome.opened > 0 => Ok(done(&access.reference, "unlocked")),
+    let case = a.open(&ui, &reference).await?;
+    match ui.cases.unlock(&case, f.password).await {
+        Ok(outcome) if outcome.opened > 0 => Ok(done(&case.reference, "unlocked")),
         Ok(outcome) => {
             let why = if outcome.refused.is_empty() {
                 "Nothing was opened.".to_owned()
             } else {
                 format!("Not opened: {}", outcome.refused.join("; "))
             };
-            case_page(&ui, &a, &access, None, Some(why)).await
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            case_page(&ui, &a, &case, None, Some((status, why))).await
         }
-        Err(
-            e @ (UnlockError::WrongPassword
-            | UnlockError::TooManyAttempts(_)
-            | UnlockError::NothingLocked(_)
-            | UnlockError::Busy
-            | UnlockError::Worker(_)),
-        ) => case_page(&ui, &a, &access, None, Some(e.to_string())).await,
-        Err(UnlockError::NotFound(_)) => Err(UiError::NotFound),
-        Err(e) => {
-            tracing::error!(error = %e, "unlock failed");
-            Err(UiError::Internal)
-        }
+        Err(e) => refused(&ui, &a, &case, e).await,
     }
+}
+
+/// A refused action: the case page again with the service's message,
+/// for what the analyst can put right; an error page for the rest.
+async fn refused(
+    ui: &Ui,
+    a: &Analyst,
+    case: &Authorized<Case>,
+    e: CaseError,
+) -> Result<Response, UiError> {
+    let status = match e.class() {
+        ErrorClass::Conflict => StatusCode::CONFLICT,
+        ErrorClass::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => return Err(e.into()),
+    };
+    case_page(ui, a, case, None, Some((status, e.to_string()))).await
 }
 
 #[derive(Deserialize)]
@@ -1127,35 +1072,16 @@ async fn transition(
     Form(f): Form<TransitionForm>,
 ) -> Result<Response, UiError> {
     a.check_csrf(&f.csrf)?;
-    let access = a.open(&ui, &reference).await?;
-    let next = CaseState::parse(&f.state)
-        .ok_or_else(|| UiError::BadRequest(format!("No state {:?}.", f.state)))?;
-    let reason = f.reason.trim();
-    if reason.chars().count() > MAX_REASON_CHARS {
-        return Err(UiError::BadRequest(format!(
-            "The reason is longer than {MAX_REASON_CHARS} characters."
-        )));
+    let case = a.open(&ui, &reference).await?;
+    let result = async {
+        let next = CaseState::named(&f.state)?;
+        let reason = Reason::new(Some(&f.reason))?;
+        ui.cases.transition(&case, next, &reason).await
     }
-    let mut conn = ui.store.connection().await?;
-    let r = cases::transition(
-        &mut conn,
-        ui.store.sealer(),
-        &access.reference,
-        next,
-        Some(reason).filter(|r| !r.is_empty()),
-        &a.who(),
-        now(),
-    )
     .await;
-    match r {
-        Ok(()) => Ok(done(&access.reference, "transition")),
-        Err(
-            e @ (CaseError::Transition { .. } | CaseError::Reason(_) | CaseError::NoOriginal(_)),
-        ) => {
-            drop(conn);
-            case_page(&ui, &a, &access, None, Some(e.to_string())).await
-        }
-        Err(e) => Err(e.into()),
+    match result {
+        Ok(()) => Ok(done(&case.reference, "transition")),
+        Err(e) => refused(&ui, &a, &case, e).await,
     }
 }
 
@@ -1172,19 +1098,11 @@ async fn note(
     Form(f): Form<TextForm>,
 ) -> Result<Response, UiError> {
     a.check_csrf(&f.csrf)?;
-    let access = a.open(&ui, &reference).await?;
-    let text = bounded(&f.text, MAX_TEXT_CHARS, "note")?;
-    let mut conn = ui.store.connection().await?;
-    cases::note(
-        &mut conn,
-        ui.store.sealer(),
-        &access.reference,
-        &text,
-        &a.who(),
-        now(),
-    )
-    .await?;
-    Ok(done(&access.reference, "note"))
+    let case = a.open(&ui, &reference).await?;
+    match async { ui.cases.note(&case, &NoteText::new(&f.text)?).await }.await {
+        Ok(()) => Ok(done(&case.reference, "note")),
+        Err(e) => refused(&ui, &a, &case, e).await,
+    }
 }
 
 async fn reply(
@@ -1194,20 +1112,11 @@ async fn reply(
     Form(f): Form<TextForm>,
 ) -> Result<Response, UiError> {
     a.check_csrf(&f.csrf)?;
-    let access = a.open(&ui, &reference).await?;
-    let text = bounded(&f.text, MAX_TEXT_CHARS, "reply")?;
-    let mut conn = ui.store.connection().await?;
-    cases::reply(
-        &mut conn,
-        ui.store.sealer(),
-        &access.reference,
-        &text,
-        &ui.hostname,
-        &a.who(),
-        now(),
-    )
-    .await?;
-    Ok(done(&access.reference, "reply"))
+    let case = a.open(&ui, &reference).await?;
+    match async { ui.cases.reply(&case, &ReplyText::new(&f.text)?).await }.await {
+        Ok(_) => Ok(done(&case.reference, "reply")),
+        Err(e) => refused(&ui, &a, &case, e).await,
+    }
 }
 
 async fn breach(
@@ -1217,19 +1126,9 @@ async fn breach(
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, UiError> {
     a.check_csrf(&f.csrf)?;
-    let access = a.open(&ui, &reference).await?;
-    let now = now();
-    let mut conn = ui.store.connection().await?;
-    cases::flag_breach(
-        &mut conn,
-        ui.store.sealer(),
-        &access.reference,
-        now + 72 * 3600,
-        &a.who(),
-        now,
-    )
-    .await?;
-    Ok(done(&access.reference, "breach"))
+    let case = a.open(&ui, &reference).await?;
+    ui.cases.flag_breach(&case).await?;
+    Ok(done(&case.reference, "breach"))
 }
 
 // ---------------------------------------------------------------- audit
@@ -1354,7 +1253,8 @@ async fn audit_page(
     audit::record_now(
         &mut conn,
         ui.store.sealer(),
-        &a.who().entry("audit-view", "", "audit trail viewed (web)"),
+        &a.who()
+            .entry(AuditAction::AuditView, "", "audit trail viewed (web)"),
     )
     .await?;
     Ok(render(&AuditPage {

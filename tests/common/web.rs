@@ -179,6 +179,17 @@ impl Sso {
 
     /// As `start`, with more config tables (e.g. `[outbound]`).
     pub fn start_with(web: &str, intake: &'static str, extra: &str) -> Sso {
+        Sso::start_env(web, intake, extra, Vec::new())
+    }
+
+    /// As `start_with`, with environment variables for the server and for
+    /// the CLI run beside it (e.g. `DISCLOSURE_MX_POLICIES_DIR`).
+    pub fn start_env(
+        web: &str,
+        intake: &'static str,
+        extra: &str,
+        env: Vec<(&'static str, String)>,
+    ) -> Sso {
         let dir = tempfile::tempdir().unwrap();
         let idp = DevIdp::generate(IDP_ENTITY, "https://idp.test/sso").unwrap();
         let metadata = dir.path().join("idp.xml");
@@ -189,6 +200,7 @@ impl Sso {
                 "{extra}\n[web]\nlisten = \"127.0.0.1:0\"\n{web}\n[saml]\nidp_metadata = {:?}\n{ROLES}",
                 metadata
             ),
+            env,
             ..Opts::default()
         });
         let scheme = if web.contains("tls = true") {

@@ -22,16 +22,17 @@
 //! evidence. An archive that hits a cap or is damaged is recorded with its
 //! reason and no longer holds the case.
 
-use super::analysis::{ArchiveOutcome, OpenedFile};
-use super::extract::{ExtractError, ExtractLimits};
-use super::worker::{Budget, Failure, Worker};
-use crate::audit::{self, Who};
-use crate::cases::CaseState;
-use crate::cases::store::{self as case_store, NewEvidence};
+use super::service::{record, transition_in};
+use super::store::{self as case_store, NewEvidence};
+use super::{Authorized, Case, CaseError, CaseState, EventKind, Reason};
+use crate::audit::{self, AuditAction, Who};
+use crate::intake::analysis::{ArchiveOutcome, OpenedFile};
+use crate::intake::extract::{ExtractError, ExtractLimits};
+use crate::intake::worker::{Budget, Failure, Worker};
 use crate::policy::PolicySet;
 use crate::store::seal::Sealer;
-use crate::store::{Backend, Store};
-use sqlx::{AnyConnection, Row};
+use crate::store::unlocks::{self, Admission};
+use crate::store::{AnyConnection, Store, StoreError, WriteTx};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
@@ -45,8 +46,6 @@ pub const ATTEMPT_WINDOW: i64 = 15 * 60;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UnlockError {
-    #[error("no case {0}")]
-    NotFound(String),
     #[error("case {0} holds no locked archive")]
     NothingLocked(String),
     #[error("too many failed attempts on this case; try again in {0} minutes")]
@@ -57,12 +56,6 @@ pub enum UnlockError {
     WrongPassword,
     #[error("the archives could not be opened: {0}")]
     Worker(#[from] Failure),
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-    #[error(transparent)]
-    Case(#[from] case_store::CaseError),
 }
 
 /// What an unlock did.
@@ -76,13 +69,6 @@ pub struct UnlockOutcome {
     pub fields_filled: Vec<&'static str>,
     /// Locked archives beyond `max_archives`, left for another attempt.
     pub left_locked: usize,
-}
-
-struct Locked {
-    id: i64,
-    object_id: String,
-    name: String,
-    data: Vec<u8>,
 }
 
 /// Unlocks cases' archives; one per process, shared by its doors.
@@ -118,138 +104,122 @@ impl Unlocker {
         Arc::clone(turns.entry(case_id).or_default())
     }
 
-    /// Unlocks the locked archives of case `reference` that open with
-    /// `password`.
+    /// Unlocks the locked archives of the case that open with `password`.
     pub async fn unlock(
         &self,
-        reference: &str,
+        case: &Authorized<Case>,
         password: Zeroizing<String>,
-        who: &Who<'_>,
-    ) -> Result<UnlockOutcome, UnlockError> {
-        let mut conn = self.store.connection().await?;
-        let row = sqlx::query("SELECT id, org FROM cases WHERE reference = $1")
-            .bind(reference)
-            .fetch_optional(&mut conn)
-            .await?
-            .ok_or_else(|| UnlockError::NotFound(reference.to_owned()))?;
-        let case_id: i64 = row.try_get("id")?;
-        let org: String = row.try_get("org")?;
-        let turn = self.turn(case_id);
+    ) -> Result<UnlockOutcome, CaseError> {
+        let who = case.principal().who();
+        let turn = self.turn(case.id);
         let _turn = turn.lock().await;
 
         let holder = case_store::object_id();
-        let attempt = begin_attempt(
-            &mut conn,
-            self.store.sealer(),
-            case_id,
-            reference,
+        let lease = self.budget.wall.as_secs() as i64 + 60;
+        let mut tx = self.store.write().await?;
+        let admitted = unlocks::begin_attempt(
+            &mut tx,
+            case.id,
+            who.actor,
             &holder,
-            self.budget.wall.as_secs() as i64 + 60,
-            who,
+            now(),
+            unlocks::Rules {
+                lease,
+                window: ATTEMPT_WINDOW,
+                max_failed: MAX_FAILED_ATTEMPTS,
+            },
         )
         .await?;
-        let result = self
-            .attempt(&mut conn, case_id, &org, reference, attempt, password, who)
-            .await;
+        let attempt = match admitted {
+            Admission::Recorded(attempt) => attempt,
+            Admission::Busy => return Err(UnlockError::Busy.into()),
+            Admission::Exhausted => {
+                audit::record(
+                    tx.conn(),
+                    self.store.sealer(),
+                    &who.entry(
+                        AuditAction::UnlockRefused,
+                        &case.reference,
+                        "too many failed attempts",
+                    ),
+                )
+                .await?;
+                tx.commit().await?;
+                return Err(UnlockError::TooManyAttempts(ATTEMPT_WINDOW / 60).into());
+            }
+        };
+        tx.commit().await?;
+        let result = self.attempt(case, &who, attempt, password).await;
         // The lock goes whatever happened; a crash leaves it to expire.
-        sqlx::query("DELETE FROM unlock_locks WHERE case_id = $1 AND holder = $2")
-            .bind(case_id)
-            .bind(&holder)
-            .execute(&mut conn)
-            .await?;
+        let mut tx = self.store.write().await?;
+        unlocks::release(&mut tx, case.id, &holder).await?;
+        tx.commit().await?;
         result
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn attempt(
         &self,
-        conn: &mut AnyConnection,
-        case_id: i64,
-        org: &str,
-        reference: &str,
+        case: &Case,
+        who: &Who<'_>,
         attempt: i64,
         password: Zeroizing<String>,
-        who: &Who<'_>,
-    ) -> Result<UnlockOutcome, UnlockError> {
+    ) -> Result<UnlockOutcome, CaseError> {
         let sealer = self.store.sealer();
-        let mut locked = load_locked(conn, sealer, case_id).await?;
+        let mut tx = self.store.write().await?;
+        let mut locked = unlocks::locked_archives(&mut tx, sealer, case.id).await?;
         if locked.is_empty() {
-            close_attempt(conn, attempt, "nothing-locked").await?;
-            return Err(UnlockError::NothingLocked(reference.to_owned()));
+            unlocks::close_attempt(&mut tx, attempt, "nothing-locked").await?;
+            tx.commit().await?;
+            return Err(UnlockError::NothingLocked(case.reference.clone()).into());
         }
+        // Nothing is held while the worker runs.
+        tx.commit().await?;
         let left_locked = locked.len().saturating_sub(self.limits.max_archives);
         locked.truncate(self.limits.max_archives);
         let archives: Vec<&[u8]> = locked.iter().map(|l| l.data.as_slice()).collect();
         let opened = async {
             let mut worker = Worker::spawn(self.budget, self.policies.sources()).await?;
             worker
-                .open_archives(password.as_bytes(), &archives, Some(org), &self.limits)
+                .open_archives(
+                    password.as_bytes(),
+                    &archives,
+                    Some(&case.org),
+                    &self.limits,
+                )
                 .await
         }
         .await;
         drop(password);
+        let now = now();
         let (opened, _) = match opened {
             Ok(o) => o,
             Err(failure) => {
-                let detail = failure.to_string();
-                close_attempt(conn, attempt, "failed").await?;
-                let mut tx = begin(conn).await?;
-                case_store::add_event(
-                    &mut tx,
-                    sealer,
-                    case_id,
-                    now(),
-                    "unlock-failed",
-                    who.actor,
-                    &detail,
-                    None,
-                )
-                .await?;
-                audit::record(
-                    &mut tx,
-                    sealer,
-                    &who.entry(
-                        "unlock-failed",
-                        reference,
-                        "the extraction did not complete",
-                    ),
-                )
-                .await?;
+                let mut tx = self.store.write().await?;
+                let why = failure.to_string();
+                let f = Failed(attempt, "failed", &why, "the extraction did not complete");
+                failed(&mut tx, sealer, case, who, now, f).await?;
                 tx.commit().await?;
-                return Err(failure.into());
+                return Err(UnlockError::Worker(failure).into());
             }
         };
-
-        let now = now();
         if opened
             .archives
             .iter()
             .all(|o| matches!(o, ArchiveOutcome::Failed(ExtractError::WrongPassword)))
         {
-            let mut tx = begin(conn).await?;
-            close_attempt(&mut tx, attempt, "wrong-password").await?;
-            case_store::add_event(
-                &mut tx,
-                sealer,
-                case_id,
-                now,
-                "unlock-failed",
-                who.actor,
+            let mut tx = self.store.write().await?;
+            let f = Failed(
+                attempt,
+                "wrong-password",
                 "wrong password",
-                None,
-            )
-            .await?;
-            audit::record(
-                &mut tx,
-                sealer,
-                &who.entry("unlock-failed", reference, "wrong password"),
-            )
-            .await?;
+                "wrong password",
+            );
+            failed(&mut tx, sealer, case, who, now, f).await?;
             tx.commit().await?;
-            return Err(UnlockError::WrongPassword);
+            return Err(UnlockError::WrongPassword.into());
         }
 
-        let mut tx = begin(conn).await?;
+        let mut tx = self.store.write().await?;
         let mut outcome = UnlockOutcome {
             opened: 0,
             refused: Vec::new(),
@@ -262,8 +232,10 @@ impl Unlocker {
                 ArchiveOutcome::Opened { files, symlinks } => {
                     outcome.opened += 1;
                     outcome.extracted_files += files.len();
-                    store_extracted(&mut tx, sealer, case_id, l.id, files, &symlinks, now).await?;
-                    case_store::mark_opened(&mut tx, sealer, l.id, &l.object_id, now, None).await?;
+                    store_extracted(tx.conn(), sealer, case.id, l.id, files, &symlinks, now)
+                        .await?;
+                    case_store::mark_opened(tx.conn(), sealer, l.id, &l.object_id, now, None)
+                        .await?;
                 }
                 // Another archive of the case took this password; this one
                 // stays locked for its own.
@@ -271,7 +243,7 @@ impl Unlocker {
                 ArchiveOutcome::Failed(e) => {
                     let problem = e.to_string();
                     case_store::mark_opened(
-                        &mut tx,
+                        tx.conn(),
                         sealer,
                         l.id,
                         &l.object_id,
@@ -285,7 +257,8 @@ impl Unlocker {
         }
         if let Some(fields) = &opened.fields {
             outcome.fields_filled =
-                case_store::fill_empty_fields(&mut tx, sealer, case_id, reference, fields).await?;
+                case_store::fill_empty_fields(tx.conn(), sealer, case.id, &case.reference, fields)
+                    .await?;
         }
         let mut detail = format!(
             "opened {} archive(s), {} file(s) extracted",
@@ -299,32 +272,34 @@ impl Unlocker {
                 "; {left_locked} archive(s) left for another attempt (limit max_archives)"
             ));
         }
-        case_store::add_event(
-            &mut tx, sealer, case_id, now, "unlocked", who.actor, &detail, None,
-        )
-        .await?;
         let summary = format!(
             "opened {} archive(s), refused {}",
             outcome.opened,
             outcome.refused.len()
         );
-        audit::record(&mut tx, sealer, &who.entry("unlocked", reference, &summary)).await?;
-        close_attempt(&mut tx, attempt, "opened").await?;
-        let (still_locked, state): (i64, String) = sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM case_evidence WHERE case_id = $1 AND archive_locked = 1), state
-             FROM cases WHERE id = $1",
+        record(
+            tx.conn(),
+            sealer,
+            case,
+            who,
+            now,
+            EventKind::Unlocked,
+            &detail,
+            AuditAction::Unlocked,
+            &summary,
         )
-        .bind(case_id)
-        .fetch_one(&mut *tx)
         .await?;
-        if still_locked == 0 && CaseState::parse(&state) == Some(CaseState::AwaitingPassword) {
-            case_store::transition_in(
-                &mut tx,
+        unlocks::close_attempt(&mut tx, attempt, "opened").await?;
+        let still_locked = unlocks::count_locked(&mut tx, case.id).await?;
+        let state = case_store::lifecycle(tx.conn(), case.id).await?.state;
+        if still_locked == 0 && state == CaseState::AwaitingPassword {
+            transition_in(
+                tx.conn(),
                 sealer,
-                reference,
-                CaseState::New,
-                Some("all archives opened"),
+                case,
                 who,
+                CaseState::New,
+                &Reason::new(Some("all archives opened"))?,
                 now,
             )
             .await?;
@@ -338,120 +313,31 @@ fn now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
-async fn begin(conn: &mut AnyConnection) -> Result<sqlx::Transaction<'_, sqlx::Any>, sqlx::Error> {
-    let begin = Backend::of(conn).begin_write();
-    sqlx::Connection::begin_with(conn, begin).await
-}
+/// A failed attempt: its id, outcome, timeline text and audit detail.
+struct Failed<'a>(i64, &'static str, &'a str, &'static str);
 
-/// Checks the limit and the lock, and records the attempt, in one write
-/// transaction; returns the attempt's id.
-async fn begin_attempt(
-    conn: &mut AnyConnection,
+/// Closes a failed attempt and records it on the timeline and the trail.
+async fn failed(
+    tx: &mut WriteTx,
     sealer: &Sealer,
-    case_id: i64,
-    reference: &str,
-    holder: &str,
-    lease: i64,
+    case: &Case,
     who: &Who<'_>,
-) -> Result<i64, UnlockError> {
-    let now = now();
-    let mut tx = begin(conn).await?;
-    let busy: Option<(i64,)> = sqlx::query_as(
-        "SELECT expires_at FROM unlock_locks WHERE case_id = $1 AND expires_at > $2",
+    now: i64,
+    Failed(attempt, outcome, timeline, audit): Failed<'_>,
+) -> Result<(), CaseError> {
+    unlocks::close_attempt(tx, attempt, outcome).await?;
+    record(
+        tx.conn(),
+        sealer,
+        case,
+        who,
+        now,
+        EventKind::UnlockFailed,
+        timeline,
+        AuditAction::UnlockFailed,
+        audit,
     )
-    .bind(case_id)
-    .bind(now)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if busy.is_some() {
-        tx.commit().await?;
-        return Err(UnlockError::Busy);
-    }
-    let (failed,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM unlock_attempts
-         WHERE case_id = $1 AND at > $2 AND (outcome IS NULL OR outcome = 'wrong-password')",
-    )
-    .bind(case_id)
-    .bind(now - ATTEMPT_WINDOW)
-    .fetch_one(&mut *tx)
-    .await?;
-    if failed >= MAX_FAILED_ATTEMPTS {
-        audit::record(
-            &mut tx,
-            sealer,
-            &who.entry("unlock-refused", reference, "too many failed attempts"),
-        )
-        .await?;
-        tx.commit().await?;
-        return Err(UnlockError::TooManyAttempts(ATTEMPT_WINDOW / 60));
-    }
-    let (attempt,): (i64,) = sqlx::query_as(
-        "INSERT INTO unlock_attempts (case_id, at, actor) VALUES ($1, $2, $3) RETURNING id",
-    )
-    .bind(case_id)
-    .bind(now)
-    .bind(who.actor)
-    .fetch_one(&mut *tx)
-    .await?;
-    sqlx::query("DELETE FROM unlock_locks WHERE case_id = $1")
-        .bind(case_id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("INSERT INTO unlock_locks (case_id, holder, expires_at) VALUES ($1, $2, $3)")
-        .bind(case_id)
-        .bind(holder)
-        .bind(now + lease)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(attempt)
-}
-
-async fn close_attempt(
-    conn: &mut AnyConnection,
-    attempt: i64,
-    outcome: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE unlock_attempts SET outcome = $1 WHERE id = $2")
-        .bind(outcome)
-        .bind(attempt)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-async fn load_locked(
-    conn: &mut AnyConnection,
-    sealer: &Sealer,
-    case_id: i64,
-) -> Result<Vec<Locked>, UnlockError> {
-    let rows = sqlx::query(
-        "SELECT id, name, data, object_id FROM case_evidence
-         WHERE case_id = $1 AND archive_locked = 1 ORDER BY id",
-    )
-    .bind(case_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let object_id: String = r
-                .try_get::<Option<String>, _>("object_id")?
-                .unwrap_or_default();
-            let aad = format!("evidence:{object_id}");
-            let sealed: Vec<u8> = r.try_get("data")?;
-            Ok(Locked {
-                id: r.try_get("id")?,
-                name: sealer
-                    .open_opt(&format!("{aad}:name"), r.try_get("name")?)
-                    .map_err(crate::store::StoreError::from)?
-                    .unwrap_or_else(|| "(unnamed)".into()),
-                data: sealer
-                    .open(&aad, &sealed)
-                    .map_err(crate::store::StoreError::from)?,
-                object_id,
-            })
-        })
-        .collect()
+    .await
 }
 
 /// Stores extracted files as evidence under their archive.
@@ -463,7 +349,7 @@ async fn store_extracted(
     files: Vec<OpenedFile>,
     symlinks: &[String],
     now: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), StoreError> {
     for f in files {
         // A nested archive was extracted in the same pass.
         let opened = f.archive.is_some();

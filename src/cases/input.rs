@@ -1,0 +1,96 @@
+//! What analysts type, validated once: each type holds its one limit, so
+//! the CLI, the API and the web interface accept and refuse the same text
+//! with the same message.
+
+use super::CaseError;
+
+/// Longest internal note or reply: 20,000 characters, a long e-mail, not
+/// a document (attachments are the place for those). Counted in
+/// characters, so a Danish or Greek note gets the same room as an English
+/// one.
+pub const MAX_TEXT_CHARS: usize = 20_000;
+/// Longest reason given with a transition: 500 characters, a sentence or
+/// two for the timeline.
+pub const MAX_REASON_CHARS: usize = 500;
+
+fn bounded(text: &str, max: usize, what: &'static str) -> Result<String, CaseError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(CaseError::Empty(what));
+    }
+    let chars = t.chars().count();
+    if chars > max {
+        return Err(CaseError::TooLong { what, max, chars });
+    }
+    Ok(t.to_owned())
+}
+
+/// An internal note: 1 to `MAX_TEXT_CHARS` characters once trimmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoteText(String);
+
+impl NoteText {
+    pub fn new(text: &str) -> Result<NoteText, CaseError> {
+        bounded(text, MAX_TEXT_CHARS, "note").map(NoteText)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A reply to the reporter: 1 to `MAX_TEXT_CHARS` characters once trimmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyText(String);
+
+impl ReplyText {
+    pub fn new(text: &str) -> Result<ReplyText, CaseError> {
+        bounded(text, MAX_TEXT_CHARS, "reply").map(ReplyText)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why a case moves: empty means none given; at most `MAX_REASON_CHARS`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reason(Option<String>);
+
+impl Reason {
+    pub fn new(text: Option<&str>) -> Result<Reason, CaseError> {
+        match text.map(str::trim).filter(|t| !t.is_empty()) {
+            None => Ok(Reason(None)),
+            Some(t) => bounded(t, MAX_REASON_CHARS, "reason").map(|r| Reason(Some(r))),
+        }
+    }
+
+    pub fn as_deref(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_limit_in_characters() {
+        assert_eq!(NoteText::new("  hi \n").unwrap().as_str(), "hi");
+        assert!(matches!(
+            NoteText::new(" \n"),
+            Err(CaseError::Empty("note"))
+        ));
+        let at_limit = "ø".repeat(MAX_TEXT_CHARS);
+        assert!(NoteText::new(&at_limit).is_ok(), "counted in characters");
+        let over = "a".repeat(MAX_TEXT_CHARS + 1);
+        let e = NoteText::new(&over).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the note is longer than 20000 characters (20001)"
+        );
+        assert!(ReplyText::new(&over).is_err());
+        assert_eq!(Reason::new(Some("  ")).unwrap(), Reason(None));
+        assert!(Reason::new(Some(&"r".repeat(501))).is_err());
+    }
+}

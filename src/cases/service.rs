@@ -1,0 +1,704 @@
+//! The cases service: every rule about cases, in one place.
+//!
+//! The CLI, the JSON API and the web pages parse their input, call a method
+//! here and render what it returns; they hold no rule of their own. Opening
+//! a case checks access once (`open` → `Authorized<Case>`); every operation
+//! takes that proof. Each operation that changes a case writes its timeline
+//! entry and its audit entry in the same transaction as the change, and
+//! each read that shows report content writes its audit entry itself, so
+//! every door leaves the same trail.
+//!
+//! What it must never do: answer differently for a case of another
+//! organisation than for a missing one, move a case against
+//! `CaseState::may_become`, or take a deadline from anywhere but the
+//! case's policy.
+
+use super::input::{NoteText, Reason, ReplyText};
+use super::principal::{Authorized, Case, Principal};
+use super::store::{self as repo, CaseDetail, CaseSummary, EvidenceInfo, Filter};
+use super::unlock::{UnlockOutcome, Unlocker};
+use super::{CaseError, CaseState, CloseReason, EventKind};
+use crate::audit::{self, AuditAction, Who};
+use crate::policy::PolicySet;
+use crate::store::seal::Sealer;
+use crate::store::{AnyConnection, Store};
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+/// The time the service acts at: the system clock, or a fixed one in tests.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// What an evidence read is for: a download is audited, an inline preview
+/// of an image on the case page the analyst already opened is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvidenceUse {
+    Download,
+    Preview,
+}
+
+/// The cases service; one per process, shared by its doors.
+pub struct Cases {
+    store: Store,
+    policies: Arc<PolicySet>,
+    unlocker: Arc<Unlocker>,
+    /// Our host name, for the Message-ID of replies.
+    hostname: String,
+    /// How much larger the parse budget of a retried message is.
+    retry_budget_factor: u32,
+    clock: Clock,
+}
+
+impl Cases {
+    pub fn new(
+        store: Store,
+        policies: Arc<PolicySet>,
+        unlocker: Arc<Unlocker>,
+        hostname: String,
+        retry_budget_factor: u32,
+    ) -> Cases {
+        Cases {
+            store,
+            policies,
+            unlocker,
+            hostname,
+            retry_budget_factor,
+            clock: Arc::new(|| jiff::Timestamp::now().as_second()),
+        }
+    }
+
+    /// The same service acting at the times `clock` gives (tests).
+    pub fn with_clock(mut self, clock: Clock) -> Cases {
+        self.clock = clock;
+        self
+    }
+
+    fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// The one access check: the case if it exists and belongs to one of
+    /// the principal's organisations. A case elsewhere is refused exactly
+    /// like a missing one, so references cannot be probed.
+    pub async fn open(
+        &self,
+        principal: &Principal,
+        reference: &str,
+    ) -> Result<Authorized<Case>, CaseError> {
+        let found = repo::locate(self.store.pool(), reference).await?;
+        match found {
+            Some((id, org)) if principal.may_see(&org) => Ok(Authorized::new(
+                Case {
+                    id,
+                    reference: reference.to_owned(),
+                    org,
+                },
+                principal,
+            )),
+            _ => Err(CaseError::NotFound(reference.to_owned())),
+        }
+    }
+
+    /// The cases the principal may see that match `filter`, oldest first.
+    /// Rows of other organisations are dropped before anything sealed in
+    /// them is opened.
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        filter: &Filter,
+    ) -> Result<Vec<CaseSummary>, CaseError> {
+        let mut filter = filter.clone();
+        if filter.org.is_none() {
+            filter.org = principal.only_org().map(str::to_owned);
+        }
+        Ok(repo::list(
+            self.store.pool(),
+            self.store.sealer(),
+            &filter,
+            &|org| principal.may_see(org),
+            self.now(),
+        )
+        .await?)
+    }
+
+    /// Everything about a case, for reading; audited as a view.
+    pub async fn view(&self, case: &Authorized<Case>) -> Result<CaseDetail, CaseError> {
+        let detail = self.read(case).await?;
+        self.audit_read(
+            case.principal(),
+            AuditAction::View,
+            &case.reference,
+            "case viewed",
+        )
+        .await?;
+        Ok(detail)
+    }
+
+    async fn read(&self, case: &Case) -> Result<CaseDetail, CaseError> {
+        repo::show(self.store.pool(), self.store.sealer(), case.id, self.now())
+            .await?
+            .ok_or_else(|| CaseError::NotFound(case.reference.clone()))
+    }
+
+    /// Every case the principal may see, whole; audited as one export.
+    pub async fn export(&self, principal: &Principal) -> Result<Vec<CaseDetail>, CaseError> {
+        let list = self.list(principal, &Filter::default()).await?;
+        let mut all = Vec::with_capacity(list.len());
+        for c in &list {
+            let case = self.open(principal, &c.reference).await?;
+            all.push(self.read(&case).await?);
+        }
+        self.audit_read(principal, AuditAction::Export, "", "cases exported")
+            .await?;
+        Ok(all)
+    }
+
+    /// Moves a case to `next`, by the lifecycle rules. Closing needs a
+    /// reason (a duplicate names an existing case of the same
+    /// organisation). Entering "needs information" pauses the feedback
+    /// clock; leaving it moves the feedback deadline on by the pause.
+    pub async fn transition(
+        &self,
+        case: &Authorized<Case>,
+        next: CaseState,
+        reason: &Reason,
+    ) -> Result<(), CaseError> {
+        let mut tx = self.store.write().await?;
+        let who = case.principal().who();
+        transition_in(
+            tx.conn(),
+            self.store.sealer(),
+            case,
+            &who,
+            next,
+            reason,
+            self.now(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// An internal note on the timeline.
+    pub async fn note(&self, case: &Authorized<Case>, text: &NoteText) -> Result<(), CaseError> {
+        let mut tx = self.store.write().await?;
+        record(
+            tx.conn(),
+            self.store.sealer(),
+            case,
+            &case.principal().who(),
+            self.now(),
+            EventKind::Note,
+            text.as_str(),
+            AuditAction::Note,
+            "internal note added",
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Queues `text` to the reporter, threaded under their report, and
+    /// records it in the timeline. Returns the address it goes to.
+    pub async fn reply(
+        &self,
+        case: &Authorized<Case>,
+        text: &ReplyText,
+    ) -> Result<String, CaseError> {
+        let mut tx = self.store.write().await?;
+        let facts =
+            repo::reply_facts(&mut tx, self.store.sealer(), case.id, &case.reference).await?;
+        let to = facts.reporter_address.ok_or(CaseError::NoAddress)?;
+        let quoted: String = facts
+            .subject
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(120)
+            .collect();
+        let subject = format!("Re: [{}] {quoted}", case.reference);
+        let message_id = format!(
+            "<{}.{}@{}>",
+            case.reference,
+            repo::object_id(),
+            self.hostname
+        );
+        let parent = facts
+            .message_id
+            .map(|m| format!("<{}>", m.trim_matches(['<', '>'])));
+        crate::outbound::enqueue_reply(
+            tx.conn(),
+            self.store.sealer(),
+            &crate::outbound::Outgoing {
+                kind: "reply",
+                case_id: case.id,
+                to: &to,
+                subject: &subject,
+                body: text.as_str(),
+                message_id: &message_id,
+                in_reply_to: parent.as_deref(),
+            },
+            self.now(),
+        )
+        .await
+        .map_err(|e| CaseError::Outbound(e.to_string()))?;
+        record(
+            tx.conn(),
+            self.store.sealer(),
+            case,
+            &case.principal().who(),
+            self.now(),
+            EventKind::Reply,
+            text.as_str(),
+            AuditAction::Reply,
+            "reply queued to the reporter",
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(to)
+    }
+
+    /// Flags a case as a personal-data breach: the authority must be told
+    /// by the deadline the case's policy sets from now
+    /// (`service_levels.breach_notification_within`; GDPR art. 33 gives 72
+    /// hours from awareness). Flagging twice keeps the first deadline.
+    pub async fn flag_breach(&self, case: &Authorized<Case>) -> Result<i64, CaseError> {
+        let policy = self
+            .policies
+            .get(&case.org)
+            .ok_or_else(|| CaseError::NoPolicy(case.org.clone()))?;
+        let now = self.now();
+        let from = jiff::Timestamp::from_second(now).unwrap_or_else(|_| jiff::Timestamp::now());
+        let due = policy
+            .due(from, policy.breach_notification_within)
+            .as_second();
+        let mut tx = self.store.write().await?;
+        if let Some(existing) = repo::breach_notify_by(&mut tx, case.id).await? {
+            return Ok(existing);
+        }
+        repo::set_breach_notify_by(&mut tx, case.id, due).await?;
+        record(
+            tx.conn(),
+            self.store.sealer(),
+            case,
+            &case.principal().who(),
+            self.now(),
+            EventKind::Breach,
+            "flagged as a personal-data breach; notify the authority",
+            AuditAction::Breach,
+            "flagged as a personal-data breach",
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(due)
+    }
+
+    /// One evidence object of the case and its content.
+    pub async fn evidence(
+        &self,
+        case: &Authorized<Case>,
+        object: &str,
+        purpose: EvidenceUse,
+    ) -> Result<(EvidenceInfo, Vec<u8>), CaseError> {
+        let found = repo::evidence(self.store.pool(), self.store.sealer(), case.id, object)
+            .await?
+            .ok_or_else(|| CaseError::NoEvidence(case.reference.clone()))?;
+        if purpose == EvidenceUse::Download {
+            self.audit_read(
+                case.principal(),
+                AuditAction::EvidenceDownload,
+                &case.reference,
+                "evidence downloaded",
+            )
+            .await?;
+        }
+        Ok(found)
+    }
+
+    /// The message the case was opened from, as it arrived; audited.
+    pub async fn raw(&self, case: &Authorized<Case>) -> Result<Vec<u8>, CaseError> {
+        let raw = self.store.raw_of_case(&case.reference).await?;
+        self.audit_read(
+            case.principal(),
+            AuditAction::RawDownload,
+            &case.reference,
+            "raw message downloaded",
+        )
+        .await?;
+        Ok(raw)
+    }
+
+    /// Queues an `unparsed` case's message again with a larger parse
+    /// budget; returns its queue id.
+    pub async fn retry(&self, case: &Authorized<Case>) -> Result<String, CaseError> {
+        let queue_id = self
+            .store
+            .retry_unparsed(&case.reference, self.retry_budget_factor)
+            .await?;
+        self.audit_read(
+            case.principal(),
+            AuditAction::Retry,
+            &case.reference,
+            "unparsed message queued with a larger budget",
+        )
+        .await?;
+        Ok(queue_id)
+    }
+
+    pub fn retry_budget_factor(&self) -> u32 {
+        self.retry_budget_factor
+    }
+
+    /// Opens the case's locked archives with the reporter's password.
+    pub async fn unlock(
+        &self,
+        case: &Authorized<Case>,
+        password: Zeroizing<String>,
+    ) -> Result<UnlockOutcome, CaseError> {
+        self.unlocker.unlock(case, password).await
+    }
+
+    /// An audit entry for a read, in a transaction of its own.
+    async fn audit_read(
+        &self,
+        principal: &Principal,
+        action: AuditAction,
+        target: &str,
+        detail: &str,
+    ) -> Result<(), CaseError> {
+        let mut tx = self.store.write().await?;
+        audit::record(
+            tx.conn(),
+            self.store.sealer(),
+            &principal.who().entry(action, target, detail),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// `Cases::transition` inside the caller's transaction: unlocking moves an
+/// `awaiting-password` case to `new` in the same transaction as the files
+/// it extracted, by the same rules.
+pub(crate) async fn transition_in(
+    tx: &mut AnyConnection,
+    sealer: &Sealer,
+    case: &Case,
+    who: &Who<'_>,
+    next: CaseState,
+    reason: &Reason,
+    now: i64,
+) -> Result<(), CaseError> {
+    let life = repo::lifecycle(tx, case.id).await?;
+    if !life.state.may_become(next) {
+        return Err(CaseError::Transition {
+            from: life.state.as_str(),
+            to: next.as_str(),
+        });
+    }
+    let close_reason = if next == CaseState::Closed {
+        let r = CloseReason::parse(reason.as_deref().unwrap_or("")).map_err(CaseError::Reason)?;
+        if let CloseReason::Duplicate(original) = &r
+            && (*original == case.reference || repo::find(tx, &case.org, original).await?.is_none())
+        {
+            return Err(CaseError::NoOriginal(original.clone()));
+        }
+        Some(r.render())
+    } else {
+        None
+    };
+    let (paused_at, feedback_by) = match (life.state, next, life.paused_at) {
+        (_, CaseState::NeedsInformation, _) => (Some(now), life.feedback_by),
+        (CaseState::NeedsInformation, _, Some(p)) => (None, life.feedback_by + (now - p).max(0)),
+        (_, _, p) => (p, life.feedback_by),
+    };
+    repo::set_lifecycle(
+        tx,
+        case.id,
+        &repo::Lifecycle {
+            state: next,
+            paused_at,
+            feedback_by,
+        },
+        close_reason.as_deref(),
+    )
+    .await?;
+    let moved = format!("{} -> {}", life.state.as_str(), next.as_str());
+    let detail = match close_reason.as_deref().or(reason.as_deref()) {
+        Some(r) => format!("{moved} ({r})"),
+        None => moved.clone(),
+    };
+    record(
+        tx,
+        sealer,
+        case,
+        who,
+        now,
+        EventKind::Transition,
+        &detail,
+        AuditAction::Transition,
+        &moved,
+    )
+    .await
+}
+
+/// A timeline entry and its audit entry, in the caller's transaction: every
+/// change to a case leaves both, or neither.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn record(
+    tx: &mut AnyConnection,
+    sealer: &Sealer,
+    case: &Case,
+    who: &Who<'_>,
+    now: i64,
+    kind: EventKind,
+    timeline: &str,
+    action: AuditAction,
+    audit_detail: &str,
+) -> Result<(), CaseError> {
+    repo::add_event(tx, sealer, case.id, now, kind, who.actor, timeline, None).await?;
+    audit::record(
+        tx,
+        sealer,
+        &who.entry(action, &case.reference, audit_detail),
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The service in-process, against a temporary SQLite store, at times
+    //! the test sets.
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::cases::principal::{Door, Scope};
+    use crate::cases::store::NewCase;
+    use crate::cases::{CaseKind, ErrorClass};
+    use crate::intake::extract::ExtractLimits;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    /// 2026-11-30 10:00 UTC, a Monday.
+    const MONDAY: i64 = 1_795_946_400;
+
+    struct World {
+        _dir: tempfile::TempDir,
+        store: Store,
+        cases: Cases,
+        clock: Arc<AtomicI64>,
+    }
+
+    async fn world() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &format!("sqlite:{}", dir.path().join("t.db").display()),
+            dir.path(),
+            &dir.path().join("master.key"),
+        )
+        .await
+        .unwrap();
+        let policies = Arc::new(PolicySet::load_dir(std::path::Path::new("policies")).unwrap());
+        let limits = ExtractLimits::default();
+        let unlocker = Arc::new(Unlocker::new(
+            store.clone(),
+            Arc::clone(&policies),
+            crate::intake::IntakeSettings::default().unlock_budget(limits.max_time),
+            limits,
+        ));
+        let clock = Arc::new(AtomicI64::new(MONDAY));
+        let at = Arc::clone(&clock);
+        let cases = Cases::new(store.clone(), policies, unlocker, "mx.test".into(), 4)
+            .with_clock(Arc::new(move || at.load(Ordering::SeqCst)));
+        World {
+            _dir: dir,
+            store,
+            cases,
+            clock,
+        }
+    }
+
+    async fn file(w: &World, org: &str, prefix: &str) -> String {
+        let mut tx = w.store.write().await.unwrap();
+        let (_, reference) = repo::insert(
+            tx.conn(),
+            w.store.sealer(),
+            &NewCase {
+                org: org.into(),
+                state: CaseState::New,
+                reference_prefix: prefix.into(),
+                kind: CaseKind::Disclosure,
+                subject: "Responsible disclosure: XSS".into(),
+                reporter_name: None,
+                reporter_address: Some("r@example.org".into()),
+                anonymous: false,
+                fields: Default::default(),
+                suggestions: Vec::new(),
+                tls_version: Some("TLSv1.3".into()),
+                tls_cipher: None,
+                authentication_results: None,
+                message_id: None,
+                received_at: MONDAY,
+                acknowledge_by: MONDAY + 86_400,
+                feedback_by: MONDAY + 14 * 86_400,
+                message_row: 1,
+                evidence: Vec::new(),
+                unparsed_reason: None,
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        reference
+    }
+
+    fn analyst(org: &str) -> Principal {
+        Principal {
+            id: "alice".into(),
+            door: Door::Web,
+            source: "127.0.0.1".into(),
+            scope: Scope::Orgs([org.to_owned()].into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn another_organisations_case_is_answered_like_a_missing_one() {
+        let w = world().await;
+        let mag = file(&w, "magenta", "MAG").await;
+        let e = w
+            .cases
+            .open(&analyst("netcompany"), &mag)
+            .await
+            .unwrap_err();
+        let missing = w
+            .cases
+            .open(&analyst("netcompany"), "MAG-1999-0001")
+            .await
+            .unwrap_err();
+        assert_eq!(e.class(), ErrorClass::NotFound);
+        assert_eq!(e.to_string(), format!("no case {mag}"));
+        assert_eq!(missing.to_string(), "no case MAG-1999-0001");
+        assert!(w.cases.open(&analyst("magenta"), &mag).await.is_ok());
+        let listed = w
+            .cases
+            .list(&analyst("netcompany"), &Filter::default())
+            .await
+            .unwrap();
+        assert!(listed.is_empty(), "{listed:?}");
+    }
+
+    #[tokio::test]
+    async fn the_feedback_clock_pauses_for_the_reporter_and_moves_on_by_the_pause() {
+        let w = world().await;
+        let nc = file(&w, "netcompany", "NC").await;
+        let p = analyst("netcompany");
+        let case = w.cases.open(&p, &nc).await.unwrap();
+        let none = Reason::default();
+        let e = w
+            .cases
+            .transition(&case, CaseState::Resolved, &none)
+            .await
+            .unwrap_err();
+        assert_eq!(e.to_string(), "a new case cannot become resolved");
+        w.cases
+            .transition(&case, CaseState::NeedsInformation, &none)
+            .await
+            .unwrap();
+        w.clock.fetch_add(3 * 86_400, Ordering::SeqCst);
+        w.cases
+            .transition(&case, CaseState::Triaged, &none)
+            .await
+            .unwrap();
+        let d = w.cases.view(&case).await.unwrap();
+        assert_eq!(d.summary.state, CaseState::Triaged);
+        assert_eq!(
+            d.summary.feedback_by,
+            MONDAY + 17 * 86_400,
+            "moved on by 3 days"
+        );
+        assert!(!d.feedback_paused);
+        let kinds: Vec<EventKind> = d.timeline.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                EventKind::Received,
+                EventKind::Transition,
+                EventKind::Transition
+            ]
+        );
+        let e = w
+            .cases
+            .transition(&case, CaseState::Closed, &none)
+            .await
+            .unwrap_err();
+        assert_eq!(e.class(), ErrorClass::Invalid, "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_breach_deadline_is_the_policys_and_the_first_one_stays() {
+        let w = world().await;
+        let nc = file(&w, "netcompany", "NC").await;
+        let case = w.cases.open(&analyst("netcompany"), &nc).await.unwrap();
+        let due = w.cases.flag_breach(&case).await.unwrap();
+        let policy = w.cases.policies.get("netcompany").unwrap();
+        let expected = policy
+            .due(
+                jiff::Timestamp::from_second(MONDAY).unwrap(),
+                policy.breach_notification_within,
+            )
+            .as_second();
+        assert_eq!(due, expected);
+        w.clock.fetch_add(86_400, Ordering::SeqCst);
+        assert_eq!(w.cases.flag_breach(&case).await.unwrap(), due, "kept");
+        let d = w.cases.view(&case).await.unwrap();
+        assert_eq!(d.breach_notify_by, Some(due));
+        let breaches = d
+            .timeline
+            .iter()
+            .filter(|e| e.kind == EventKind::Breach)
+            .count();
+        assert_eq!(breaches, 1);
+    }
+
+    #[tokio::test]
+    async fn each_change_writes_its_timeline_and_audit_entries_together() {
+        let w = world().await;
+        let nc = file(&w, "netcompany", "NC").await;
+        let case = w.cases.open(&analyst("netcompany"), &nc).await.unwrap();
+        w.cases
+            .note(&case, &NoteText::new("seen it").unwrap())
+            .await
+            .unwrap();
+        let to = w
+            .cases
+            .reply(&case, &ReplyText::new("Thank you").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(to, "r@example.org");
+        let trail = audit::list(w.store.pool()).await.unwrap();
+        let actions: Vec<(&str, &str, &str)> = trail
+            .iter()
+            .map(|e| (e.action.as_str(), e.actor.as_str(), e.detail.as_str()))
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                ("note", "alice", "internal note added"),
+                ("reply", "alice", "reply queued to the reporter"),
+            ]
+        );
+        let d = w.cases.view(&case).await.unwrap();
+        let last: Vec<(EventKind, &str)> = d
+            .timeline
+            .iter()
+            .skip(1)
+            .map(|e| (e.kind, e.detail.as_str()))
+            .collect();
+        assert_eq!(
+            last,
+            [
+                (EventKind::Note, "seen it"),
+                (EventKind::Reply, "Thank you")
+            ]
+        );
+    }
+}

@@ -1,0 +1,469 @@
+//! `cases …` and `unlock`: parse the arguments, call the cases service,
+//! print what it returns. The rules live in `crate::cases`.
+
+use super::{CasesCommand, CliError, ExportFormat};
+use crate::cases::store::{CaseDetail, Filter};
+use crate::cases::unlock::Unlocker;
+use crate::cases::{CaseState, Cases, Door, NoteText, Principal, Reason, Scope};
+use crate::config::Config;
+use crate::intake::extract::ExtractLimits;
+use crate::policy::PolicySet;
+use crate::store::Store;
+use std::sync::Arc;
+
+fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+pub(super) fn local(t: i64) -> String {
+    jiff::Timestamp::from_second(t).map_or_else(
+        |_| t.to_string(),
+        |ts| ts.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}
+
+/// "2d 4h left" or "overdue 3h".
+fn clock(due: i64, now: i64) -> String {
+    let d = due - now;
+    let (sign, d) = if d < 0 { ("overdue ", -d) } else { ("", d) };
+    let text = if d >= 86_400 {
+        format!("{}d {}h", d / 86_400, d % 86_400 / 3600)
+    } else {
+        format!("{}h {}m", d / 3600, d % 3600 / 60)
+    };
+    if sign.is_empty() {
+        format!("{text} left")
+    } else {
+        format!("{sign}{text}")
+    }
+}
+
+pub(super) fn actor(given: Option<String>) -> String {
+    given
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "cli".into())
+}
+
+/// The operator as a principal of the cases service: their login name (or
+/// `--actor`), every organisation unless `--for-org` narrows it.
+pub(super) fn principal(actor_name: Option<String>, for_orgs: &[String]) -> Principal {
+    Principal {
+        id: actor(actor_name),
+        door: Door::Cli,
+        source: "cli".into(),
+        scope: if for_orgs.is_empty() {
+            Scope::All
+        } else {
+            Scope::Orgs(for_orgs.iter().cloned().collect())
+        },
+    }
+}
+
+/// The cases service over an open store, as `serve` builds it.
+pub(super) fn service(store: &Store, config: &Config) -> Result<Cases, CliError> {
+    let policies = Arc::new(PolicySet::load_dir(&config.policies_dir)?);
+    let limits = ExtractLimits::default();
+    let unlocker = Unlocker::new(
+        store.clone(),
+        Arc::clone(&policies),
+        config.intake.unlock_budget(limits.max_time),
+        limits,
+    );
+    Ok(Cases::new(
+        store.clone(),
+        policies,
+        Arc::new(unlocker),
+        config.smtp.hostname.clone(),
+        config.intake.retry_budget_factor,
+    ))
+}
+
+pub(super) async fn cases_command(
+    cases: &Cases,
+    for_orgs: &[String],
+    command: CasesCommand,
+) -> Result<(), CliError> {
+    let now = now();
+    let operator = |given: Option<String>| principal(given, for_orgs);
+    match command {
+        CasesCommand::List {
+            org,
+            state,
+            overdue,
+            json,
+        } => {
+            let filter = Filter {
+                org,
+                state: state.as_deref().map(CaseState::named).transpose()?,
+                kind: None,
+                overdue,
+            };
+            let list = cases.list(&operator(None), &filter).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!(
+                    "{:<14} {:<11} {:<18} {:<11} {:<22} SUBJECT",
+                    "REFERENCE", "ORG", "STATE", "KIND", "FEEDBACK"
+                );
+                for c in &list {
+                    println!(
+                        "{:<14} {:<11} {:<18} {:<11} {:<22} {}",
+                        c.reference,
+                        c.org,
+                        c.state.as_str(),
+                        c.kind.as_str(),
+                        clock(c.feedback_by, now),
+                        shown(&c.subject.chars().take(60).collect::<String>())
+                    );
+                }
+            }
+        }
+        CasesCommand::Show { reference, json } => {
+            let case = cases.open(&operator(None), &reference).await?;
+            let c = cases.view(&case).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&c)?);
+            } else {
+                print_case(&c, now);
+            }
+        }
+
+        CasesCommand::Transition {
+            reference,
+            state,
+            reason,
+            actor: who,
+        } => {
+            let case = cases.open(&operator(who), &reference).await?;
+            let next = CaseState::named(&state)?;
+            let reason = Reason::new(reason.as_deref())?;
+            cases.transition(&case, next, &reason).await?;
+            println!("{reference}: {}", next.as_str());
+        }
+        CasesCommand::Breach {
+            reference,
+            actor: who,
+        } => {
+            let case = cases.open(&operator(who), &reference).await?;
+            let due = cases.flag_breach(&case).await?;
+            println!(
+                "{reference}: personal-data breach; notify the authority by {}",
+                local(due)
+            );
+        }
+        CasesCommand::Note {
+            reference,
+            actor: who,
+        } => {
+            let case = cases.open(&operator(who), &reference).await?;
+            let text = NoteText::new(&read_text()?)?;
+            cases.note(&case, &text).await?;
+            println!("{reference}: note added");
+        }
+        CasesCommand::Raw { reference } => {
+            let case = cases.open(&operator(None), &reference).await?;
+            let raw = cases.raw(&case).await?;
+            use std::io::Write;
+            std::io::stdout().write_all(&raw).map_err(CliError::Stdin)?;
+        }
+        CasesCommand::Retry { reference } => {
+            let case = cases.open(&operator(None), &reference).await?;
+            let queue_id = cases.retry(&case).await?;
+            println!(
+                "{reference}: message {queue_id} queued again with {}x the parse budget",
+                cases.retry_budget_factor()
+            );
+        }
+        CasesCommand::Export { format } => {
+            let all = cases.export(&operator(None)).await?;
+            match format {
+                ExportFormat::Json => println!("{}", serde_json::to_string_pretty(&all)?),
+                ExportFormat::Csv => {
+                    println!(
+                        "reference,org,kind,state,received_at,acknowledge_by,feedback_by,overdue,subject"
+                    );
+                    for c in all.iter().map(|d| &d.summary) {
+                        println!(
+                            "{},{},{},{},{},{},{},{},{}",
+                            c.reference,
+                            c.org,
+                            c.kind.as_str(),
+                            c.state.as_str(),
+                            c.received_at,
+                            c.acknowledge_by,
+                            c.feedback_by,
+                            c.overdue,
+                            csv_field(&c.subject)
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `cases show` for a person: the fields, the clocks, the conversation.
+fn print_case(c: &CaseDetail, now: i64) {
+    let s = &c.summary;
+    println!(
+        "{}  [{}]  {} ({})",
+        s.reference,
+        s.org,
+        s.state.as_str(),
+        s.kind.as_str()
+    );
+    println!("subject:        {}", shown(&s.subject));
+    println!("received:       {}", local(s.received_at));
+    println!(
+        "acknowledge by: {}  ({})",
+        local(s.acknowledge_by),
+        clock(s.acknowledge_by, now)
+    );
+    let paused = if c.feedback_paused {
+        "  [paused: needs information]"
+    } else {
+        ""
+    };
+    println!(
+        "feedback by:    {}  ({}){paused}",
+        local(s.feedback_by),
+        clock(s.feedback_by, now)
+    );
+    if let Some(b) = c.breach_notify_by {
+        println!("breach notify:  {}  ({})", local(b), clock(b, now));
+    }
+    if let Some(r) = &c.close_reason {
+        println!("closed:         {r}");
+    }
+    let reporter = match (&c.reporter_name, &c.reporter_address, c.anonymous) {
+        (_, _, true) => "anonymous".to_owned(),
+        (Some(n), Some(a), _) => format!("{n} <{a}>"),
+        (None, Some(a), _) => a.clone(),
+        _ => "anonymous".to_owned(),
+    };
+    println!("reporter:       {reporter}");
+    println!("channel:        {}", c.channel.as_deref().unwrap_or("-"));
+    println!("language:       {}", c.language.as_deref().unwrap_or("-"));
+    println!(
+        "tls:            {} {}",
+        c.tls_version.as_deref().unwrap_or("none"),
+        c.tls_cipher.as_deref().unwrap_or("")
+    );
+    if let Some(v) = &c.cvss_vector {
+        println!(
+            "cvss:           {v}  score {:.1} ({})",
+            c.cvss_score.unwrap_or(0.0),
+            c.cvss_severity.as_deref().unwrap_or("-")
+        );
+    }
+    if !c.cve_ids.is_empty() || !c.cwe_ids.is_empty() {
+        println!(
+            "ids:            {}",
+            [c.cve_ids.clone(), c.cwe_ids.clone()].concat().join(", ")
+        );
+    }
+    for (label, value) in [
+        ("description", &c.description),
+        ("steps / attack chain", &c.steps),
+        ("impact", &c.impact),
+        ("mitigation", &c.mitigation),
+        ("contact", &c.contact),
+    ] {
+        if let Some(v) = value {
+            println!(
+                "\n{label}:\n{}",
+                v.lines()
+                    .map(|l| format!("  {}", shown(l)))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+    }
+    if !c.assets.is_empty() {
+        println!("\nassets:");
+        for a in &c.assets {
+            println!(
+                "  {} {}",
+                if a.in_scope {
+                    "[in scope]    "
+                } else {
+                    "[not in scope]"
+                },
+                a.value
+            );
+        }
+    }
+    if !c.suggestions.is_empty() {
+        println!("\nsuggestions (an analyst decides):");
+        for s in &c.suggestions {
+            println!(
+                "  {} {}: {} (matched {:?})",
+                s.kind, s.name, s.label, s.matched
+            );
+        }
+    }
+    if !c.evidence.is_empty() {
+        println!("\nevidence:");
+        for e in &c.evidence {
+            println!(
+                "  #{} {} {} {} bytes, declared {}, detected {}{}",
+                e.id,
+                e.kind,
+                e.name.as_deref().unwrap_or("(unnamed)"),
+                e.size,
+                e.declared_type,
+                e.sniffed_type.as_deref().unwrap_or("-"),
+                if e.forwarded {
+                    ", from a forwarded message"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    if let Some(reason) = &c.unparsed_reason {
+        println!(
+            "\nNOT PARSED: {reason}\n  read it with `cases raw {}`, or parse it again with a larger budget: `cases retry {}`",
+            s.reference, s.reference
+        );
+    }
+    if !c.conversation.is_empty() {
+        println!("\nconversation:");
+        for m in &c.conversation {
+            let who = if m.from_reporter {
+                "from the reporter".to_owned()
+            } else {
+                "NOT FROM THE REPORTER".to_owned()
+            };
+            println!(
+                "  --- #{} {}  from <{}>  [{who}]  tls {}",
+                m.id,
+                local(m.at),
+                shown(&m.sender),
+                m.tls_version.as_deref().unwrap_or("none")
+            );
+            println!("  subject: {}", shown(&m.subject));
+            for line in m.text.lines() {
+                println!("    {}", shown(line));
+            }
+            for e in c
+                .evidence
+                .iter()
+                .filter(|e| e.conversation_id == Some(m.id))
+            {
+                println!(
+                    "  attachment #{} {} ({} bytes)",
+                    e.id,
+                    e.name.as_deref().unwrap_or("(unnamed)"),
+                    e.size
+                );
+            }
+        }
+    }
+    println!("\ntimeline:");
+    for e in &c.timeline {
+        println!(
+            "  {}  {:<14} {:<10} {}",
+            local(e.at),
+            e.kind.as_str(),
+            e.actor,
+            e.detail
+        );
+    }
+}
+
+/// Standard input, up to what the longest note can take (four bytes per
+/// character) and one character more, so an over-long note is refused by
+/// the same rule as at the other doors, never cut short.
+fn read_text() -> Result<String, CliError> {
+    let cap = (crate::cases::input::MAX_TEXT_CHARS * 4 + 4) as u64;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(std::io::stdin(), cap), &mut bytes)
+        .map_err(CliError::Stdin)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Opens the case's encrypted archives with the reporter's password.
+pub(super) async fn unlock(
+    cases: &Cases,
+    for_orgs: &[String],
+    reference: &str,
+    password_stdin: bool,
+    who: Option<String>,
+) -> Result<(), CliError> {
+    let case = cases.open(&principal(who, for_orgs), reference).await?;
+    let password = read_password(reference, password_stdin)?;
+    let outcome = cases.unlock(&case, password).await?;
+    println!(
+        "{reference}: opened {} archive(s), extracted {} file(s)",
+        outcome.opened, outcome.extracted_files
+    );
+    if !outcome.fields_filled.is_empty() {
+        println!(
+            "filled from the report inside: {}",
+            outcome.fields_filled.join(", ")
+        );
+    }
+    for r in &outcome.refused {
+        println!("refused: {r}");
+    }
+    if outcome.left_locked > 0 {
+        println!(
+            "{} archive(s) left locked for another attempt (limit max_archives)",
+            outcome.left_locked
+        );
+    }
+    Ok(())
+}
+
+/// Report text as a terminal may show it: control characters (escape
+/// sequences a sender could use to rewrite the screen) replaced.
+fn shown(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// RFC 4180 quoting, and a leading quote mark against spreadsheet formula
+/// injection (`=`, `+`, `-`, `@` from a hostile subject).
+fn csv_field(s: &str) -> String {
+    let guarded = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    format!(
+        "\"{}\"",
+        guarded.replace('"', "\"\"").replace(['\r', '\n'], " ")
+    )
+}
+
+/// The password, from a no-echo prompt or the first line of stdin, in a
+/// buffer wiped on drop. It is never logged or stored.
+fn read_password(
+    reference: &str,
+    from_stdin: bool,
+) -> Result<zeroize::Zeroizing<String>, CliError> {
+    let mut line = zeroize::Zeroizing::new(String::new());
+    if from_stdin {
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(CliError::Stdin)?;
+    } else {
+        *line = rpassword::prompt_password(format!("Password for {reference}: "))
+            .map_err(CliError::Stdin)?;
+    }
+    let trimmed = zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
+    if trimmed.is_empty() {
+        return Err(CliError::Usage("empty password".into()));
+    }
+    Ok(trimmed)
+}

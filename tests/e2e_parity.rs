@@ -1,0 +1,472 @@
+//! The three doors to the cases service — the CLI, the JSON API and the
+//! web interface — give the same answer to the same action: the same
+//! refusal with the same message, or the same timeline entry and the same
+//! audit entry. A table of actions, each performed through every door
+//! against one running server (real SMTP intake, real HTTP with curl, the
+//! real binary for the CLI).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::web::{Client, Sso};
+use common::{INTAKE_ON, deliver_from, fixture, report, sh};
+use serde_json::Value;
+use std::process::Command;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Door {
+    Cli,
+    Api,
+    Web,
+}
+
+const DOORS: [Door; 3] = [Door::Cli, Door::Api, Door::Web];
+
+/// What a door answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    Done,
+    /// A refusal: its HTTP status (the CLI has none: 0) and its page or
+    /// message.
+    Refused(u16, String),
+}
+
+/// An action on a case.
+#[derive(Debug, Clone)]
+enum Action {
+    Note(String),
+    Transition(&'static str, String),
+    Breach,
+}
+
+struct Doors {
+    sso: Sso,
+    web: Client,
+    token: String,
+}
+
+const ANALYST: &str = "alice@nc.example";
+
+impl Doors {
+    fn run(&self, door: Door, reference: &str, action: &Action) -> Outcome {
+        match door {
+            Door::Cli => self.cli(reference, action),
+            Door::Api => self.api(reference, action),
+            Door::Web => self.web(reference, action),
+        }
+    }
+
+    fn cli(&self, reference: &str, action: &Action) -> Outcome {
+        let mut args = vec!["--for-org", "netcompany", "cases"];
+        let stdin = match action {
+            Action::Note(text) => {
+                args.extend(["note", reference]);
+                Some(text.as_str())
+            }
+            Action::Transition(state, reason) => {
+                args.extend(["transition", reference, state]);
+                if !reason.is_empty() {
+                    args.extend(["--reason", reason.as_str()]);
+                }
+                None
+            }
+            Action::Breach => {
+                args.extend(["breach", reference]);
+                None
+            }
+        };
+        args.extend(["--actor", ANALYST]);
+        let (ok, _, err) = self.sso.server.cli(&args, stdin);
+        if ok {
+            Outcome::Done
+        } else {
+            // The last line; the lines before are the test config's debug log.
+            let message = err
+                .lines()
+                .rev()
+                .find_map(|l| l.strip_prefix("error: "))
+                .unwrap_or(&err);
+            Outcome::Refused(0, message.to_owned())
+        }
+    }
+
+    fn api(&self, reference: &str, action: &Action) -> Outcome {
+        let (path, body) = match action {
+            Action::Note(text) => ("notes", serde_json::json!({ "text": text })),
+            Action::Transition(state, reason) => (
+                "transition",
+                serde_json::json!({ "state": state, "reason": reason }),
+            ),
+            // The API has no breach route: the row says so.
+            Action::Breach => return Outcome::Refused(404, "no breach route".into()),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("body.json");
+        std::fs::write(&file, body.to_string()).unwrap();
+        let (ok, out) = sh(Command::new("curl")
+            .args(["-sS", "-o", "-", "-w", "\n%{http_code}", "-X", "POST"])
+            .args(["-H", &format!("Authorization: Bearer {}", self.token)])
+            .args(["-H", "Content-Type: application/json"])
+            .arg("--data-binary")
+            .arg(format!("@{}", file.display()))
+            .arg(format!("{}/api/v1/cases/{reference}/{path}", self.sso.base)));
+        assert!(ok, "{out}");
+        let (body, status) = out.trim_end().rsplit_once('\n').unwrap();
+        let status: u16 = status.parse().unwrap();
+        if (200..300).contains(&status) {
+            Outcome::Done
+        } else {
+            let v: Value = serde_json::from_str(body).unwrap();
+            Outcome::Refused(status, v["error"].as_str().unwrap().to_owned())
+        }
+    }
+
+    fn web(&self, reference: &str, action: &Action) -> Outcome {
+        // The session's token, from the case list (a foreign case has no
+        // page to take it from).
+        let csrf = self.web.csrf("/cases");
+        let r = match action {
+            Action::Note(text) => self.web.post(
+                &format!("/cases/{reference}/notes"),
+                &[("csrf", &csrf), ("text", text)],
+            ),
+            Action::Transition(state, reason) => self.web.post(
+                &format!("/cases/{reference}/transition"),
+                &[
+                    ("csrf", &csrf),
+                    ("state", state),
+                    ("reason", reason.as_str()),
+                ],
+            ),
+            Action::Breach => self
+                .web
+                .post(&format!("/cases/{reference}/breach"), &[("csrf", &csrf)]),
+        };
+        if r.status == 303 {
+            Outcome::Done
+        } else {
+            Outcome::Refused(r.status, r.text())
+        }
+    }
+
+    fn show(&self, reference: &str) -> Value {
+        let (ok, out, err) = self
+            .sso
+            .server
+            .cli(&["cases", "show", reference, "--json"], None);
+        assert!(ok, "{err}");
+        serde_json::from_str(&out).unwrap()
+    }
+
+    fn audit(&self) -> Vec<Value> {
+        let (ok, out, err) = self.sso.server.cli(&["audit", "list", "--json"], None);
+        assert!(ok, "{err}");
+        serde_json::from_str(&out).unwrap()
+    }
+
+    /// Audit entries that change something (views are reads).
+    fn changes(&self) -> Vec<Value> {
+        self.audit()
+            .into_iter()
+            .filter(|e| !matches!(e["action"].as_str(), Some("view" | "list" | "sign-in")))
+            .collect()
+    }
+}
+
+/// HTML-escaped as the page shows it.
+fn escaped(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&#34;")
+        .replace('\'', "&#39;")
+}
+
+/// The organisation's policy as the test gives it: breach notification
+/// within 2 business days, not the 72 hours the web interface once used
+/// on its own.
+fn policies() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["netcompany.toml", "magenta.toml"] {
+        let text = std::fs::read_to_string(format!("policies/{name}")).unwrap();
+        let text = text.replace(
+            "breach_notification_within = \"72 hours\"",
+            "breach_notification_within = \"2 business days\"",
+        );
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let path = dir.path().display().to_string();
+    (dir, path)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_door_gives_the_same_answer() {
+    let (_policies, policies_dir) = policies();
+    let sso = Sso::start_env(
+        "",
+        INTAKE_ON,
+        "",
+        vec![("DISCLOSURE_MX_POLICIES_DIR", policies_dir.clone())],
+    );
+    for n in 1..=4 {
+        deliver_from(
+            &sso.server,
+            "r@researcher.example",
+            "security@netcompany.example",
+            &report(
+                &format!("Responsible disclosure: parity {n}"),
+                "Stored XSS in the search page of www.netcompany.com.",
+            ),
+        )
+        .await;
+    }
+    deliver_from(
+        &sso.server,
+        "s@borger.example",
+        "security@magenta.example",
+        &fixture("da-magenta-idor.eml"),
+    )
+    .await;
+    sso.server.wait_filed(5);
+    let (ok, list, err) = sso.server.cli(&["cases", "list", "--json"], None);
+    assert!(ok, "{err}");
+    let list: Vec<Value> = serde_json::from_str(&list).unwrap();
+    let of = |org: &str| -> Vec<String> {
+        list.iter()
+            .filter(|c| c["org"] == org)
+            .map(|c| c["reference"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let nc = of("netcompany");
+    let mag = of("magenta");
+    assert_eq!((nc.len(), mag.len()), (4, 1), "{list:?}");
+
+    let (ok, token, err) = sso
+        .server
+        .cli(&["tokens", "create", "nc-bot", "--org", "netcompany"], None);
+    assert!(ok, "{err}");
+    let web = sso.signed_in(ANALYST, &["nc-analysts"]);
+    let doors = Doors {
+        sso,
+        web,
+        token: token.trim().to_owned(),
+    };
+
+    // ------------------------------------------------------------ refusals
+    let over = "n".repeat(20_001);
+    let refusals: Vec<(&str, &str, Action, u16, String)> = vec![
+        (
+            "an over-limit note",
+            &nc[0],
+            Action::Note(over.clone()),
+            422,
+            "the note is longer than 20000 characters (20001)".into(),
+        ),
+        (
+            "an empty note",
+            &nc[0],
+            Action::Note("  \n ".into()),
+            422,
+            "the note is empty".into(),
+        ),
+        (
+            "a note on another organisation's case",
+            &mag[0],
+            Action::Note("cross-org".into()),
+            404,
+            format!("no case {}", mag[0]),
+        ),
+        (
+            "a transition of another organisation's case",
+            &mag[0],
+            Action::Transition("acknowledged", String::new()),
+            404,
+            format!("no case {}", mag[0]),
+        ),
+        (
+            "a case that does not exist",
+            "NC-1999-0001",
+            Action::Note("hello".into()),
+            404,
+            "no case NC-1999-0001".into(),
+        ),
+        (
+            "an illegal transition",
+            &nc[0],
+            Action::Transition("resolved", String::new()),
+            409,
+            "a new case cannot become resolved".into(),
+        ),
+        (
+            "an unknown state",
+            &nc[0],
+            Action::Transition("bogus", String::new()),
+            422,
+            "unknown state \"bogus\"".into(),
+        ),
+        (
+            "closing without a reason",
+            &nc[0],
+            Action::Transition("closed", String::new()),
+            422,
+            "closing needs a reason: \"\": expected out-of-scope, duplicate:REFERENCE, not-reproducible, informative or spam".into(),
+        ),
+        (
+            "a duplicate of a case elsewhere",
+            &nc[0],
+            Action::Transition("closed", "duplicate:MAG-2026-0001".into()),
+            422,
+            "duplicate of MAG-2026-0001, but no such case exists in the same organisation".into(),
+        ),
+        (
+            "a transition reason over its limit",
+            &nc[0],
+            Action::Transition("acknowledged", "r".repeat(501)),
+            422,
+            "the reason is longer than 500 characters (501)".into(),
+        ),
+    ];
+    for (what, reference, action, status, message) in &refusals {
+        let before = doors.changes().len();
+        let timeline = |r: &str| {
+            if r.starts_with("NC-1999") {
+                0
+            } else {
+                doors.show(r)["timeline"].as_array().unwrap().len()
+            }
+        };
+        let events = timeline(reference);
+        for door in DOORS {
+            let got = doors.run(door, reference, action);
+            match (door, &got) {
+                (Door::Cli, Outcome::Refused(0, m)) => {
+                    assert_eq!(m, message, "{what}: the CLI's message")
+                }
+                (Door::Api, Outcome::Refused(s, m)) => {
+                    assert_eq!((s, m), (status, message), "{what}: the API's answer")
+                }
+                (Door::Web, Outcome::Refused(s, page)) => {
+                    assert_eq!(s, status, "{what}: the web's status");
+                    assert!(
+                        page.contains(&escaped(message)),
+                        "{what}: the web page says {message:?}:\n{page}"
+                    );
+                }
+                _ => panic!("{what}: {door:?} answered {got:?}"),
+            }
+        }
+        assert_eq!(
+            doors.changes().len(),
+            before,
+            "{what}: nothing audited as done"
+        );
+        assert_eq!(
+            timeline(reference),
+            events,
+            "{what}: the timeline is unchanged"
+        );
+    }
+
+    // ------------------------------------------------------------ changes
+    // Each door acts on a case of its own, so each starts from `new`.
+    let actor = |door: Door| match door {
+        Door::Api => "token:nc-bot",
+        _ => ANALYST,
+    };
+    let source = |door: Door| match door {
+        Door::Cli => "cli",
+        _ => "127.0.0.1",
+    };
+    let rows: Vec<(&str, Action, &str, &str, &str)> = vec![
+        (
+            "a note",
+            Action::Note("  Reproduced on staging.  ".into()),
+            "note",
+            "Reproduced on staging.",
+            "internal note added",
+        ),
+        (
+            "an acknowledgement",
+            Action::Transition("acknowledged", String::new()),
+            "transition",
+            "new -> acknowledged",
+            "new -> acknowledged",
+        ),
+        (
+            "a closing with its reason",
+            Action::Transition("closed", "informative".into()),
+            "transition",
+            "acknowledged -> closed (informative)",
+            "acknowledged -> closed",
+        ),
+    ];
+    for (what, action, kind, timeline, audit) in &rows {
+        for (door, reference) in DOORS.into_iter().zip(&nc) {
+            assert_eq!(
+                doors.run(door, reference, action),
+                Outcome::Done,
+                "{what} via {door:?}"
+            );
+            let case = doors.show(reference);
+            let last = case["timeline"].as_array().unwrap().last().unwrap().clone();
+            assert_eq!(last["kind"], *kind, "{what} via {door:?}: {last}");
+            assert_eq!(last["detail"], *timeline, "{what} via {door:?}");
+            assert_eq!(last["actor"], actor(door), "{what} via {door:?}");
+            let entry = doors.changes().last().unwrap().clone();
+            assert_eq!(entry["action"], *kind, "{what} via {door:?}: {entry}");
+            assert_eq!(entry["target"], reference.as_str());
+            assert_eq!(entry["detail"], *audit, "{what} via {door:?}");
+            assert_eq!(entry["actor"], actor(door));
+            assert_eq!(entry["source"], source(door));
+        }
+    }
+
+    // The breach deadline comes from the case's policy, whichever door
+    // flags it (the API has no breach route).
+    let policy =
+        disclosure_mx::policy::PolicySet::load_dir(std::path::Path::new(&policies_dir)).unwrap();
+    let nc_policy = policy.get("netcompany").unwrap();
+    let expected = nc_policy
+        .due(jiff::Timestamp::now(), nc_policy.breach_notification_within)
+        .as_second();
+    for (door, reference) in [Door::Cli, Door::Web].into_iter().zip(&nc) {
+        assert_eq!(doors.run(door, reference, &Action::Breach), Outcome::Done);
+        let case = doors.show(reference);
+        assert_eq!(
+            case["breach_notify_by"].as_i64(),
+            Some(expected),
+            "the policy's deadline via {door:?}"
+        );
+        let last = case["timeline"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(last["kind"], "breach");
+        let entry = doors.changes().last().unwrap().clone();
+        assert_eq!(
+            (entry["action"].as_str(), entry["detail"].as_str()),
+            (Some("breach"), Some("flagged as a personal-data breach"))
+        );
+    }
+
+    // Reads: one view entry per door, with the same detail.
+    let before = doors.audit().len();
+    let (ok, _, err) = doors
+        .sso
+        .server
+        .cli(&["--for-org", "netcompany", "cases", "show", &nc[3]], None);
+    assert!(ok, "{err}");
+    let _ = doors.web.get(&format!("/cases/{}", nc[3]));
+    let (ok, out) = sh(Command::new("curl")
+        .args([
+            "-sS",
+            "-H",
+            &format!("Authorization: Bearer {}", doors.token),
+        ])
+        .arg(format!("{}/api/v1/cases/{}", doors.sso.base, nc[3])));
+    assert!(ok, "{out}");
+    let views: Vec<Value> = doors.audit()[before..].to_vec();
+    assert_eq!(views.len(), 3, "{views:?}");
+    for v in &views {
+        assert_eq!(v["action"], "view");
+        assert_eq!(v["detail"], "case viewed");
+        assert_eq!(v["target"], nc[3].as_str());
+    }
+}
