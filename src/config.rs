@@ -45,7 +45,7 @@ pub struct Config {
     pub web: WebConfig,
     pub saml: SamlConfig,
     /// `[[webhooks]]`: signed POSTs on new cases and state changes.
-    pub webhooks: Vec<crate::web::webhooks::WebhookConfig>,
+    pub webhooks: Vec<crate::outbound::webhooks::WebhookConfig>,
     pub log: LogConfig,
 }
 

@@ -7,11 +7,11 @@
 //! disclosure policy (addresses, service levels, business calendar, scope);
 //! `cli` is the command line over the same library.
 
-pub mod audit;
 pub mod cases;
 pub mod cli;
 pub mod config;
 pub mod intake;
+pub mod model;
 pub mod outbound;
 pub mod policy;
 pub mod private_file;

@@ -2,11 +2,11 @@
 //! listeners, and the signals (SIGTERM/SIGINT drain, SIGHUP reloads the
 //! certificate).
 
+use crate::cases::inbox::{Inbox, Receipts};
 use crate::cases::unlock::Unlocker;
 use crate::config::Config;
 use crate::intake::mime::MimeLimits;
 use crate::intake::worker::{Failure, WorkerPool};
-use crate::intake::{Intake, Receipts};
 use crate::outbound::{OutboundError, Sender};
 use crate::policy::{PlaintextRule, PolicyError, PolicySet};
 use crate::smtp::content::{ContentCheck, Verdict};
@@ -126,7 +126,7 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
             hostname: config.smtp.hostname.clone(),
             outbound: config.outbound.clone(),
         };
-        let intake = Intake::new(
+        let intake = Inbox::new(
             store.clone(),
             Arc::clone(&shared_policies),
             receipts,
@@ -137,13 +137,9 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
         tokio::spawn(intake.run(Arc::clone(&stored), every, intake_stop_rx))
     });
 
-    let sender_task = match Sender::new(
-        &config.outbound,
-        &config.smtp.hostname,
-        Arc::clone(store.sealer()),
-    )? {
+    let sender_task = match Sender::new(&config.outbound, &config.smtp.hostname)? {
         Some(sender) => Some(tokio::spawn(sender.run(
-            store.pool().clone(),
+            store.clone(),
             Arc::new(policies.clone()),
             Arc::new(tokio::sync::Notify::new()),
             intake_stop.subscribe(),
@@ -275,7 +271,7 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
     };
 
     let webhook_task = (!config.webhooks.is_empty()).then(|| {
-        tokio::spawn(crate::web::webhooks::run(
+        tokio::spawn(crate::outbound::webhooks::run(
             store.clone(),
             config.webhooks.clone(),
             intake_stop.subscribe(),

@@ -83,7 +83,7 @@ async fn signed_events_for_new_cases_and_state_changes_retried_until_delivered()
         let body = h["body"].as_str().unwrap();
         assert_eq!(
             h["sig"].as_str().unwrap(),
-            disclosure_mx::web::webhooks::signature("s3cret", body.as_bytes())
+            disclosure_mx::outbound::webhooks::signature("s3cret", body.as_bytes())
         );
         assert!(
             !body.contains("comment field"),

@@ -6,7 +6,7 @@
 //! check; every case operation takes it, so no operation can be reached
 //! with a bare reference string, and none can leak across organisations.
 
-use crate::audit::Who;
+use crate::store::audit::Who;
 use std::collections::BTreeSet;
 
 /// The door a principal came through. It names the source in the audit

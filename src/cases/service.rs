@@ -15,13 +15,13 @@
 
 use super::input::{NoteText, Reason, ReplyText};
 use super::principal::{Authorized, Case, Principal};
-use super::store::{self as repo, CaseDetail, CaseSummary, EvidenceInfo, Filter};
 use super::unlock::{UnlockOutcome, Unlocker};
 use super::{CaseError, CaseState, CloseReason, EventKind};
-use crate::audit::{self, AuditAction, Who};
 use crate::policy::PolicySet;
+use crate::store::audit::{self, AuditAction, Who};
+use crate::store::cases::{self as repo, CaseDetail, CaseSummary, EvidenceInfo, Filter};
 use crate::store::seal::Sealer;
-use crate::store::{AnyConnection, Store};
+use crate::store::{Store, WriteTx};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -165,7 +165,7 @@ impl Cases {
         let mut tx = self.store.write().await?;
         let who = case.principal().who();
         transition_in(
-            tx.conn(),
+            &mut tx,
             self.store.sealer(),
             case,
             &who,
@@ -182,7 +182,7 @@ impl Cases {
     pub async fn note(&self, case: &Authorized<Case>, text: &NoteText) -> Result<(), CaseError> {
         let mut tx = self.store.write().await?;
         record(
-            tx.conn(),
+            &mut tx,
             self.store.sealer(),
             case,
             &case.principal().who(),
@@ -225,7 +225,7 @@ impl Cases {
             .message_id
             .map(|m| format!("<{}>", m.trim_matches(['<', '>'])));
         crate::outbound::enqueue_reply(
-            tx.conn(),
+            &mut tx,
             self.store.sealer(),
             &crate::outbound::Outgoing {
                 kind: "reply",
@@ -241,7 +241,7 @@ impl Cases {
         .await
         .map_err(|e| CaseError::Outbound(e.to_string()))?;
         record(
-            tx.conn(),
+            &mut tx,
             self.store.sealer(),
             case,
             &case.principal().who(),
@@ -276,7 +276,7 @@ impl Cases {
         }
         repo::set_breach_notify_by(&mut tx, case.id, due).await?;
         record(
-            tx.conn(),
+            &mut tx,
             self.store.sealer(),
             case,
             &case.principal().who(),
@@ -366,7 +366,7 @@ impl Cases {
     ) -> Result<(), CaseError> {
         let mut tx = self.store.write().await?;
         audit::record(
-            tx.conn(),
+            &mut tx,
             self.store.sealer(),
             &principal.who().entry(action, target, detail),
         )
@@ -380,7 +380,7 @@ impl Cases {
 /// `awaiting-password` case to `new` in the same transaction as the files
 /// it extracted, by the same rules.
 pub(crate) async fn transition_in(
-    tx: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     case: &Case,
     who: &Who<'_>,
@@ -445,7 +445,7 @@ pub(crate) async fn transition_in(
 /// change to a case leaves both, or neither.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn record(
-    tx: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     case: &Case,
     who: &Who<'_>,
@@ -473,9 +473,9 @@ mod tests {
 
     use super::*;
     use crate::cases::principal::{Door, Scope};
-    use crate::cases::store::NewCase;
     use crate::cases::{CaseKind, ErrorClass};
     use crate::intake::extract::ExtractLimits;
+    use crate::store::cases::NewCase;
     use std::sync::atomic::{AtomicI64, Ordering};
 
     /// 2026-11-30 10:00 UTC, a Monday.
@@ -520,7 +520,7 @@ mod tests {
     async fn file(w: &World, org: &str, prefix: &str) -> String {
         let mut tx = w.store.write().await.unwrap();
         let (_, reference) = repo::insert(
-            tx.conn(),
+            &mut tx,
             w.store.sealer(),
             &NewCase {
                 org: org.into(),

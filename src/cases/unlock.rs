@@ -23,16 +23,16 @@
 //! reason and no longer holds the case.
 
 use super::service::{record, transition_in};
-use super::store::{self as case_store, NewEvidence};
 use super::{Authorized, Case, CaseError, CaseState, EventKind, Reason};
-use crate::audit::{self, AuditAction, Who};
 use crate::intake::analysis::{ArchiveOutcome, OpenedFile};
 use crate::intake::extract::{ExtractError, ExtractLimits};
 use crate::intake::worker::{Budget, Failure, Worker};
 use crate::policy::PolicySet;
+use crate::store::audit::{self, AuditAction, Who};
+use crate::store::cases::{self as case_store, NewEvidence};
 use crate::store::seal::Sealer;
 use crate::store::unlocks::{self, Admission};
-use crate::store::{AnyConnection, Store, StoreError, WriteTx};
+use crate::store::{Store, StoreError, WriteTx};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
@@ -135,7 +135,7 @@ impl Unlocker {
             Admission::Busy => return Err(UnlockError::Busy.into()),
             Admission::Exhausted => {
                 audit::record(
-                    tx.conn(),
+                    &mut tx,
                     self.store.sealer(),
                     &who.entry(
                         AuditAction::UnlockRefused,
@@ -232,10 +232,8 @@ impl Unlocker {
                 ArchiveOutcome::Opened { files, symlinks } => {
                     outcome.opened += 1;
                     outcome.extracted_files += files.len();
-                    store_extracted(tx.conn(), sealer, case.id, l.id, files, &symlinks, now)
-                        .await?;
-                    case_store::mark_opened(tx.conn(), sealer, l.id, &l.object_id, now, None)
-                        .await?;
+                    store_extracted(&mut tx, sealer, case.id, l.id, files, &symlinks, now).await?;
+                    case_store::mark_opened(&mut tx, sealer, l.id, &l.object_id, now, None).await?;
                 }
                 // Another archive of the case took this password; this one
                 // stays locked for its own.
@@ -243,7 +241,7 @@ impl Unlocker {
                 ArchiveOutcome::Failed(e) => {
                     let problem = e.to_string();
                     case_store::mark_opened(
-                        tx.conn(),
+                        &mut tx,
                         sealer,
                         l.id,
                         &l.object_id,
@@ -257,7 +255,7 @@ impl Unlocker {
         }
         if let Some(fields) = &opened.fields {
             outcome.fields_filled =
-                case_store::fill_empty_fields(tx.conn(), sealer, case.id, &case.reference, fields)
+                case_store::fill_empty_fields(&mut tx, sealer, case.id, &case.reference, fields)
                     .await?;
         }
         let mut detail = format!(
@@ -278,7 +276,7 @@ impl Unlocker {
             outcome.refused.len()
         );
         record(
-            tx.conn(),
+            &mut tx,
             sealer,
             case,
             who,
@@ -291,10 +289,10 @@ impl Unlocker {
         .await?;
         unlocks::close_attempt(&mut tx, attempt, "opened").await?;
         let still_locked = unlocks::count_locked(&mut tx, case.id).await?;
-        let state = case_store::lifecycle(tx.conn(), case.id).await?.state;
+        let state = case_store::lifecycle(&mut tx, case.id).await?.state;
         if still_locked == 0 && state == CaseState::AwaitingPassword {
             transition_in(
-                tx.conn(),
+                &mut tx,
                 sealer,
                 case,
                 who,
@@ -318,7 +316,7 @@ struct Failed<'a>(i64, &'static str, &'a str, &'static str);
 
 /// Closes a failed attempt and records it on the timeline and the trail.
 async fn failed(
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     case: &Case,
     who: &Who<'_>,
@@ -327,7 +325,7 @@ async fn failed(
 ) -> Result<(), CaseError> {
     unlocks::close_attempt(tx, attempt, outcome).await?;
     record(
-        tx.conn(),
+        tx,
         sealer,
         case,
         who,
@@ -342,7 +340,7 @@ async fn failed(
 
 /// Stores extracted files as evidence under their archive.
 async fn store_extracted(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     case_id: i64,
     parent: i64,
@@ -365,7 +363,7 @@ async fn store_extracted(
             data: f.data,
         };
         case_store::insert_evidence(
-            conn,
+            tx,
             sealer,
             case_id,
             &evidence,
@@ -386,7 +384,7 @@ async fn store_extracted(
             forwarded: false,
             data: Vec::new(),
         };
-        case_store::insert_evidence(conn, sealer, case_id, &evidence, Some(parent), None).await?;
+        case_store::insert_evidence(tx, sealer, case_id, &evidence, Some(parent), None).await?;
     }
     Ok(())
 }

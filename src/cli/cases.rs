@@ -2,13 +2,13 @@
 //! print what it returns. The rules live in `crate::cases`.
 
 use super::{CasesCommand, CliError, ExportFormat};
-use crate::cases::store::{CaseDetail, Filter};
 use crate::cases::unlock::Unlocker;
-use crate::cases::{CaseState, Cases, Door, NoteText, Principal, Reason, Scope};
+use crate::cases::{Cases, Door, NoteText, Principal, Reason, Scope, state_named};
 use crate::config::Config;
 use crate::intake::extract::ExtractLimits;
 use crate::policy::PolicySet;
 use crate::store::Store;
+use crate::store::cases::{CaseDetail, Filter};
 use std::sync::Arc;
 
 fn now() -> i64 {
@@ -94,7 +94,7 @@ pub(super) async fn cases_command(
         } => {
             let filter = Filter {
                 org,
-                state: state.as_deref().map(CaseState::named).transpose()?,
+                state: state.as_deref().map(state_named).transpose()?,
                 kind: None,
                 overdue,
             };
@@ -136,7 +136,7 @@ pub(super) async fn cases_command(
             actor: who,
         } => {
             let case = cases.open(&operator(who), &reference).await?;
-            let next = CaseState::named(&state)?;
+            let next = state_named(&state)?;
             let reason = Reason::new(reason.as_deref())?;
             cases.transition(&case, next, &reason).await?;
             println!("{reference}: {}", next.as_str());

@@ -3,11 +3,11 @@
 
 mod cases;
 
-use crate::audit::{AuditAction, Who};
 use crate::cases::CaseError;
 use crate::config::{Config, ConfigError};
 use crate::policy::{PolicyError, PolicySet};
 use crate::server::{self, ServeError};
+use crate::store::audit::{AuditAction, Who};
 use crate::store::{Store, StoreError};
 use cases::{actor, local};
 use clap::{Parser, Subcommand};
@@ -237,8 +237,6 @@ pub enum CliError {
     Stdin(std::io::Error),
     #[error(transparent)]
     Outbound(#[from] crate::outbound::OutboundError),
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
     #[error(transparent)]
     Token(#[from] crate::web::tokens::TokenError),
     #[error("audit trail broken at entry {at_entry}: {reason}")]
@@ -358,17 +356,19 @@ fn policies_check(config: &Config) -> Result<(), CliError> {
 
 async fn audit_command(store: &Store, command: AuditCommand) -> Result<(), CliError> {
     match command {
-        AuditCommand::Verify => match crate::audit::verify(store.pool(), store.sealer()).await? {
-            crate::audit::Verdict::Intact { entries } => {
-                println!("audit trail intact: {entries} entries");
-                Ok(())
+        AuditCommand::Verify => {
+            match crate::store::audit::verify(store.pool(), store.sealer()).await? {
+                crate::store::audit::Verdict::Intact { entries } => {
+                    println!("audit trail intact: {entries} entries");
+                    Ok(())
+                }
+                crate::store::audit::Verdict::Broken { at_entry, reason } => {
+                    Err(CliError::AuditBroken { at_entry, reason })
+                }
             }
-            crate::audit::Verdict::Broken { at_entry, reason } => {
-                Err(CliError::AuditBroken { at_entry, reason })
-            }
-        },
+        }
         AuditCommand::List { json } => {
-            let entries = crate::audit::list(store.pool()).await?;
+            let entries = crate::store::audit::list(store.pool()).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&entries)?);
             } else {
@@ -398,10 +398,8 @@ async fn audit_read(
     detail: &str,
 ) -> Result<(), CliError> {
     let who = actor(None);
-    let mut conn = store.connection().await?;
-    crate::audit::record_now(
-        &mut conn,
-        store.sealer(),
+    crate::store::audit::record_now(
+        store,
         &Who {
             actor: &who,
             source: "cli",
@@ -427,13 +425,13 @@ async fn tokens_command(
                     config.policies_dir.display()
                 )));
             }
-            let token = tokens::create(store.pool(), &name, &orgs).await?;
+            let token = tokens::create(store, &name, &orgs).await?;
             audit_read(store, AuditAction::TokenCreate, &name, "api token created").await?;
             println!("{token}");
             eprintln!("Store it now: only its hash is kept.");
         }
         TokensCommand::List => {
-            for t in tokens::list(store.pool()).await? {
+            for t in tokens::list(store).await? {
                 let state = if t.revoked_at.is_some() {
                     "revoked"
                 } else {
@@ -443,7 +441,7 @@ async fn tokens_command(
             }
         }
         TokensCommand::Revoke { name } => {
-            tokens::revoke(store.pool(), &name).await?;
+            tokens::revoke(store, &name).await?;
             audit_read(store, AuditAction::TokenRevoke, &name, "api token revoked").await?;
             println!("{name}: revoked");
         }
@@ -473,7 +471,7 @@ async fn run_command(
         Command::Outbox {
             command: OutboxCommand::List { json },
         } => {
-            let entries = crate::outbound::list(store.pool(), store.sealer()).await?;
+            let entries = crate::store::outbox::list(store).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&entries)?);
             } else {

@@ -15,16 +15,19 @@
 //! are bounded by those limits, not prevented: that needs sender
 //! authentication.
 
+pub mod webhooks;
+
 use crate::policy::Policy;
+use crate::store::outbox::{self, Target};
+pub use crate::store::outbox::{OutboxEntry, Outgoing};
 use crate::store::seal::Sealer;
+use crate::store::{Store, StoreError, WriteTx};
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
-use sqlx::Row;
-use sqlx::{AnyConnection, AnyPool};
 use std::path::PathBuf;
 use std::time::Duration;
 use tracing::{info, warn};
@@ -83,10 +86,8 @@ pub enum OutboundError {
     Relay(String),
     #[error("outbound.relay_ca_file {path}: {reason}")]
     Ca { path: PathBuf, reason: String },
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
     #[error(transparent)]
-    Seal(#[from] crate::store::seal::SealError),
+    Store(#[from] StoreError),
 }
 
 /// An address as receipt limits count it: lower case, without a
@@ -201,59 +202,37 @@ pub struct Recipient<'a> {
 }
 
 /// The first receipt limit `to` would pass, if any: one query for all
-/// four. Suppressed entries are outside the (partial) indexes and each
-/// count stops at its limit, so a flood of suppressed receipts costs
-/// nothing here.
+/// four.
 async fn receipt_limit(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     config: &OutboundConfig,
-    normal: &str,
-    domain: &str,
-    client_ip: &str,
+    to: &Target<'_>,
     now: i64,
-) -> Result<Option<&'static str>, sqlx::Error> {
-    const RECENT: &str = "kind = 'receipt' AND state != 'suppressed'";
-    let sql = format!(
-        "SELECT
-           (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE to_normal = $1 AND {RECENT} AND created_at > $5 LIMIT $6) AS a),
-           (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE to_domain = $2 AND {RECENT} AND created_at > $5 LIMIT $7) AS d),
-           (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE client_ip = $3 AND {RECENT} AND created_at > $5 LIMIT $8) AS c),
-           (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE {RECENT} AND created_at > $4 LIMIT $9) AS h)"
-    );
-    let (address, domains, client, hour): (i64, i64, i64, i64) =
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(normal)
-            .bind(domain)
-            .bind(client_ip)
-            .bind(now - 3600)
-            .bind(now - 86_400)
-            .bind(i64::from(config.receipts_per_address_per_day))
-            .bind(i64::from(config.receipts_per_domain_per_day))
-            .bind(i64::from(config.receipts_per_client_per_day))
-            .bind(i64::from(config.receipts_per_hour))
-            .fetch_one(&mut *conn)
-            .await?;
+) -> Result<Option<&'static str>, StoreError> {
+    let caps = [
+        config.receipts_per_address_per_day,
+        config.receipts_per_domain_per_day,
+        config.receipts_per_client_per_day,
+        config.receipts_per_hour,
+    ];
+    let recent = outbox::recent_receipts(tx, to, caps, now).await?;
     Ok([
         (
-            address,
-            config.receipts_per_address_per_day,
+            recent.address,
+            caps[0],
             "rate limit: receipts_per_address_per_day",
         ),
         (
-            domains,
-            config.receipts_per_domain_per_day,
+            recent.domain,
+            caps[1],
             "rate limit: receipts_per_domain_per_day",
         ),
         (
-            client,
-            config.receipts_per_client_per_day,
+            recent.client,
+            caps[2],
             "rate limit: receipts_per_client_per_day",
         ),
-        (
-            hour,
-            config.receipts_per_hour,
-            "rate limit: receipts_per_hour",
-        ),
+        (recent.hour, caps[3], "rate limit: receipts_per_hour"),
     ]
     .into_iter()
     .find(|(count, limit, _)| *count >= i64::from(*limit))
@@ -265,7 +244,7 @@ async fn receipt_limit(
 /// queued.
 #[allow(clippy::too_many_arguments)]
 pub async fn enqueue_receipt(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     config: &OutboundConfig,
     case_id: i64,
@@ -275,10 +254,10 @@ pub async fn enqueue_receipt(
     message_id: &str,
     in_reply_to: Option<&str>,
     now: i64,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, StoreError> {
     let Some((normal, domain)) = normalise(to.address) else {
-        record_suppressed(
-            conn,
+        outbox::record_suppressed(
+            tx,
             case_id,
             Some(to.address),
             "invalid reporter address",
@@ -287,7 +266,12 @@ pub async fn enqueue_receipt(
         .await?;
         return Ok(false);
     };
-    let limited = receipt_limit(conn, config, &normal, &domain, to.client_ip, now).await?;
+    let target = Target {
+        normal: &normal,
+        domain: &domain,
+        client_ip: to.client_ip,
+    };
+    let limited = receipt_limit(tx, config, &target, now).await?;
     let entry = Outgoing {
         kind: "receipt",
         case_id,
@@ -297,139 +281,38 @@ pub async fn enqueue_receipt(
         message_id,
         in_reply_to,
     };
-    insert(conn, sealer, &entry, limited, to.client_ip, now).await?;
-    Ok(limited.is_none())
-}
-
-/// One message for the outbox.
-pub struct Outgoing<'a> {
-    /// `receipt` (automatic) or `reply` (written by an analyst).
-    pub kind: &'static str,
-    pub case_id: i64,
-    pub to: &'a str,
-    pub subject: &'a str,
-    pub body: &'a str,
-    pub message_id: &'a str,
-    pub in_reply_to: Option<&'a str>,
-}
-
-/// Writes `entry` pending, or suppressed for `suppressed_because`.
-async fn insert(
-    conn: &mut AnyConnection,
-    sealer: &Sealer,
-    entry: &Outgoing<'_>,
-    suppressed_because: Option<&str>,
-    client_ip: &str,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    let (normal, domain) = normalise(entry.to).unwrap_or_default();
-    sqlx::query(
-        "INSERT INTO outbox (case_id, kind, to_address, subject, body, message_id, in_reply_to, state, reason,
-             next_attempt_at, created_at, to_normal, to_domain, client_ip)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    outbox::insert(
+        tx,
+        sealer,
+        &entry,
+        (&normal, &domain),
+        limited,
+        to.client_ip,
+        now,
     )
-    .bind(entry.case_id)
-    .bind(entry.kind)
-    .bind(entry.to.to_ascii_lowercase())
-    .bind(sealer.seal_text(&format!("outbox:{}:subject", entry.message_id), entry.subject))
-    .bind(sealer.seal_text(&format!("outbox:{}:body", entry.message_id), entry.body))
-    .bind(entry.message_id)
-    .bind(entry.in_reply_to)
-    .bind(if suppressed_because.is_some() { "suppressed" } else { "pending" })
-    .bind(suppressed_because)
-    .bind(now)
-    .bind(now)
-    .bind(normal)
-    .bind(domain)
-    .bind(client_ip)
-    .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(limited.is_none())
 }
 
 /// Puts an analyst's reply in the outbox (inside the caller's
 /// transaction). Not rate-limited: a person chose to send it.
 pub async fn enqueue_reply(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     entry: &Outgoing<'_>,
     now: i64,
-) -> Result<(), sqlx::Error> {
-    insert(conn, sealer, entry, None, "", now).await
+) -> Result<(), StoreError> {
+    let (normal, domain) = normalise(entry.to).unwrap_or_default();
+    outbox::insert(tx, sealer, entry, (&normal, &domain), None, "", now).await
 }
 
-/// Records a receipt that will not be sent, and why.
-pub async fn record_suppressed(
-    conn: &mut AnyConnection,
-    case_id: i64,
-    to: Option<&str>,
-    reason: &str,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO outbox (case_id, kind, to_address, subject, body, message_id, state, reason, next_attempt_at, created_at)
-         VALUES ($1, 'receipt', $2, '', '', '', 'suppressed', $3, $4, $5)",
-    )
-    .bind(case_id)
-    .bind(to.unwrap_or(""))
-    .bind(reason)
-    .bind(now)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// One outbox entry as `outbox list` shows it (no body).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct OutboxEntry {
-    pub id: i64,
-    pub case_id: i64,
-    pub kind: String,
-    pub to_address: String,
-    pub subject: String,
-    pub message_id: String,
-    pub state: String,
-    pub reason: Option<String>,
-    pub attempts: i64,
-    pub next_attempt_at: i64,
-    pub sent_at: Option<i64>,
-}
-
-pub async fn list(pool: &AnyPool, sealer: &Sealer) -> Result<Vec<OutboxEntry>, OutboundError> {
-    let rows = sqlx::query(
-        "SELECT id, case_id, kind, to_address, subject, message_id, state, reason, attempts, next_attempt_at, sent_at
-         FROM outbox ORDER BY id",
-    )
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(OutboxEntry {
-                id: r.try_get("id")?,
-                case_id: r.try_get("case_id")?,
-                kind: r.try_get("kind")?,
-                to_address: r.try_get("to_address")?,
-                subject: sealer.open_text(
-                    &format!("outbox:{}:subject", r.try_get::<String, _>("message_id")?),
-                    &r.try_get::<String, _>("subject")?,
-                )?,
-                message_id: r.try_get("message_id")?,
-                state: r.try_get("state")?,
-                reason: r.try_get("reason")?,
-                attempts: r.try_get("attempts")?,
-                next_attempt_at: r.try_get("next_attempt_at")?,
-                sent_at: r.try_get("sent_at")?,
-            })
-        })
-        .collect()
-}
+/// How long a claimed entry is kept from other senders: past the relay
+/// conversation's own time limits (60 s per command).
+const SEND_LEASE_SECONDS: i64 = 300;
 
 /// Delivers due outbox entries through the relay.
 pub struct Sender {
     config: OutboundConfig,
-    /// Opens the sealed subject and body of outbox entries.
-    sealer: std::sync::Arc<Sealer>,
     transport: AsyncSmtpTransport<Tokio1Executor>,
     /// Our name in EHLO.
     hostname: String,
@@ -437,11 +320,7 @@ pub struct Sender {
 
 impl Sender {
     /// None when no relay is configured.
-    pub fn new(
-        config: &OutboundConfig,
-        hostname: &str,
-        sealer: std::sync::Arc<Sealer>,
-    ) -> Result<Option<Sender>, OutboundError> {
+    pub fn new(config: &OutboundConfig, hostname: &str) -> Result<Option<Sender>, OutboundError> {
         let Some(relay) = &config.relay else {
             return Ok(None);
         };
@@ -484,7 +363,6 @@ impl Sender {
             .build();
         Ok(Some(Sender {
             config: config.clone(),
-            sealer,
             transport,
             hostname: hostname.to_owned(),
         }))
@@ -493,92 +371,48 @@ impl Sender {
     /// Sends what is due; returns how many were sent.
     pub async fn send_due(
         &mut self,
-        pool: &AnyPool,
+        store: &Store,
         policies: &crate::policy::PolicySet,
         now: i64,
     ) -> Result<usize, OutboundError> {
-        let mut conn = pool.acquire().await?;
-        let postgres = !conn.backend_name().eq_ignore_ascii_case("sqlite");
         let mut sent = 0;
         // Bounded per pass; the next pass comes a second later.
         for _ in 0..20 {
-            let done = if postgres {
-                // Several receivers may share the outbox: each claims a
-                // different entry and holds it while sending, so no receipt
-                // goes out twice.
-                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                let done = self
-                    .send_one(&mut tx, policies, now, " FOR UPDATE OF o SKIP LOCKED")
-                    .await?;
-                tx.commit().await?;
-                done
-            } else {
-                // One node: no transaction, so the database is not locked
-                // while the relay is talked to.
-                self.send_one(&mut conn, policies, now, "").await?
+            let Some(due) = outbox::claim_due(store, now, SEND_LEASE_SECONDS).await? else {
+                break;
             };
-            match done {
-                None => break,
-                Some(true) => sent += 1,
-                Some(false) => {}
+            if self.send_one(store, policies, now, due).await? {
+                sent += 1;
             }
         }
         Ok(sent)
     }
 
-    /// Sends the oldest due entry: None when there is none, else whether it
-    /// was sent (a failure is recorded with its next attempt).
+    /// Sends one claimed entry; returns whether it was sent (a failure is
+    /// recorded with its next attempt).
     async fn send_one(
         &mut self,
-        conn: &mut AnyConnection,
+        store: &Store,
         policies: &crate::policy::PolicySet,
         now: i64,
-        lock: &'static str,
-    ) -> Result<Option<bool>, OutboundError> {
-        let sql = format!(
-            "SELECT o.id, o.kind, o.to_address, o.subject, o.body, o.message_id, o.in_reply_to, o.attempts, c.org
-             FROM outbox o JOIN cases c ON c.id = o.case_id
-             WHERE o.state = 'pending' AND o.next_attempt_at <= $1 ORDER BY o.id LIMIT 1{lock}"
-        );
-        let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(now)
-            .fetch_optional(&mut *conn)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let id: i64 = r.try_get("id")?;
-        let org: String = r.try_get("org")?;
-        let attempts: i64 = r.try_get("attempts")?;
-        let policy = policies.get(&org);
+        due: outbox::Due,
+    ) -> Result<bool, OutboundError> {
+        let policy = policies.get(&due.org);
         let from = policy
             .and_then(|p| p.addresses.first())
             .and_then(|a| a.parse::<Address>().ok())
             .map(|a| Mailbox::new(policy.map(|p| format!("{} security", p.name)), a));
-        let to: String = r.try_get("to_address")?;
-        let message_id_for_aad: String = r.try_get("message_id")?;
-        let subject = self.sealer.open_text(
-            &format!("outbox:{message_id_for_aad}:subject"),
-            &r.try_get::<String, _>("subject")?,
-        )?;
-        let body = self.sealer.open_text(
-            &format!("outbox:{message_id_for_aad}:body"),
-            &r.try_get::<String, _>("body")?,
-        )?;
-        let message_id: String = r.try_get("message_id")?;
-        let in_reply_to: Option<String> = r.try_get("in_reply_to")?;
-        let automatic = r.try_get::<String, _>("kind")? == "receipt";
         let built = from
             .ok_or_else(|| "no sender address for the organisation".to_owned())
             .and_then(|from| {
                 self.build(
                     from,
-                    &to,
-                    &subject,
-                    body,
-                    &message_id,
-                    in_reply_to,
-                    automatic,
+                    &due.to,
+                    &due.subject,
+                    due.body,
+                    &due.message_id,
+                    due.in_reply_to,
+                    due.automatic,
                 )
             });
         let result = match built {
@@ -590,31 +424,22 @@ impl Sender {
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
+        let id = due.id;
         match result {
             Ok(()) => {
-                sqlx::query("UPDATE outbox SET state = 'sent', sent_at = $1, attempts = attempts + 1, reason = NULL WHERE id = $2")
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await?;
+                outbox::mark_sent(store, id, now).await?;
                 info!(outbox = id, "receipt sent");
-                Ok(Some(true))
+                Ok(true)
             }
             Err(reason) => {
-                let attempts = attempts + 1;
+                let attempts = due.attempts + 1;
                 let failed = attempts >= i64::from(self.config.max_attempts);
                 let delay = (self.config.retry_base.max(1) << (attempts - 1).clamp(0, 16))
                     .min(6 * 3600) as i64;
-                sqlx::query("UPDATE outbox SET state = $1, attempts = $2, next_attempt_at = $3, reason = $4 WHERE id = $5")
-                    .bind(if failed { "failed" } else { "pending" })
-                    .bind(attempts)
-                    .bind(now + delay)
-                    .bind(&reason)
-                    .bind(id)
-                    .execute(&mut *conn)
+                outbox::mark_attempt_failed(store, id, attempts, failed, now + delay, &reason)
                     .await?;
                 warn!(outbox = id, attempts, failed, error = %reason, "receipt not sent");
-                Ok(Some(false))
+                Ok(false)
             }
         }
     }
@@ -672,7 +497,7 @@ impl Sender {
     /// Runs until `stop` fires, sending every `every` and when woken.
     pub async fn run(
         mut self,
-        pool: AnyPool,
+        store: Store,
         policies: std::sync::Arc<crate::policy::PolicySet>,
         wake: std::sync::Arc<tokio::sync::Notify>,
         mut stop: tokio::sync::watch::Receiver<bool>,
@@ -680,7 +505,7 @@ impl Sender {
         info!(hostname = %self.hostname, "outbound sender running");
         loop {
             let now = jiff::Timestamp::now().as_second();
-            if let Err(e) = self.send_due(&pool, &policies, now).await {
+            if let Err(e) = self.send_due(&store, &policies, now).await {
                 warn!(error = %e, "outbound pass failed");
             }
             tokio::select! {
@@ -745,11 +570,7 @@ mod tests {
             relay: Some("127.0.0.1:25".into()),
             ..OutboundConfig::default()
         };
-        let dir = tempfile::tempdir().unwrap();
-        let (sealer, _) = Sealer::load(&dir.path().join("k"), true).unwrap();
-        let sender = Sender::new(&config, "mx.test", std::sync::Arc::new(sealer))
-            .unwrap()
-            .unwrap();
+        let sender = Sender::new(&config, "mx.test").unwrap().unwrap();
         let from = Mailbox::new(None, "security@netcompany.example".parse().unwrap());
         let body = ".\r\n.hidden line\r\nMAIL FROM:<x@y>\r\n".to_owned();
         let message = sender

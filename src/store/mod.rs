@@ -74,9 +74,16 @@ pub struct MessageSummary {
     pub quarantine_reason: Option<String>,
 }
 
+pub mod audit;
+pub mod cases;
+pub mod messages;
+pub mod outbox;
 pub mod schema;
 pub mod seal;
+pub mod sessions;
+pub mod tokens;
 pub mod unlocks;
+pub mod webhooks;
 
 use seal::{SealError, Sealer};
 use std::sync::Arc;
@@ -121,14 +128,14 @@ impl Backend {
 /// A write transaction in progress: only `Store::write` makes one, so a
 /// function that takes `&mut WriteTx` runs inside a transaction that holds
 /// the backend's write lock. Dropped without `commit`, it rolls back.
-pub struct WriteTx {
-    tx: sqlx::Transaction<'static, sqlx::Any>,
+pub struct WriteTx<'c> {
+    tx: sqlx::Transaction<'c, sqlx::Any>,
     backend: Backend,
 }
 
-impl WriteTx {
+impl WriteTx<'_> {
     /// The connection the transaction runs on, for the repositories.
-    pub(crate) fn conn(&mut self) -> &mut AnyConnection {
+    pub(in crate::store) fn conn(&mut self) -> &mut AnyConnection {
         &mut self.tx
     }
 
@@ -136,8 +143,21 @@ impl WriteTx {
         self.backend
     }
 
+    /// A savepoint inside this transaction: itself a write transaction,
+    /// whose `commit` keeps its changes for the outer one to commit and
+    /// whose drop (or `rollback`) undoes only them.
+    pub async fn savepoint(&mut self) -> Result<WriteTx<'_>, StoreError> {
+        let backend = self.backend;
+        let tx = sqlx::Connection::begin(&mut *self.tx).await?;
+        Ok(WriteTx { tx, backend })
+    }
+
     pub async fn commit(self) -> Result<(), StoreError> {
         Ok(self.tx.commit().await?)
+    }
+
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        Ok(self.tx.rollback().await?)
     }
 }
 
@@ -392,7 +412,7 @@ impl Store {
     /// lock up front, so a read inside never has to be upgraded), `BEGIN`
     /// on PostgreSQL. Everything one operation changes, with its timeline
     /// and audit entries, commits or rolls back together.
-    pub async fn write(&self) -> Result<WriteTx, StoreError> {
+    pub async fn write(&self) -> Result<WriteTx<'static>, StoreError> {
         let tx = self.pool.begin_with(self.backend.begin_write()).await?;
         Ok(WriteTx {
             tx,
@@ -628,7 +648,7 @@ async fn migrate_legacy(pool: &AnyPool, sealer: &Sealer) -> Result<bool, StoreEr
             .fetch_all(pool)
             .await?;
     for (id, name, data) in rows {
-        let object = crate::cases::store::object_id();
+        let object = crate::store::cases::object_id();
         let aad = format!("evidence:{object}");
         sqlx::query("UPDATE case_evidence SET object_id = $1, name = $2, data = $3 WHERE id = $4")
             .bind(&object)

@@ -30,7 +30,7 @@ pub struct Rules {
 /// limit between the check and the record. An attempt still running
 /// counts as failed.
 pub async fn begin_attempt(
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     case_id: i64,
     actor: &str,
     holder: &str,
@@ -88,7 +88,7 @@ pub async fn begin_attempt(
 /// How an attempt ended: `opened`, `wrong-password`, `failed`,
 /// `nothing-locked`.
 pub async fn close_attempt(
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     attempt: i64,
     outcome: &str,
 ) -> Result<(), StoreError> {
@@ -101,7 +101,7 @@ pub async fn close_attempt(
 }
 
 /// Gives the case's lock back, if `holder` still holds it.
-pub async fn release(tx: &mut WriteTx, case_id: i64, holder: &str) -> Result<(), StoreError> {
+pub async fn release(tx: &mut WriteTx<'_>, case_id: i64, holder: &str) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM unlock_locks WHERE case_id = $1 AND holder = $2")
         .bind(case_id)
         .bind(holder)
@@ -119,7 +119,7 @@ pub struct Locked {
 }
 
 pub async fn locked_archives(
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     case_id: i64,
 ) -> Result<Vec<Locked>, StoreError> {
@@ -150,7 +150,7 @@ pub async fn locked_archives(
 }
 
 /// How many of the case's archives are still locked.
-pub async fn count_locked(tx: &mut WriteTx, case_id: i64) -> Result<i64, StoreError> {
+pub async fn count_locked(tx: &mut WriteTx<'_>, case_id: i64) -> Result<i64, StoreError> {
     let (n,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM case_evidence WHERE case_id = $1 AND archive_locked = 1",
     )

@@ -16,14 +16,13 @@ pub mod saml;
 pub mod session;
 pub mod tokens;
 pub mod ui;
-pub mod webhooks;
 
-use crate::audit::{self, AuditAction};
-use crate::cases::store::Filter;
 use crate::cases::{
-    CaseError, CaseKind, CaseState, Cases, Door, ErrorClass, NoteText, Principal, Reason, Scope,
+    CaseError, CaseKind, Cases, Door, ErrorClass, NoteText, Principal, Reason, Scope, state_named,
 };
 use crate::store::Store;
+use crate::store::audit::{self, AuditAction};
+use crate::store::cases::Filter;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
@@ -233,6 +232,7 @@ impl From<CaseError> for ApiError {
             ErrorClass::NotFound => StatusCode::NOT_FOUND,
             ErrorClass::Conflict => StatusCode::CONFLICT,
             ErrorClass::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorClass::Limited => StatusCode::TOO_MANY_REQUESTS,
             ErrorClass::Internal => {
                 tracing::error!(error = %e, "api request failed");
                 return ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into());
@@ -276,9 +276,8 @@ impl FromRequestParts<Api> for Caller {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(unauthorized)?;
-        let account: ServiceAccount = tokens::authenticate(api.store.pool(), token.trim())
-            .await
-            .map_err(|e| ApiError::from(crate::store::StoreError::Database(e)))?
+        let account: ServiceAccount = tokens::authenticate(&api.store, token.trim())
+            .await?
             .ok_or_else(unauthorized)?;
         let source = parts
             .extensions
@@ -324,13 +323,13 @@ async fn list_cases(
     };
     let filter = Filter {
         org: q.org,
-        state: q.state.as_deref().map(CaseState::named).transpose()?,
+        state: q.state.as_deref().map(state_named).transpose()?,
         kind,
         overdue: q.overdue,
     };
     let visible = api.cases.list(&p, &filter).await?;
     let mut tx = api.store.write().await?;
-    audit::record_in(
+    audit::record(
         &mut tx,
         api.store.sealer(),
         &p.who().entry(AuditAction::List, "", "cases listed"),
@@ -362,7 +361,7 @@ async fn transition(
     Json(body): Json<TransitionBody>,
 ) -> Result<Response, ApiError> {
     let case = api.cases.open(&p, &reference).await?;
-    let next = CaseState::named(&body.state)?;
+    let next = state_named(&body.state)?;
     let reason = Reason::new(body.reason.as_deref())?;
     api.cases.transition(&case, next, &reason).await?;
     Ok(json(

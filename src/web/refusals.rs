@@ -12,8 +12,8 @@
 //! sources per minute; the rest are counted together), or lose a minute's
 //! tally on an orderly stop (`flush(all)` runs at shutdown).
 
-use crate::audit::{self, AuditAction, Who};
 use crate::store::Store;
+use crate::store::audit::{self, AuditAction, Who};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -77,7 +77,6 @@ impl RefusalLog {
         if done.is_empty() {
             return Ok(0);
         }
-        let mut conn = store.pool().acquire().await?;
         for (minute, sources) in done {
             let when = jiff::Timestamp::from_second(minute * 60)
                 .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
@@ -97,12 +96,8 @@ impl RefusalLog {
                     actor: "unknown",
                     source: &source,
                 };
-                audit::record_now(
-                    &mut conn,
-                    store.sealer(),
-                    &who.entry(AuditAction::SignInRefused, "", &detail),
-                )
-                .await?;
+                audit::record_now(store, &who.entry(AuditAction::SignInRefused, "", &detail))
+                    .await?;
                 written += 1;
             }
         }

@@ -20,6 +20,7 @@
 //! proves every check above ran.
 
 use crate::config::{RoleKind, RoleRule, SamlConfig};
+use crate::store::{Store, StoreError, sessions};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use samael::crypto::AllowedSignatureAlgorithm as Alg;
@@ -27,7 +28,6 @@ use samael::metadata::{EntityDescriptor, HTTP_REDIRECT_BINDING};
 use samael::schema::{Assertion, Response};
 use samael::service_provider::ServiceProvider;
 use samael::traits::ToXml;
-use sqlx::AnyConnection;
 use std::collections::BTreeSet;
 
 /// Largest SAMLResponse form value accepted, base64 (256 KiB). Real
@@ -72,7 +72,7 @@ pub enum SamlError {
     #[error("the sign-in did not start in this browser; start again here")]
     OtherBrowser,
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[from] StoreError),
 }
 
 /// The service provider.
@@ -394,7 +394,7 @@ impl Sso {
     /// either is a replay. Both are recorded or neither.
     pub async fn consume(
         &self,
-        conn: &mut AnyConnection,
+        store: &Store,
         request_id: &str,
         a: &VerifiedAssertion,
         now: i64,
@@ -402,44 +402,15 @@ impl Sso {
         let request_expires = self
             .request_expiry(request_id, now)
             .ok_or(SamlError::UnknownRequest)?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        sqlx::query("DELETE FROM saml_used WHERE expires_at <= $1")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
         let used = [
-            (format!("request:{request_id}"), request_expires, true),
-            (
-                format!("assertion:{}", a.id),
-                a.expires_at.max(now + 1),
-                false,
-            ),
+            (format!("request:{request_id}"), request_expires),
+            (format!("assertion:{}", a.id), a.expires_at.max(now + 1)),
         ];
-        for (id, expires, is_request) in used {
-            let replay = || {
-                if is_request {
-                    SamlError::UnknownRequest
-                } else {
-                    SamlError::Replayed
-                }
-            };
-            let seen: Option<(String,)> = sqlx::query_as("SELECT id FROM saml_used WHERE id = $1")
-                .bind(&id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if seen.is_some() {
-                return Err(replay());
-            }
-            sqlx::query("INSERT INTO saml_used (id, expires_at) VALUES ($1, $2)")
-                .bind(&id)
-                .bind(expires)
-                .execute(&mut *tx)
-                .await
-                // A concurrent insert of the same id loses here: also a replay.
-                .map_err(|_| replay())?;
+        match sessions::mark_used(store, now, &used).await? {
+            Ok(()) => Ok(()),
+            Err(0) => Err(SamlError::UnknownRequest),
+            Err(_) => Err(SamlError::Replayed),
         }
-        tx.commit().await?;
-        Ok(())
     }
 }
 

@@ -9,7 +9,8 @@
 
 use super::saml::{Roles, VerifiedAssertion};
 use super::tokens::{hash, random_hex};
-use sqlx::{AnyConnection, Row};
+use crate::store::sessions::{self, StoredSession};
+use crate::store::{Store, StoreError};
 
 /// The cookie name: `__Host-` (Secure, no Domain, Path=/) when Secure.
 pub fn cookie_name(secure: bool) -> &'static str {
@@ -47,90 +48,65 @@ pub enum NoSession {
 /// Creates a session for the person a verified assertion names (only the
 /// SAML module can make one); returns the cookie value.
 pub async fn create(
-    conn: &mut AnyConnection,
+    store: &Store,
     who: &VerifiedAssertion,
     display: &str,
     roles: &Roles,
     now: i64,
-) -> Result<Option<String>, sqlx::Error> {
+) -> Result<Option<String>, StoreError> {
     let (Some(token), Some(csrf)) = (random_hex(32), random_hex(32)) else {
         return Ok(None);
     };
-    sqlx::query(
-        "INSERT INTO web_sessions (hash, actor, display, roles, csrf, created_at, last_seen)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(hash(&token))
-    .bind(who.name_id())
-    .bind(display)
-    .bind(serde_json::to_string(roles).unwrap_or_default())
-    .bind(csrf)
-    .bind(now)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+    let stored = StoredSession {
+        actor: who.name_id().to_owned(),
+        display: display.to_owned(),
+        roles: serde_json::to_string(roles).unwrap_or_default(),
+        csrf,
+        created_at: now,
+        last_seen: now,
+    };
+    sessions::insert(store, &hash(&token), &stored).await?;
     Ok(Some(token))
 }
 
 /// The session for cookie value `token`, refreshed; expired ones are
 /// deleted.
 pub async fn load(
-    conn: &mut AnyConnection,
+    store: &Store,
     token: &str,
     life: Lifetimes,
     now: i64,
-) -> Result<Result<Session, NoSession>, sqlx::Error> {
+) -> Result<Result<Session, NoSession>, StoreError> {
     let h = hash(token);
-    let Some(r) = sqlx::query(
-        "SELECT actor, display, roles, csrf, created_at, last_seen FROM web_sessions WHERE hash = $1",
-    )
-    .bind(&h)
-    .fetch_optional(&mut *conn)
-    .await?
-    else {
+    let Some(s) = sessions::find(store, &h).await? else {
         return Ok(Err(NoSession::Missing));
     };
-    let created: i64 = r.try_get("created_at")?;
-    let last_seen: i64 = r.try_get("last_seen")?;
-    if now - last_seen >= life.idle || now - created >= life.absolute {
-        end(conn, &h).await?;
+    if now - s.last_seen >= life.idle || now - s.created_at >= life.absolute {
+        sessions::delete(store, &h).await?;
         return Ok(Err(NoSession::Expired));
     }
     // Written at most once a minute (or a quarter of the idle time, if
     // shorter): the idle clock need not be finer.
-    if now - last_seen >= (life.idle / 4).clamp(1, 60) {
-        sqlx::query("UPDATE web_sessions SET last_seen = $1 WHERE hash = $2")
-            .bind(now)
-            .bind(&h)
-            .execute(&mut *conn)
-            .await?;
+    if now - s.last_seen >= (life.idle / 4).clamp(1, 60) {
+        sessions::touch(store, &h, now).await?;
     }
     Ok(Ok(Session {
         hash: h,
-        actor: r.try_get("actor")?,
-        display: r.try_get("display")?,
-        roles: serde_json::from_str(&r.try_get::<String, _>("roles")?).unwrap_or_default(),
-        csrf: r.try_get("csrf")?,
+        actor: s.actor,
+        display: s.display,
+        roles: serde_json::from_str(&s.roles).unwrap_or_default(),
+        csrf: s.csrf,
     }))
 }
 
 /// Ends the session with this hash.
-pub async fn end(conn: &mut AnyConnection, session_hash: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM web_sessions WHERE hash = $1")
-        .bind(session_hash)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+pub async fn end(store: &Store, session_hash: &str) -> Result<(), StoreError> {
+    sessions::delete(store, session_hash).await
 }
 
 /// Deletes sessions past either limit.
-pub async fn sweep(conn: &mut AnyConnection, life: Lifetimes, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM web_sessions WHERE last_seen <= $1 OR created_at <= $2")
-        .bind(now - life.idle)
-        .bind(now - life.absolute)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+pub async fn sweep(store: &Store, life: Lifetimes, now: i64) -> Result<(), StoreError> {
+    sessions::sweep(store, now - life.idle, now - life.absolute).await
 }
 
 /// Constant-time comparison of a submitted CSRF token with the session's.

@@ -4,10 +4,10 @@
 //! are 256 random bits, so a fast hash is enough). Each token is scoped to
 //! one or more organisations and can be revoked.
 
+use crate::store::{Store, StoreError, tokens};
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Serialize;
-use sqlx::{AnyPool, Row};
 
 /// A service account, as an authenticated request carries it.
 #[derive(Debug, Clone)]
@@ -40,8 +40,8 @@ pub enum TokenError {
     NoOrg,
     #[error("no randomness from the operating system")]
     Random,
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// SHA-256 of a bearer secret, hex: what the database keeps instead of it.
@@ -61,82 +61,48 @@ pub(crate) fn random_hex(n: usize) -> Option<String> {
 }
 
 /// Creates a token and returns it; it cannot be shown again.
-pub async fn create(pool: &AnyPool, name: &str, orgs: &[String]) -> Result<String, TokenError> {
+pub async fn create(store: &Store, name: &str, orgs: &[String]) -> Result<String, TokenError> {
     if orgs.is_empty() {
         return Err(TokenError::NoOrg);
     }
-    let mut bytes = [0u8; 32];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| TokenError::Random)?;
-    let token = format!(
-        "dmx_{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
-    let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM api_tokens WHERE name = $1")
-        .bind(name)
-        .fetch_optional(pool)
-        .await?;
-    if exists.is_some() {
+    let token = format!("dmx_{}", random_hex(32).ok_or(TokenError::Random)?);
+    if tokens::exists(store, name).await? {
         return Err(TokenError::Exists(name.to_owned()));
     }
-    sqlx::query("INSERT INTO api_tokens (name, hash, orgs, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(name)
-        .bind(hash(&token))
-        .bind(serde_json::to_string(orgs).unwrap_or_else(|_| "[]".into()))
-        .bind(jiff::Timestamp::now().as_second())
-        .execute(pool)
-        .await?;
+    let now = jiff::Timestamp::now().as_second();
+    tokens::insert(store, name, &hash(&token), orgs, now).await?;
     Ok(token)
 }
 
-pub async fn revoke(pool: &AnyPool, name: &str) -> Result<(), TokenError> {
-    let done =
-        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL")
-            .bind(jiff::Timestamp::now().as_second())
-            .bind(name)
-            .execute(pool)
-            .await?;
-    if done.rows_affected() == 0 {
+pub async fn revoke(store: &Store, name: &str) -> Result<(), TokenError> {
+    if !tokens::revoke(store, name, jiff::Timestamp::now().as_second()).await? {
         return Err(TokenError::NotFound(name.to_owned()));
     }
     Ok(())
 }
 
-pub async fn list(pool: &AnyPool) -> Result<Vec<TokenInfo>, TokenError> {
-    let rows = sqlx::query("SELECT name, orgs, created_at, revoked_at FROM api_tokens ORDER BY id")
-        .fetch_all(pool)
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(TokenInfo {
-                name: r.try_get("name")?,
-                orgs: serde_json::from_str(&r.try_get::<String, _>("orgs")?).unwrap_or_default(),
-                created_at: r.try_get("created_at")?,
-                revoked_at: r.try_get("revoked_at")?,
-            })
+pub async fn list(store: &Store) -> Result<Vec<TokenInfo>, TokenError> {
+    Ok(tokens::list(store)
+        .await?
+        .into_iter()
+        .map(|t| TokenInfo {
+            name: t.name,
+            orgs: t.orgs,
+            created_at: t.created_at,
+            revoked_at: t.revoked_at,
         })
-        .collect()
+        .collect())
 }
 
 /// The live service account a presented token belongs to.
 pub async fn authenticate(
-    pool: &AnyPool,
+    store: &Store,
     token: &str,
-) -> Result<Option<ServiceAccount>, sqlx::Error> {
+) -> Result<Option<ServiceAccount>, StoreError> {
     if !token.starts_with("dmx_") || token.len() != 68 {
         return Ok(None);
     }
-    let row =
-        sqlx::query("SELECT name, orgs FROM api_tokens WHERE hash = $1 AND revoked_at IS NULL")
-            .bind(hash(token))
-            .fetch_optional(pool)
-            .await?;
-    row.map(|r| {
-        Ok(ServiceAccount {
-            name: r.try_get("name")?,
-            orgs: serde_json::from_str(&r.try_get::<String, _>("orgs")?).unwrap_or_default(),
-        })
-    })
-    .transpose()
+    Ok(tokens::find_live(store, &hash(token))
+        .await?
+        .map(|(name, orgs)| ServiceAccount { name, orgs }))
 }

@@ -13,14 +13,14 @@
 use super::devidp::{DevIdp, ResponseSpec, Signed};
 use super::saml::{Roles, SamlError, Sso};
 use super::session::{self, Lifetimes, NoSession, Session};
-use crate::audit::{self, AuditAction, Who};
-use crate::cases::store::Filter;
 use crate::cases::{
     Authorized, Case, CaseError, CaseKind, CaseState, Cases, Door, ErrorClass, EvidenceUse,
-    NoteText, Principal, Reason, ReplyText, Scope,
+    NoteText, Principal, Reason, ReplyText, Scope, state_named,
 };
 use crate::policy::PolicySet;
 use crate::store::Store;
+use crate::store::audit::{self, AuditAction, Who};
+use crate::store::cases::Filter;
 use askama::Template;
 use axum::Router;
 use axum::extract::{ConnectInfo, Form, FromRequestParts, Path, Query, State};
@@ -136,13 +136,6 @@ pub enum UiError {
     Internal,
 }
 
-impl From<sqlx::Error> for UiError {
-    fn from(e: sqlx::Error) -> Self {
-        tracing::error!(error = %e, "web request failed");
-        UiError::Internal
-    }
-}
-
 impl From<CaseError> for UiError {
     fn from(e: CaseError) -> Self {
         match e.class() {
@@ -174,6 +167,7 @@ impl IntoResponse for UiError {
             UiError::NotFound => (StatusCode::NOT_FOUND, "Not found", "There is nothing here for you.".to_owned()),
             UiError::Case(ErrorClass::NotFound, why) => (StatusCode::NOT_FOUND, "Not found", why),
             UiError::Case(ErrorClass::Conflict, why) => (StatusCode::CONFLICT, "Not done", why),
+            UiError::Case(ErrorClass::Limited, why) => (StatusCode::TOO_MANY_REQUESTS, "Not now", why),
             UiError::Case(_, why) => (StatusCode::UNPROCESSABLE_ENTITY, "Not done", why),
             UiError::Forbidden(why) => (StatusCode::FORBIDDEN, "Refused", why.to_owned()),
             UiError::BadRequest(why) => (StatusCode::UNPROCESSABLE_ENTITY, "Not done", why),
@@ -280,9 +274,8 @@ impl FromRequestParts<S> for Analyst {
             .and_then(|v| v.to_str().ok())
             .and_then(|c| session::from_header(c, ui.secure_cookies))
             .ok_or(UiError::SignIn { post })?;
-        let mut conn = ui.store.connection().await?;
         let now = now();
-        match session::load(&mut conn, token, ui.lifetimes, now).await? {
+        match session::load(&ui.store, token, ui.lifetimes, now).await? {
             Ok(session) => Ok(Analyst {
                 session,
                 source: client(parts),
@@ -464,17 +457,15 @@ async fn acs(
             return Ok(refused(e));
         }
     };
-    let mut conn = ui.store.connection().await?;
     // Consume the request and the assertion id: a second post of the same
     // response is a replay.
-    if let Err(e) = ui.sso.consume(&mut conn, &request_id, &verified, now).await {
+    if let Err(e) = ui.sso.consume(&ui.store, &request_id, &verified, now).await {
         let who = Who {
             actor: verified.name_id(),
             source: &source,
         };
         audit::record_now(
-            &mut conn,
-            ui.store.sealer(),
+            &ui.store,
             &who.entry(AuditAction::SignInRefused, "", category(&e)),
         )
         .await?;
@@ -488,8 +479,7 @@ async fn acs(
     };
     if roles.is_empty() {
         audit::record_now(
-            &mut conn,
-            ui.store.sealer(),
+            &ui.store,
             &who.entry(AuditAction::SignInRefused, "", "no role granted"),
         )
         .await?;
@@ -503,9 +493,9 @@ async fn acs(
         )
             .into_response());
     }
-    session::sweep(&mut conn, ui.lifetimes, now).await?;
+    session::sweep(&ui.store, ui.lifetimes, now).await?;
     let display = ui.sso.display_name(&verified);
-    let Some(token) = session::create(&mut conn, &verified, &display, &roles, now).await? else {
+    let Some(token) = session::create(&ui.store, &verified, &display, &roles, now).await? else {
         return Err(UiError::Internal);
     };
     let orgs: Vec<&str> = roles.orgs.iter().map(String::as_str).collect();
@@ -514,12 +504,7 @@ async fn acs(
         if roles.admin { "admin " } else { "" },
         orgs.join(" ")
     );
-    audit::record_now(
-        &mut conn,
-        ui.store.sealer(),
-        &who.entry(AuditAction::SignIn, "", &detail),
-    )
-    .await?;
+    audit::record_now(&ui.store, &who.entry(AuditAction::SignIn, "", &detail)).await?;
     let mut r = Redirect::to("/cases").into_response();
     if let Ok(v) = HeaderValue::from_str(&session::set_cookie(
         &token,
@@ -542,11 +527,9 @@ async fn logout(
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, UiError> {
     a.check_csrf(&f.csrf)?;
-    let mut conn = ui.store.connection().await?;
-    session::end(&mut conn, &a.session.hash).await?;
+    session::end(&ui.store, &a.session.hash).await?;
     audit::record_now(
-        &mut conn,
-        ui.store.sealer(),
+        &ui.store,
         &a.who().entry(AuditAction::SignOut, "", "signed out"),
     )
     .await?;
@@ -624,7 +607,7 @@ async fn list(
     } else if f.state.is_empty() {
         None
     } else {
-        Some(CaseState::named(&f.state)?)
+        Some(state_named(&f.state)?)
     };
     let filter = Filter {
         org: Some(f.org.clone()).filter(|o| !o.is_empty()),
@@ -1052,6 +1035,7 @@ async fn refused(
     let status = match e.class() {
         ErrorClass::Conflict => StatusCode::CONFLICT,
         ErrorClass::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorClass::Limited => StatusCode::TOO_MANY_REQUESTS,
         _ => return Err(e.into()),
     };
     case_page(ui, a, case, None, Some((status, e.to_string()))).await
@@ -1074,7 +1058,7 @@ async fn transition(
     a.check_csrf(&f.csrf)?;
     let case = a.open(&ui, &reference).await?;
     let result = async {
-        let next = CaseState::named(&f.state)?;
+        let next = state_named(&f.state)?;
         let reason = Reason::new(Some(&f.reason))?;
         ui.cases.transition(&case, next, &reason).await
     }
@@ -1249,10 +1233,8 @@ async fn audit_page(
             detail: e.detail,
         })
         .collect();
-    let mut conn = ui.store.connection().await?;
     audit::record_now(
-        &mut conn,
-        ui.store.sealer(),
+        &ui.store,
         &a.who()
             .entry(AuditAction::AuditView, "", "audit trail viewed (web)"),
     )

@@ -1,14 +1,15 @@
-//! Cases in the database: creating them from intake, reading them for the
-//! CLI, and the lifecycle operations. Runtime `sqlx::query` only.
+//! The cases repository: case rows, their sealed fields, assets,
+//! suggestions, evidence, timeline and conversation. It persists what the
+//! cases service decided and reads it back; it holds no rule of its own.
 
-use super::{CaseKind, CaseState, EventKind};
-use crate::intake::archive::ArchiveInfo;
-use crate::intake::report::{ReportFields, Suggestion};
-use crate::store::seal::Sealer;
-use crate::store::{StoreError, WriteTx};
+use super::seal::Sealer;
+use super::{StoreError, WriteTx};
+use crate::model::archive::ArchiveInfo;
+use crate::model::case::{CaseKind, CaseState, EventKind};
+use crate::model::report::{Language, ReportFields, Suggestion};
 use serde::Serialize;
+use sqlx::AnyPool;
 use sqlx::Row;
-use sqlx::{AnyConnection, AnyPool};
 
 /// Evidence as intake hands it over: already typed by content.
 #[derive(Debug, Clone)]
@@ -92,7 +93,7 @@ fn evidence_field(object: &str, column: &str) -> String {
 /// is a locked archive stays clear, for the case's state. Returns its row
 /// id.
 pub async fn insert_evidence(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     case_id: i64,
     e: &NewEvidence,
@@ -126,7 +127,7 @@ pub async fn insert_evidence(
     .bind(i64::from(locked))
     .bind(e.conversation_id)
     .persistent(false)
-    .fetch_one(&mut *conn)
+    .fetch_one(tx.conn())
     .await?;
     Ok(row.try_get("id")?)
 }
@@ -169,7 +170,7 @@ impl SealedFields {
 
 /// Writes the report-derived fields of case `id`, sealed, and its assets.
 pub(crate) async fn write_fields(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     id: i64,
     reference: &str,
@@ -193,16 +194,16 @@ pub(crate) async fn write_fields(
     .bind(v.cwe_ids)
     .bind(v.cvss)
     .bind(id)
-    .execute(&mut *conn)
+    .execute(tx.conn())
     .await?;
     for a in &f.assets {
-        insert_asset(conn, sealer, id, &a.value, a.in_scope).await?;
+        insert_asset(tx, sealer, id, &a.value, a.in_scope).await?;
     }
     Ok(())
 }
 
 pub(crate) async fn insert_asset(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     case_id: i64,
     value: &str,
@@ -212,7 +213,7 @@ pub(crate) async fn insert_asset(
         .bind(case_id)
         .bind(sealer.seal_text(&case_child(case_id, "asset"), value))
         .bind(i64::from(in_scope))
-        .execute(&mut *conn)
+        .execute(tx.conn())
         .await?;
     Ok(())
 }
@@ -220,7 +221,7 @@ pub(crate) async fn insert_asset(
 /// Suggestions are sealed whole: which class a report matched, and on
 /// which phrase, is report content.
 async fn insert_suggestions(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     case_id: i64,
     suggestions: &[Suggestion],
@@ -233,7 +234,7 @@ async fn insert_suggestions(
             .bind(sealer.seal_text(&aad, &s.name))
             .bind(sealer.seal_text(&aad, &s.label))
             .bind(sealer.seal_text(&aad, &s.matched))
-            .execute(&mut *conn)
+            .execute(tx.conn())
             .await?;
     }
     Ok(())
@@ -242,7 +243,7 @@ async fn insert_suggestions(
 /// Inserts the case with a fresh reference (`PREFIX-YEAR-NNNN`, per
 /// organisation and year) inside the caller's transaction.
 pub async fn insert(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     c: &NewCase,
 ) -> Result<(i64, String), StoreError> {
@@ -256,7 +257,7 @@ pub async fn insert(
     )
     .bind(&c.org)
     .bind(i64::from(year))
-    .fetch_one(&mut *conn)
+    .fetch_one(tx.conn())
     .await?;
     let reference = format!("{}-{year}-{n:04}", c.reference_prefix);
     let seal = |column: &str, v: Option<&str>| sealer.seal_opt(&case_field(&reference, column), v);
@@ -297,15 +298,15 @@ pub async fn insert(
     .bind(f.cve_ids)
     .bind(f.cwe_ids)
     .bind(f.cvss)
-    .fetch_one(&mut *conn)
+    .fetch_one(tx.conn())
     .await?
     .try_get::<i64, _>("id")?;
     for a in &c.fields.assets {
-        insert_asset(conn, sealer, id, &a.value, a.in_scope).await?;
+        insert_asset(tx, sealer, id, &a.value, a.in_scope).await?;
     }
-    insert_suggestions(conn, sealer, id, &c.suggestions).await?;
+    insert_suggestions(tx, sealer, id, &c.suggestions).await?;
     for e in &c.evidence {
-        insert_evidence(conn, sealer, id, e, None, None).await?;
+        insert_evidence(tx, sealer, id, e, None, None).await?;
     }
     let detail = match c.kind {
         CaseKind::Disclosure => "report received".to_owned(),
@@ -316,7 +317,7 @@ pub async fn insert(
         ),
     };
     add_event(
-        conn,
+        tx,
         sealer,
         id,
         c.received_at,
@@ -333,7 +334,7 @@ pub async fn insert(
 /// with a larger budget): kind, subject, reporter, fields, suggestions and
 /// evidence. The state is left as the analysts have it.
 pub async fn refile(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     id: i64,
     reference: &str,
@@ -356,15 +357,15 @@ pub async fn refile(
     .bind(seal("message_id", c.message_id.as_deref()))
     .bind(now)
     .bind(id)
-    .execute(&mut *conn)
+    .execute(tx.conn())
     .await?;
-    write_fields(conn, sealer, id, reference, &c.fields).await?;
-    insert_suggestions(conn, sealer, id, &c.suggestions).await?;
+    write_fields(tx, sealer, id, reference, &c.fields).await?;
+    insert_suggestions(tx, sealer, id, &c.suggestions).await?;
     for e in &c.evidence {
-        insert_evidence(conn, sealer, id, e, None, None).await?;
+        insert_evidence(tx, sealer, id, e, None, None).await?;
     }
     add_event(
-        conn,
+        tx,
         sealer,
         id,
         now,
@@ -394,7 +395,7 @@ pub struct FollowUp {
 /// Stores a follow-up (sealed) with its attachments, and a timeline entry.
 /// Returns its id in the conversation.
 pub async fn add_follow_up(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     case_id: i64,
     f: &FollowUp,
@@ -415,7 +416,7 @@ pub async fn add_follow_up(
     .bind(sealer.seal_text(&aad, &f.subject))
     .bind(sealer.seal_text(&aad, &f.text))
     .bind(&f.tls_version)
-    .fetch_one(&mut *conn)
+    .fetch_one(tx.conn())
     .await?
     .try_get("id")?;
     for e in attachments {
@@ -423,7 +424,7 @@ pub async fn add_follow_up(
             conversation_id: Some(id),
             ..e.clone()
         };
-        insert_evidence(conn, sealer, case_id, &e, None, None).await?;
+        insert_evidence(tx, sealer, case_id, &e, None, None).await?;
     }
     let detail = if f.from_reporter {
         format!(
@@ -436,7 +437,7 @@ pub async fn add_follow_up(
         "follow-up NOT FROM THE REPORTER: it only names the reference".to_owned()
     };
     add_event(
-        conn,
+        tx,
         sealer,
         case_id,
         f.at,
@@ -451,7 +452,7 @@ pub async fn add_follow_up(
 
 #[allow(clippy::too_many_arguments)]
 pub async fn add_event(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     case_id: i64,
     at: i64,
@@ -467,12 +468,12 @@ pub async fn add_event(
         .bind(actor)
         .bind(sealer.seal_text(&case_child(case_id, "event"), detail))
         .bind(message_row)
-        .execute(&mut *conn)
+        .execute(tx.conn())
         .await?;
     sqlx::query("UPDATE cases SET updated_at = $1 WHERE id = $2")
         .bind(at)
         .bind(case_id)
-        .execute(&mut *conn)
+        .execute(tx.conn())
         .await?;
     Ok(())
 }
@@ -536,7 +537,7 @@ pub async fn evidence(
 
 /// The case id for a reference within one organisation.
 pub async fn find(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     org: &str,
     reference: &str,
 ) -> Result<Option<i64>, StoreError> {
@@ -544,7 +545,7 @@ pub async fn find(
         sqlx::query_as("SELECT id FROM cases WHERE org = $1 AND reference = $2")
             .bind(org)
             .bind(reference)
-            .fetch_optional(&mut *conn)
+            .fetch_optional(tx.conn())
             .await?;
     Ok(row.map(|r| r.0))
 }
@@ -900,11 +901,11 @@ fn state_of(name: &str) -> Result<CaseState, StoreError> {
         .ok_or_else(|| StoreError::Corrupt(format!("unknown case state {name:?}")))
 }
 
-pub async fn lifecycle(tx: &mut AnyConnection, id: i64) -> Result<Lifecycle, StoreError> {
+pub async fn lifecycle(tx: &mut WriteTx<'_>, id: i64) -> Result<Lifecycle, StoreError> {
     let (state, paused_at, feedback_by): (String, Option<i64>, i64) =
         sqlx::query_as("SELECT state, feedback_paused_at, feedback_by FROM cases WHERE id = $1")
             .bind(id)
-            .fetch_one(&mut *tx)
+            .fetch_one(tx.conn())
             .await?;
     Ok(Lifecycle {
         state: state_of(&state)?,
@@ -914,7 +915,7 @@ pub async fn lifecycle(tx: &mut AnyConnection, id: i64) -> Result<Lifecycle, Sto
 }
 
 pub async fn set_lifecycle(
-    tx: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     id: i64,
     l: &Lifecycle,
     close_reason: Option<&str>,
@@ -925,12 +926,12 @@ pub async fn set_lifecycle(
         .bind(l.paused_at)
         .bind(l.feedback_by)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
     Ok(())
 }
 
-pub async fn breach_notify_by(tx: &mut WriteTx, id: i64) -> Result<Option<i64>, StoreError> {
+pub async fn breach_notify_by(tx: &mut WriteTx<'_>, id: i64) -> Result<Option<i64>, StoreError> {
     let (due,): (Option<i64>,) = sqlx::query_as("SELECT breach_notify_by FROM cases WHERE id = $1")
         .bind(id)
         .fetch_one(tx.conn())
@@ -938,7 +939,11 @@ pub async fn breach_notify_by(tx: &mut WriteTx, id: i64) -> Result<Option<i64>, 
     Ok(due)
 }
 
-pub async fn set_breach_notify_by(tx: &mut WriteTx, id: i64, due: i64) -> Result<(), StoreError> {
+pub async fn set_breach_notify_by(
+    tx: &mut WriteTx<'_>,
+    id: i64,
+    due: i64,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE cases SET breach_notify_by = $1 WHERE id = $2")
         .bind(due)
         .bind(id)
@@ -956,7 +961,7 @@ pub struct ReplyFacts {
 }
 
 pub async fn reply_facts(
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     id: i64,
     reference: &str,
@@ -978,7 +983,7 @@ pub async fn reply_facts(
 /// Marks an archive opened (or refused with `problem`, kept beside its
 /// inspection record): it no longer holds the case.
 pub async fn mark_opened(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     id: i64,
     object: &str,
@@ -989,7 +994,7 @@ pub async fn mark_opened(
     let (stored,): (Option<String>,) =
         sqlx::query_as("SELECT archive FROM case_evidence WHERE id = $1")
             .bind(id)
-            .fetch_one(&mut *conn)
+            .fetch_one(tx.conn())
             .await?;
     let mut info: serde_json::Value = sealer
         .open_opt(&aad, stored)?
@@ -1004,7 +1009,7 @@ pub async fn mark_opened(
     .bind(now)
     .bind(sealer.seal_text(&aad, &info.to_string()))
     .bind(id)
-    .execute(&mut *conn)
+    .execute(tx.conn())
     .await?;
     Ok(())
 }
@@ -1035,7 +1040,7 @@ fn open_fields(
         cwe_ids: ids("cwe_ids")?,
         cvss: field("cvss")?.and_then(|c| serde_json::from_str(&c).ok()),
         assets: Vec::new(),
-        language: field("language")?.and_then(|l| crate::intake::report::Language::parse(&l)),
+        language: field("language")?.and_then(|l| Language::parse(&l)),
     })
 }
 
@@ -1043,7 +1048,7 @@ fn open_fields(
 /// text found inside an archive), sealed like those intake writes; adds
 /// ids and assets not yet known. Returns which were filled.
 pub async fn fill_empty_fields(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     case_id: i64,
     reference: &str,
@@ -1054,7 +1059,7 @@ pub async fn fill_empty_fields(
          FROM cases WHERE id = $1",
     )
     .bind(case_id)
-    .fetch_one(&mut *conn)
+    .fetch_one(tx.conn())
     .await?;
     let mut merged = open_fields(&row, sealer, reference)?;
     let mut filled = Vec::new();
@@ -1096,7 +1101,7 @@ pub async fn fill_empty_fields(
     let existing: Vec<(String,)> =
         sqlx::query_as("SELECT value FROM case_assets WHERE case_id = $1")
             .bind(case_id)
-            .fetch_all(&mut *conn)
+            .fetch_all(tx.conn())
             .await?;
     let existing: Vec<String> = existing
         .into_iter()
@@ -1111,6 +1116,62 @@ pub async fn fill_empty_fields(
     if !merged.assets.is_empty() {
         filled.push("assets");
     }
-    write_fields(conn, sealer, case_id, reference, &merged).await?;
+    write_fields(tx, sealer, case_id, reference, &merged).await?;
     Ok(filled)
+}
+
+/// The reference of case `id`.
+pub async fn reference_of(tx: &mut WriteTx<'_>, id: i64) -> Result<String, StoreError> {
+    let (reference,): (String,) = sqlx::query_as("SELECT reference FROM cases WHERE id = $1")
+        .bind(id)
+        .fetch_one(tx.conn())
+        .await?;
+    Ok(reference)
+}
+
+/// The case of organisation `org` that one of our messages with
+/// Message-ID `ours` (`<…>`) was sent for: a mail answering it belongs
+/// there.
+pub async fn answered_by(
+    tx: &mut WriteTx<'_>,
+    ours: &str,
+    org: &str,
+) -> Result<Option<(i64, String)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT c.id, c.reference FROM outbox o JOIN cases c ON c.id = o.case_id
+         WHERE o.message_id = $1 AND c.org = $2 LIMIT 1",
+    )
+    .bind(ours)
+    .bind(org)
+    .fetch_optional(tx.conn())
+    .await?)
+}
+
+/// The reporter's address of case `id`, opened.
+pub async fn reporter_address(
+    tx: &mut WriteTx<'_>,
+    sealer: &Sealer,
+    id: i64,
+    reference: &str,
+) -> Result<Option<String>, StoreError> {
+    let (stored,): (Option<String>,) =
+        sqlx::query_as("SELECT reporter_address FROM cases WHERE id = $1")
+            .bind(id)
+            .fetch_one(tx.conn())
+            .await?;
+    Ok(sealer.open_opt(&case_field(reference, "reporter_address"), stored)?)
+}
+
+/// Why an `unparsed` case's message still cannot be parsed.
+pub async fn set_unparsed_reason(
+    tx: &mut WriteTx<'_>,
+    id: i64,
+    reason: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE cases SET unparsed_reason = $1 WHERE id = $2 AND kind = 'unparsed'")
+        .bind(reason)
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
 }

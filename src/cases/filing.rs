@@ -11,30 +11,32 @@
 //! kept in the conversation marked "not from the reporter" and never
 //! changes the case's state.
 
-use super::analysis::Analysis;
-use super::{Filed, IntakeError, Pending, Receipts, report};
-use crate::audit::Who;
-use crate::cases::store::{self as case_store, FollowUp, NewCase, NewEvidence};
-use crate::cases::{CaseKind, CaseState};
+use super::inbox::{Filed, InboxError, Receipts};
+use super::{Case, CaseKind, CaseState, EventKind, Reason};
+use crate::intake::analysis::Analysis;
+use crate::model::report::Language;
 use crate::outbound::{self, ReceiptFacts, Recipient};
 use crate::policy::Policy;
-use crate::store::Store;
+use crate::store::audit::Who;
+use crate::store::cases::{self as case_store, FollowUp, NewCase, NewEvidence};
+use crate::store::messages::{self, Claimed};
+use crate::store::outbox;
 use crate::store::seal::Sealer;
-use sqlx::{AnyConnection, Row};
+use crate::store::{Store, WriteTx};
 
 /// Files `p` as `a` says, inside the caller's write transaction.
 pub(crate) async fn file(
-    tx: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     store: &Store,
     policy: &Policy,
     receipts: &Receipts,
-    p: &Pending,
+    p: &Claimed,
     a: Analysis,
     now: i64,
-) -> Result<Filed, IntakeError> {
+) -> Result<Filed, InboxError> {
     let sealer = store.sealer();
     let (filed, case_id) = if let Some(case_id) = p.case_id {
-        let reference = reference_of(tx, case_id).await?;
+        let reference = case_store::reference_of(tx, case_id).await?;
         let new = new_case(policy, &a, p);
         case_store::refile(tx, sealer, case_id, &reference, &new, now).await?;
         (Filed::Refiled { reference }, case_id)
@@ -83,7 +85,10 @@ pub(crate) async fn file(
             case_id,
         )
     };
-    mark_filed(tx, p.id, case_id).await?;
+    if !messages::mark_filed(tx, p.id, case_id).await? {
+        // Filed by someone else meanwhile: roll back rather than file twice.
+        return Err(InboxError::AlreadyFiled(p.queue_id.clone()));
+    }
     Ok(filed)
 }
 
@@ -91,26 +96,18 @@ pub(crate) async fn file(
 /// first by our Message-IDs in In-Reply-To/References, then by a reference
 /// named in the subject or those headers.
 async fn thread_of(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     policy: &Policy,
     a: &Analysis,
-) -> Result<Option<(i64, String, bool)>, IntakeError> {
+) -> Result<Option<(i64, String, bool)>, InboxError> {
     for id in a.mail.refers_to.iter().take(50) {
         let ours = format!("<{}>", id.trim_matches(['<', '>']));
-        let row = sqlx::query(
-            "SELECT c.id, c.reference FROM outbox o JOIN cases c ON c.id = o.case_id
-             WHERE o.message_id = $1 AND c.org = $2 LIMIT 1",
-        )
-        .bind(&ours)
-        .bind(&policy.id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(r) = row {
-            return Ok(Some((r.try_get("id")?, r.try_get("reference")?, true)));
+        if let Some((id, reference)) = case_store::answered_by(tx, &ours, &policy.id).await? {
+            return Ok(Some((id, reference, true)));
         }
     }
     for reference in &a.references {
-        if let Some(id) = case_store::find(conn, &policy.id, reference).await? {
+        if let Some(id) = case_store::find(tx, &policy.id, reference).await? {
             return Ok(Some((id, reference.clone(), false)));
         }
     }
@@ -119,23 +116,13 @@ async fn thread_of(
 
 /// Whether the follow-up's sender is the case's reporter (normalised).
 async fn from_the_reporter(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     case_id: i64,
     reference: &str,
     a: &Analysis,
-) -> Result<bool, IntakeError> {
-    let stored: Option<String> = sqlx::query("SELECT reporter_address FROM cases WHERE id = $1")
-        .bind(case_id)
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get("reporter_address")?;
-    let reporter = sealer
-        .open_opt(
-            &case_store::case_field(reference, "reporter_address"),
-            stored,
-        )
-        .map_err(crate::store::StoreError::from)?;
+) -> Result<bool, InboxError> {
+    let reporter = case_store::reporter_address(tx, sealer, case_id, reference).await?;
     let same = |x: Option<&str>| x.and_then(outbound::normalise).map(|(n, _)| n);
     Ok(same(reporter.as_deref()).is_some_and(|r| Some(r) == same(a.mail.from_address.as_deref())))
 }
@@ -143,47 +130,28 @@ async fn from_the_reporter(
 /// The reporter answered while the case waited for them: the feedback
 /// clock runs again, by the lifecycle rules.
 async fn resume_if_waiting(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     case_id: i64,
     reference: &str,
     now: i64,
-) -> Result<(), IntakeError> {
-    let (state,): (String,) = sqlx::query_as("SELECT state FROM cases WHERE id = $1")
-        .bind(case_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    if CaseState::parse(&state) == Some(CaseState::NeedsInformation) {
+) -> Result<(), InboxError> {
+    let state = case_store::lifecycle(tx, case_id).await?.state;
+    if state == CaseState::NeedsInformation {
         let who = Who {
             actor: "intake",
             source: "mail",
         };
-        let case = crate::cases::Case {
+        let case = Case {
             id: case_id,
             reference: reference.to_owned(),
             org: String::new(),
         };
-        let reason = crate::cases::Reason::new(Some("the reporter replied"))?;
-        crate::cases::service::transition_in(
-            conn,
-            sealer,
-            &case,
-            &who,
-            CaseState::Triaged,
-            &reason,
-            now,
-        )
-        .await?;
+        let reason = Reason::new(Some("the reporter replied"))?;
+        super::service::transition_in(tx, sealer, &case, &who, CaseState::Triaged, &reason, now)
+            .await?;
     }
     Ok(())
-}
-
-async fn reference_of(conn: &mut AnyConnection, case_id: i64) -> Result<String, sqlx::Error> {
-    let (reference,): (String,) = sqlx::query_as("SELECT reference FROM cases WHERE id = $1")
-        .bind(case_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok(reference)
 }
 
 /// The attachments of `a` as evidence.
@@ -206,7 +174,7 @@ fn evidence(a: &Analysis) -> Vec<NewEvidence> {
         .collect()
 }
 
-fn new_case(policy: &Policy, a: &Analysis, p: &Pending) -> NewCase {
+fn new_case(policy: &Policy, a: &Analysis, p: &Claimed) -> NewCase {
     let deadlines = policy.deadlines(
         jiff::Timestamp::from_second(p.received_at).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
     );
@@ -255,7 +223,7 @@ fn new_case(policy: &Policy, a: &Analysis, p: &Pending) -> NewCase {
 /// is the `From:` address; or a suppressed entry saying why there is none.
 #[allow(clippy::too_many_arguments)]
 async fn queue_receipt(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     receipts: &Receipts,
     policy: &Policy,
@@ -263,15 +231,15 @@ async fn queue_receipt(
     reference: &str,
     a: &Analysis,
     new: &NewCase,
-    p: &Pending,
+    p: &Claimed,
     now: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), crate::store::StoreError> {
     let from = a.mail.from_address.as_deref().filter(|_| !new.anonymous);
     let to = match outbound::receipt_recipient(from, &p.mail_from, a.mail.auto_submitted.as_deref())
     {
         Ok(to) => to,
         Err(reason) => {
-            return outbound::record_suppressed(conn, case_id, from, reason, now).await;
+            return outbox::record_suppressed(tx, case_id, from, reason, now).await;
         }
     };
     let facts = ReceiptFacts {
@@ -279,7 +247,7 @@ async fn queue_receipt(
         tls_version: p.tls_version.as_deref(),
         awaiting_password: new.state == CaseState::AwaitingPassword,
     };
-    let danish = new.fields.language == Some(report::Language::Da);
+    let danish = new.fields.language == Some(Language::Da);
     let (subject, body) = outbound::compose(policy, danish, reference, &facts);
     // 128 random bits: a follow-up quoting it answers us (a reply token).
     let message_id = format!(
@@ -290,7 +258,7 @@ async fn queue_receipt(
     let parent = a.mail.message_id.as_deref().and_then(thread_id);
     let client_ip = client_ip(&p.peer);
     outbound::enqueue_receipt(
-        conn,
+        tx,
         sealer,
         &receipts.outbound,
         case_id,
@@ -327,67 +295,32 @@ fn client_ip(peer: &str) -> String {
         .unwrap_or_else(|_| peer.to_owned())
 }
 
-async fn mark_filed(
-    conn: &mut AnyConnection,
-    message: i64,
-    case_id: i64,
-) -> Result<(), sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE messages SET state = 'filed', case_id = $1, claimed_until = NULL, intake_failure = NULL
-         WHERE id = $2 AND state = 'pending'",
-    )
-    .bind(case_id)
-    .bind(message)
-    .execute(&mut *conn)
-    .await?;
-    if done.rows_affected() != 1 {
-        // Filed by someone else meanwhile: roll back rather than file twice.
-        return Err(sqlx::Error::RowNotFound);
-    }
-    Ok(())
-}
-
 /// Quarantines `p` with `reason`, inside the caller's write transaction.
 /// For an organisation's mail it opens an
 /// `unparsed` case (or, on a failed retry, records the failure on the one
 /// it has): the raw message stays sealed in the store, the clocks run from
 /// arrival, and an analyst can read it or retry. Returns the case.
 pub(crate) async fn quarantine(
-    tx: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     policy: Option<&Policy>,
-    p: &Pending,
+    p: &Claimed,
     reason: &str,
     now: i64,
-) -> Result<Option<String>, IntakeError> {
-    let done = sqlx::query(
-        "UPDATE messages SET state = 'quarantined', quarantine_reason = $1, claimed_until = NULL,
-             budget_factor = 1
-         WHERE id = $2 AND state = 'pending'",
-    )
-    .bind(reason)
-    .bind(p.id)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() != 1 {
+) -> Result<Option<String>, InboxError> {
+    if !messages::mark_quarantined(tx, p.id, reason).await? {
         return Ok(None);
     }
     let reference = match (policy, p.case_id) {
         (_, Some(case_id)) => {
-            let reference = reference_of(tx, case_id).await?;
-            sqlx::query(
-                "UPDATE cases SET unparsed_reason = $1 WHERE id = $2 AND kind = 'unparsed'",
-            )
-            .bind(reason)
-            .bind(case_id)
-            .execute(&mut *tx)
-            .await?;
+            let reference = case_store::reference_of(tx, case_id).await?;
+            case_store::set_unparsed_reason(tx, case_id, reason).await?;
             case_store::add_event(
                 tx,
                 sealer,
                 case_id,
                 now,
-                crate::cases::EventKind::ParseFailed,
+                EventKind::ParseFailed,
                 "intake",
                 &format!("retry failed: {reason}"),
                 Some(p.id),
@@ -422,12 +355,8 @@ pub(crate) async fn quarantine(
                 unparsed_reason: Some(reason.to_owned()),
             };
             let (case_id, reference) = case_store::insert(tx, sealer, &new).await?;
-            sqlx::query("UPDATE messages SET case_id = $1 WHERE id = $2")
-                .bind(case_id)
-                .bind(p.id)
-                .execute(&mut *tx)
-                .await?;
-            outbound::record_suppressed(tx, case_id, None, "the message could not be parsed", now)
+            messages::link_case(tx, p.id, case_id).await?;
+            outbox::record_suppressed(tx, case_id, None, "the message could not be parsed", now)
                 .await?;
             Some(reference)
         }

@@ -12,10 +12,10 @@
 //! What it must never record: passwords or report content. Details are
 //! short, fixed phrases chosen by the caller.
 
-use crate::store::StoreError;
-use crate::store::seal::Sealer;
+use super::seal::Sealer;
+use super::{StoreError, WriteTx};
 use serde::Serialize;
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyPool, Row};
 
 /// Who acts, and from where (`cli`, or a client address for the web).
 #[derive(Debug, Clone, Copy)]
@@ -158,18 +158,18 @@ fn head_mac(sealer: &Sealer, count: i64, last: &str) -> String {
 /// writing one: `BEGIN IMMEDIATE` on SQLite; on PostgreSQL an advisory lock
 /// taken here serialises writers of the chain).
 pub async fn record(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     entry: &Entry<'_>,
 ) -> Result<(), StoreError> {
-    if !conn.backend_name().eq_ignore_ascii_case("sqlite") {
+    if tx.backend() == super::Backend::Postgres {
         sqlx::query("SELECT pg_advisory_xact_lock(7264)")
-            .execute(&mut *conn)
+            .execute(tx.conn())
             .await?;
     }
     let last: Option<(String,)> =
         sqlx::query_as("SELECT mac FROM audit_log ORDER BY id DESC LIMIT 1")
-            .fetch_optional(&mut *conn)
+            .fetch_optional(tx.conn())
             .await?;
     let prev = last.map(|l| l.0).unwrap_or_default();
     let at = jiff::Timestamp::now().as_second();
@@ -182,55 +182,41 @@ pub async fn record(
         .bind(entry.source)
         .bind(entry.detail)
         .bind(&mac)
-        .execute(&mut *conn)
+        .execute(tx.conn())
         .await?;
     let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_log")
-        .fetch_one(&mut *conn)
+        .fetch_one(tx.conn())
         .await?;
     let head = head_mac(sealer, count, &mac);
     let value = format!("{count}:{mac}:{head}");
     let updated = sqlx::query("UPDATE store_meta SET value = $1 WHERE name = 'audit_head'")
         .bind(&value)
-        .execute(&mut *conn)
+        .execute(tx.conn())
         .await?;
     if updated.rows_affected() == 0 {
         sqlx::query("INSERT INTO store_meta (name, value) VALUES ('audit_head', $1)")
             .bind(&value)
-            .execute(&mut *conn)
+            .execute(tx.conn())
             .await?;
     }
     Ok(())
 }
 
-/// Appends an entry inside a write transaction.
-pub async fn record_in(
-    tx: &mut crate::store::WriteTx,
-    sealer: &Sealer,
-    entry: &Entry<'_>,
-) -> Result<(), StoreError> {
-    record(tx.conn(), sealer, entry).await
-}
-
 /// Appends an entry in a transaction of its own.
-pub async fn record_now(
-    conn: &mut AnyConnection,
-    sealer: &Sealer,
-    entry: &Entry<'_>,
-) -> Result<(), StoreError> {
-    let begin = crate::store::Backend::of(conn).begin_write();
-    let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
-    record(&mut tx, sealer, entry).await?;
-    Ok(tx.commit().await?)
+pub async fn record_now(store: &super::Store, entry: &Entry<'_>) -> Result<(), StoreError> {
+    let mut tx = store.write().await?;
+    record(&mut tx, store.sealer(), entry).await?;
+    tx.commit().await
 }
 
 /// Every entry, oldest first.
-pub async fn list(pool: &AnyPool) -> Result<Vec<StoredEntry>, sqlx::Error> {
+pub async fn list(pool: &AnyPool) -> Result<Vec<StoredEntry>, StoreError> {
     let rows = sqlx::query(
         "SELECT id, at, actor, action, target, source, detail FROM audit_log ORDER BY id",
     )
     .fetch_all(pool)
     .await?;
-    rows.iter().map(stored).collect()
+    Ok(rows.iter().map(stored).collect::<Result<_, _>>()?)
 }
 
 /// Which entries a page shows.
@@ -251,7 +237,7 @@ pub async fn page(
     filter: &Filter,
     limit: i64,
     offset: i64,
-) -> Result<(Vec<StoredEntry>, bool), sqlx::Error> {
+) -> Result<(Vec<StoredEntry>, bool), StoreError> {
     let rows = sqlx::query(
         "SELECT id, at, actor, action, target, source, detail FROM audit_log
          WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR action = $2) AND at >= $3 AND at < $4
@@ -287,7 +273,7 @@ fn stored(r: &sqlx::any::AnyRow) -> Result<StoredEntry, sqlx::Error> {
 }
 
 /// Walks the chain and checks the head.
-pub async fn verify(pool: &AnyPool, sealer: &Sealer) -> Result<Verdict, sqlx::Error> {
+pub async fn verify(pool: &AnyPool, sealer: &Sealer) -> Result<Verdict, StoreError> {
     let rows = sqlx::query(
         "SELECT id, at, actor, action, target, source, detail, mac FROM audit_log ORDER BY id",
     )

@@ -1,0 +1,280 @@
+//! The outbox repository: receipts and replies waiting for the relay, sent,
+//! failed or suppressed. Subjects and bodies are sealed; what to send and
+//! when is `outbound`'s decision.
+
+use super::seal::Sealer;
+use super::{Store, StoreError, WriteTx};
+use sqlx::Row;
+
+/// One message for the outbox.
+pub struct Outgoing<'a> {
+    /// `receipt` (automatic) or `reply` (written by an analyst).
+    pub kind: &'static str,
+    pub case_id: i64,
+    pub to: &'a str,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub message_id: &'a str,
+    pub in_reply_to: Option<&'a str>,
+}
+
+/// Where a new receipt would go, as the receipt limits count it.
+pub struct Target<'a> {
+    /// The address normalised (lower case, no `+tag`).
+    pub normal: &'a str,
+    pub domain: &'a str,
+    /// The delivering MTA's address.
+    pub client_ip: &'a str,
+}
+
+/// Receipts not suppressed in the last day (to the address, its domain,
+/// caused by the client) and the last hour (all); each count stops at its
+/// cap, so a flood of suppressed receipts costs nothing here (they are
+/// outside the partial indexes).
+pub struct Recent {
+    pub address: i64,
+    pub domain: i64,
+    pub client: i64,
+    pub hour: i64,
+}
+
+/// The caps the counts stop at: address, domain, client, hour.
+pub type Caps = [u32; 4];
+
+pub async fn recent_receipts(
+    tx: &mut WriteTx<'_>,
+    to: &Target<'_>,
+    caps: Caps,
+    now: i64,
+) -> Result<Recent, StoreError> {
+    const RECENT: &str = "kind = 'receipt' AND state != 'suppressed'";
+    let sql = format!(
+        "SELECT
+           (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE to_normal = $1 AND {RECENT} AND created_at > $5 LIMIT $6) AS a),
+           (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE to_domain = $2 AND {RECENT} AND created_at > $5 LIMIT $7) AS d),
+           (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE client_ip = $3 AND {RECENT} AND created_at > $5 LIMIT $8) AS c),
+           (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE {RECENT} AND created_at > $4 LIMIT $9) AS h)"
+    );
+    let (address, domain, client, hour): (i64, i64, i64, i64) =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(to.normal)
+            .bind(to.domain)
+            .bind(to.client_ip)
+            .bind(now - 3600)
+            .bind(now - 86_400)
+            .bind(i64::from(caps[0]))
+            .bind(i64::from(caps[1]))
+            .bind(i64::from(caps[2]))
+            .bind(i64::from(caps[3]))
+            .fetch_one(tx.conn())
+            .await?;
+    Ok(Recent {
+        address,
+        domain,
+        client,
+        hour,
+    })
+}
+
+/// Writes `entry` pending, or suppressed for `suppressed_because`;
+/// `normal` is its address as the limits count it.
+#[allow(clippy::too_many_arguments)]
+pub async fn insert(
+    tx: &mut WriteTx<'_>,
+    sealer: &Sealer,
+    entry: &Outgoing<'_>,
+    normal: (&str, &str),
+    suppressed_because: Option<&str>,
+    client_ip: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO outbox (case_id, kind, to_address, subject, body, message_id, in_reply_to, state, reason,
+             next_attempt_at, created_at, to_normal, to_domain, client_ip)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(entry.case_id)
+    .bind(entry.kind)
+    .bind(entry.to.to_ascii_lowercase())
+    .bind(sealer.seal_text(&format!("outbox:{}:subject", entry.message_id), entry.subject))
+    .bind(sealer.seal_text(&format!("outbox:{}:body", entry.message_id), entry.body))
+    .bind(entry.message_id)
+    .bind(entry.in_reply_to)
+    .bind(if suppressed_because.is_some() { "suppressed" } else { "pending" })
+    .bind(suppressed_because)
+    .bind(now)
+    .bind(now)
+    .bind(normal.0)
+    .bind(normal.1)
+    .bind(client_ip)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Records a receipt that will not be sent, and why.
+pub async fn record_suppressed(
+    tx: &mut WriteTx<'_>,
+    case_id: i64,
+    to: Option<&str>,
+    reason: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO outbox (case_id, kind, to_address, subject, body, message_id, state, reason, next_attempt_at, created_at)
+         VALUES ($1, 'receipt', $2, '', '', '', 'suppressed', $3, $4, $5)",
+    )
+    .bind(case_id)
+    .bind(to.unwrap_or(""))
+    .bind(reason)
+    .bind(now)
+    .bind(now)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// One outbox entry as `outbox list` shows it (no body).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub case_id: i64,
+    pub kind: String,
+    pub to_address: String,
+    pub subject: String,
+    pub message_id: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub sent_at: Option<i64>,
+}
+
+pub async fn list(store: &Store) -> Result<Vec<OutboxEntry>, StoreError> {
+    let sealer = store.sealer();
+    let rows = sqlx::query(
+        "SELECT id, case_id, kind, to_address, subject, message_id, state, reason, attempts, next_attempt_at, sent_at
+         FROM outbox ORDER BY id",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(OutboxEntry {
+                id: r.try_get("id")?,
+                case_id: r.try_get("case_id")?,
+                kind: r.try_get("kind")?,
+                to_address: r.try_get("to_address")?,
+                subject: sealer.open_text(
+                    &format!("outbox:{}:subject", r.try_get::<String, _>("message_id")?),
+                    &r.try_get::<String, _>("subject")?,
+                )?,
+                message_id: r.try_get("message_id")?,
+                state: r.try_get("state")?,
+                reason: r.try_get("reason")?,
+                attempts: r.try_get("attempts")?,
+                next_attempt_at: r.try_get("next_attempt_at")?,
+                sent_at: r.try_get("sent_at")?,
+            })
+        })
+        .collect()
+}
+
+/// A due entry, claimed and opened.
+pub struct Due {
+    pub id: i64,
+    /// The organisation of its case, whose address sends it.
+    pub org: String,
+    pub automatic: bool,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub message_id: String,
+    pub in_reply_to: Option<String>,
+    pub attempts: i64,
+}
+
+/// Claims the oldest due entry for `lease` seconds: its next attempt moves
+/// past the lease, in a transaction of its own, so no other receiver
+/// takes it while this one talks to the relay (PostgreSQL skips rows
+/// another receiver is claiming) and no lock is held meanwhile. An entry
+/// whose sender died is due again when the lease runs out.
+pub async fn claim_due(store: &Store, now: i64, lease: i64) -> Result<Option<Due>, StoreError> {
+    let mut tx = store.write().await?;
+    let sql = format!(
+        "SELECT o.id, o.kind, o.to_address, o.subject, o.body, o.message_id, o.in_reply_to, o.attempts, c.org
+         FROM outbox o JOIN cases c ON c.id = o.case_id
+         WHERE o.state = 'pending' AND o.next_attempt_at <= $1 ORDER BY o.id LIMIT 1{}",
+        match tx.backend() {
+            super::Backend::Sqlite => "",
+            super::Backend::Postgres => " FOR UPDATE OF o SKIP LOCKED",
+        }
+    );
+    let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(now)
+        .fetch_optional(tx.conn())
+        .await?
+    else {
+        return Ok(None);
+    };
+    let id: i64 = r.try_get("id")?;
+    sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE id = $2")
+        .bind(now + lease)
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    tx.commit().await?;
+    let sealer = store.sealer();
+    let message_id: String = r.try_get("message_id")?;
+    Ok(Some(Due {
+        id,
+        org: r.try_get("org")?,
+        automatic: r.try_get::<String, _>("kind")? == "receipt",
+        to: r.try_get("to_address")?,
+        subject: sealer.open_text(
+            &format!("outbox:{message_id}:subject"),
+            &r.try_get::<String, _>("subject")?,
+        )?,
+        body: sealer.open_text(
+            &format!("outbox:{message_id}:body"),
+            &r.try_get::<String, _>("body")?,
+        )?,
+        message_id,
+        in_reply_to: r.try_get("in_reply_to")?,
+        attempts: r.try_get("attempts")?,
+    }))
+}
+
+pub async fn mark_sent(store: &Store, id: i64, now: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE outbox SET state = 'sent', sent_at = $1, attempts = attempts + 1, reason = NULL WHERE id = $2",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+/// Records a failed attempt: `failed` for good, or pending again at
+/// `next_attempt_at`.
+pub async fn mark_attempt_failed(
+    store: &Store,
+    id: i64,
+    attempts: i64,
+    failed: bool,
+    next_attempt_at: i64,
+    reason: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE outbox SET state = $1, attempts = $2, next_attempt_at = $3, reason = $4 WHERE id = $5",
+    )
+    .bind(if failed { "failed" } else { "pending" })
+    .bind(attempts)
+    .bind(next_attempt_at)
+    .bind(reason)
+    .bind(id)
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
