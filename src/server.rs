@@ -226,7 +226,7 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
             info!(addr = %local, "api listening");
             std::fs::write(config.data_dir.join("api-listening"), format!("{local}\n"))
                 .map_err(io("writing api-listening file"))?;
-            let mut app = crate::web::router(store.clone(), Arc::clone(&cases));
+            let mut app = crate::web::api::router(store.clone(), Arc::clone(&cases));
             match crate::web::interface(
                 &config,
                 &store,
@@ -242,7 +242,7 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
                     refusal_task = Some(tokio::spawn(async move {
                         refusals.run(store, stop).await;
                     }));
-                    app = app.merge(crate::web::ui::router(ui));
+                    app = app.merge(crate::web::pages::router(ui));
                 }
                 None => {
                     warn!("analyst interface off: saml.idp_metadata is not set (JSON API only)")

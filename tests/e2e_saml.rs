@@ -12,7 +12,7 @@ mod common;
 
 use common::web::{Client, Sso};
 use common::{BIN, INTAKE_ON};
-use disclosure_mx::web::devidp::{DevIdp, Signed};
+use disclosure_mx::web::auth::devidp::{DevIdp, Signed};
 use serde_json::Value;
 
 const NC: &[&str] = &["nc-analysts"];

@@ -4,8 +4,8 @@
 #![no_main]
 
 use disclosure_mx::config::SamlConfig;
-use disclosure_mx::web::devidp::DevIdp;
-use disclosure_mx::web::saml::Sso;
+use disclosure_mx::web::auth::devidp::DevIdp;
+use disclosure_mx::web::auth::saml::Sso;
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 

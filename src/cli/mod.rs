@@ -238,7 +238,7 @@ pub enum CliError {
     #[error(transparent)]
     Outbound(#[from] crate::outbound::OutboundError),
     #[error(transparent)]
-    Token(#[from] crate::web::tokens::TokenError),
+    Token(#[from] crate::web::api::tokens::TokenError),
     #[error("audit trail broken at entry {at_entry}: {reason}")]
     AuditBroken { at_entry: i64, reason: String },
     #[error("cannot start the runtime: {0}")]
@@ -415,7 +415,7 @@ async fn tokens_command(
     config: &Config,
     command: TokensCommand,
 ) -> Result<(), CliError> {
-    use crate::web::tokens;
+    use crate::web::api::tokens;
     match command {
         TokensCommand::Create { name, orgs } => {
             let policies = PolicySet::load_dir(&config.policies_dir)?;

@@ -481,7 +481,7 @@ fn random_hex(bytes: usize) -> String {
             .enumerate()
             .for_each(|(i, b)| *b = (t >> ((i % 16) * 8)) as u8);
     }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(buf)
 }
 
 /// A queue id: 96 random bits, unguessable and collision-free in practice.

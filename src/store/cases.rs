@@ -80,7 +80,7 @@ pub fn object_id() -> String {
     if ring::rand::SystemRandom::new().fill(&mut b).is_err() {
         b[..8].copy_from_slice(&jiff::Timestamp::now().as_nanosecond().to_le_bytes()[..8]);
     }
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    hex::encode(b)
 }
 
 /// AAD for a sealed property of an evidence object.

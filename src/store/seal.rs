@@ -70,10 +70,7 @@ fn parse_hex(s: &str) -> Option<Zeroizing<Vec<u8>>> {
         return None;
     }
     let mut out = Zeroizing::new(vec![0u8; 32]);
-    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
-        let hex = std::str::from_utf8(chunk).ok()?;
-        out[i] = u8::from_str_radix(hex, 16).ok()?;
-    }
+    hex::decode_to_slice(s, &mut out[..]).ok()?;
     Some(out)
 }
 
@@ -122,9 +119,7 @@ impl Sealer {
                 SystemRandom::new()
                     .fill(&mut bytes)
                     .map_err(|_| SealError::Random)?;
-                let hex = Zeroizing::new(
-                    bytes.iter().map(|b| format!("{b:02x}")).collect::<String>() + "\n",
-                );
+                let hex = Zeroizing::new(hex::encode(&bytes[..]) + "\n");
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir).map_err(|e| file_err(e.to_string()))?;
                 }

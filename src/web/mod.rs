@@ -1,56 +1,16 @@
-//! The JSON API for service accounts (bearer tokens), over the same case
-//! functions the CLI uses.
-//!
-//! Every request is authenticated; an account sees only the cases of its
-//! organisations, and a case of another organisation answers 404 exactly
-//! like one that does not exist, so references cannot be probed. Every
-//! read and change is written to the audit trail with the account and the
-//! client address. Responses are JSON, never cached, never sniffed.
-//! `openapi.json` beside this file describes every route, and a test keeps
-//! the two equal.
+//! The web surface: the analyst pages (`pages`) behind SAML sign-in
+//! (`auth`), and the JSON API for service accounts (`api`), served on one
+//! listener. Each is a thin adapter over the cases service.
 
-pub mod devidp;
+pub mod api;
+pub mod auth;
 pub mod listener;
-pub mod refusals;
-pub mod saml;
-pub mod session;
-pub mod tokens;
-pub mod ui;
+pub mod pages;
 
-use crate::cases::{
-    CaseError, CaseKind, Cases, Door, ErrorClass, NoteText, Principal, Reason, Scope, state_named,
-};
+use crate::cases::Cases;
 use crate::store::Store;
-use crate::store::audit::{self, AuditAction};
-use crate::store::cases::Filter;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
+use auth::{devidp, saml, session};
 use std::net::SocketAddr;
-use tokens::ServiceAccount;
-
-/// The OpenAPI document, served at `/api/v1/openapi.json`.
-pub const OPENAPI: &str = include_str!("openapi.json");
-
-/// Every route: (method, path). The router is built from this list and the
-/// OpenAPI test compares it with the document.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("get", "/api/v1/cases"),
-    ("get", "/api/v1/cases/{reference}"),
-    ("post", "/api/v1/cases/{reference}/transition"),
-    ("post", "/api/v1/cases/{reference}/notes"),
-    ("get", "/api/v1/export"),
-    ("get", "/api/v1/openapi.json"),
-];
-
-#[derive(Clone)]
-pub struct Api {
-    pub store: Store,
-    pub cases: std::sync::Arc<Cases>,
-}
 
 /// Why the analyst interface could not start.
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +72,7 @@ pub fn interface(
     cases: std::sync::Arc<Cases>,
     local: SocketAddr,
     dev_idp: bool,
-) -> Result<Option<ui::Ui>, WebError> {
+) -> Result<Option<pages::Ui>, WebError> {
     let public_url = config.web.public_url.clone().unwrap_or_else(|| {
         let scheme = if config.web.tls { "https" } else { "http" };
         format!("{scheme}://{local}")
@@ -163,7 +123,7 @@ pub fn interface(
     )?;
     // Secure cookies, except for plain HTTP on loopback (development).
     let secure_cookies = !(local.ip().is_loopback() && public_url.starts_with("http://"));
-    Ok(Some(ui::Ui {
+    Ok(Some(pages::Ui {
         store: store.clone(),
         sso: std::sync::Arc::new(sso),
         dev_idp: idp,
@@ -197,232 +157,6 @@ fn dev_roles(policies: &crate::policy::PolicySet) -> Vec<crate::config::RoleRule
         organisation: None,
     });
     rules
-}
-
-/// The API's router: the cases service behind bearer tokens in `store`.
-pub fn router(store: Store, cases: std::sync::Arc<Cases>) -> Router {
-    Router::new()
-        .route(ROUTES[0].1, get(list_cases))
-        .route(ROUTES[1].1, get(show_case))
-        .route(ROUTES[2].1, post(transition))
-        .route(ROUTES[3].1, post(add_note))
-        .route(ROUTES[4].1, get(export))
-        .route(ROUTES[5].1, get(openapi))
-        .with_state(Api { store, cases })
-}
-
-/// An API error: a status and a message, as JSON.
-pub struct ApiError(StatusCode, String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut r = (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response();
-        secure(r.headers_mut());
-        if self.0 == StatusCode::UNAUTHORIZED {
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        r
-    }
-}
-
-impl From<CaseError> for ApiError {
-    fn from(e: CaseError) -> Self {
-        let status = match e.class() {
-            ErrorClass::NotFound => StatusCode::NOT_FOUND,
-            ErrorClass::Conflict => StatusCode::CONFLICT,
-            ErrorClass::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorClass::Limited => StatusCode::TOO_MANY_REQUESTS,
-            ErrorClass::Internal => {
-                tracing::error!(error = %e, "api request failed");
-                return ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into());
-            }
-        };
-        ApiError(status, e.to_string())
-    }
-}
-
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        CaseError::Store(e).into()
-    }
-}
-
-fn secure(h: &mut HeaderMap) {
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-}
-
-/// The authenticated caller: a service account as a principal of the
-/// cases service, scoped to the account's organisations.
-pub struct Caller(Principal);
-
-impl FromRequestParts<Api> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, Self::Rejection> {
-        let unauthorized = || {
-            ApiError(
-                StatusCode::UNAUTHORIZED,
-                "a valid bearer token is required".into(),
-            )
-        };
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(unauthorized)?;
-        let account: ServiceAccount = tokens::authenticate(&api.store, token.trim())
-            .await?
-            .ok_or_else(unauthorized)?;
-        let source = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
-        Ok(Caller(Principal {
-            id: format!("token:{}", account.name),
-            door: Door::Api,
-            source,
-            scope: Scope::Orgs(account.orgs.into_iter().collect()),
-        }))
-    }
-}
-
-fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
-    let mut r = (status, Json(value)).into_response();
-    secure(r.headers_mut());
-    r
-}
-
-#[derive(Deserialize)]
-struct ListQuery {
-    org: Option<String>,
-    state: Option<String>,
-    kind: Option<String>,
-    #[serde(default)]
-    overdue: bool,
-}
-
-async fn list_cases(
-    State(api): State<Api>,
-    Caller(p): Caller,
-    Query(q): Query<ListQuery>,
-) -> Result<Response, ApiError> {
-    let kind = match q.kind.as_deref() {
-        None => None,
-        Some(k) => Some(CaseKind::parse(k).ok_or_else(|| {
-            ApiError(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("unknown kind {k:?}"),
-            )
-        })?),
-    };
-    let filter = Filter {
-        org: q.org,
-        state: q.state.as_deref().map(state_named).transpose()?,
-        kind,
-        overdue: q.overdue,
-    };
-    let visible = api.cases.list(&p, &filter).await?;
-    let mut tx = api.store.write().await?;
-    audit::record(
-        &mut tx,
-        api.store.sealer(),
-        &p.who().entry(AuditAction::List, "", "cases listed"),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(json(StatusCode::OK, &visible))
-}
-
-async fn show_case(
-    State(api): State<Api>,
-    Caller(p): Caller,
-    Path(reference): Path<String>,
-) -> Result<Response, ApiError> {
-    let case = api.cases.open(&p, &reference).await?;
-    Ok(json(StatusCode::OK, &api.cases.view(&case).await?))
-}
-
-#[derive(Deserialize)]
-struct TransitionBody {
-    state: String,
-    reason: Option<String>,
-}
-
-async fn transition(
-    State(api): State<Api>,
-    Caller(p): Caller,
-    Path(reference): Path<String>,
-    Json(body): Json<TransitionBody>,
-) -> Result<Response, ApiError> {
-    let case = api.cases.open(&p, &reference).await?;
-    let next = state_named(&body.state)?;
-    let reason = Reason::new(body.reason.as_deref())?;
-    api.cases.transition(&case, next, &reason).await?;
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({ "reference": reference, "state": next }),
-    ))
-}
-
-#[derive(Deserialize)]
-struct NoteBody {
-    text: String,
-}
-
-async fn add_note(
-    State(api): State<Api>,
-    Caller(p): Caller,
-    Path(reference): Path<String>,
-    Json(body): Json<NoteBody>,
-) -> Result<Response, ApiError> {
-    let case = api.cases.open(&p, &reference).await?;
-    api.cases.note(&case, &NoteText::new(&body.text)?).await?;
-    Ok(json(
-        StatusCode::CREATED,
-        &serde_json::json!({ "reference": reference, "note": "added" }),
-    ))
-}
-
-async fn export(State(api): State<Api>, Caller(p): Caller) -> Result<Response, ApiError> {
-    Ok(json(StatusCode::OK, &api.cases.export(&p).await?))
-}
-
-async fn openapi() -> Response {
-    let mut r = ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response();
-    secure(r.headers_mut());
-    r
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeSet;
-
-    #[test]
-    fn the_openapi_document_describes_exactly_the_routes() {
-        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
-        assert_eq!(
-            doc["openapi"].as_str().map(|v| v.starts_with("3.")),
-            Some(true)
-        );
-        let mut documented = BTreeSet::new();
-        for (path, item) in doc["paths"].as_object().unwrap() {
-            for method in item.as_object().unwrap().keys() {
-                documented.insert((method.clone(), path.clone()));
-            }
-        }
-        let routed: BTreeSet<(String, String)> = ROUTES
-            .iter()
-            .map(|(m, p)| (m.to_string(), p.to_string()))
-            .collect();
-        assert_eq!(documented, routed);
-    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use super::{Opts, Server};
-use disclosure_mx::web::devidp::{DevIdp, ResponseSpec, Signed, read_redirect_request};
+use disclosure_mx::web::auth::devidp::{DevIdp, ResponseSpec, Signed, read_redirect_request};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

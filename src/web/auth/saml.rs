@@ -202,12 +202,12 @@ impl Sso {
             .make_authentication_request(&self.idp_sso_url)
             .map_err(|e| SamlError::Request(e.to_string()))?;
         // samael's ids carry 32 random bits; ours carry 128 and a MAC.
-        let nonce = super::tokens::random_hex(16)
+        let nonce = super::secrets::random_hex(16)
             .ok_or_else(|| SamlError::Request("no randomness".into()))?;
         let body = format!("{}-{nonce}", now + self.request_lifetime);
         request.id = format!(
             "dmx-{body}-{}",
-            hex(ring::hmac::sign(&self.request_key, body.as_bytes()).as_ref())
+            hex::encode(ring::hmac::sign(&self.request_key, body.as_bytes()).as_ref())
         );
         let url = request
             .redirect("")
@@ -414,18 +414,8 @@ impl Sso {
     }
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.is_ascii() {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
+    hex::decode(s).ok()
 }
 
 /// Counts `Assertion` and `EncryptedAssertion` start tags, whatever their

@@ -5,8 +5,7 @@
 //! one or more organisations and can be revoked.
 
 use crate::store::{Store, StoreError, tokens};
-use ring::digest::{SHA256, digest};
-use ring::rand::{SecureRandom, SystemRandom};
+use crate::web::auth::secrets::{hash, random_hex};
 use serde::Serialize;
 
 /// A service account, as an authenticated request carries it.
@@ -42,22 +41,6 @@ pub enum TokenError {
     Random,
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// SHA-256 of a bearer secret, hex: what the database keeps instead of it.
-pub(crate) fn hash(token: &str) -> String {
-    digest(&SHA256, token.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// `n` random bytes from the OS, hex; None if the OS gives none.
-pub(crate) fn random_hex(n: usize) -> Option<String> {
-    let mut bytes = vec![0u8; n];
-    SystemRandom::new().fill(&mut bytes).ok()?;
-    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Creates a token and returns it; it cannot be shown again.

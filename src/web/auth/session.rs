@@ -8,9 +8,10 @@
 //! carries the session's CSRF token, compared in constant time.
 
 use super::saml::{Roles, VerifiedAssertion};
-use super::tokens::{hash, random_hex};
+use super::secrets::{hash, random_hex};
 use crate::store::sessions::{self, StoredSession};
 use crate::store::{Store, StoreError};
+use cookie::{Cookie, SameSite};
 
 /// The cookie name: `__Host-` (Secure, no Domain, Path=/) when Secure.
 pub fn cookie_name(secure: bool) -> &'static str {
@@ -111,26 +112,47 @@ pub async fn sweep(store: &Store, life: Lifetimes, now: i64) -> Result<(), Store
 
 /// Constant-time comparison of a submitted CSRF token with the session's.
 pub fn csrf_ok(session: &Session, submitted: &str) -> bool {
-    let (a, b) = (session.csrf.as_bytes(), submitted.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq as _;
+    session.csrf.as_bytes().ct_eq(submitted.as_bytes()).into()
+}
+
+/// A cookie of ours: HttpOnly, Path=/, Secure when `secure`.
+fn ours(
+    name: &'static str,
+    value: String,
+    same_site: SameSite,
+    max_age: i64,
+    secure: bool,
+) -> String {
+    Cookie::build((name, value))
+        .path("/")
+        .http_only(true)
+        .same_site(same_site)
+        .max_age(cookie::time::Duration::seconds(max_age))
+        .secure(secure)
+        .build()
+        .to_string()
 }
 
 /// The `Set-Cookie` value for a new session.
 pub fn set_cookie(token: &str, secure: bool, life: Lifetimes) -> String {
-    format!(
-        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+    ours(
         cookie_name(secure),
+        token.to_owned(),
+        SameSite::Strict,
         life.absolute,
-        if secure { "; Secure" } else { "" }
+        secure,
     )
 }
 
 /// The `Set-Cookie` value that removes the cookie.
 pub fn clear_cookie(secure: bool) -> String {
-    format!(
-        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+    ours(
         cookie_name(secure),
-        if secure { "; Secure" } else { "" }
+        String::new(),
+        SameSite::Strict,
+        0,
+        secure,
     )
 }
 
@@ -148,32 +170,36 @@ fn request_cookie_name(secure: bool) -> &'static str {
 /// cookies (and those must be Secure); on plain-HTTP loopback the dev IdP
 /// is same-site, so `Lax` suffices. It holds only the request id.
 pub fn set_request_cookie(request_id: &str, secure: bool, lifetime: i64) -> String {
-    format!(
-        "{}={request_id}; Path=/; HttpOnly; Max-Age={lifetime}; {}",
+    let same_site = if secure {
+        SameSite::None
+    } else {
+        SameSite::Lax
+    };
+    ours(
         request_cookie_name(secure),
-        if secure {
-            "SameSite=None; Secure"
-        } else {
-            "SameSite=Lax"
-        }
+        request_id.to_owned(),
+        same_site,
+        lifetime,
+        secure,
     )
 }
 
 /// The request id this browser started, from a `Cookie` header.
 pub fn request_from_header(header: &str, secure: bool) -> Option<&str> {
-    cookie(header, request_cookie_name(secure))
+    value(header, request_cookie_name(secure))
 }
 
-fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
-    header.split(';').find_map(|part| {
-        let (k, v) = part.trim().split_once('=')?;
-        (k == name && !v.is_empty()).then_some(v)
-    })
+/// The value of cookie `name` in a `Cookie` header, if set and not empty.
+fn value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    Cookie::split_parse(header)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name && !c.value().is_empty())
+        .and_then(|c| c.value_raw())
 }
 
 /// The session cookie's value in a `Cookie` header.
 pub fn from_header(header: &str, secure: bool) -> Option<&str> {
-    cookie(header, cookie_name(secure))
+    value(header, cookie_name(secure))
 }
 
 #[cfg(test)]
@@ -190,7 +216,18 @@ mod tests {
             absolute: 3600,
         };
         let c = set_cookie("t", true, life);
-        assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.ends_with("Secure"));
+        assert!(
+            c.starts_with("__Host-dmx_session=t;")
+                && c.contains("HttpOnly")
+                && c.contains("SameSite=Strict")
+                && c.contains("Secure")
+                && c.contains("Path=/")
+                && c.contains("Max-Age=3600"),
+            "{c}"
+        );
         assert!(!set_cookie("t", false, life).contains("Secure"));
+        let r = set_request_cookie("id", true, 300);
+        assert!(r.contains("SameSite=None") && r.contains("Secure"), "{r}");
+        assert!(clear_cookie(false).contains("Max-Age=0"));
     }
 }

@@ -1,0 +1,285 @@
+//! The JSON API for service accounts (bearer tokens): a thin adapter over
+//! the cases service, like the CLI and the pages.
+//!
+//! Every request is authenticated; an account sees only the cases of its
+//! organisations, and a case of another organisation answers 404 exactly
+//! like one that does not exist, so references cannot be probed. Every
+//! read and change is written to the audit trail with the account and the
+//! client address. Responses are JSON, never cached, never sniffed.
+//! `openapi.json` beside this file describes every route, and a test keeps
+//! the two equal.
+
+pub mod tokens;
+
+use crate::cases::{
+    CaseError, CaseKind, Cases, Door, ErrorClass, NoteText, Principal, Reason, Scope, state_named,
+};
+use crate::store::Store;
+use crate::store::audit::{self, AuditAction};
+use crate::store::cases::Filter;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::Method;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use tokens::ServiceAccount;
+
+/// The OpenAPI document, served at `/api/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// The API's paths, by name.
+pub mod paths {
+    pub const CASES: &str = "/api/v1/cases";
+    pub const CASE: &str = "/api/v1/cases/{reference}";
+    pub const TRANSITION: &str = "/api/v1/cases/{reference}/transition";
+    pub const NOTES: &str = "/api/v1/cases/{reference}/notes";
+    pub const EXPORT: &str = "/api/v1/export";
+    pub const OPENAPI: &str = "/api/v1/openapi.json";
+}
+
+/// Every route: its method, its path by name, its handler. The router is
+/// built from this list, and a test compares it with the OpenAPI document.
+fn routes() -> Vec<(Method, &'static str, MethodRouter<Api>)> {
+    vec![
+        (Method::GET, paths::CASES, get(list_cases)),
+        (Method::GET, paths::CASE, get(show_case)),
+        (Method::POST, paths::TRANSITION, post(transition)),
+        (Method::POST, paths::NOTES, post(add_note)),
+        (Method::GET, paths::EXPORT, get(export)),
+        (Method::GET, paths::OPENAPI, get(openapi)),
+    ]
+}
+
+#[derive(Clone)]
+pub struct Api {
+    pub store: Store,
+    pub cases: std::sync::Arc<Cases>,
+}
+
+/// Why the analyst interface could not start.
+/// The API's router: the cases service behind bearer tokens in `store`.
+pub fn router(store: Store, cases: std::sync::Arc<Cases>) -> Router {
+    routes()
+        .into_iter()
+        .fold(Router::new(), |r, (_, path, handler)| {
+            r.route(path, handler)
+        })
+        .with_state(Api { store, cases })
+}
+
+/// An API error: a status and a message, as JSON.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response();
+        secure(r.headers_mut());
+        if self.0 == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+impl From<CaseError> for ApiError {
+    fn from(e: CaseError) -> Self {
+        let status = match e.class() {
+            ErrorClass::NotFound => StatusCode::NOT_FOUND,
+            ErrorClass::Conflict => StatusCode::CONFLICT,
+            ErrorClass::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorClass::Limited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorClass::Internal => {
+                tracing::error!(error = %e, "api request failed");
+                return ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into());
+            }
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        CaseError::Store(e).into()
+    }
+}
+
+fn secure(h: &mut HeaderMap) {
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// The authenticated caller: a service account as a principal of the
+/// cases service, scoped to the account's organisations.
+pub struct Caller(Principal);
+
+impl FromRequestParts<Api> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, Self::Rejection> {
+        let unauthorized = || {
+            ApiError(
+                StatusCode::UNAUTHORIZED,
+                "a valid bearer token is required".into(),
+            )
+        };
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(unauthorized)?;
+        let account: ServiceAccount = tokens::authenticate(&api.store, token.trim())
+            .await?
+            .ok_or_else(unauthorized)?;
+        let source = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+        Ok(Caller(Principal {
+            id: format!("token:{}", account.name),
+            door: Door::Api,
+            source,
+            scope: Scope::Orgs(account.orgs.into_iter().collect()),
+        }))
+    }
+}
+
+fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    let mut r = (status, Json(value)).into_response();
+    secure(r.headers_mut());
+    r
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    org: Option<String>,
+    state: Option<String>,
+    kind: Option<String>,
+    #[serde(default)]
+    overdue: bool,
+}
+
+async fn list_cases(
+    State(api): State<Api>,
+    Caller(p): Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let kind = match q.kind.as_deref() {
+        None => None,
+        Some(k) => Some(CaseKind::parse(k).ok_or_else(|| {
+            ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("unknown kind {k:?}"),
+            )
+        })?),
+    };
+    let filter = Filter {
+        org: q.org,
+        state: q.state.as_deref().map(state_named).transpose()?,
+        kind,
+        overdue: q.overdue,
+    };
+    let visible = api.cases.list(&p, &filter).await?;
+    let mut tx = api.store.write().await?;
+    audit::record(
+        &mut tx,
+        api.store.sealer(),
+        &p.who().entry(AuditAction::List, "", "cases listed"),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(json(StatusCode::OK, &visible))
+}
+
+async fn show_case(
+    State(api): State<Api>,
+    Caller(p): Caller,
+    Path(reference): Path<String>,
+) -> Result<Response, ApiError> {
+    let case = api.cases.open(&p, &reference).await?;
+    Ok(json(StatusCode::OK, &api.cases.view(&case).await?))
+}
+
+#[derive(Deserialize)]
+struct TransitionBody {
+    state: String,
+    reason: Option<String>,
+}
+
+async fn transition(
+    State(api): State<Api>,
+    Caller(p): Caller,
+    Path(reference): Path<String>,
+    Json(body): Json<TransitionBody>,
+) -> Result<Response, ApiError> {
+    let case = api.cases.open(&p, &reference).await?;
+    let next = state_named(&body.state)?;
+    let reason = Reason::new(body.reason.as_deref())?;
+    api.cases.transition(&case, next, &reason).await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "reference": reference, "state": next }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct NoteBody {
+    text: String,
+}
+
+async fn add_note(
+    State(api): State<Api>,
+    Caller(p): Caller,
+    Path(reference): Path<String>,
+    Json(body): Json<NoteBody>,
+) -> Result<Response, ApiError> {
+    let case = api.cases.open(&p, &reference).await?;
+    api.cases.note(&case, &NoteText::new(&body.text)?).await?;
+    Ok(json(
+        StatusCode::CREATED,
+        &serde_json::json!({ "reference": reference, "note": "added" }),
+    ))
+}
+
+async fn export(State(api): State<Api>, Caller(p): Caller) -> Result<Response, ApiError> {
+    Ok(json(StatusCode::OK, &api.cases.export(&p).await?))
+}
+
+async fn openapi() -> Response {
+    let mut r = ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response();
+    secure(r.headers_mut());
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn the_openapi_document_describes_exactly_the_routes() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        assert_eq!(
+            doc["openapi"].as_str().map(|v| v.starts_with("3.")),
+            Some(true)
+        );
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                documented.insert((method.clone(), path.clone()));
+            }
+        }
+        let routed: BTreeSet<(String, String)> = routes()
+            .into_iter()
+            .map(|(m, p, _)| (m.as_str().to_ascii_lowercase(), p.to_owned()))
+            .collect();
+        assert_eq!(documented, routed);
+    }
+}

@@ -1,0 +1,203 @@
+//! Sign-in through the organisation's SAML identity provider: the
+//! request, our metadata, the assertion consumer, and sign-out.
+
+use crate::store::audit::{self, AuditAction, Who};
+use crate::web::pages::{Analyst, Base, MessagePage, S, UiError, now, render};
+
+use super::saml::{Roles, SamlError};
+use super::session;
+use axum::extract::{ConnectInfo, Form, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+// ---------------------------------------------------------------- sign-in
+
+pub(crate) async fn metadata(State(ui): State<S>) -> Result<Response, UiError> {
+    let xml = ui.sso.metadata().map_err(|e| {
+        tracing::error!(error = %e, "sp metadata");
+        UiError::Internal
+    })?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/samlmetadata+xml")],
+        xml,
+    )
+        .into_response())
+}
+
+pub(crate) async fn login(State(ui): State<S>) -> Result<Response, UiError> {
+    // Nothing is stored: the request id carries its own expiry and MAC.
+    // A cookie ties it to this browser, so a response cannot be posted
+    // into someone else's browser to sign them in as another (login CSRF).
+    let (id, url) = ui.sso.start(now()).map_err(|e| {
+        tracing::error!(error = %e, "sign-in request");
+        UiError::Internal
+    })?;
+    let mut r = Redirect::to(&url).into_response();
+    let cookie = session::set_request_cookie(&id, ui.secure_cookies, ui.sso.request_lifetime());
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(r)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AcsForm {
+    #[serde(rename = "SAMLResponse")]
+    saml_response: String,
+}
+
+pub(crate) async fn acs(
+    State(ui): State<S>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<AcsForm>,
+) -> Result<Response, UiError> {
+    let started_here = headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| session::request_from_header(c, ui.secure_cookies))
+        .map(str::to_owned);
+    let source = peer.ip().to_string();
+    let now = now();
+    let refused = |reason: SamlError| -> Response {
+        tracing::warn!(error = %reason, client = %source, "sign-in refused");
+        let text = format!("Sign-in refused: {reason}.");
+        (
+            StatusCode::FORBIDDEN,
+            render(&MessagePage {
+                base: Base::anonymous("Sign-in refused", ui.dev_idp.is_some()),
+                text,
+                link: Some(("/login".into(), "Start again".into())),
+            }),
+        )
+            .into_response()
+    };
+    let category = |e: &SamlError| match e {
+        SamlError::TooLarge | SamlError::Malformed(_) => "malformed response",
+        SamlError::UnknownRequest => "unknown or answered request",
+        SamlError::OtherBrowser => "started in another browser",
+        SamlError::Replayed => "replayed assertion",
+        _ => "response did not verify",
+    };
+    let outcome = async {
+        let unverified = ui.sso.precheck(&form.saml_response)?;
+        if ui
+            .sso
+            .request_expiry(&unverified.in_response_to, now)
+            .is_none()
+        {
+            return Err(SamlError::UnknownRequest);
+        }
+        if started_here.as_deref() != Some(unverified.in_response_to.as_str()) {
+            return Err(SamlError::OtherBrowser);
+        }
+        let sso = Arc::clone(&ui.sso);
+        let request_id = unverified.in_response_to.clone();
+        // xmlsec is CPU work in C: off the async threads.
+        let verified = tokio::task::spawn_blocking(move || {
+            sso.verify(&unverified, &request_id, now)
+                .map(|v| (v, unverified.in_response_to))
+        })
+        .await
+        .map_err(|_| SamlError::Refused("verification task failed".into()))??;
+        Ok(verified)
+    }
+    .await;
+    let (verified, request_id) = match outcome {
+        Ok(v) => v,
+        // No identity yet: counted per source and minute, not written now
+        // (`refusals`), so strangers cannot flood the audit trail.
+        Err(e) => {
+            ui.refusals.note(&source, category(&e), now);
+            return Ok(refused(e));
+        }
+    };
+    // Consume the request and the assertion id: a second post of the same
+    // response is a replay.
+    if let Err(e) = ui.sso.consume(&ui.store, &request_id, &verified, now).await {
+        let who = Who {
+            actor: verified.name_id(),
+            source: &source,
+        };
+        audit::record_now(
+            &ui.store,
+            &who.entry(AuditAction::SignInRefused, "", category(&e)),
+        )
+        .await?;
+        return Ok(refused(e));
+    }
+    let roles: Roles = ui.sso.roles(&verified);
+    let actor = verified.name_id().to_owned();
+    let who = Who {
+        actor: &actor,
+        source: &source,
+    };
+    if roles.is_empty() {
+        audit::record_now(
+            &ui.store,
+            &who.entry(AuditAction::SignInRefused, "", "no role granted"),
+        )
+        .await?;
+        return Ok((
+            StatusCode::FORBIDDEN,
+            render(&MessagePage {
+                base: Base::anonymous("No access", ui.dev_idp.is_some()),
+                text: "Your identity provider signed you in, but grants you no role here. Ask an administrator to map your group to an organisation.".into(),
+                link: None,
+            }),
+        )
+            .into_response());
+    }
+    session::sweep(&ui.store, ui.lifetimes, now).await?;
+    let display = ui.sso.display_name(&verified);
+    let Some(token) = session::create(&ui.store, &verified, &display, &roles, now).await? else {
+        return Err(UiError::Internal);
+    };
+    let orgs: Vec<&str> = roles.orgs.iter().map(String::as_str).collect();
+    let detail = format!(
+        "signed in via SAML; roles: {}{}",
+        if roles.admin { "admin " } else { "" },
+        orgs.join(" ")
+    );
+    audit::record_now(&ui.store, &who.entry(AuditAction::SignIn, "", &detail)).await?;
+    let mut r = Redirect::to("/cases").into_response();
+    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(
+        &token,
+        ui.secure_cookies,
+        ui.lifetimes,
+    )) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(r)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CsrfForm {
+    pub(crate) csrf: String,
+}
+
+pub(crate) async fn logout(
+    State(ui): State<S>,
+    a: Analyst,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, UiError> {
+    a.check_csrf(&f.csrf)?;
+    session::end(&ui.store, &a.session.hash).await?;
+    audit::record_now(
+        &ui.store,
+        &a.who().entry(AuditAction::SignOut, "", "signed out"),
+    )
+    .await?;
+    let mut r = render(&MessagePage {
+        base: Base::anonymous("Signed out", ui.dev_idp.is_some()),
+        text: "You are signed out. Close the browser window if others use this computer.".into(),
+        link: Some(("/login".into(), "Sign in again".into())),
+    });
+    if let Ok(v) = HeaderValue::from_str(&session::clear_cookie(ui.secure_cookies)) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(r)
+}

@@ -1,0 +1,387 @@
+//! One case: its page, and the actions on it (unlock, transition, note,
+//! reply, breach), each a call to the cases service.
+
+use super::*;
+use crate::web::auth::signin::CsrfForm;
+
+// ---------------------------------------------------------------- case
+
+struct EvidenceView {
+    name: String,
+    kind: String,
+    size: i64,
+    sniffed: Option<String>,
+    locked: bool,
+    from_archive: Option<String>,
+    url: String,
+    preview: bool,
+}
+
+struct EventView {
+    when: String,
+    kind: &'static str,
+    actor: String,
+    detail: String,
+}
+
+struct CaseView {
+    reference: String,
+    subject: String,
+    state: &'static str,
+    close_reason: Option<String>,
+    org: String,
+    kind: &'static str,
+    received: String,
+    receipt_clock: String,
+    receipt_overdue: bool,
+    feedback_clock: String,
+    feedback_overdue: bool,
+    breach_clock: Option<String>,
+    anonymous: bool,
+    reporter: String,
+    reply_to: Option<String>,
+    fields: Vec<(&'static str, String)>,
+    cves: String,
+    cwes: String,
+    cvss: Option<String>,
+    assets: Vec<(String, bool)>,
+    suggestions: Vec<(String, String)>,
+    evidence: Vec<EvidenceView>,
+    tls: String,
+    auth_results: String,
+    timeline: Vec<EventView>,
+    has_locked: bool,
+    next_states: Vec<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "case.html")]
+struct CasePage {
+    base: Base,
+    c: CaseView,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct Flash {
+    #[serde(default)]
+    done: Option<String>,
+}
+
+/// Notices after an action, by code: the URL never carries free text.
+fn notice_text(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "unlocked" => "Archive unlocked and its contents filed as evidence.",
+        "transition" => "State changed.",
+        "note" => "Note added.",
+        "reply" => "Reply queued to the reporter; it is in the timeline.",
+        "breach" => {
+            "Flagged as a personal-data breach: the deadline to notify the authority is on the case."
+        }
+        _ => return None,
+    })
+}
+
+pub(crate) async fn show(
+    State(ui): State<S>,
+    a: Analyst,
+    Path(reference): Path<String>,
+    Query(flash): Query<Flash>,
+) -> Result<Response, UiError> {
+    let case = a.open(&ui, &reference).await?;
+    let notice = flash
+        .done
+        .as_deref()
+        .and_then(notice_text)
+        .map(str::to_owned);
+    case_page(&ui, &a, &case, notice, None).await
+}
+
+async fn case_page(
+    ui: &Ui,
+    a: &Analyst,
+    case: &Authorized<Case>,
+    notice: Option<String>,
+    error: Option<(StatusCode, String)>,
+) -> Result<Response, UiError> {
+    let now = now();
+    let d = ui.cases.view(case).await?;
+    let s = &d.summary;
+    let state = s.state;
+    let open = state.is_open();
+    let names: std::collections::HashMap<i64, String> = d
+        .evidence
+        .iter()
+        .map(|e| (e.id, e.name.clone().unwrap_or_else(|| "(unnamed)".into())))
+        .collect();
+    let evidence: Vec<EvidenceView> = d
+        .evidence
+        .iter()
+        .map(|e| {
+            let locked = e.opened_at.is_none()
+                && e.archive
+                    .as_ref()
+                    .and_then(|a| a.get("encryption"))
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|v| v != "none");
+            EvidenceView {
+                name: e.name.clone().unwrap_or_else(|| "(unnamed)".into()),
+                kind: e.kind.clone(),
+                size: e.size,
+                sniffed: e.sniffed_type.clone(),
+                locked,
+                from_archive: e.parent_id.and_then(|p| names.get(&p).cloned()),
+                url: format!("/cases/{}/evidence/{}", s.reference, e.object_id),
+                preview: e
+                    .sniffed_type
+                    .as_deref()
+                    .is_some_and(|t| PREVIEWABLE.contains(&t)),
+            }
+        })
+        .collect();
+    let has_locked = evidence.iter().any(|e| e.locked);
+    let fields: Vec<(&'static str, String)> = [
+        ("Description", &d.description),
+        ("Steps / attack chain", &d.steps),
+        ("Impact", &d.impact),
+        ("Mitigation", &d.mitigation),
+        ("Contact", &d.contact),
+        ("Channel", &d.channel),
+        ("Language", &d.language),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+    .collect();
+    let reporter = match (&d.reporter_name, &d.reporter_address) {
+        (Some(n), Some(a)) => format!("{n} <{a}>"),
+        (None, Some(a)) => a.clone(),
+        (Some(n), None) => n.clone(),
+        (None, None) => "unknown".into(),
+    };
+    let c = CaseView {
+        reference: s.reference.clone(),
+        subject: s.subject.clone(),
+        state: s.state.as_str(),
+        close_reason: d.close_reason.clone(),
+        org: s.org.clone(),
+        kind: s.kind.as_str(),
+        received: when(s.received_at),
+        receipt_clock: if state.acknowledged() {
+            "acknowledged".into()
+        } else if open {
+            format!(
+                "due {} ({})",
+                when(s.acknowledge_by),
+                clock(s.acknowledge_by, now)
+            )
+        } else {
+            "not needed".into()
+        },
+        receipt_overdue: open && !state.acknowledged() && now > s.acknowledge_by,
+        feedback_clock: if !open {
+            "closed".into()
+        } else if d.feedback_paused {
+            "paused while waiting for the reporter".into()
+        } else {
+            format!(
+                "due {} ({})",
+                when(s.feedback_by),
+                clock(s.feedback_by, now)
+            )
+        },
+        feedback_overdue: open && !d.feedback_paused && now > s.feedback_by,
+        breach_clock: d
+            .breach_notify_by
+            .map(|t| format!("notify the authority by {} ({})", when(t), clock(t, now))),
+        anonymous: d.anonymous,
+        reporter,
+        reply_to: d.reporter_address.clone(),
+        fields,
+        cves: d.cve_ids.join(", "),
+        cwes: d.cwe_ids.join(", "),
+        cvss: d.cvss_vector.as_ref().map(|v| {
+            format!(
+                "{} {} ({v})",
+                d.cvss_score.map(|s| format!("{s:.1}")).unwrap_or_default(),
+                d.cvss_severity.clone().unwrap_or_default()
+            )
+        }),
+        assets: d
+            .assets
+            .iter()
+            .map(|a| (a.value.clone(), a.in_scope))
+            .collect(),
+        suggestions: d
+            .suggestions
+            .iter()
+            .map(|s| (s.label.clone(), s.matched.clone()))
+            .collect(),
+        evidence,
+        tls: match (&d.tls_version, &d.tls_cipher) {
+            (Some(v), Some(c)) => format!("{v}, {c}"),
+            (Some(v), None) => v.clone(),
+            _ => "none: delivered without TLS".into(),
+        },
+        auth_results: d
+            .authentication_results
+            .clone()
+            .unwrap_or_else(|| "none".into()),
+        timeline: d
+            .timeline
+            .iter()
+            .map(|t| EventView {
+                when: when(t.at),
+                kind: t.kind.as_str(),
+                actor: t.actor.clone(),
+                detail: t.detail.clone(),
+            })
+            .collect(),
+        has_locked,
+        next_states: CaseState::ALL
+            .iter()
+            .filter(|n| state.may_become(**n))
+            .map(|n| n.as_str())
+            .collect(),
+    };
+    let (status, error) = match error {
+        Some((status, text)) => (status, Some(text)),
+        None => (StatusCode::OK, None),
+    };
+    Ok((
+        status,
+        render(&CasePage {
+            base: a.base(format!("{} {}", s.reference, s.subject), ui),
+            c,
+            notice,
+            error,
+        }),
+    )
+        .into_response())
+}
+
+// ---------------------------------------------------------------- actions
+
+fn done(reference: &str, code: &str) -> Response {
+    Redirect::to(&format!("/cases/{reference}?done={code}")).into_response()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct UnlockForm {
+    csrf: String,
+    password: Zeroizing<String>,
+}
+
+pub(crate) async fn unlock(
+    State(ui): State<S>,
+    a: Analyst,
+    Path(reference): Path<String>,
+    Form(f): Form<UnlockForm>,
+) -> Result<Response, UiError> {
+    a.check_csrf(&f.csrf)?;
+    let case = a.open(&ui, &reference).await?;
+    match ui.cases.unlock(&case, f.password).await {
+        Ok(outcome) if outcome.opened > 0 => Ok(done(&case.reference, "unlocked")),
+        Ok(outcome) => {
+            let why = if outcome.refused.is_empty() {
+                "Nothing was opened.".to_owned()
+            } else {
+                format!("Not opened: {}", outcome.refused.join("; "))
+            };
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            case_page(&ui, &a, &case, None, Some((status, why))).await
+        }
+        Err(e) => refused(&ui, &a, &case, e).await,
+    }
+}
+
+/// A refused action: the case page again with the service's message,
+/// for what the analyst can put right; an error page for the rest.
+async fn refused(
+    ui: &Ui,
+    a: &Analyst,
+    case: &Authorized<Case>,
+    e: CaseError,
+) -> Result<Response, UiError> {
+    let status = match e.class() {
+        ErrorClass::Conflict => StatusCode::CONFLICT,
+        ErrorClass::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorClass::Limited => StatusCode::TOO_MANY_REQUESTS,
+        _ => return Err(e.into()),
+    };
+    case_page(ui, a, case, None, Some((status, e.to_string()))).await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct TransitionForm {
+    csrf: String,
+    state: String,
+    #[serde(default)]
+    reason: String,
+}
+
+pub(crate) async fn transition(
+    State(ui): State<S>,
+    a: Analyst,
+    Path(reference): Path<String>,
+    Form(f): Form<TransitionForm>,
+) -> Result<Response, UiError> {
+    a.check_csrf(&f.csrf)?;
+    let case = a.open(&ui, &reference).await?;
+    let result = async {
+        let next = state_named(&f.state)?;
+        let reason = Reason::new(Some(&f.reason))?;
+        ui.cases.transition(&case, next, &reason).await
+    }
+    .await;
+    match result {
+        Ok(()) => Ok(done(&case.reference, "transition")),
+        Err(e) => refused(&ui, &a, &case, e).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct TextForm {
+    csrf: String,
+    text: String,
+}
+
+pub(crate) async fn note(
+    State(ui): State<S>,
+    a: Analyst,
+    Path(reference): Path<String>,
+    Form(f): Form<TextForm>,
+) -> Result<Response, UiError> {
+    a.check_csrf(&f.csrf)?;
+    let case = a.open(&ui, &reference).await?;
+    match async { ui.cases.note(&case, &NoteText::new(&f.text)?).await }.await {
+        Ok(()) => Ok(done(&case.reference, "note")),
+        Err(e) => refused(&ui, &a, &case, e).await,
+    }
+}
+
+pub(crate) async fn reply(
+    State(ui): State<S>,
+    a: Analyst,
+    Path(reference): Path<String>,
+    Form(f): Form<TextForm>,
+) -> Result<Response, UiError> {
+    a.check_csrf(&f.csrf)?;
+    let case = a.open(&ui, &reference).await?;
+    match async { ui.cases.reply(&case, &ReplyText::new(&f.text)?).await }.await {
+        Ok(_) => Ok(done(&case.reference, "reply")),
+        Err(e) => refused(&ui, &a, &case, e).await,
+    }
+}
+
+pub(crate) async fn breach(
+    State(ui): State<S>,
+    a: Analyst,
+    Path(reference): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, UiError> {
+    a.check_csrf(&f.csrf)?;
+    let case = a.open(&ui, &reference).await?;
+    ui.cases.flag_breach(&case).await?;
+    Ok(done(&case.reference, "breach"))
+}
