@@ -94,8 +94,18 @@ async fn upgraded(server: &Server, expected: &Path, dump: impl Fn() -> Vec<u8>) 
     let (_, out, _) = server.cli(&["cases", "list", "--json"], None);
     let list: Vec<Value> = serde_json::from_str(&out).unwrap();
     assert_eq!(list.last().unwrap()["reference"], "NC-2026-0006");
+    // A new audit entry, under the key derived for the chain now: the
+    // chain goes on from the release's entries and still verifies.
+    let (ok, _, err) = server.cli(&["cases", "show", "NC-2026-0006", "--json"], None);
+    assert!(ok, "{err}");
+    let (ok, out, err) = server.cli(&["audit", "verify"], None);
+    assert!(ok, "after new entries: {out}{err}");
     let dump = dump();
     assert!(dump.len() > 10_000);
+    // The release's values stay in their format and open; new ones name
+    // the versioned format (and, inside it, the key id).
+    assert!(contains(&dump, "sealed:v1:"), "old values kept");
+    assert!(contains(&dump, "sealed:v2:"), "new values versioned");
     for phrase in CONTENT {
         assert!(
             !contains(&dump, phrase),

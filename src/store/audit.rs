@@ -138,8 +138,9 @@ impl Entry<'_> {
     }
 }
 
-fn mac(sealer: &Sealer, prev: &str, at: i64, fields: Fields<'_>) -> String {
-    // Length-prefixed fields, so no two entries can serialise alike.
+/// What an entry's MAC covers: the previous MAC, the time and the fields,
+/// length-prefixed, so no two entries can serialise alike.
+fn message(prev: &str, at: i64, fields: Fields<'_>) -> Vec<u8> {
     let mut msg = Vec::new();
     let at = at.to_string();
     for part in [prev, at.as_str()].into_iter().chain(fields) {
@@ -147,11 +148,32 @@ fn mac(sealer: &Sealer, prev: &str, at: i64, fields: Fields<'_>) -> String {
         msg.extend_from_slice(&(part.len() as u64).to_le_bytes());
         msg.extend_from_slice(part);
     }
-    sealer.audit_mac(&msg)
+    msg
+}
+
+fn mac(sealer: &Sealer, prev: &str, at: i64, fields: Fields<'_>) -> String {
+    sealer.audit_mac(&message(prev, at, fields))
+}
+
+fn head_message(count: i64, last: &str) -> Vec<u8> {
+    format!("head:{count}:{last}").into_bytes()
 }
 
 fn head_mac(sealer: &Sealer, count: i64, last: &str) -> String {
-    sealer.audit_mac(format!("head:{count}:{last}").as_bytes())
+    sealer.audit_mac(&head_message(count, last))
+}
+
+/// Whether `stored` is the MAC of `msg`. Entries written by older releases
+/// carry a MAC under the key those derived (no `v2:` prefix); they verify
+/// as long as no current entry came before them, so the chain can move to
+/// the current key once and never back.
+fn mac_matches(sealer: &Sealer, stored: &str, msg: &[u8], current_seen: &mut bool) -> bool {
+    if stored.starts_with("v2:") {
+        *current_seen = true;
+        sealer.audit_mac(msg) == stored
+    } else {
+        !*current_seen && sealer.legacy_audit_mac(msg) == stored
+    }
 }
 
 /// Appends an entry inside the caller's transaction (which must be a
@@ -281,6 +303,7 @@ pub async fn verify(pool: &AnyPool, sealer: &Sealer) -> Result<Verdict, StoreErr
     .await?;
     let mut prev = String::new();
     let mut last_id = 0;
+    let mut current_seen = false;
     for r in &rows {
         let id: i64 = r.try_get("id")?;
         let (actor, action, target, source, detail): (String, String, String, String, String) = (
@@ -291,13 +314,12 @@ pub async fn verify(pool: &AnyPool, sealer: &Sealer) -> Result<Verdict, StoreErr
             r.try_get("detail")?,
         );
         let stored: String = r.try_get("mac")?;
-        if mac(
-            sealer,
+        let msg = message(
             &prev,
             r.try_get("at")?,
             [&actor, &action, &target, &source, &detail],
-        ) != stored
-        {
+        );
+        if !mac_matches(sealer, &stored, &msg, &mut current_seen) {
             return Ok(Verdict::Broken {
                 at_entry: id,
                 reason: "entry edited, or an entry before it removed or reordered".into(),
@@ -311,10 +333,16 @@ pub async fn verify(pool: &AnyPool, sealer: &Sealer) -> Result<Verdict, StoreErr
             .fetch_optional(pool)
             .await?;
     let count = rows.len() as i64;
-    let expected = format!("{count}:{prev}:{}", head_mac(sealer, count, &prev));
+    let head_ok = |value: &str| {
+        let Some(stored) = value.strip_prefix(&format!("{count}:{prev}:")) else {
+            return false;
+        };
+        let mut seen = current_seen;
+        mac_matches(sealer, stored, &head_message(count, &prev), &mut seen)
+    };
     match head {
         None if count == 0 => Ok(Verdict::Intact { entries: 0 }),
-        Some((value,)) if value == expected => Ok(Verdict::Intact {
+        Some((value,)) if head_ok(&value) => Ok(Verdict::Intact {
             entries: count as u64,
         }),
         _ => Ok(Verdict::Broken {

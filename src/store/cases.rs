@@ -2,7 +2,7 @@
 //! suggestions, evidence, timeline and conversation. It persists what the
 //! cases service decided and reads it back; it holds no rule of its own.
 
-use super::seal::Sealer;
+use super::seal::{Label, Sealer};
 use super::{StoreError, WriteTx};
 use crate::model::archive::ArchiveInfo;
 use crate::model::case::{CaseKind, CaseState, EventKind};
@@ -62,13 +62,13 @@ fn year_of(unix: i64) -> i16 {
 /// Inserts the case with a fresh reference (`PREFIX-YEAR-NNNN`, per
 /// organisation and year) inside the caller's transaction.
 /// AAD for a sealed column of a case.
-pub fn case_field(reference: &str, column: &str) -> String {
-    format!("case:{reference}:{column}")
+pub fn case_field<'a>(reference: &'a str, column: &'a str) -> Label<'a> {
+    Label::CaseField(reference, column)
 }
 
 /// AAD for a case's sealed child rows (events, assets).
-pub fn case_child(case_id: i64, table: &str) -> String {
-    format!("case-{case_id}:{table}")
+pub fn case_child(case_id: i64, table: &str) -> Label<'_> {
+    Label::CaseChild(case_id, table)
 }
 
 /// A fresh identity for an evidence object, bound into its sealing.
@@ -84,8 +84,8 @@ pub fn object_id() -> String {
 }
 
 /// AAD for a sealed property of an evidence object.
-fn evidence_field(object: &str, column: &str) -> String {
-    format!("evidence:{object}:{column}")
+fn evidence_field<'a>(object: &'a str, column: &'a str) -> Label<'a> {
+    Label::EvidenceField(object, column)
 }
 
 /// Stores one evidence object, sealed: its content, name, types and
@@ -101,7 +101,7 @@ pub async fn insert_evidence(
     opened_at: Option<i64>,
 ) -> Result<i64, StoreError> {
     let object = object_id();
-    let aad = format!("evidence:{object}");
+    let aad = Label::Evidence(&object);
     let archive = e
         .archive
         .as_ref()
@@ -114,13 +114,13 @@ pub async fn insert_evidence(
     )
     .bind(case_id)
     .bind(if e.screenshot { "screenshot" } else { "attachment" })
-    .bind(sealer.seal_opt(&format!("{aad}:name"), e.name.as_deref()))
-    .bind(sealer.seal_text(&evidence_field(&object, "declared_type"), &e.declared_type))
-    .bind(sealer.seal_opt(&evidence_field(&object, "sniffed_type"), e.sniffed_type.as_deref()))
+    .bind(sealer.seal_opt(evidence_field(&object, "name"), e.name.as_deref()))
+    .bind(sealer.seal_text(evidence_field(&object, "declared_type"), &e.declared_type))
+    .bind(sealer.seal_opt(evidence_field(&object, "sniffed_type"), e.sniffed_type.as_deref()))
     .bind(e.data.len() as i64)
     .bind(i64::from(e.forwarded))
-    .bind(sealer.seal(&aad, &e.data))
-    .bind(sealer.seal_opt(&evidence_field(&object, "archive"), archive.as_deref()))
+    .bind(sealer.seal(aad, &e.data))
+    .bind(sealer.seal_opt(evidence_field(&object, "archive"), archive.as_deref()))
     .bind(parent)
     .bind(opened_at)
     .bind(&object)
@@ -151,7 +151,7 @@ impl SealedFields {
     fn new(sealer: &Sealer, reference: &str, f: &ReportFields) -> SealedFields {
         let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
         let seal =
-            |column: &str, v: Option<&str>| sealer.seal_opt(&case_field(reference, column), v);
+            |column: &str, v: Option<&str>| sealer.seal_opt(case_field(reference, column), v);
         let cvss = f.cvss.as_ref().and_then(|c| serde_json::to_string(c).ok());
         SealedFields {
             channel: seal("channel", f.channel.as_deref()),
@@ -161,8 +161,8 @@ impl SealedFields {
             impact: seal("impact", f.impact.as_deref()),
             mitigation: seal("mitigation", f.mitigation.as_deref()),
             language: seal("language", f.language.map(|l| l.as_str())),
-            cve_ids: sealer.seal_text(&case_field(reference, "cve_ids"), &json(&f.cve_ids)),
-            cwe_ids: sealer.seal_text(&case_field(reference, "cwe_ids"), &json(&f.cwe_ids)),
+            cve_ids: sealer.seal_text(case_field(reference, "cve_ids"), &json(&f.cve_ids)),
+            cwe_ids: sealer.seal_text(case_field(reference, "cwe_ids"), &json(&f.cwe_ids)),
             cvss: seal("cvss", cvss.as_deref()),
         }
     }
@@ -211,7 +211,7 @@ pub(crate) async fn insert_asset(
 ) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO case_assets (case_id, value, in_scope) VALUES ($1, $2, $3)")
         .bind(case_id)
-        .bind(sealer.seal_text(&case_child(case_id, "asset"), value))
+        .bind(sealer.seal_text(case_child(case_id, "asset"), value))
         .bind(i64::from(in_scope))
         .execute(tx.conn())
         .await?;
@@ -230,10 +230,10 @@ async fn insert_suggestions(
     for s in suggestions {
         sqlx::query("INSERT INTO case_suggestions (case_id, kind, name, label, matched) VALUES ($1, $2, $3, $4, $5)")
             .bind(case_id)
-            .bind(sealer.seal_text(&aad, &s.kind))
-            .bind(sealer.seal_text(&aad, &s.name))
-            .bind(sealer.seal_text(&aad, &s.label))
-            .bind(sealer.seal_text(&aad, &s.matched))
+            .bind(sealer.seal_text(aad, &s.kind))
+            .bind(sealer.seal_text(aad, &s.name))
+            .bind(sealer.seal_text(aad, &s.label))
+            .bind(sealer.seal_text(aad, &s.matched))
             .execute(tx.conn())
             .await?;
     }
@@ -260,7 +260,7 @@ pub async fn insert(
     .fetch_one(tx.conn())
     .await?;
     let reference = format!("{}-{year}-{n:04}", c.reference_prefix);
-    let seal = |column: &str, v: Option<&str>| sealer.seal_opt(&case_field(&reference, column), v);
+    let seal = |column: &str, v: Option<&str>| sealer.seal_opt(case_field(&reference, column), v);
     let f = SealedFields::new(sealer, &reference, &c.fields);
     // Every bound number is non-null, so the statement can be cached.
     let id = sqlx::query(
@@ -341,7 +341,7 @@ pub async fn refile(
     c: &NewCase,
     now: i64,
 ) -> Result<(), StoreError> {
-    let seal = |column: &str, v: Option<&str>| sealer.seal_opt(&case_field(reference, column), v);
+    let seal = |column: &str, v: Option<&str>| sealer.seal_opt(case_field(reference, column), v);
     sqlx::query(
         "UPDATE cases SET kind = $1, subject = $2, reporter_name = $3, reporter_address = $4, anonymous = $5,
              authentication_results = $6, message_id = $7, unparsed_reason = NULL, updated_at = $8
@@ -412,9 +412,9 @@ pub async fn add_follow_up(
     .bind(f.at)
     .bind(i64::from(f.from_reporter))
     .bind(i64::from(f.token))
-    .bind(sealer.seal_text(&aad, &f.sender))
-    .bind(sealer.seal_text(&aad, &f.subject))
-    .bind(sealer.seal_text(&aad, &f.text))
+    .bind(sealer.seal_text(aad, &f.sender))
+    .bind(sealer.seal_text(aad, &f.subject))
+    .bind(sealer.seal_text(aad, &f.text))
     .bind(&f.tls_version)
     .fetch_one(tx.conn())
     .await?
@@ -466,7 +466,7 @@ pub async fn add_event(
         .bind(at)
         .bind(kind.as_str())
         .bind(actor)
-        .bind(sealer.seal_text(&case_child(case_id, "event"), detail))
+        .bind(sealer.seal_text(case_child(case_id, "event"), detail))
         .bind(message_row)
         .execute(tx.conn())
         .await?;
@@ -485,19 +485,19 @@ fn evidence_info(r: &sqlx::any::AnyRow, sealer: &Sealer) -> Result<EvidenceInfo,
         .unwrap_or_default();
     Ok(EvidenceInfo {
         id: r.try_get("id")?,
-        name: sealer.open_opt(&format!("evidence:{object}:name"), r.try_get("name")?)?,
+        name: sealer.open_opt(evidence_field(&object, "name"), r.try_get("name")?)?,
         parent_id: r.try_get("parent_id")?,
         archive: sealer
-            .open_opt(&evidence_field(&object, "archive"), r.try_get("archive")?)?
+            .open_opt(evidence_field(&object, "archive"), r.try_get("archive")?)?
             .and_then(|a| serde_json::from_str(&a).ok()),
         opened_at: r.try_get("opened_at")?,
         kind: r.try_get("kind")?,
         declared_type: sealer.open_text(
-            &evidence_field(&object, "declared_type"),
+            evidence_field(&object, "declared_type"),
             &r.try_get::<String, _>("declared_type")?,
         )?,
         sniffed_type: sealer.open_opt(
-            &evidence_field(&object, "sniffed_type"),
+            evidence_field(&object, "sniffed_type"),
             r.try_get("sniffed_type")?,
         )?,
         size: r.try_get("size")?,
@@ -527,10 +527,7 @@ pub async fn evidence(
     else {
         return Ok(None);
     };
-    let data = sealer.open(
-        &format!("evidence:{object}"),
-        &r.try_get::<Vec<u8>, _>("data")?,
-    )?;
+    let data = sealer.open(Label::Evidence(object), &r.try_get::<Vec<u8>, _>("data")?)?;
     let info = evidence_info(&r, sealer)?;
     Ok(Some((info, data)))
 }
@@ -616,7 +613,7 @@ pub async fn list(
         }
         let reference: String = r.try_get("reference")?;
         let subject = sealer.open_text(
-            &case_field(&reference, "subject"),
+            case_field(&reference, "subject"),
             &r.try_get::<String, _>("subject")?,
         )?;
         out.push(CaseSummary {
@@ -744,7 +741,7 @@ pub async fn show(
     let ack_by: i64 = row.try_get("acknowledge_by")?;
     let feedback_by: i64 = row.try_get("feedback_by")?;
     let field = |column: &str| -> Result<Option<String>, StoreError> {
-        Ok(sealer.open_opt(&case_field(reference, column), row.try_get(column)?)?)
+        Ok(sealer.open_opt(case_field(reference, column), row.try_get(column)?)?)
     };
     let assets =
         sqlx::query("SELECT value, in_scope FROM case_assets WHERE case_id = $1 ORDER BY id")
@@ -755,7 +752,7 @@ pub async fn show(
             .map(|r| {
                 Ok(AssetRow {
                     value: sealer
-                        .open_text(&case_child(id, "asset"), &r.try_get::<String, _>("value")?)?,
+                        .open_text(case_child(id, "asset"), &r.try_get::<String, _>("value")?)?,
                     in_scope: r.try_get::<i64, _>("in_scope")? != 0,
                 })
             })
@@ -770,7 +767,7 @@ pub async fn show(
     .map(|r| {
         let aad = case_child(id, "suggestion");
         let open = |c: &str| -> Result<String, StoreError> {
-            Ok(sealer.open_text(&aad, &r.try_get::<String, _>(c)?)?)
+            Ok(sealer.open_text(aad, &r.try_get::<String, _>(c)?)?)
         };
         Ok(Suggestion {
             kind: open("kind")?,
@@ -805,7 +802,7 @@ pub async fn show(
                 .ok_or_else(|| StoreError::Corrupt("a timeline entry of an unknown kind".into()))?,
             actor: r.try_get("actor")?,
             detail: sealer
-                .open_text(&case_child(id, "event"), &r.try_get::<String, _>("detail")?)?,
+                .open_text(case_child(id, "event"), &r.try_get::<String, _>("detail")?)?,
         })
     })
     .collect::<Result<_, StoreError>>()?;
@@ -820,7 +817,7 @@ pub async fn show(
     .map(|r| {
         let aad = case_child(id, "conversation");
         let open = |c: &str| -> Result<String, StoreError> {
-            Ok(sealer.open_text(&aad, &r.try_get::<String, _>(c)?)?)
+            Ok(sealer.open_text(aad, &r.try_get::<String, _>(c)?)?)
         };
         Ok(ConversationEntry {
             id: r.try_get("id")?,
@@ -971,7 +968,7 @@ pub async fn reply_facts(
         .fetch_one(tx.conn())
         .await?;
     let field = |column: &str| -> Result<Option<String>, StoreError> {
-        Ok(sealer.open_opt(&case_field(reference, column), row.try_get(column)?)?)
+        Ok(sealer.open_opt(case_field(reference, column), row.try_get(column)?)?)
     };
     Ok(ReplyFacts {
         subject: field("subject")?.unwrap_or_default(),
@@ -997,7 +994,7 @@ pub async fn mark_opened(
             .fetch_one(tx.conn())
             .await?;
     let mut info: serde_json::Value = sealer
-        .open_opt(&aad, stored)?
+        .open_opt(aad, stored)?
         .and_then(|a| serde_json::from_str(&a).ok())
         .unwrap_or_default();
     if let Some(problem) = problem {
@@ -1007,7 +1004,7 @@ pub async fn mark_opened(
         "UPDATE case_evidence SET opened_at = $1, archive_locked = 0, archive = $2 WHERE id = $3",
     )
     .bind(now)
-    .bind(sealer.seal_text(&aad, &info.to_string()))
+    .bind(sealer.seal_text(aad, &info.to_string()))
     .bind(id)
     .execute(tx.conn())
     .await?;
@@ -1022,7 +1019,7 @@ fn open_fields(
     reference: &str,
 ) -> Result<ReportFields, StoreError> {
     let field = |column: &str| -> Result<Option<String>, StoreError> {
-        Ok(sealer.open_opt(&case_field(reference, column), row.try_get(column)?)?)
+        Ok(sealer.open_opt(case_field(reference, column), row.try_get(column)?)?)
     };
     let ids = |column: &str| -> Result<Vec<String>, StoreError> {
         Ok(field(column)?
@@ -1105,7 +1102,7 @@ pub async fn fill_empty_fields(
             .await?;
     let existing: Vec<String> = existing
         .into_iter()
-        .map(|(v,)| sealer.open_text(&aad, &v))
+        .map(|(v,)| sealer.open_text(aad, &v))
         .collect::<Result<_, _>>()?;
     merged.assets = found
         .assets
@@ -1159,7 +1156,7 @@ pub async fn reporter_address(
             .bind(id)
             .fetch_one(tx.conn())
             .await?;
-    Ok(sealer.open_opt(&case_field(reference, "reporter_address"), stored)?)
+    Ok(sealer.open_opt(case_field(reference, "reporter_address"), stored)?)
 }
 
 /// Why an `unparsed` case's message still cannot be parsed.

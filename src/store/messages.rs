@@ -3,7 +3,7 @@
 //! another attempt). The receiver's side — committing what arrived — is
 //! `Writer` in `mod.rs`.
 
-use super::seal::Sealer;
+use super::seal::{Label, Sealer};
 use super::{Backend, Store, StoreError, WriteTx};
 use sqlx::Row;
 
@@ -87,7 +87,7 @@ pub async fn claim(
         let sealed: Vec<u8> = r.try_get("raw")?;
         batch.push(Claimed {
             id,
-            raw: sealer.open(&format!("message:{queue_id}"), &sealed)?,
+            raw: sealer.open(Label::Message(&queue_id), &sealed)?,
             queue_id,
             mail_from: r.try_get("mail_from")?,
             peer: r.try_get("peer")?,

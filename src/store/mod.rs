@@ -85,7 +85,7 @@ pub mod tokens;
 pub mod unlocks;
 pub mod webhooks;
 
-use seal::{SealError, Sealer};
+use seal::{Label, SealError, Sealer};
 use std::sync::Arc;
 
 /// Which database a store URL names. Behaviour is the same on both; only
@@ -405,7 +405,7 @@ impl Store {
         .await?;
         let (queue_id, sealed) =
             row.ok_or_else(|| StoreError::NotFound(format!("no message for case {reference}")))?;
-        Ok(self.sealer.open(&format!("message:{queue_id}"), &sealed)?)
+        Ok(self.sealer.open(Label::Message(&queue_id), &sealed)?)
     }
 
     /// Opens a write transaction: `BEGIN IMMEDIATE` on SQLite (the write
@@ -520,7 +520,7 @@ async fn commit_batch(
         .bind(&m.mail_from)
         .bind(&rcpt)
         .bind(message.raw.len() as i64)
-        .bind(sealer.seal(&format!("message:{}", m.queue_id), &message.raw))
+        .bind(sealer.seal(Label::Message(&m.queue_id), &message.raw))
         .execute(&mut *tx)
         .await?;
     }
@@ -530,7 +530,7 @@ async fn commit_batch(
 /// Checks (or, for a store that holds nothing sealed yet, creates) the
 /// master key against a value sealed with it.
 async fn unlock_store(pool: &AnyPool, key_file: &Path) -> Result<Sealer, StoreError> {
-    const CHECK: &str = "store:key-check";
+    const CHECK: Label<'static> = Label::KeyCheck;
     let check: Option<(String,)> =
         sqlx::query_as("SELECT value FROM store_meta WHERE name = 'key_check'")
             .fetch_optional(pool)
@@ -562,14 +562,14 @@ async fn migrate_legacy(pool: &AnyPool, sealer: &Sealer) -> Result<bool, StoreEr
     let rows: Vec<(i64, String, Vec<u8>)> =
         // Only what is not sealed yet: reading every message at every
         // start would cost the size of the whole store.
-        sqlx::query_as("SELECT id, queue_id, raw FROM messages WHERE substr(raw, 1, 4) <> $1 ORDER BY id")
-            .bind(seal::MAGIC.to_vec())
+        sqlx::query_as("SELECT id, queue_id, raw FROM messages WHERE substr(raw, 1, 3) <> $1 ORDER BY id")
+            .bind(b"DMX".to_vec())
             .fetch_all(pool)
             .await?;
     for (id, queue_id, raw) in rows {
-        if !raw.starts_with(seal::MAGIC) {
+        if !seal::is_sealed(&raw) {
             sqlx::query("UPDATE messages SET raw = $1 WHERE id = $2")
-                .bind(sealer.seal(&format!("message:{queue_id}"), &raw))
+                .bind(sealer.seal(Label::Message(&queue_id), &raw))
                 .bind(id)
                 .execute(pool)
                 .await?;
@@ -594,7 +594,7 @@ async fn migrate_legacy(pool: &AnyPool, sealer: &Sealer) -> Result<bool, StoreEr
     for column in CASE_COLUMNS {
         // Column names come from the fixed list above.
         let select = format!(
-            "SELECT id, reference, {column} FROM cases WHERE {column} IS NOT NULL AND {column} NOT LIKE 'sealed:v1:%'"
+            "SELECT id, reference, {column} FROM cases WHERE {column} IS NOT NULL AND {column} NOT LIKE 'sealed:%'"
         );
         let rows: Vec<(i64, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(select))
             .fetch_all(pool)
@@ -602,7 +602,7 @@ async fn migrate_legacy(pool: &AnyPool, sealer: &Sealer) -> Result<bool, StoreEr
         for (id, reference, value) in rows {
             let update = format!("UPDATE cases SET {column} = $1 WHERE id = $2");
             sqlx::query(sqlx::AssertSqlSafe(update))
-                .bind(sealer.seal_text(&format!("case:{reference}:{column}"), &value))
+                .bind(sealer.seal_text(Label::CaseField(&reference, column), &value))
                 .bind(id)
                 .execute(pool)
                 .await?;
@@ -613,16 +613,15 @@ async fn migrate_legacy(pool: &AnyPool, sealer: &Sealer) -> Result<bool, StoreEr
         ("case_events", "detail", "event"),
         ("case_assets", "value", "asset"),
     ] {
-        let select = format!(
-            "SELECT id, case_id, {column} FROM {table} WHERE {column} NOT LIKE 'sealed:v1:%'"
-        );
+        let select =
+            format!("SELECT id, case_id, {column} FROM {table} WHERE {column} NOT LIKE 'sealed:%'");
         let rows: Vec<(i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(select))
             .fetch_all(pool)
             .await?;
         for (id, case_id, value) in rows {
             let update = format!("UPDATE {table} SET {column} = $1 WHERE id = $2");
             sqlx::query(sqlx::AssertSqlSafe(update))
-                .bind(sealer.seal_text(&format!("case-{case_id}:{child}"), &value))
+                .bind(sealer.seal_text(Label::CaseChild(case_id, child), &value))
                 .bind(id)
                 .execute(pool)
                 .await?;
@@ -630,14 +629,14 @@ async fn migrate_legacy(pool: &AnyPool, sealer: &Sealer) -> Result<bool, StoreEr
         }
     }
     let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
-        "SELECT id, message_id, subject, body FROM outbox WHERE subject != '' AND subject NOT LIKE 'sealed:v1:%'",
+        "SELECT id, message_id, subject, body FROM outbox WHERE subject != '' AND subject NOT LIKE 'sealed:%'",
     )
     .fetch_all(pool)
     .await?;
     for (id, message_id, subject, body) in rows {
         sqlx::query("UPDATE outbox SET subject = $1, body = $2 WHERE id = $3")
-            .bind(sealer.seal_text(&format!("outbox:{message_id}:subject"), &subject))
-            .bind(sealer.seal_text(&format!("outbox:{message_id}:body"), &body))
+            .bind(sealer.seal_text(Label::Outbox(&message_id, "subject"), &subject))
+            .bind(sealer.seal_text(Label::Outbox(&message_id, "body"), &body))
             .bind(id)
             .execute(pool)
             .await?;
@@ -649,11 +648,10 @@ async fn migrate_legacy(pool: &AnyPool, sealer: &Sealer) -> Result<bool, StoreEr
             .await?;
     for (id, name, data) in rows {
         let object = crate::store::cases::object_id();
-        let aad = format!("evidence:{object}");
         sqlx::query("UPDATE case_evidence SET object_id = $1, name = $2, data = $3 WHERE id = $4")
             .bind(&object)
-            .bind(sealer.seal_opt(&format!("{aad}:name"), name.as_deref()))
-            .bind(sealer.seal(&aad, &data))
+            .bind(sealer.seal_opt(Label::EvidenceField(&object, "name"), name.as_deref()))
+            .bind(sealer.seal(Label::Evidence(&object), &data))
             .bind(id)
             .persistent(false)
             .execute(pool)
@@ -669,7 +667,7 @@ async fn migrate_legacy(pool: &AnyPool, sealer: &Sealer) -> Result<bool, StoreEr
 /// (entry names), declared and detected types, and suggestions.
 async fn seal_report_derived(pool: &AnyPool, sealer: &Sealer) -> Result<bool, StoreError> {
     let mut sealed = false;
-    let clear = "NOT LIKE 'sealed:v1:%'";
+    let clear = "NOT LIKE 'sealed:%'";
     for column in ["cve_ids", "cwe_ids"] {
         let select = format!("SELECT id, reference, {column} FROM cases WHERE {column} {clear}");
         let rows: Vec<(i64, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(select))
@@ -678,7 +676,7 @@ async fn seal_report_derived(pool: &AnyPool, sealer: &Sealer) -> Result<bool, St
         for (id, reference, value) in rows {
             let update = format!("UPDATE cases SET {column} = $1 WHERE id = $2");
             sqlx::query(sqlx::AssertSqlSafe(update))
-                .bind(sealer.seal_text(&format!("case:{reference}:{column}"), &value))
+                .bind(sealer.seal_text(Label::CaseField(&reference, column), &value))
                 .bind(id)
                 .execute(pool)
                 .await?;
@@ -700,7 +698,7 @@ async fn seal_report_derived(pool: &AnyPool, sealer: &Sealer) -> Result<bool, St
         sqlx::query(
             "UPDATE cases SET cvss = $1, cvss_vector = NULL, cvss_score = NULL, cvss_severity = NULL WHERE id = $2",
         )
-        .bind(sealer.seal_text(&format!("case:{reference}:cvss"), &cvss.to_string()))
+        .bind(sealer.seal_text(Label::CaseField(&reference, "cvss"), &cvss.to_string()))
         .bind(r.try_get::<i64, _>("id")?)
         .execute(pool)
         .await?;
@@ -723,16 +721,16 @@ async fn seal_report_derived(pool: &AnyPool, sealer: &Sealer) -> Result<bool, St
                 .as_deref()
                 .and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok())
                 .is_some_and(|a| a["encryption"].as_str().is_some_and(|e| e != "none"));
-        let aad = |c: &str| format!("evidence:{object}:{c}");
+        let aad = |c| Label::EvidenceField(&object, c);
         sqlx::query(
             "UPDATE case_evidence SET archive = $1, declared_type = $2, sniffed_type = $3, archive_locked = $4
              WHERE id = $5",
         )
         .persistent(false)
-        .bind(sealer.seal_opt(&aad("archive"), archive.as_deref()))
-        .bind(sealer.seal_text(&aad("declared_type"), &r.try_get::<String, _>("declared_type")?))
+        .bind(sealer.seal_opt(aad("archive"), archive.as_deref()))
+        .bind(sealer.seal_text(aad("declared_type"), &r.try_get::<String, _>("declared_type")?))
         .bind(sealer.seal_opt(
-            &aad("sniffed_type"),
+            aad("sniffed_type"),
             r.try_get::<Option<String>, _>("sniffed_type")?.as_deref(),
         ))
         .bind(i64::from(locked))
@@ -749,14 +747,14 @@ async fn seal_report_derived(pool: &AnyPool, sealer: &Sealer) -> Result<bool, St
             .fetch_all(pool)
             .await?;
     for (id, case_id, kind, name, label, matched) in rows {
-        let aad = format!("case-{case_id}:suggestion");
+        let aad = Label::CaseChild(case_id, "suggestion");
         sqlx::query(
             "UPDATE case_suggestions SET kind = $1, name = $2, label = $3, matched = $4 WHERE id = $5",
         )
-        .bind(sealer.seal_text(&aad, &kind))
-        .bind(sealer.seal_text(&aad, &name))
-        .bind(sealer.seal_text(&aad, &label))
-        .bind(sealer.seal_text(&aad, &matched))
+        .bind(sealer.seal_text(aad, &kind))
+        .bind(sealer.seal_text(aad, &name))
+        .bind(sealer.seal_text(aad, &label))
+        .bind(sealer.seal_text(aad, &matched))
         .bind(id)
         .execute(pool)
         .await?;

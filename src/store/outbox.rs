@@ -2,7 +2,7 @@
 //! failed or suppressed. Subjects and bodies are sealed; what to send and
 //! when is `outbound`'s decision.
 
-use super::seal::Sealer;
+use super::seal::{Label, Sealer};
 use super::{Store, StoreError, WriteTx};
 use sqlx::Row;
 
@@ -96,8 +96,8 @@ pub async fn insert(
     .bind(entry.case_id)
     .bind(entry.kind)
     .bind(entry.to.to_ascii_lowercase())
-    .bind(sealer.seal_text(&format!("outbox:{}:subject", entry.message_id), entry.subject))
-    .bind(sealer.seal_text(&format!("outbox:{}:body", entry.message_id), entry.body))
+    .bind(sealer.seal_text(Label::Outbox(entry.message_id, "subject"), entry.subject))
+    .bind(sealer.seal_text(Label::Outbox(entry.message_id, "body"), entry.body))
     .bind(entry.message_id)
     .bind(entry.in_reply_to)
     .bind(if suppressed_because.is_some() { "suppressed" } else { "pending" })
@@ -165,10 +165,14 @@ pub async fn list(store: &Store) -> Result<Vec<OutboxEntry>, StoreError> {
                 case_id: r.try_get("case_id")?,
                 kind: r.try_get("kind")?,
                 to_address: r.try_get("to_address")?,
-                subject: sealer.open_text(
-                    &format!("outbox:{}:subject", r.try_get::<String, _>("message_id")?),
-                    &r.try_get::<String, _>("subject")?,
-                )?,
+                // A suppressed receipt has no subject: nothing to open.
+                subject: match r.try_get::<String, _>("subject")? {
+                    empty if empty.is_empty() => empty,
+                    sealed => sealer.open_text(
+                        Label::Outbox(&r.try_get::<String, _>("message_id")?, "subject"),
+                        &sealed,
+                    )?,
+                },
                 message_id: r.try_get("message_id")?,
                 state: r.try_get("state")?,
                 reason: r.try_get("reason")?,
@@ -232,11 +236,11 @@ pub async fn claim_due(store: &Store, now: i64, lease: i64) -> Result<Option<Due
         automatic: r.try_get::<String, _>("kind")? == "receipt",
         to: r.try_get("to_address")?,
         subject: sealer.open_text(
-            &format!("outbox:{message_id}:subject"),
+            Label::Outbox(&message_id, "subject"),
             &r.try_get::<String, _>("subject")?,
         )?,
         body: sealer.open_text(
-            &format!("outbox:{message_id}:body"),
+            Label::Outbox(&message_id, "body"),
             &r.try_get::<String, _>("body")?,
         )?,
         message_id,

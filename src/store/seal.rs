@@ -1,29 +1,49 @@
-//! Evidence encrypted at rest: AES-256-GCM under one master key.
+//! Evidence encrypted at rest: AES-256-GCM under keys derived from one
+//! master key.
 //!
 //! Every stored piece of report content — raw messages, attachments,
 //! extracted files, case text fields, notes, receipts — is sealed with a
-//! fresh random 96-bit nonce and the object's identity as associated data
-//! (`message:<queue id>`, `case:<reference>:description`, ...), so a value
-//! cannot be moved to another row or column without failing to open. A dump
-//! of the database alone reveals no report content.
+//! fresh random 96-bit nonce and bound to what it is (`Label`): its purpose
+//! and the identity of its row and column, so a value cannot be moved to
+//! another row, column or purpose without failing to open. A dump of the
+//! database alone reveals no report content.
+//!
+//! The sealed format names itself: `DMX2`, the purpose, the id of the key
+//! that sealed it, the nonce, the ciphertext (text columns hold it as
+//! `sealed:v2:` and base64). Keys are derived with HKDF-SHA-256, one per
+//! purpose — sealing, the audit chain, each `purpose_key` — so no key is
+//! ever used for two jobs; the key id is derived the same way and names the
+//! master key without revealing it, so a store sealed under several keys
+//! (rotation) can tell them apart. Values written by older releases
+//! (`DMX1`, `sealed:v1:`: the master key used directly) stay readable.
+//! Anything else is refused: `open` never passes unsealed bytes through.
 //!
 //! The master key comes from `DISCLOSURE_MX_MASTER_KEY` (64 hex digits) or
 //! the key file (mode 0600; anything looser is refused). A key file is
-//! generated only for a store that holds nothing yet. AES-GCM is ring's
-//! (already linked for TLS) rather than a second implementation.
+//! generated only for a store that holds nothing yet. AES-GCM and HKDF are
+//! ring's (already linked for TLS) rather than a second implementation.
 
 use base64::Engine as _;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::hkdf;
+use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
-/// Sealed binary values start with this; anything else is legacy plaintext
-/// awaiting migration.
-pub const MAGIC: &[u8] = b"DMX1";
+/// Sealed binary values of this release start with this.
+pub const MAGIC: &[u8] = b"DMX2";
+/// Sealed binary values of older releases (the master key used directly).
+pub const MAGIC_V1: &[u8] = b"DMX1";
 /// Sealed text values start with this, followed by base64.
-pub const TEXT_PREFIX: &str = "sealed:v1:";
+pub const TEXT_PREFIX: &str = "sealed:v2:";
+/// Sealed text values of older releases.
+pub const TEXT_PREFIX_V1: &str = "sealed:v1:";
+/// Bytes of a key id.
+const KEY_ID_LEN: usize = 8;
+/// The HKDF salt: fixed, public, ours.
+const HKDF_SALT: &[u8] = b"disclosure-mx";
 /// The environment variable that may carry the key instead of a file.
 pub const KEY_ENV: &str = "DISCLOSURE_MX_MASTER_KEY";
 
@@ -41,26 +61,93 @@ pub enum SealError {
     KeyMissing { path: PathBuf },
     #[error("the master key does not open this store's data (wrong key?)")]
     WrongKey,
+    #[error("{0}: sealed under key {1}, not the master key in use ({2})")]
+    OtherKey(String, String, String),
+    #[error("{0}: not sealed (refused: the store holds report content only sealed)")]
+    Unsealed(String),
     #[error("a sealed value failed to open: {0}")]
     Open(String),
     #[error("no randomness from the operating system")]
     Random,
 }
 
-/// The master key, ready to seal and open.
+/// What a sealed value is: its purpose, and the identity of the row and
+/// column it belongs to. Both are bound into the seal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Label<'a> {
+    /// A received message, raw: its queue id.
+    Message(&'a str),
+    /// A column of a case row: reference, column.
+    CaseField(&'a str, &'a str),
+    /// A child row of a case (events, assets, suggestions, conversation):
+    /// case id, table.
+    CaseChild(i64, &'a str),
+    /// An evidence object's content: its object id.
+    Evidence(&'a str),
+    /// A property of an evidence object (name, types, archive record):
+    /// object id, column.
+    EvidenceField(&'a str, &'a str),
+    /// An outbox message's subject or body: Message-ID, part.
+    Outbox(&'a str, &'a str),
+    /// The value that proves a key opens this store.
+    KeyCheck,
+}
+
+impl Label<'_> {
+    /// The purpose byte of the sealed format. Never renumbered.
+    fn purpose(self) -> u8 {
+        match self {
+            Label::Message(_) => 1,
+            Label::CaseField(..) => 2,
+            Label::CaseChild(..) => 3,
+            Label::Evidence(_) => 4,
+            Label::EvidenceField(..) => 5,
+            Label::Outbox(..) => 6,
+            Label::KeyCheck => 7,
+        }
+    }
+
+    /// The object's identity, as older releases bound it too.
+    fn object(self) -> String {
+        match self {
+            Label::Message(q) => format!("message:{q}"),
+            Label::CaseField(r, c) => format!("case:{r}:{c}"),
+            Label::CaseChild(id, t) => format!("case-{id}:{t}"),
+            Label::Evidence(o) => format!("evidence:{o}"),
+            Label::EvidenceField(o, c) => format!("evidence:{o}:{c}"),
+            Label::Outbox(m, p) => format!("outbox:{m}:{p}"),
+            Label::KeyCheck => "store:key-check".into(),
+        }
+    }
+}
+
+/// The master key's derived keys, ready to seal and open.
 pub struct Sealer {
-    key: LessSafeKey,
-    /// Keys the audit chain's MACs; derived from the master key, so the
-    /// chain cannot be rewritten without it.
-    audit: ring::hmac::Key,
+    /// Seals and opens `DMX2` values.
+    seal: LessSafeKey,
+    /// Names the master key in every value it seals.
+    key_id: [u8; KEY_ID_LEN],
+    /// Keys the audit chain's MACs, so the chain cannot be rewritten
+    /// without the master key.
+    audit: hmac::Key,
     /// Derives further purpose keys (`purpose_key`).
-    derive: ring::hmac::Key,
+    prk: hkdf::Prk,
+    /// What older releases sealed and MAC'd with: read, never written.
+    legacy: Legacy,
     rng: SystemRandom,
+}
+
+/// The keys of releases before the versioned format.
+struct Legacy {
+    /// The master key itself, as the AES-GCM key.
+    seal: LessSafeKey,
+    /// HMAC(master, "disclosure-mx audit chain v1").
+    audit: hmac::Key,
 }
 
 impl std::fmt::Debug for Sealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Sealer(..)")
+        write!(f, "Sealer(key {})", self.key_id())
     }
 }
 
@@ -74,17 +161,54 @@ fn parse_hex(s: &str) -> Option<Zeroizing<Vec<u8>>> {
     Some(out)
 }
 
+/// An HKDF output length for `Okm::fill`.
+struct Len(usize);
+
+impl hkdf::KeyType for Len {
+    fn len(&self) -> usize {
+        self.0
+    }
+}
+
+/// HKDF-Expand of `prk` for `info`, `N` bytes.
+fn expand<const N: usize>(prk: &hkdf::Prk, info: &[u8]) -> Zeroizing<[u8; N]> {
+    let mut out = Zeroizing::new([0u8; N]);
+    // Expand fails only for lengths over 255 hash blocks; N is at most 32.
+    #[allow(clippy::expect_used)]
+    prk.expand(&[info], Len(N))
+        .and_then(|okm| okm.fill(&mut out[..]))
+        .expect("HKDF expand of a short key");
+    out
+}
+
 impl Sealer {
     fn from_bytes(bytes: &[u8]) -> Result<Sealer, SealError> {
-        let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| SealError::KeyEnv)?;
-        let derive = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bytes);
-        let audit_key = ring::hmac::sign(&derive, b"disclosure-mx audit chain v1");
+        let legacy_key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| SealError::KeyEnv)?;
+        let legacy_derive = hmac::Key::new(hmac::HMAC_SHA256, bytes);
+        let legacy_audit = hmac::sign(&legacy_derive, b"disclosure-mx audit chain v1");
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT).extract(bytes);
+        let seal_key = expand::<32>(&prk, b"disclosure-mx seal v2");
+        let audit_key = expand::<32>(&prk, b"disclosure-mx audit chain v2");
+        let key_id = *expand::<KEY_ID_LEN>(&prk, b"disclosure-mx key id v2");
         Ok(Sealer {
-            key: LessSafeKey::new(key),
-            audit: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, audit_key.as_ref()),
-            derive,
+            seal: LessSafeKey::new(
+                UnboundKey::new(&AES_256_GCM, &seal_key[..]).map_err(|_| SealError::KeyEnv)?,
+            ),
+            key_id,
+            audit: hmac::Key::new(hmac::HMAC_SHA256, &audit_key[..]),
+            prk,
+            legacy: Legacy {
+                seal: LessSafeKey::new(legacy_key),
+                audit: hmac::Key::new(hmac::HMAC_SHA256, legacy_audit.as_ref()),
+            },
             rng: SystemRandom::new(),
         })
+    }
+
+    /// The id of the master key in use (16 hex digits): it names the key in
+    /// what it seals, and reveals nothing of it.
+    pub fn key_id(&self) -> String {
+        hex::encode(self.key_id)
     }
 
     /// The key from the environment, else from `path`. With `may_create`,
@@ -133,8 +257,18 @@ impl Sealer {
         }
     }
 
-    /// Seals `plain` for `object`: MAGIC, nonce, ciphertext and tag.
-    pub fn seal(&self, object: &str, plain: &[u8]) -> Vec<u8> {
+    /// The header of a `DMX2` value for `label`, which is also bound into
+    /// its associated data.
+    fn header(&self, label: Label<'_>) -> Vec<u8> {
+        let mut h = Vec::with_capacity(MAGIC.len() + 1 + KEY_ID_LEN);
+        h.extend_from_slice(MAGIC);
+        h.push(label.purpose());
+        h.extend_from_slice(&self.key_id);
+        h
+    }
+
+    /// Seals `plain` as `label`: header, nonce, ciphertext and tag.
+    pub fn seal(&self, label: Label<'_>, plain: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         // SystemRandom only fails when the OS has no randomness at all; a
         // zero nonce would then repeat, so stop rather than seal.
@@ -142,30 +276,75 @@ impl Sealer {
         self.rng
             .fill(&mut nonce)
             .expect("operating system randomness");
+        let header = self.header(label);
+        let mut aad = header.clone();
+        aad.extend_from_slice(label.object().as_bytes());
         let mut buf = plain.to_vec();
         // Sealing with a valid key and a fresh nonce cannot fail in ring
         // except for inputs over 64 GiB, which never reach here.
         #[allow(clippy::expect_used)]
-        self.key
+        self.seal
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(object.as_bytes()),
+                Aad::from(&aad[..]),
                 &mut buf,
             )
             .expect("AES-GCM seal");
-        let mut out = Vec::with_capacity(MAGIC.len() + NONCE_LEN + buf.len());
-        out.extend_from_slice(MAGIC);
+        let mut out = header;
+        out.reserve(NONCE_LEN + buf.len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&buf);
         out
     }
 
-    /// Opens what `seal` made for the same `object`. Legacy plaintext (no
-    /// MAGIC) is returned as it is; `migrate_legacy` seals it at start-up.
-    pub fn open(&self, object: &str, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
-        let Some(rest) = sealed.strip_prefix(MAGIC) else {
-            return Ok(sealed.to_vec());
-        };
+    /// Opens what `seal` made for the same `label`, or what an older
+    /// release sealed for it. Refuses anything else: unsealed bytes, a
+    /// value sealed for another purpose or under another key.
+    pub fn open(&self, label: Label<'_>, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+        let object = label.object();
+        if let Some(rest) = sealed.strip_prefix(MAGIC_V1) {
+            return self.dangerous_open_v1(&object, rest);
+        }
+        if !sealed.starts_with(MAGIC) {
+            return Err(SealError::Unsealed(object));
+        }
+        let header_len = MAGIC.len() + 1 + KEY_ID_LEN;
+        if sealed.len() < header_len + NONCE_LEN {
+            return Err(SealError::Open(format!("{object}: truncated")));
+        }
+        let (header, rest) = sealed.split_at(header_len);
+        if header[MAGIC.len()] != label.purpose() {
+            return Err(SealError::Open(format!(
+                "{object}: sealed for another purpose"
+            )));
+        }
+        let key_id = &header[MAGIC.len() + 1..];
+        if key_id != self.key_id {
+            return Err(SealError::OtherKey(
+                object,
+                hex::encode(key_id),
+                self.key_id(),
+            ));
+        }
+        let (nonce, body) = rest.split_at(NONCE_LEN);
+        let nonce =
+            Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::Open(object.clone()))?;
+        let mut aad = header.to_vec();
+        aad.extend_from_slice(object.as_bytes());
+        let mut buf = body.to_vec();
+        let plain = self
+            .seal
+            .open_in_place(nonce, Aad::from(&aad[..]), &mut buf)
+            .map_err(|_| SealError::Open(format!("{object}: authentication failed")))?;
+        Ok(plain.to_vec())
+    }
+
+    /// Opens a value of the older format (`DMX1` stripped): sealed with the
+    /// master key used directly as the AES-GCM key, the one key that was
+    /// also the HMAC key deriving the others. Kept only so stores written
+    /// by older releases stay readable; nothing is sealed this way any
+    /// more.
+    fn dangerous_open_v1(&self, object: &str, rest: &[u8]) -> Result<Vec<u8>, SealError> {
         if rest.len() < NONCE_LEN {
             return Err(SealError::Open(format!("{object}: truncated")));
         }
@@ -174,58 +353,78 @@ impl Sealer {
             Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::Open(object.into()))?;
         let mut buf = body.to_vec();
         let plain = self
-            .key
+            .legacy
+            .seal
             .open_in_place(nonce, Aad::from(object.as_bytes()), &mut buf)
             .map_err(|_| SealError::Open(format!("{object}: authentication failed")))?;
         Ok(plain.to_vec())
     }
 
-    /// An HMAC key for `purpose`, derived from the master key: the same on
-    /// every receiver that shares the key, useless without it.
-    pub fn purpose_key(&self, purpose: &str) -> ring::hmac::Key {
-        let k = ring::hmac::sign(&self.derive, purpose.as_bytes());
-        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, k.as_ref())
+    /// An HMAC key for `purpose`, derived from the master key (HKDF): the
+    /// same on every receiver that shares the key, useless without it.
+    pub fn purpose_key(&self, purpose: &str) -> hmac::Key {
+        let info = format!("disclosure-mx purpose v2: {purpose}");
+        hmac::Key::new(
+            hmac::HMAC_SHA256,
+            &expand::<32>(&self.prk, info.as_bytes())[..],
+        )
     }
 
-    /// HMAC-SHA-256 of `msg` under the audit key, hex.
+    /// HMAC-SHA-256 of `msg` under the audit key: `v2:` and hex.
     pub fn audit_mac(&self, msg: &[u8]) -> String {
-        ring::hmac::sign(&self.audit, msg)
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        format!("v2:{}", hex::encode(hmac::sign(&self.audit, msg)))
     }
 
-    pub fn seal_text(&self, object: &str, plain: &str) -> String {
-        let sealed = self.seal(object, plain.as_bytes());
+    /// The MAC an older release wrote for `msg` (hex, no prefix), to verify
+    /// the entries of the chain it wrote.
+    pub fn legacy_audit_mac(&self, msg: &[u8]) -> String {
+        hex::encode(hmac::sign(&self.legacy.audit, msg))
+    }
+
+    pub fn seal_text(&self, label: Label<'_>, plain: &str) -> String {
+        let sealed = self.seal(label, plain.as_bytes());
         format!(
             "{TEXT_PREFIX}{}",
             base64::engine::general_purpose::STANDARD.encode(sealed)
         )
     }
 
-    pub fn open_text(&self, object: &str, stored: &str) -> Result<String, SealError> {
-        let Some(b64) = stored.strip_prefix(TEXT_PREFIX) else {
-            return Ok(stored.to_owned());
+    pub fn open_text(&self, label: Label<'_>, stored: &str) -> Result<String, SealError> {
+        let Some(b64) = stored
+            .strip_prefix(TEXT_PREFIX)
+            .or_else(|| stored.strip_prefix(TEXT_PREFIX_V1))
+        else {
+            return Err(SealError::Unsealed(label.object()));
         };
         let sealed = base64::engine::general_purpose::STANDARD
             .decode(b64)
-            .map_err(|_| SealError::Open(format!("{object}: not base64")))?;
-        let plain = self.open(object, &sealed)?;
-        String::from_utf8(plain).map_err(|_| SealError::Open(format!("{object}: not UTF-8")))
+            .map_err(|_| SealError::Open(format!("{}: not base64", label.object())))?;
+        let plain = self.open(label, &sealed)?;
+        String::from_utf8(plain)
+            .map_err(|_| SealError::Open(format!("{}: not UTF-8", label.object())))
     }
 
-    pub fn seal_opt(&self, object: &str, plain: Option<&str>) -> Option<String> {
-        plain.map(|p| self.seal_text(object, p))
+    pub fn seal_opt(&self, label: Label<'_>, plain: Option<&str>) -> Option<String> {
+        plain.map(|p| self.seal_text(label, p))
     }
 
     pub fn open_opt(
         &self,
-        object: &str,
+        label: Label<'_>,
         stored: Option<String>,
     ) -> Result<Option<String>, SealError> {
-        stored.map(|s| self.open_text(object, &s)).transpose()
+        stored.map(|s| self.open_text(label, &s)).transpose()
     }
+}
+
+/// Whether `stored` (a text column) is sealed, in either format.
+pub fn is_sealed_text(stored: &str) -> bool {
+    stored.starts_with(TEXT_PREFIX) || stored.starts_with(TEXT_PREFIX_V1)
+}
+
+/// Whether `stored` (a binary column) is sealed, in either format.
+pub fn is_sealed(stored: &[u8]) -> bool {
+    stored.starts_with(MAGIC) || stored.starts_with(MAGIC_V1)
 }
 
 #[cfg(test)]
@@ -236,28 +435,102 @@ mod tests {
         Sealer::from_bytes(&[7u8; 32]).unwrap()
     }
 
+    /// A value as the older release sealed it: `DMX1`, nonce, ciphertext,
+    /// under the master key used directly.
+    fn v1(master: &[u8; 32], object: &str, plain: &[u8]) -> Vec<u8> {
+        let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, master).unwrap());
+        let nonce = [3u8; NONCE_LEN];
+        let mut buf = plain.to_vec();
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(object.as_bytes()),
+            &mut buf,
+        )
+        .unwrap();
+        [MAGIC_V1, &nonce[..], &buf[..]].concat()
+    }
+
     #[test]
     fn round_trip_and_binding() {
         let s = sealer();
-        let a = s.seal("message:Q1", b"report");
-        let b = s.seal("message:Q1", b"report");
+        let q1 = Label::Message("Q1");
+        let a = s.seal(q1, b"report");
+        let b = s.seal(q1, b"report");
         assert_ne!(a, b, "fresh nonce each time");
         assert!(a.starts_with(MAGIC));
-        assert_eq!(s.open("message:Q1", &a).unwrap(), b"report");
-        assert!(s.open("message:Q2", &a).is_err(), "bound to its object");
+        assert_eq!(&a[5..13], &s.key_id[..], "names its key");
+        assert_eq!(s.open(q1, &a).unwrap(), b"report");
+        assert!(
+            s.open(Label::Message("Q2"), &a).is_err(),
+            "bound to its object"
+        );
         let mut t = a.clone();
         let last = t.len() - 1;
         t[last] ^= 1;
-        assert!(s.open("message:Q1", &t).is_err(), "tamper-evident");
-        let text = s.seal_text("case:NC-1:description", "steps");
+        assert!(s.open(q1, &t).is_err(), "tamper-evident");
+        let field = Label::CaseField("NC-1", "description");
+        let text = s.seal_text(field, "steps");
         assert!(text.starts_with(TEXT_PREFIX) && !text.contains("steps"));
-        assert_eq!(
-            s.open_text("case:NC-1:description", &text).unwrap(),
-            "steps"
-        );
-        assert_eq!(s.open_text("x", "legacy plain").unwrap(), "legacy plain");
+        assert_eq!(s.open_text(field, &text).unwrap(), "steps");
         let other = Sealer::from_bytes(&[8u8; 32]).unwrap();
-        assert!(other.open("message:Q1", &a).is_err(), "another key");
+        assert!(
+            matches!(other.open(q1, &a), Err(SealError::OtherKey(..))),
+            "another key is named, not tried"
+        );
+    }
+
+    #[test]
+    fn purposes_and_unsealed_bytes_are_refused() {
+        let s = sealer();
+        // The same identity string under another purpose does not open.
+        let sealed = s.seal(Label::Evidence("o1"), b"x");
+        let mut forged = sealed.clone();
+        forged[4] = Label::Message("o1").purpose();
+        assert!(s.open(Label::Message("o1"), &forged).is_err());
+        assert!(matches!(
+            s.open(Label::Evidence("o1"), b"plain report text"),
+            Err(SealError::Unsealed(_))
+        ));
+        assert!(matches!(
+            s.open_text(Label::KeyCheck, "legacy plain"),
+            Err(SealError::Unsealed(_))
+        ));
+    }
+
+    #[test]
+    fn what_older_releases_sealed_still_opens() {
+        let master = [7u8; 32];
+        let s = Sealer::from_bytes(&master).unwrap();
+        let old = v1(&master, "message:Q1", b"old report");
+        assert_eq!(s.open(Label::Message("Q1"), &old).unwrap(), b"old report");
+        assert!(s.open(Label::Message("Q2"), &old).is_err());
+        let text = format!(
+            "{TEXT_PREFIX_V1}{}",
+            base64::engine::general_purpose::STANDARD.encode(v1(
+                &master,
+                "case:NC-1:impact",
+                b"high"
+            ))
+        );
+        assert_eq!(
+            s.open_text(Label::CaseField("NC-1", "impact"), &text)
+                .unwrap(),
+            "high"
+        );
+    }
+
+    #[test]
+    fn derived_keys_differ_by_purpose_and_from_the_master() {
+        let s = sealer();
+        let a = hmac::sign(&s.purpose_key("a"), b"m");
+        let b = hmac::sign(&s.purpose_key("b"), b"m");
+        assert_ne!(a.as_ref(), b.as_ref());
+        let raw = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &[7u8; 32]), b"m");
+        assert_ne!(s.audit_mac(b"m"), format!("v2:{}", hex::encode(raw)));
+        assert_ne!(s.audit_mac(b"m")[3..], s.legacy_audit_mac(b"m"));
+        assert_eq!(s.key_id().len(), 16);
+        assert_eq!(s.key_id(), sealer().key_id(), "stable");
+        assert_ne!(s.key_id(), Sealer::from_bytes(&[8u8; 32]).unwrap().key_id());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! receiver and the CLI agree on who is unlocking a case and how many
 //! guesses it has had.
 
-use super::seal::Sealer;
+use super::seal::{Label, Sealer};
 use super::{StoreError, WriteTx};
 use sqlx::Row;
 
@@ -135,14 +135,14 @@ pub async fn locked_archives(
             let object_id: String = r
                 .try_get::<Option<String>, _>("object_id")?
                 .unwrap_or_default();
-            let aad = format!("evidence:{object_id}");
+
             let sealed: Vec<u8> = r.try_get("data")?;
             Ok(Locked {
                 id: r.try_get("id")?,
                 name: sealer
-                    .open_opt(&format!("{aad}:name"), r.try_get("name")?)?
+                    .open_opt(Label::EvidenceField(&object_id, "name"), r.try_get("name")?)?
                     .unwrap_or_else(|| "(unnamed)".into()),
-                data: sealer.open(&aad, &sealed)?,
+                data: sealer.open(Label::Evidence(&object_id), &sealed)?,
                 object_id,
             })
         })

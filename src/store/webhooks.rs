@@ -100,7 +100,7 @@ impl Turn {
                 let case_id: i64 = r.try_get("case_id")?;
                 let change = if kind == EventKind::Transition {
                     Some(sealer.open_text(
-                        &super::cases::case_child(case_id, "event"),
+                        super::cases::case_child(case_id, "event"),
                         &r.try_get::<String, _>("detail")?,
                     )?)
                 } else {

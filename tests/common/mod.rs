@@ -290,9 +290,11 @@ impl Server {
             .map(|(q, raw)| {
                 assert!(
                     raw.starts_with(disclosure_mx::store::seal::MAGIC),
-                    "sealed at rest"
+                    "sealed at rest, in the current format"
                 );
-                sealer.open(&format!("message:{q}"), &raw).unwrap()
+                sealer
+                    .open(disclosure_mx::store::seal::Label::Message(&q), &raw)
+                    .unwrap()
             })
             .collect()
     }
