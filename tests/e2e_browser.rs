@@ -151,10 +151,18 @@ async fn an_analyst_works_a_case_in_chromium() {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| !p.to_string_lossy().ends_with(".crdownload"))
             .collect();
-        if let Some(p) = done.first() {
+        // Chromium writes under a temporary name first: wait for ours.
+        let stem = name.trim_end_matches(".txt");
+        if let Some(p) = done
+            .iter()
+            .find(|p| p.file_name().unwrap().to_string_lossy().contains(stem))
+        {
             break p.clone();
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "no download");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no download named {stem}: {done:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(

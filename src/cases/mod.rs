@@ -15,6 +15,9 @@ pub mod principal;
 pub mod service;
 pub mod unlock;
 
+#[cfg(test)]
+mod tests;
+
 pub use input::{NoteText, Reason, ReplyText};
 pub use principal::{Authorized, Case, Door, Principal, Scope};
 pub use service::{Cases, EvidenceUse};

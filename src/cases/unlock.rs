@@ -219,6 +219,26 @@ impl Unlocker {
             return Err(UnlockError::WrongPassword.into());
         }
 
+        self.file_opened(case, who, attempt, locked, opened, left_locked, now)
+            .await
+    }
+
+    /// Files what one attempt opened, in one write transaction: the files
+    /// under their archives, the archives marked opened or refused, the
+    /// fields found inside, the timeline and audit entries, and — once no
+    /// archive is left locked — the case's move to `new`.
+    #[allow(clippy::too_many_arguments)]
+    async fn file_opened(
+        &self,
+        case: &Case,
+        who: &Who<'_>,
+        attempt: i64,
+        locked: Vec<unlocks::Locked>,
+        opened: crate::intake::analysis::Opened,
+        left_locked: usize,
+        now: i64,
+    ) -> Result<UnlockOutcome, CaseError> {
+        let sealer = self.store.sealer();
         let mut tx = self.store.write().await?;
         let mut outcome = UnlockOutcome {
             opened: 0,
@@ -240,15 +260,9 @@ impl Unlocker {
                 ArchiveOutcome::Failed(ExtractError::WrongPassword) => {}
                 ArchiveOutcome::Failed(e) => {
                     let problem = e.to_string();
-                    case_store::mark_opened(
-                        &mut tx,
-                        sealer,
-                        l.id,
-                        &l.object_id,
-                        now,
-                        Some(&problem),
-                    )
-                    .await?;
+                    let refused = Some(problem.as_str());
+                    case_store::mark_opened(&mut tx, sealer, l.id, &l.object_id, now, refused)
+                        .await?;
                     outcome.refused.push(format!("{}: {problem}", l.name));
                 }
             }
@@ -258,23 +272,7 @@ impl Unlocker {
                 case_store::fill_empty_fields(&mut tx, sealer, case.id, &case.reference, fields)
                     .await?;
         }
-        let mut detail = format!(
-            "opened {} archive(s), {} file(s) extracted",
-            outcome.opened, outcome.extracted_files
-        );
-        for r in &outcome.refused {
-            detail.push_str(&format!("; refused {r}"));
-        }
-        if left_locked > 0 {
-            detail.push_str(&format!(
-                "; {left_locked} archive(s) left for another attempt (limit max_archives)"
-            ));
-        }
-        let summary = format!(
-            "opened {} archive(s), refused {}",
-            outcome.opened,
-            outcome.refused.len()
-        );
+        let (detail, summary) = outcome.describe();
         record(
             &mut tx,
             sealer,
@@ -291,19 +289,37 @@ impl Unlocker {
         let still_locked = unlocks::count_locked(&mut tx, case.id).await?;
         let state = case_store::lifecycle(&mut tx, case.id).await?.state;
         if still_locked == 0 && state == CaseState::AwaitingPassword {
-            transition_in(
-                &mut tx,
-                sealer,
-                case,
-                who,
-                CaseState::New,
-                &Reason::new(Some("all archives opened"))?,
-                now,
-            )
-            .await?;
+            let reason = Reason::new(Some("all archives opened"))?;
+            transition_in(&mut tx, sealer, case, who, CaseState::New, &reason, now).await?;
         }
         tx.commit().await?;
         Ok(outcome)
+    }
+}
+
+impl UnlockOutcome {
+    /// The timeline's detail and the audit trail's (our words only: archive
+    /// names and refusal reasons go to the sealed timeline, not the trail).
+    fn describe(&self) -> (String, String) {
+        let mut detail = format!(
+            "opened {} archive(s), {} file(s) extracted",
+            self.opened, self.extracted_files
+        );
+        for r in &self.refused {
+            detail.push_str(&format!("; refused {r}"));
+        }
+        if self.left_locked > 0 {
+            detail.push_str(&format!(
+                "; {} archive(s) left for another attempt (limit max_archives)",
+                self.left_locked
+            ));
+        }
+        let summary = format!(
+            "opened {} archive(s), refused {}",
+            self.opened,
+            self.refused.len()
+        );
+        (detail, summary)
     }
 }
 

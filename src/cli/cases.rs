@@ -175,29 +175,33 @@ pub(super) async fn cases_command(
                 cases.retry_budget_factor()
             );
         }
-        CasesCommand::Export { format } => {
-            let all = cases.export(&operator(None)).await?;
-            match format {
-                ExportFormat::Json => println!("{}", serde_json::to_string_pretty(&all)?),
-                ExportFormat::Csv => {
-                    println!(
-                        "reference,org,kind,state,received_at,acknowledge_by,feedback_by,overdue,subject"
-                    );
-                    for c in all.iter().map(|d| &d.summary) {
-                        println!(
-                            "{},{},{},{},{},{},{},{},{}",
-                            c.reference,
-                            c.org,
-                            c.kind.as_str(),
-                            c.state.as_str(),
-                            c.received_at,
-                            c.acknowledge_by,
-                            c.feedback_by,
-                            c.overdue,
-                            csv_field(&c.subject)
-                        );
-                    }
-                }
+        CasesCommand::Export { format } => export(cases, &operator(None), format).await?,
+    }
+    Ok(())
+}
+
+/// Every case the operator may see: whole as JSON, or one line each as CSV.
+async fn export(cases: &Cases, operator: &Principal, format: ExportFormat) -> Result<(), CliError> {
+    let all = cases.export(operator).await?;
+    match format {
+        ExportFormat::Json => println!("{}", serde_json::to_string_pretty(&all)?),
+        ExportFormat::Csv => {
+            println!(
+                "reference,org,kind,state,received_at,acknowledge_by,feedback_by,overdue,subject"
+            );
+            for c in all.iter().map(|d| &d.summary) {
+                println!(
+                    "{},{},{},{},{},{},{},{},{}",
+                    c.reference,
+                    c.org,
+                    c.kind.as_str(),
+                    c.state.as_str(),
+                    c.received_at,
+                    c.acknowledge_by,
+                    c.feedback_by,
+                    c.overdue,
+                    csv_field(&c.subject)
+                );
             }
         }
     }
@@ -206,6 +210,14 @@ pub(super) async fn cases_command(
 
 /// `cases show` for a person: the fields, the clocks, the conversation.
 fn print_case(c: &CaseDetail, now: i64) {
+    print_summary(c, now);
+    print_findings(c);
+    print_conversation(c);
+    print_timeline(c);
+}
+
+/// The header: reference, state, clocks, reporter, TLS, the report's fields.
+fn print_summary(c: &CaseDetail, now: i64) {
     let s = &c.summary;
     println!(
         "{}  [{}]  {} ({})",
@@ -281,6 +293,11 @@ fn print_case(c: &CaseDetail, now: i64) {
             );
         }
     }
+}
+
+/// Assets, suggestions, evidence, and why a case was not parsed.
+fn print_findings(c: &CaseDetail) {
+    let s = &c.summary;
     if !c.assets.is_empty() {
         println!("\nassets:");
         for a in &c.assets {
@@ -329,6 +346,9 @@ fn print_case(c: &CaseDetail, now: i64) {
             s.reference, s.reference
         );
     }
+}
+
+fn print_conversation(c: &CaseDetail) {
     if !c.conversation.is_empty() {
         println!("\nconversation:");
         for m in &c.conversation {
@@ -362,6 +382,9 @@ fn print_case(c: &CaseDetail, now: i64) {
             }
         }
     }
+}
+
+fn print_timeline(c: &CaseDetail) {
     println!("\ntimeline:");
     for e in &c.timeline {
         println!(

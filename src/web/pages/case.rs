@@ -2,6 +2,7 @@
 //! reply, breach), each a call to the cases service.
 
 use super::*;
+use crate::store::cases::CaseDetail;
 use crate::web::auth::signin::CsrfForm;
 
 // ---------------------------------------------------------------- case
@@ -98,6 +99,56 @@ pub(crate) async fn show(
     case_page(&ui, &a, &case, notice, None).await
 }
 
+/// The evidence list: names, where each came from, what is still locked.
+fn evidence_views(d: &CaseDetail) -> Vec<EvidenceView> {
+    let names: std::collections::HashMap<i64, String> = d
+        .evidence
+        .iter()
+        .map(|e| (e.id, e.name.clone().unwrap_or_else(|| "(unnamed)".into())))
+        .collect();
+    d.evidence
+        .iter()
+        .map(|e| EvidenceView {
+            name: e.name.clone().unwrap_or_else(|| "(unnamed)".into()),
+            kind: e.kind.clone(),
+            size: e.size,
+            sniffed: e.sniffed_type.clone(),
+            locked: e.locked,
+            from_archive: e.parent_id.and_then(|p| names.get(&p).cloned()),
+            url: format!("/cases/{}/evidence/{}", d.summary.reference, e.object_id),
+            preview: e
+                .sniffed_type
+                .as_deref()
+                .is_some_and(|t| PREVIEWABLE.contains(&t)),
+        })
+        .collect()
+}
+
+/// The report's fields that it gave, labelled.
+fn report_fields(d: &CaseDetail) -> Vec<(&'static str, String)> {
+    [
+        ("Description", &d.description),
+        ("Steps / attack chain", &d.steps),
+        ("Impact", &d.impact),
+        ("Mitigation", &d.mitigation),
+        ("Contact", &d.contact),
+        ("Channel", &d.channel),
+        ("Language", &d.language),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+    .collect()
+}
+
+fn reporter(d: &CaseDetail) -> String {
+    match (&d.reporter_name, &d.reporter_address) {
+        (Some(n), Some(a)) => format!("{n} <{a}>"),
+        (None, Some(a)) => a.clone(),
+        (Some(n), None) => n.clone(),
+        (None, None) => "unknown".into(),
+    }
+}
+
 async fn case_page(
     ui: &Ui,
     a: &Analyst,
@@ -110,55 +161,10 @@ async fn case_page(
     let s = &d.summary;
     let state = s.state;
     let open = state.is_open();
-    let names: std::collections::HashMap<i64, String> = d
-        .evidence
-        .iter()
-        .map(|e| (e.id, e.name.clone().unwrap_or_else(|| "(unnamed)".into())))
-        .collect();
-    let evidence: Vec<EvidenceView> = d
-        .evidence
-        .iter()
-        .map(|e| {
-            let locked = e.opened_at.is_none()
-                && e.archive
-                    .as_ref()
-                    .and_then(|a| a.get("encryption"))
-                    .and_then(|v| v.as_str())
-                    .is_some_and(|v| v != "none");
-            EvidenceView {
-                name: e.name.clone().unwrap_or_else(|| "(unnamed)".into()),
-                kind: e.kind.clone(),
-                size: e.size,
-                sniffed: e.sniffed_type.clone(),
-                locked,
-                from_archive: e.parent_id.and_then(|p| names.get(&p).cloned()),
-                url: format!("/cases/{}/evidence/{}", s.reference, e.object_id),
-                preview: e
-                    .sniffed_type
-                    .as_deref()
-                    .is_some_and(|t| PREVIEWABLE.contains(&t)),
-            }
-        })
-        .collect();
+    let evidence = evidence_views(&d);
     let has_locked = evidence.iter().any(|e| e.locked);
-    let fields: Vec<(&'static str, String)> = [
-        ("Description", &d.description),
-        ("Steps / attack chain", &d.steps),
-        ("Impact", &d.impact),
-        ("Mitigation", &d.mitigation),
-        ("Contact", &d.contact),
-        ("Channel", &d.channel),
-        ("Language", &d.language),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
-    .collect();
-    let reporter = match (&d.reporter_name, &d.reporter_address) {
-        (Some(n), Some(a)) => format!("{n} <{a}>"),
-        (None, Some(a)) => a.clone(),
-        (Some(n), None) => n.clone(),
-        (None, None) => "unknown".into(),
-    };
+    let fields = report_fields(&d);
+    let reporter = reporter(&d);
     let c = CaseView {
         reference: s.reference.clone(),
         subject: s.subject.clone(),
