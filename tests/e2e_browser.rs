@@ -70,16 +70,24 @@ async fn an_analyst_works_a_case_in_chromium() {
     let base = format!("http://{}", common::web::web_addr(&server.data_dir()));
 
     let downloads = tempfile::tempdir().unwrap();
-    let b = Driver::start(downloads.path());
+    let b = Driver::start(downloads.path()).await;
 
     // Sign in through the dev IdP, which every page labels as such.
-    b.goto(&format!("{base}/cases"));
-    assert!(b.url().contains("/dev-idp/sso?SAMLRequest="), "{}", b.url());
-    assert!(b.source().contains("DEVELOPMENT IDENTITY PROVIDER ACTIVE"));
-    b.submit("button[value=\"analyst@netcompany\"]");
-    b.submit("#continue");
-    assert_eq!(b.url(), format!("{base}/cases"));
-    let list = b.source();
+    b.goto(&format!("{base}/cases")).await;
+    assert!(
+        b.url().await.contains("/dev-idp/sso?SAMLRequest="),
+        "{}",
+        b.url().await
+    );
+    assert!(
+        b.source()
+            .await
+            .contains("DEVELOPMENT IDENTITY PROVIDER ACTIVE")
+    );
+    b.submit("button[value=\"analyst@netcompany\"]").await;
+    b.submit("#continue").await;
+    assert_eq!(b.url().await, format!("{base}/cases"));
+    let list = b.source().await;
     assert!(list.contains("Signed in as <strong>analyst@netcompany</strong>"));
     assert!(list.contains("DEVELOPMENT IDENTITY PROVIDER ACTIVE"));
     assert!(list.contains(&reference));
@@ -88,39 +96,44 @@ async fn an_analyst_works_a_case_in_chromium() {
         list.contains("receipt: ") && list.contains(" left"),
         "service-level clock"
     );
-    b.screenshot(&artifacts().join("case-list.png"));
+    b.screenshot(&artifacts().join("case-list.png")).await;
 
     // Open the case: the screenshot is shown inline, the archive is locked.
-    b.submit(&format!("a[href=\"/cases/{reference}\"]"));
-    assert_eq!(b.text("#case-state"), "awaiting-password");
-    let shot = b.find("img.shot");
-    assert!(!shot.is_empty());
-    assert!(b.source().contains("encrypted archive, awaiting password"));
+    b.submit(&format!("a[href=\"/cases/{reference}\"]")).await;
+    assert_eq!(b.text("#case-state").await, "awaiting-password");
+    let shot = b.find("img.shot").await;
+    let src = shot.attr("src").await.unwrap().unwrap_or_default();
+    assert!(src.ends_with("/preview"), "shown from the preview route: {src}");
+    assert!(
+        b.source()
+            .await
+            .contains("encrypted archive, awaiting password")
+    );
 
     // A wrong password changes nothing and says so.
-    b.type_into("#password", "hunter2");
-    b.submit("#unlock");
-    assert!(b.text("#error").contains("wrong password"));
-    assert_eq!(b.text("#case-state"), "awaiting-password");
+    b.type_into("#password", "hunter2").await;
+    b.submit("#unlock").await;
+    assert!(b.text("#error").await.contains("wrong password"));
+    assert_eq!(b.text("#case-state").await, "awaiting-password");
 
     // The right one opens it.
-    b.type_into("#password", PASSWORD);
-    b.submit("#unlock");
-    assert!(b.text("#notice").contains("Archive unlocked"));
-    assert_eq!(b.text("#case-state"), "new");
-    let page = b.source();
+    b.type_into("#password", PASSWORD).await;
+    b.submit("#unlock").await;
+    assert!(b.text("#notice").await.contains("Archive unlocked"));
+    assert_eq!(b.text("#case-state").await, "new");
+    let page = b.source().await;
     assert!(!page.contains(PASSWORD));
-    b.resize(1280, 3000);
-    b.screenshot(&artifacts().join("case-view.png"));
-    b.resize(1280, 1000);
+    b.resize(1280, 3000).await;
+    b.screenshot(&artifacts().join("case-view.png")).await;
+    b.resize(1280, 1000).await;
 
     // Change its state, with a reason.
-    b.select("#next-state", "triaged");
-    b.type_into("#reason", "reproduced on staging");
-    b.submit("#transition");
-    assert!(b.text("#notice").contains("State changed"));
-    assert_eq!(b.text("#case-state"), "triaged");
-    assert!(b.text("#timeline").contains("reproduced on staging"));
+    b.select("#next-state", "triaged").await;
+    b.type_into("#reason", "reproduced on staging").await;
+    b.submit("#transition").await;
+    assert!(b.text("#notice").await.contains("State changed"));
+    assert_eq!(b.text("#case-state").await, "triaged");
+    assert!(b.text("#timeline").await.contains("reproduced on staging"));
 
     // Download a file extracted from the archive.
     let case: Value =
@@ -143,7 +156,8 @@ async fn an_analyst_works_a_case_in_chromium() {
         .unwrap()
         .to_owned();
     let object = extracted["object_id"].as_str().unwrap();
-    b.click(&format!("a[href=\"/cases/{reference}/evidence/{object}\"]"));
+    b.click(&format!("a[href=\"/cases/{reference}/evidence/{object}\"]"))
+        .await;
     let start = Instant::now();
     let saved = loop {
         let done: Vec<PathBuf> = std::fs::read_dir(downloads.path())
@@ -178,13 +192,13 @@ async fn an_analyst_works_a_case_in_chromium() {
     );
 
     // Sign out: the session is gone, not just the page.
-    b.submit("#sign-out");
-    assert!(b.source().contains("You are signed out"));
-    b.goto(&format!("{base}/cases"));
+    b.submit("#sign-out").await;
+    assert!(b.source().await.contains("You are signed out"));
+    b.goto(&format!("{base}/cases")).await;
     assert!(
-        b.url().contains("/dev-idp/sso"),
+        b.url().await.contains("/dev-idp/sso"),
         "still signed in: {}",
-        b.url()
+        b.url().await
     );
 
     // Each step is in the audit trail, from the browser's address.

@@ -187,10 +187,12 @@ impl Cases {
             case,
             &case.principal().who(),
             self.now(),
-            EventKind::Note,
-            text.as_str(),
-            AuditAction::Note,
-            "internal note added",
+            Change {
+                event: EventKind::Note,
+                timeline: text.as_str(),
+                action: AuditAction::Note,
+                audit: "internal note added",
+            },
         )
         .await?;
         tx.commit().await?;
@@ -246,10 +248,12 @@ impl Cases {
             case,
             &case.principal().who(),
             self.now(),
-            EventKind::Reply,
-            text.as_str(),
-            AuditAction::Reply,
-            "reply queued to the reporter",
+            Change {
+                event: EventKind::Reply,
+                timeline: text.as_str(),
+                action: AuditAction::Reply,
+                audit: "reply queued to the reporter",
+            },
         )
         .await?;
         tx.commit().await?;
@@ -281,10 +285,12 @@ impl Cases {
             case,
             &case.principal().who(),
             self.now(),
-            EventKind::Breach,
-            "flagged as a personal-data breach; notify the authority",
-            AuditAction::Breach,
-            "flagged as a personal-data breach",
+            Change {
+                event: EventKind::Breach,
+                timeline: "flagged as a personal-data breach; notify the authority",
+                action: AuditAction::Breach,
+                audit: "flagged as a personal-data breach",
+            },
         )
         .await?;
         tx.commit().await?;
@@ -433,34 +439,42 @@ pub(crate) async fn transition_in(
         case,
         who,
         now,
-        EventKind::Transition,
-        &detail,
-        AuditAction::Transition,
-        &moved,
+        Change {
+            event: EventKind::Transition,
+            timeline: &detail,
+            action: AuditAction::Transition,
+            audit: &moved,
+        },
     )
     .await
 }
 
-/// A timeline entry and its audit entry, in the caller's transaction: every
-/// change to a case leaves both, or neither.
-#[allow(clippy::too_many_arguments)]
+/// What one change to a case leaves behind: its timeline entry (sealed,
+/// may quote the analyst's text) and its audit entry (a fixed phrase).
+pub(crate) struct Change<'a> {
+    pub event: EventKind,
+    pub timeline: &'a str,
+    pub action: AuditAction,
+    pub audit: &'a str,
+}
+
+/// A change's timeline entry and audit entry, in the caller's transaction:
+/// every change to a case leaves both, or neither.
 pub(crate) async fn record(
     tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     case: &Case,
     who: &Who<'_>,
     now: i64,
-    kind: EventKind,
-    timeline: &str,
-    action: AuditAction,
-    audit_detail: &str,
+    change: Change<'_>,
 ) -> Result<(), CaseError> {
-    repo::add_event(tx, sealer, case.id, now, kind, who.actor, timeline, None).await?;
-    audit::record(
-        tx,
-        sealer,
-        &who.entry(action, &case.reference, audit_detail),
-    )
-    .await?;
+    let Change {
+        event,
+        timeline,
+        action,
+        audit,
+    } = change;
+    repo::add_event(tx, sealer, case.id, now, event, who.actor, timeline, None).await?;
+    audit::record(tx, sealer, &who.entry(action, &case.reference, audit)).await?;
     Ok(())
 }

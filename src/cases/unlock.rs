@@ -22,7 +22,7 @@
 //! evidence. An archive that hits a cap or is damaged is recorded with its
 //! reason and no longer holds the case.
 
-use super::service::{record, transition_in};
+use super::service::{Change, record, transition_in};
 use super::{Authorized, Case, CaseError, CaseState, EventKind, Reason};
 use crate::intake::analysis::{ArchiveOutcome, OpenedFile};
 use crate::intake::extract::{ExtractError, ExtractLimits};
@@ -279,10 +279,12 @@ impl Unlocker {
             case,
             who,
             now,
-            EventKind::Unlocked,
-            &detail,
-            AuditAction::Unlocked,
-            &summary,
+            Change {
+                event: EventKind::Unlocked,
+                timeline: &detail,
+                action: AuditAction::Unlocked,
+                audit: &summary,
+            },
         )
         .await?;
         unlocks::close_attempt(&mut tx, attempt, "opened").await?;
@@ -346,10 +348,12 @@ async fn failed(
         case,
         who,
         now,
-        EventKind::UnlockFailed,
-        timeline,
-        AuditAction::UnlockFailed,
-        audit,
+        Change {
+            event: EventKind::UnlockFailed,
+            timeline,
+            action: AuditAction::UnlockFailed,
+            audit,
+        },
     )
     .await
 }
