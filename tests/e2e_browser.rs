@@ -103,7 +103,10 @@ async fn an_analyst_works_a_case_in_chromium() {
     assert_eq!(b.text("#case-state").await, "awaiting-password");
     let shot = b.find("img.shot").await;
     let src = shot.attr("src").await.unwrap().unwrap_or_default();
-    assert!(src.ends_with("/preview"), "shown from the preview route: {src}");
+    assert!(
+        src.ends_with("/preview"),
+        "shown from the preview route: {src}"
+    );
     assert!(
         b.source()
             .await

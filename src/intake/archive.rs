@@ -5,9 +5,9 @@
 //!
 //! Everything here reads attacker-made bytes: every count is capped, every
 //! offset is checked against the buffer, and nothing is decompressed or
-//! decrypted. Zip central directories are parsed by hand (the zip crate
-//! does not expose the WinZip AES strength); 7z headers are read by
-//! sevenz-rust2 under a memory limit.
+//! decrypted. Zip central directories are read by the zip crate (its raw
+//! entries and the WinZip AES strength, without decrypting anything); 7z
+//! headers are read by sevenz-rust2 under a memory limit.
 
 /// Entries listed per archive; the count is always exact.
 const MAX_LISTED: usize = 1000;
@@ -61,14 +61,6 @@ fn display_name(raw: &[u8]) -> String {
         .collect()
 }
 
-fn u16_at(d: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(d.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn u32_at(d: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(d.get(at..at + 4)?.try_into().ok()?))
-}
-
 fn combine(kinds: &[String]) -> String {
     match kinds.first() {
         None => "none".into(),
@@ -79,87 +71,45 @@ fn combine(kinds: &[String]) -> String {
 
 fn inspect_zip(data: &[u8]) -> ArchiveInfo {
     let mut info = ArchiveInfo::empty(Format::Zip);
-    // End of central directory: 22 bytes plus a comment of up to 64 KiB.
-    let lowest = data.len().saturating_sub(22 + 65_535);
-    let eocd = (lowest..=data.len().saturating_sub(22))
-        .rev()
-        .find(|&i| data[i..].starts_with(ZIP_EMPTY));
-    let Some(eocd) = eocd else {
-        info.problem = Some("no end of central directory: truncated or not a zip".into());
-        return info;
+    let mut zip = match zip::ZipArchive::new(std::io::Cursor::new(data)) {
+        Ok(zip) => zip,
+        Err(e) => {
+            info.problem = Some(format!("unreadable zip: {e}"));
+            return info;
+        }
     };
-    let (Some(count), Some(cd_offset)) = (u16_at(data, eocd + 10), u32_at(data, eocd + 16)) else {
-        info.problem = Some("truncated end of central directory".into());
-        return info;
-    };
-    if count == u16::MAX || cd_offset == u32::MAX {
-        info.problem = Some("zip64 archive: entries not inspected".into());
-        return info;
-    }
-    let mut at = cd_offset as usize;
     let mut kinds: Vec<String> = Vec::new();
     let mut content_less = 0;
-    for _ in 0..usize::from(count).min(MAX_ZIP_ENTRIES) {
-        if data.get(at..at + 4) != Some(b"PK\x01\x02".as_slice()) {
-            info.problem = Some("central directory entry missing: truncated or malformed".into());
-            break;
-        }
-        let (
-            Some(made_by),
-            Some(flags),
-            Some(method),
-            Some(name_len),
-            Some(extra_len),
-            Some(comment_len),
-            Some(ext_attr),
-        ) = (
-            u16_at(data, at + 4),
-            u16_at(data, at + 8),
-            u16_at(data, at + 10),
-            u16_at(data, at + 28),
-            u16_at(data, at + 30),
-            u16_at(data, at + 32),
-            u32_at(data, at + 38),
-        )
-        else {
-            info.problem = Some("truncated central directory entry".into());
-            break;
-        };
-        let name_at = at + 46;
-        let extra_at = name_at + usize::from(name_len);
-        let next = extra_at + usize::from(extra_len) + usize::from(comment_len);
-        let (Some(name), Some(extra)) = (
-            data.get(name_at..extra_at),
-            data.get(extra_at..extra_at + usize::from(extra_len)),
-        ) else {
-            info.problem = Some("truncated central directory entry".into());
-            break;
+    for i in 0..zip.len().min(MAX_ZIP_ENTRIES) {
+        let (name, encrypted, symlink, directory) = match zip.by_index_raw(i) {
+            Ok(f) => (
+                display_name(f.name_raw()),
+                f.encrypted(),
+                f.is_symlink(),
+                // A directory entry has no content to encrypt; tools store
+                // it clear even in an encrypted archive.
+                f.is_dir() && f.size() == 0,
+            ),
+            Err(e) => {
+                info.problem = Some(format!("entry {i}: {e}"));
+                break;
+            }
         };
         info.entry_count += 1;
-        let name = display_name(name);
         if is_unsafe_name(&name) {
             info.unsafe_names += 1;
         }
-        // Unix "made by" with the symlink file type in the high attribute bits.
-        if made_by >> 8 == 3 && (ext_attr >> 16) & 0o170_000 == 0o120_000 {
+        if symlink {
             info.symlinks += 1;
         }
-        // A directory entry has no content to encrypt; tools store it
-        // clear even in an encrypted archive.
-        let directory = name.ends_with('/') && u32_at(data, at + 24) == Some(0);
-        if flags & 1 == 1 {
-            kinds.push(if method == 99 {
-                aes_strength(extra)
-            } else {
-                "zipcrypto".into()
-            });
+        if encrypted {
+            kinds.push(aes_strength(&mut zip, i));
         } else if directory {
             content_less += 1;
         }
         if info.entries.len() < MAX_LISTED {
             info.entries.push(name);
         }
-        at = next;
     }
     info.encryption = if kinds.is_empty() {
         "none".into()
@@ -171,21 +121,23 @@ fn inspect_zip(data: &[u8]) -> ArchiveInfo {
     info
 }
 
-/// The WinZip AES extra field (0x9901): vendor version, "AE", strength.
-fn aes_strength(extra: &[u8]) -> String {
-    let mut at = 0;
-    while let (Some(id), Some(size)) = (u16_at(extra, at), u16_at(extra, at + 2)) {
-        if id == 0x9901 {
-            return match extra.get(at + 8) {
-                Some(1) => "winzip-aes-128".into(),
-                Some(2) => "winzip-aes-192".into(),
-                Some(3) => "winzip-aes-256".into(),
-                _ => "winzip-aes".into(),
-            };
-        }
-        at += 4 + usize::from(size);
+/// How entry `i` is encrypted: WinZip AES with its key strength (the
+/// crate reads its extra field), else the legacy ZipCrypto.
+fn aes_strength<R: std::io::Read + std::io::Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    i: usize,
+) -> String {
+    use zip::AesMode;
+    match zip.get_aes_verification_key_and_salt(i) {
+        Ok(None) => "zipcrypto".into(),
+        Ok(Some(aes)) => match aes.aes_mode {
+            AesMode::Aes128 => "winzip-aes-128".into(),
+            AesMode::Aes192 => "winzip-aes-192".into(),
+            AesMode::Aes256 => "winzip-aes-256".into(),
+        },
+        // The extra field says AES but its content cannot be found.
+        Err(_) => "winzip-aes".into(),
     }
-    "winzip-aes".into()
 }
 
 fn inspect_7z(data: &[u8]) -> ArchiveInfo {
