@@ -95,10 +95,22 @@ async fn session_caps_answer_421_at_the_greeting_without_stalling_accept() {
     assert!(got.starts_with("421 4.7.0"), "{got:?}");
     // A slot frees when a session ends.
     drop(d);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut f = other("127.0.0.3").await.unwrap();
-    f.read_exact(&mut greeting).await.unwrap();
-    assert_eq!(&greeting, b"220");
+    // The server sees the close when it next reads: until then the slot is
+    // taken and a new session is told so.
+    let start = std::time::Instant::now();
+    loop {
+        let mut f = other("127.0.0.3").await.unwrap();
+        f.read_exact(&mut greeting).await.unwrap();
+        if &greeting == b"220" {
+            break;
+        }
+        assert_eq!(&greeting, b"421", "refused while the slot is taken");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the slot never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
