@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::mail::{Mail, Part};
 use common::{INTAKE_ON, Opts, Server, deliver_from};
 use serde_json::Value;
 
@@ -448,18 +449,20 @@ async fn an_archive_inside_a_forwarded_message_is_found_too() {
         intake: INTAKE_ON,
         ..Opts::default()
     });
-    let inner = String::from_utf8(mail_with("report-aes.7z")).unwrap();
-    let outer = format!(
-        "From: Helpdesk <helpdesk@netcompany.example>\r\nTo: security@netcompany.example\r\n\
-         Subject: Fwd: Responsible disclosure (encrypted report)\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n--outer\r\nContent-Type: text/plain\r\n\r\n\
-         Forwarding what reached the helpdesk.\r\n--outer\r\nContent-Type: message/rfc822\r\n\r\n{inner}\r\n--outer--\r\n"
-    );
+    let outer = Mail::new(
+        "Helpdesk <helpdesk@netcompany.example>",
+        "security@netcompany.example",
+        "Fwd: Responsible disclosure (encrypted report)",
+    )
+    .boundary("outer")
+    .part(Part::Text("Forwarding what reached the helpdesk.".into()))
+    .part(Part::Message(mail_with("report-aes.7z")))
+    .bytes();
     deliver_from(
         &server,
         "helpdesk@netcompany.example",
         "security@netcompany.example",
-        outer.as_bytes(),
+        &outer,
     )
     .await;
     server.wait_filed(1);

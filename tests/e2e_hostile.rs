@@ -6,6 +6,7 @@
 mod common;
 
 use common::client::Client;
+use common::mail::Mail;
 use common::{INTAKE_ON, Opts, Server, deliver_from, mail_with_attachments};
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -14,12 +15,10 @@ const NC: &str = "security@netcompany.example";
 
 /// An HTML-only report to Netcompany.
 fn html_mail(subject: &str, html: &str) -> Vec<u8> {
-    format!(
-        "From: Reporter <r@researcher.example>\r\nTo: {NC}\r\nSubject: {subject}\r\n\
-         Message-ID: <{}@researcher.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n",
-        html.len()
-    )
-    .into_bytes()
+    Mail::new("Reporter <r@researcher.example>", NC, subject)
+        .message_id(&format!("{}@researcher.example", html.len()))
+        .html(html)
+        .bytes()
 }
 
 /// The 467 KiB message that aborted the old server: a table whose first
@@ -412,11 +411,14 @@ async fn report_text_cannot_drive_an_analysts_terminal() {
         intake: INTAKE_ON,
         ..Opts::default()
     });
-    let mail = format!(
-        "From: r@researcher.example\r\nTo: {NC}\r\nSubject: Responsible disclosure \x1b[2J\x1b]0;owned\x07\r\n\r\n\
-         Description: \x1b[31mred\x1b[0m text\r\n"
-    );
-    deliver_from(&server, "r@researcher.example", NC, mail.as_bytes()).await;
+    let mail = Mail::new(
+        "r@researcher.example",
+        NC,
+        "Responsible disclosure \x1b[2J\x1b]0;owned\x07",
+    )
+    .text("Description: \x1b[31mred\x1b[0m text")
+    .bytes();
+    deliver_from(&server, "r@researcher.example", NC, &mail).await;
     server.wait_filed(1);
     let reference = server.case_of("netcompany");
     for args in [vec!["cases", "list"], vec!["cases", "show", &reference]] {

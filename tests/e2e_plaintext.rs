@@ -7,6 +7,7 @@
 mod common;
 
 use common::client::Client;
+use common::mail::{Mail, Part};
 use common::{INTAKE_ON, Opts, Server, fixture};
 
 fn archive(name: &str) -> Vec<u8> {
@@ -182,15 +183,11 @@ async fn the_rule_means_what_it_says() {
     .await;
     assert!(reply.starts_with("550 5.7.10"), "subject and note: {reply}");
     // An HTML note counts as written, tags and all: it is never rendered.
-    let html = format!(
-        "From: r@researcher.example\r\nTo: {to}\r\nSubject: Responsible disclosure\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n{}\r\n\
-         --b\r\nContent-Type: application/x-7z-compressed\r\nContent-Disposition: attachment; filename=\"r.7z\"\r\n\
-         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
-        "<div>".repeat(300),
-        common::b64(&archive_bytes())
-    );
-    let reply = plaintext_send(&server, to, html.as_bytes()).await;
+    let html = Mail::new("r@researcher.example", to, "Responsible disclosure")
+        .part(Part::Html("<div>".repeat(300)))
+        .part(Part::Attachment("r.7z".into(), archive_bytes()))
+        .bytes();
+    let reply = plaintext_send(&server, to, &html).await;
     assert!(reply.starts_with("550 5.7.10"), "html: {reply}");
     assert_eq!(server.messages().len(), 1, "only the folder zip was stored");
 }

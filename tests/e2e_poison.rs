@@ -13,7 +13,8 @@
 mod common;
 
 use common::client::Client;
-use common::{Opts, Server, b64};
+use common::mail::Mail;
+use common::{Opts, Server};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -25,20 +26,24 @@ fn bomb(i: usize) -> Vec<u8> {
     while html.len() < 6 * 1024 * 1024 {
         html.push_str("<tr><td>x</td></tr>");
     }
-    format!(
-        "From: Bomb <b{i}@researcher.example>\r\nTo: {NC}\r\nSubject: Responsible disclosure: bomb {i}\r\n\
-         MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
-        b64(html.as_bytes())
+    Mail::new(
+        &format!("Bomb <b{i}@researcher.example>"),
+        NC,
+        &format!("Responsible disclosure: bomb {i}"),
     )
-    .into_bytes()
+    .html_base64(&html)
+    .bytes()
 }
 
 fn normal(i: usize) -> Vec<u8> {
-    format!(
-        "From: Reporter <r{i}@researcher.example>\r\nTo: {NC}\r\nSubject: Responsible disclosure: report {i}\r\n\
-         Message-ID: <normal-{i}@researcher.example>\r\n\r\nDescription: finding number {i}.\r\n"
+    Mail::new(
+        &format!("Reporter <r{i}@researcher.example>"),
+        NC,
+        &format!("Responsible disclosure: report {i}"),
     )
-    .into_bytes()
+    .message_id(&format!("normal-{i}@researcher.example"))
+    .text(&format!("Description: finding number {i}."))
+    .bytes()
 }
 
 /// Sends `mails` over STARTTLS on 4 connections; every one must get 250.

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::mail::{Mail, Part};
 use common::{INTAKE_ON, Opts, Server, deliver_from, fixture, mail_with_attachments};
 use mail_parser::MessageParser;
 use serde_json::Value;
@@ -384,14 +385,18 @@ async fn an_analysts_reply_goes_out_threaded_through_the_relay() {
 }
 
 /// A flagged report to Netcompany from `from`, with optional headers.
-fn report_from(from: &str, subject: &str, extra_headers: &str, body: &str) -> Vec<u8> {
-    format!(
-        "From: <{from}>\r\nTo: security@netcompany.example\r\nSubject: {subject}\r\n\
-         Message-ID: <{}.{}@sender.example>\r\n{extra_headers}\r\n{body}\r\n",
-        subject.len(),
-        from.replace('@', ".")
-    )
-    .into_bytes()
+fn report_from(from: &str, subject: &str, extra: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut m = Mail::new(&format!("<{from}>"), "security@netcompany.example", subject).message_id(
+        &format!(
+            "{}.{}@sender.example",
+            subject.len(),
+            from.replace('@', ".")
+        ),
+    );
+    for (name, value) in extra {
+        m = m.header(name, value);
+    }
+    m.text(body).bytes()
 }
 
 fn states_and_reasons(entries: &[Value]) -> Vec<(String, String)> {
@@ -439,7 +444,7 @@ async fn receipts_cannot_be_aimed_at_third_parties() {
             &mx,
             envelope,
             "security@netcompany.example",
-            &report_from(from, spam, "", "CLICK http://spam.example/now"),
+            &report_from(from, spam, &[], "CLICK http://spam.example/now"),
         )
         .await;
     }
@@ -535,7 +540,7 @@ async fn one_client_and_the_hour_have_ceilings_too() {
                 &mx,
                 who,
                 "security@netcompany.example",
-                &report_from(who, "Responsible disclosure: x", "", "Description: x"),
+                &report_from(who, "Responsible disclosure: x", &[], "Description: x"),
             )
             .await;
         }
@@ -608,21 +613,32 @@ async fn follow_ups_reach_the_case_and_only_the_reporter_speaks_for_it() {
         &report_from(
             "mallory@evil.example",
             &subject,
-            &format!("In-Reply-To: <{token}>\r\n"),
+            &[("In-Reply-To", &format!("<{token}>"))],
             "I am the reporter now.",
         ),
     )
     .await;
     // The reporter, answering our receipt, with an attachment.
-    let reply = format!(
-        "From: Alice Researcher <alice@researcher.example>\r\nTo: security@netcompany.example\r\n\
-         Subject: {subject}\r\nMessage-ID: <en-xss-3@researcher.example>\r\nIn-Reply-To: <{token}>\r\n\
-         References: <en-xss-1@researcher.example> <{token}>\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
-         Here is the proof of concept you asked for.\r\n--b\r\nContent-Type: text/plain; name=\"poc.txt\"\r\n\
-         Content-Disposition: attachment; filename=\"poc.txt\"\r\n\r\n<img src=x onerror=alert(2)>\r\n--b--\r\n"
+    let reply = Mail::new(
+        "Alice Researcher <alice@researcher.example>",
+        "security@netcompany.example",
+        &subject,
     )
-    .into_bytes();
+    .message_id("en-xss-3@researcher.example")
+    .header("In-Reply-To", &format!("<{token}>"))
+    .header(
+        "References",
+        &format!("<en-xss-1@researcher.example> <{token}>"),
+    )
+    .part(Part::Text(
+        "Here is the proof of concept you asked for.".into(),
+    ))
+    .part(Part::TextAttachment {
+        name: "poc.txt".into(),
+        content_type: "text/plain".into(),
+        text: "<img src=x onerror=alert(2)>".into(),
+    })
+    .bytes();
     deliver_from(
         &mx,
         "alice@researcher.example",

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::mail::Mail;
 use common::web::Sso;
 use common::{INTAKE_ON, deliver_from, fixture};
 use serde_json::Value;
@@ -64,14 +65,19 @@ async fn analysts_reach_only_their_organisations_cases_and_evidence() {
     )
     .await;
     // A subject and body written to break out of the page.
-    let hostile = "From: x@researcher.example\r\nTo: security@netcompany.example\r\n\
-        Subject: Responsible disclosure <script>alert(1)</script>\r\nMessage-ID: <hostile@researcher.example>\r\n\r\n\
-        Description: <img src=x onerror=alert(2)> breaks the page\r\n";
+    let hostile = Mail::new(
+        "x@researcher.example",
+        "security@netcompany.example",
+        "Responsible disclosure <script>alert(1)</script>",
+    )
+    .message_id("hostile@researcher.example")
+    .text("Description: <img src=x onerror=alert(2)> breaks the page")
+    .bytes();
     deliver_from(
         &sso.server,
         "x@researcher.example",
         "security@netcompany.example",
-        hostile.as_bytes(),
+        &hostile,
     )
     .await;
     deliver_from(

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod hooks;
+pub mod mail;
 pub mod web;
 pub mod webdriver;
 
@@ -341,12 +342,10 @@ impl Drop for Server {
 
 /// A plain report message with CRLF line endings.
 pub fn report(subject: &str, body: &str) -> Vec<u8> {
-    format!(
-        "From: Reporter <reporter@example.org>\r\nTo: {RCPT}\r\nSubject: {subject}\r\nMessage-ID: <{}@example.org>\r\n\r\n{}\r\n",
-        subject.replace(' ', "."),
-        body.replace('\n', "\r\n")
-    )
-    .into_bytes()
+    mail::Mail::new("Reporter <reporter@example.org>", RCPT, subject)
+        .message_id(&format!("{}@example.org", subject.replace(' ', ".")))
+        .text(body)
+        .bytes()
 }
 
 /// Runs a shell command, returning (success, stdout+stderr).
@@ -431,19 +430,18 @@ pub fn b64(data: &[u8]) -> String {
 /// A report mail from `r@researcher.example` to Netcompany: `note` as the
 /// text, each `(name, data)` attached.
 pub fn mail_with_attachments(subject: &str, note: &str, attachments: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut m = format!(
-        "From: Reporter <r@researcher.example>\r\nTo: security@netcompany.example\r\nSubject: {subject}\r\n\
-         Message-ID: <{}@researcher.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
-         --b\r\nContent-Type: text/plain\r\n\r\n{note}\r\n",
+    let mut m = mail::Mail::new(
+        "Reporter <r@researcher.example>",
+        "security@netcompany.example",
+        subject,
+    )
+    .message_id(&format!(
+        "{}@researcher.example",
         subject.len() + attachments.len()
-    );
+    ))
+    .part(mail::Part::Text(note.into()));
     for (name, data) in attachments {
-        m.push_str(&format!(
-            "--b\r\nContent-Type: application/octet-stream; name=\"{name}\"\r\n\
-             Content-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
-            b64(data)
-        ));
+        m = m.part(mail::Part::Attachment((*name).into(), data.to_vec()));
     }
-    m.push_str("--b--\r\n");
-    m.into_bytes()
+    m.bytes()
 }
