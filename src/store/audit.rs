@@ -185,7 +185,8 @@ pub async fn record(
     entry: &Entry<'_>,
 ) -> Result<(), StoreError> {
     if tx.backend() == super::Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock(7264)")
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(super::SharedLock::AuditChain.id())
             .execute(tx.conn())
             .await?;
     }

@@ -124,6 +124,33 @@ impl Backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         }
     }
+
+    /// `skip_locked` for a join, locking only the rows of `alias`.
+    pub fn skip_locked_of(self, alias: &str) -> String {
+        match self {
+            Backend::Sqlite => String::new(),
+            Backend::Postgres => format!(" FOR UPDATE OF {alias} SKIP LOCKED"),
+        }
+    }
+}
+
+/// PostgreSQL advisory locks that serialise work across receivers sharing
+/// one database; each has its own id. SQLite needs none: it has one
+/// writer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SharedLock {
+    /// Migrating the schema at start-up.
+    Migrations = 7263,
+    /// Appending to the audit chain.
+    AuditChain = 7264,
+    /// Delivering one webhook's events (keyed by the webhook's name).
+    Webhook = 7265,
+}
+
+impl SharedLock {
+    fn id(self) -> i64 {
+        self as i64
+    }
 }
 
 /// A write transaction in progress: only `Store::write` makes one, so a
@@ -210,7 +237,8 @@ async fn migrate_steps(conn: &mut AnyConnection, backend: Backend) -> Result<(),
     let mut tx = conn.begin_with(backend.begin_write()).await?;
     if backend == Backend::Postgres {
         // Two receivers starting at once must not both migrate.
-        sqlx::query("SELECT pg_advisory_xact_lock(7263)")
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(SharedLock::Migrations.id())
             .execute(&mut *tx)
             .await?;
     }

@@ -209,10 +209,7 @@ pub async fn claim_due(store: &Store, now: i64, lease: i64) -> Result<Option<Due
         "SELECT o.id, o.kind, o.to_address, o.subject, o.body, o.message_id, o.in_reply_to, o.attempts, c.org
          FROM outbox o JOIN cases c ON c.id = o.case_id
          WHERE o.state = 'pending' AND o.next_attempt_at <= $1 ORDER BY o.id LIMIT 1{}",
-        match tx.backend() {
-            super::Backend::Sqlite => "",
-            super::Backend::Postgres => " FOR UPDATE OF o SKIP LOCKED",
-        }
+        tx.backend().skip_locked_of("o")
     );
     let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(now)

@@ -4,7 +4,7 @@
 //! a webhook's events, so each goes out once.
 
 use super::seal::Sealer;
-use super::{Backend, Store, StoreError};
+use super::{Backend, SharedLock, Store, StoreError};
 use crate::model::case::{CaseState, EventKind};
 use sqlx::Row;
 use sqlx::pool::PoolConnection;
@@ -45,7 +45,8 @@ pub async fn take_turn(store: &Store, name: &str) -> Result<Option<Turn>, StoreE
     let mut conn = store.pool().acquire().await?;
     let shared = store.backend() == Backend::Postgres;
     if shared {
-        let (mine,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock(7265, hashtext($1))")
+        let (mine,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1, hashtext($2))")
+            .bind(SharedLock::Webhook.id() as i32)
             .bind(name)
             .fetch_one(&mut *conn)
             .await?;
@@ -143,7 +144,8 @@ impl Turn {
     /// closed, never handed back to the pool holding it.
     pub async fn finish(mut self) {
         if self.locked {
-            let unlocked = sqlx::query("SELECT pg_advisory_unlock(7265, hashtext($1))")
+            let unlocked = sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
+                .bind(SharedLock::Webhook.id() as i32)
                 .bind(&self.name)
                 .execute(&mut *self.conn)
                 .await;
