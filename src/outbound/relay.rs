@@ -1,0 +1,277 @@
+//! The relay side of the outbox: delivers due receipts and replies through
+//! the outbound relay, STARTTLS required, with retries and backoff.
+
+use super::{OutboundConfig, OutboundError};
+use crate::store::Store;
+use crate::store::outbox;
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::{Body, Mailbox};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// How long a claimed entry is kept from other senders: past the relay
+/// conversation's own time limits (60 s per command).
+const SEND_LEASE_SECONDS: i64 = 300;
+
+/// Delivers due outbox entries through the relay.
+pub struct Sender {
+    config: OutboundConfig,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    /// Our name in EHLO.
+    hostname: String,
+}
+
+impl Sender {
+    /// None when no relay is configured.
+    pub fn new(config: &OutboundConfig, hostname: &str) -> Result<Option<Sender>, OutboundError> {
+        let Some(relay) = &config.relay else {
+            return Ok(None);
+        };
+        let (host, port) = relay
+            .rsplit_once(':')
+            .and_then(|(h, p)| {
+                Some((
+                    h.trim_matches(['[', ']']).to_owned(),
+                    p.parse::<u16>().ok()?,
+                ))
+            })
+            .ok_or_else(|| OutboundError::Relay(relay.clone()))?;
+        let name = config
+            .relay_tls_name
+            .clone()
+            .unwrap_or_else(|| host.clone());
+        let mut tls = TlsParameters::builder(name);
+        if let Some(path) = &config.relay_ca_file {
+            let pem = std::fs::read(path).map_err(|e| OutboundError::Ca {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            let cert = Certificate::from_pem(&pem).map_err(|e| OutboundError::Ca {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            tls = tls.add_root_certificate(cert);
+        }
+        let tls = tls.build_rustls().map_err(|e| OutboundError::Ca {
+            path: config.relay_ca_file.clone().unwrap_or_default(),
+            reason: e.to_string(),
+        })?;
+        // "dangerous" only means lettre sets no TLS by itself: we require
+        // STARTTLS explicitly, so a relay without it is never used.
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .port(port)
+            .tls(Tls::Required(tls))
+            .hello_name(ClientId::Domain(hostname.to_owned()))
+            .timeout(Some(Duration::from_secs(60)))
+            .build();
+        Ok(Some(Sender {
+            config: config.clone(),
+            transport,
+            hostname: hostname.to_owned(),
+        }))
+    }
+
+    /// Sends what is due; returns how many were sent.
+    pub async fn send_due(
+        &mut self,
+        store: &Store,
+        policies: &crate::policy::PolicySet,
+        now: i64,
+    ) -> Result<usize, OutboundError> {
+        let mut sent = 0;
+        // Bounded per pass; the next pass comes a second later.
+        for _ in 0..20 {
+            let Some(due) = outbox::claim_due(store, now, SEND_LEASE_SECONDS).await? else {
+                break;
+            };
+            if self.send_one(store, policies, now, due).await? {
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Sends one claimed entry; returns whether it was sent (a failure is
+    /// recorded with its next attempt).
+    async fn send_one(
+        &mut self,
+        store: &Store,
+        policies: &crate::policy::PolicySet,
+        now: i64,
+        due: outbox::Due,
+    ) -> Result<bool, OutboundError> {
+        let policy = policies.get(&due.org);
+        let from = policy
+            .and_then(|p| p.addresses.first())
+            .and_then(|a| a.parse::<Address>().ok())
+            .map(|a| Mailbox::new(policy.map(|p| format!("{} security", p.name)), a));
+        let built = from
+            .ok_or_else(|| "no sender address for the organisation".to_owned())
+            .and_then(|from| {
+                self.build(
+                    from,
+                    &due.to,
+                    &due.subject,
+                    due.body,
+                    &due.message_id,
+                    due.in_reply_to,
+                    due.automatic,
+                )
+            });
+        let result = match built {
+            Ok(message) => self
+                .transport
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        let id = due.id;
+        match result {
+            Ok(()) => {
+                outbox::mark_sent(store, id, now).await?;
+                info!(outbox = id, "receipt sent");
+                Ok(true)
+            }
+            Err(reason) => {
+                let attempts = due.attempts + 1;
+                let failed = attempts >= i64::from(self.config.max_attempts);
+                let delay = (self.config.retry_base.max(1) << (attempts - 1).clamp(0, 16))
+                    .min(6 * 3600) as i64;
+                outbox::mark_attempt_failed(store, id, attempts, failed, now + delay, &reason)
+                    .await?;
+                warn!(outbox = id, attempts, failed, error = %reason, "receipt not sent");
+                Ok(false)
+            }
+        }
+    }
+
+    /// A receipt (`automatic`) or an analyst's reply.
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        &self,
+        from: Mailbox,
+        to: &str,
+        subject: &str,
+        body: String,
+        message_id: &str,
+        in_reply_to: Option<String>,
+        automatic: bool,
+    ) -> Result<Message, String> {
+        let to: Mailbox = to.parse().map_err(|e| format!("invalid recipient: {e}"))?;
+        let to_address = to.email.clone();
+        let from_address = from.email.clone();
+        let mut builder = Message::builder()
+            .from(from)
+            .to(to)
+            .subject(subject)
+            .date_now()
+            .message_id(Some(message_id.to_owned()))
+            .header(ContentType::TEXT_PLAIN);
+        if automatic {
+            // RFC 3834: an automatic reply; well-behaved responders will
+            // not answer it, so no loop can start.
+            builder = builder.raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Auto-Submitted"),
+                "auto-replied".into(),
+            ));
+        }
+        if let Some(parent) = in_reply_to {
+            builder = builder.in_reply_to(parent.clone()).references(parent);
+        }
+        // Base64 body: no line of it can start with a dot, whatever the
+        // template says, so dot-stuffing cannot matter on the way out.
+        let body = Body::new_with_encoding(body, ContentTransferEncoding::Base64)
+            .map_err(|_| "body encoding".to_owned())?;
+        // RFC 3834 §3.3: an automatic response goes out with a null reverse
+        // path, so nothing ever bounces back into a loop.
+        // A person's reply keeps the security address as its reverse path,
+        // so a bounce reaches the team.
+        let envelope =
+            lettre::address::Envelope::new((!automatic).then_some(from_address), vec![to_address])
+                .map_err(|e| e.to_string())?;
+        builder
+            .envelope(envelope)
+            .body(body)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Runs until `stop` fires, sending every `every` and when woken.
+    pub async fn run(
+        mut self,
+        store: Store,
+        policies: std::sync::Arc<crate::policy::PolicySet>,
+        wake: std::sync::Arc<tokio::sync::Notify>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        info!(hostname = %self.hostname, "outbound sender running");
+        loop {
+            let now = jiff::Timestamp::now().as_second();
+            if let Err(e) = self.send_due(&store, &policies, now).await {
+                warn!(error = %e, "outbound pass failed");
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_line_of_a_receipt_can_start_with_a_dot() {
+        let config = OutboundConfig {
+            relay: Some("127.0.0.1:25".into()),
+            ..OutboundConfig::default()
+        };
+        let sender = Sender::new(&config, "mx.test").unwrap().unwrap();
+        let from = Mailbox::new(None, "security@netcompany.example".parse().unwrap());
+        let body = ".\r\n.hidden line\r\nMAIL FROM:<x@y>\r\n".to_owned();
+        let message = sender
+            .build(
+                from,
+                "r@example.org",
+                "subject",
+                body,
+                "<NC-2026-0001.receipt@mx.test>",
+                None,
+                true,
+            )
+            .unwrap();
+        let wire = String::from_utf8(message.formatted()).unwrap();
+        assert!(wire.contains("Content-Transfer-Encoding: base64"), "{wire}");
+        assert!(wire.lines().all(|l| !l.starts_with('.')), "{wire}");
+        assert!(wire.contains("Auto-Submitted: auto-replied"));
+        assert_eq!(message.envelope().from(), None, "null reverse path");
+
+        // A person's reply: a real reverse path, no Auto-Submitted.
+        let from = Mailbox::new(None, "security@netcompany.example".parse().unwrap());
+        let reply = sender
+            .build(
+                from,
+                "r@example.org",
+                "Re: x",
+                "thanks".into(),
+                "<NC-2026-0001.abc@mx.test>",
+                Some("<orig@example.org>".into()),
+                false,
+            )
+            .unwrap();
+        let wire = String::from_utf8(reply.formatted()).unwrap();
+        assert!(!wire.contains("Auto-Submitted"), "{wire}");
+        assert!(wire.contains("In-Reply-To: <orig@example.org>"), "{wire}");
+        assert_eq!(
+            reply.envelope().from().map(ToString::to_string).as_deref(),
+            Some("security@netcompany.example")
+        );
+    }
+}
