@@ -168,7 +168,7 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
             limits: config.limits.clone(),
         }),
         tls: acceptor.clone(),
-        store: writer,
+        store: Arc::new(StoreSink(writer)),
         stored,
         content: Arc::new(PlaintextCheck {
             workers: check_workers,
@@ -327,6 +327,24 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
 }
 
 /// The plaintext rule, run in a parse worker for the receiver.
+/// The store's writer as the receiver's sink.
+struct StoreSink(crate::store::Writer);
+
+impl crate::smtp::sink::MessageSink for StoreSink {
+    fn commit<'a>(
+        &'a self,
+        delivery: crate::smtp::session::Delivery,
+        stamp: crate::smtp::sink::Stamp,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            self.0
+                .commit(delivery, stamp)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
 struct PlaintextCheck {
     workers: Arc<WorkerPool>,
     limits: MimeLimits,

@@ -160,6 +160,7 @@ fn no_two_top_level_modules_import_each_other() {
         );
     }
     for (lower, upper) in [
+        ("smtp", "store"),
         ("smtp", "intake"),
         ("smtp", "cases"),
         ("store", "cases"),

@@ -12,8 +12,8 @@ use super::content::{ContentCheck, Verdict};
 use super::limits::Limits;
 use super::reply::Reply;
 use super::session::{Action, Delivery, Session, SessionConfig};
+use super::sink::{MessageSink, Stamp};
 use super::{tls, trace};
-use crate::store::{EnvelopeRecord, Incoming, Writer};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -36,7 +36,8 @@ pub struct Receiver {
     /// (`Limits::max_inflight_body_bytes`).
     pub body_memory: Arc<Semaphore>,
     pub tls: TlsAcceptor,
-    pub store: Writer,
+    /// Stores what arrived (the store's group-commit writer).
+    pub store: Arc<dyn MessageSink>,
     /// Signalled after every committed message, for whoever processes them.
     pub stored: Arc<tokio::sync::Notify>,
     /// Judges what arrived without TLS (the plaintext rule).
@@ -415,9 +416,8 @@ async fn flush<S: AsyncWrite + Unpin>(
 /// store has committed it. A message that came without TLS is first put to
 /// the content check (the encrypted-archive rule, in a parse worker).
 async fn deliver(ctx: &mut Ctx<'_>, delivery: Delivery) -> Result<String, Reply> {
-    let (envelope, body) = delivery.into_parts();
-    if envelope.tls.is_none() && !ctx.receiver.session.allow_plaintext {
-        match ctx.receiver.content.plaintext(&body).await {
+    if delivery.envelope().tls.is_none() && !ctx.receiver.session.allow_plaintext {
+        match ctx.receiver.content.plaintext(delivery.body()).await {
             Verdict::Admit => {}
             Verdict::Refuse(why) => {
                 info!(reason = %why, "plaintext delivery refused; nothing stored");
@@ -433,27 +433,20 @@ async fn deliver(ctx: &mut Ctx<'_>, delivery: Delivery) -> Result<String, Reply>
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let header = trace::received_header(&envelope, &ctx.receiver.session.hostname, &queue_id, now);
-    let mut raw = Vec::with_capacity(header.len() + body.len());
-    raw.extend_from_slice(header.as_bytes());
-    raw.extend_from_slice(&body);
-    drop(body);
-    let size = raw.len();
-    let message = Incoming {
-        envelope: EnvelopeRecord {
-            queue_id: queue_id.clone(),
-            received_at: now,
-            peer: envelope.peer.to_string(),
-            helo: envelope.helo,
-            tls_version: envelope.tls.as_ref().map(|t| t.version.clone()),
-            tls_cipher: envelope.tls.map(|t| t.cipher),
-            mail_from: envelope.mail_from,
-            rcpt_to: envelope.rcpt_to,
-        },
+    let trace_header = trace::received_header(
+        delivery.envelope(),
+        &ctx.receiver.session.hostname,
+        &queue_id,
+        now,
+    );
+    let size = trace_header.len() + delivery.body().len();
+    let stamp = Stamp {
+        queue_id: queue_id.clone(),
+        received_at: now,
         session_id: ctx.id.to_owned(),
-        raw,
+        trace_header,
     };
-    match ctx.receiver.store.commit(message).await {
+    match ctx.receiver.store.commit(delivery, stamp).await {
         Ok(()) => {
             ctx.delivered += 1;
             ctx.receiver.stored.notify_one();

@@ -11,6 +11,8 @@
 //! store part of a message. A failed batch answers Err to every message in
 //! it, and the transaction leaves nothing behind.
 
+use crate::smtp::session::Delivery;
+use crate::smtp::sink::Stamp;
 use serde::Serialize;
 use sqlx::any::AnyPoolOptions;
 pub use sqlx::{AnyConnection, AnyPool};
@@ -54,13 +56,38 @@ pub struct EnvelopeRecord {
     pub rcpt_to: Vec<String>,
 }
 
-/// A message as the receiver hands it over: envelope plus raw content
-/// (trace header already prepended).
+/// A message as the writer stores it: envelope plus raw content (our
+/// trace header prepended). Built only from a `Delivery`, which only the
+/// protocol core makes once the DATA checks ran.
 #[derive(Debug, Clone)]
-pub struct Incoming {
-    pub envelope: EnvelopeRecord,
-    pub session_id: String,
-    pub raw: Vec<u8>,
+struct Incoming {
+    envelope: EnvelopeRecord,
+    session_id: String,
+    raw: Vec<u8>,
+}
+
+impl Incoming {
+    fn new(delivery: Delivery, stamp: Stamp) -> Incoming {
+        let (envelope, body) = delivery.into_parts();
+        let mut raw = Vec::with_capacity(stamp.trace_header.len() + body.len());
+        raw.extend_from_slice(stamp.trace_header.as_bytes());
+        raw.extend_from_slice(&body);
+        drop(body);
+        Incoming {
+            envelope: EnvelopeRecord {
+                queue_id: stamp.queue_id,
+                received_at: stamp.received_at,
+                peer: envelope.peer.to_string(),
+                helo: envelope.helo,
+                tls_version: envelope.tls.as_ref().map(|t| t.version.clone()),
+                tls_cipher: envelope.tls.map(|t| t.cipher),
+                mail_from: envelope.mail_from,
+                rcpt_to: envelope.rcpt_to,
+            },
+            session_id: stamp.session_id,
+            raw,
+        }
+    }
 }
 
 /// What `messages list` shows: everything but the content.
@@ -475,9 +502,10 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Returns once the message is durably committed, or with the reason
+    /// Returns once the delivery is durably committed, or with the reason
     /// it is not. Either way nothing partial remains.
-    pub async fn commit(&self, message: Incoming) -> Result<(), StoreError> {
+    pub async fn commit(&self, delivery: Delivery, stamp: Stamp) -> Result<(), StoreError> {
+        let message = Incoming::new(delivery, stamp);
         let (done, answer) = oneshot::channel();
         self.tx
             .send((message, done))
