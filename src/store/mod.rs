@@ -14,9 +14,9 @@
 use crate::smtp::session::Delivery;
 use crate::smtp::sink::Stamp;
 use serde::Serialize;
+use sqlx::Connection;
 use sqlx::any::AnyPoolOptions;
 pub use sqlx::{AnyConnection, AnyPool};
-use sqlx::{Connection, Row};
 use std::path::Path;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -371,109 +371,6 @@ impl Store {
             Arc::clone(&self.sealer),
         ));
         Ok((Writer { tx }, WriterTask(task)))
-    }
-
-    /// Messages without content, oldest first, optionally by state.
-    pub async fn list(&self, state: Option<&str>) -> Result<Vec<MessageSummary>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT queue_id, received_at, peer, helo, tls_version, tls_cipher, mail_from, rcpt_to, size, state,
-                    quarantine_reason
-             FROM messages WHERE ($1 IS NULL OR state = $1) ORDER BY id",
-        )
-        .bind(state)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let rcpt: String = r.try_get("rcpt_to")?;
-                Ok(MessageSummary {
-                    envelope: EnvelopeRecord {
-                        queue_id: r.try_get("queue_id")?,
-                        received_at: r.try_get("received_at")?,
-                        peer: r.try_get("peer")?,
-                        helo: r.try_get("helo")?,
-                        tls_version: r.try_get("tls_version")?,
-                        tls_cipher: r.try_get("tls_cipher")?,
-                        mail_from: r.try_get("mail_from")?,
-                        rcpt_to: serde_json::from_str(&rcpt).unwrap_or_default(),
-                    },
-                    size: r.try_get("size")?,
-                    state: r.try_get("state")?,
-                    quarantine_reason: r.try_get("quarantine_reason")?,
-                })
-            })
-            .collect()
-    }
-
-    /// Puts a quarantined message back in the queue (after the cause was
-    /// fixed, e.g. a policy added). Returns whether one was requeued.
-    pub async fn requeue(&self, queue_id: &str) -> Result<bool, StoreError> {
-        self.requeue_with(queue_id, 1).await
-    }
-
-    /// Requeues a quarantined message with its attempts reset and a parse
-    /// budget `factor` times the usual one.
-    async fn requeue_with(&self, queue_id: &str, factor: u32) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE messages SET state = 'pending', quarantine_reason = NULL, intake_attempts = 0,
-                 intake_failure = NULL, claimed_until = NULL, budget_factor = $1
-             WHERE queue_id = $2 AND state = 'quarantined'",
-        )
-        .bind(i64::from(factor.max(1)))
-        .bind(queue_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Queues the message of `unparsed` case `reference` again with a
-    /// budget `factor` times larger; returns its queue id.
-    pub async fn retry_unparsed(&self, reference: &str, factor: u32) -> Result<String, StoreError> {
-        let row: Option<(String,)> = sqlx::query_as(
-            "SELECT m.queue_id FROM messages m JOIN cases c ON c.id = m.case_id
-             WHERE c.reference = $1 AND c.kind = 'unparsed' AND m.state = 'quarantined'",
-        )
-        .bind(reference)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some((queue_id,)) = row else {
-            return Err(StoreError::NotFound(format!(
-                "no unparsed case {reference} with a quarantined message"
-            )));
-        };
-        if !self.requeue_with(&queue_id, factor).await? {
-            return Err(StoreError::NotFound(format!(
-                "message {queue_id} is not quarantined"
-            )));
-        }
-        Ok(queue_id)
-    }
-
-    /// The stored message a case was opened from, opened: what arrived,
-    /// with our `Received:` header on top.
-    pub async fn raw_of_case(&self, reference: &str) -> Result<Vec<u8>, StoreError> {
-        let row: Option<(String, Vec<u8>)> = sqlx::query_as(
-            "SELECT m.queue_id, m.raw FROM messages m JOIN cases c ON c.id = m.case_id
-             WHERE c.reference = $1 ORDER BY m.id LIMIT 1",
-        )
-        .bind(reference)
-        .fetch_optional(&self.pool)
-        .await?;
-        let (queue_id, sealed) =
-            row.ok_or_else(|| StoreError::NotFound(format!("no message for case {reference}")))?;
-        Ok(self.sealer.open(Label::Message(&queue_id), &sealed)?)
-    }
-
-    /// Opens a write transaction: `BEGIN IMMEDIATE` on SQLite (the write
-    /// lock up front, so a read inside never has to be upgraded), `BEGIN`
-    /// on PostgreSQL. Everything one operation changes, with its timeline
-    /// and audit entries, commits or rolls back together.
-    pub async fn write(&self) -> Result<WriteTx<'static>, StoreError> {
-        let tx = self.pool.begin_with(self.backend.begin_write()).await?;
-        Ok(WriteTx {
-            tx,
-            backend: self.backend,
-        })
     }
 
     /// The shared pool, for the case functions and intake.

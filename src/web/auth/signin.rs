@@ -4,8 +4,9 @@
 use crate::store::audit::{self, AuditAction, Who};
 use crate::web::pages::{Analyst, Base, MessagePage, S, UiError, now, render};
 
-use super::saml::{Roles, SamlError};
+use super::saml::{Roles, SamlError, VerifiedAssertion};
 use super::session;
+use crate::web::pages::Ui;
 use axum::extract::{ConnectInfo, Form, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -49,6 +50,47 @@ pub(crate) struct AcsForm {
     saml_response: String,
 }
 
+/// What kind of refusal `e` is, for the audit trail and the tally.
+fn refusal_kind(e: &SamlError) -> &'static str {
+    match e {
+        SamlError::TooLarge | SamlError::Malformed(_) => "malformed response",
+        SamlError::UnknownRequest => "unknown or answered request",
+        SamlError::OtherBrowser => "started in another browser",
+        SamlError::Replayed => "replayed assertion",
+        _ => "response did not verify",
+    }
+}
+
+/// Checks a posted response: it answers a request we made, from this
+/// browser, and its signatures verify (xmlsec, off the async threads).
+/// Returns the assertion and the request it answers.
+async fn verify(
+    ui: &Ui,
+    response: &str,
+    started_here: Option<&str>,
+    now: i64,
+) -> Result<(VerifiedAssertion, String), SamlError> {
+    let unverified = ui.sso.precheck(response)?;
+    if ui
+        .sso
+        .request_expiry(&unverified.in_response_to, now)
+        .is_none()
+    {
+        return Err(SamlError::UnknownRequest);
+    }
+    if started_here != Some(unverified.in_response_to.as_str()) {
+        return Err(SamlError::OtherBrowser);
+    }
+    let sso = Arc::clone(&ui.sso);
+    let request_id = unverified.in_response_to.clone();
+    tokio::task::spawn_blocking(move || {
+        sso.verify(&unverified, &request_id, now)
+            .map(|v| (v, unverified.in_response_to))
+    })
+    .await
+    .map_err(|_| SamlError::Refused("verification task failed".into()))?
+}
+
 pub(crate) async fn acs(
     State(ui): State<S>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -75,43 +117,13 @@ pub(crate) async fn acs(
         )
             .into_response()
     };
-    let category = |e: &SamlError| match e {
-        SamlError::TooLarge | SamlError::Malformed(_) => "malformed response",
-        SamlError::UnknownRequest => "unknown or answered request",
-        SamlError::OtherBrowser => "started in another browser",
-        SamlError::Replayed => "replayed assertion",
-        _ => "response did not verify",
-    };
-    let outcome = async {
-        let unverified = ui.sso.precheck(&form.saml_response)?;
-        if ui
-            .sso
-            .request_expiry(&unverified.in_response_to, now)
-            .is_none()
-        {
-            return Err(SamlError::UnknownRequest);
-        }
-        if started_here.as_deref() != Some(unverified.in_response_to.as_str()) {
-            return Err(SamlError::OtherBrowser);
-        }
-        let sso = Arc::clone(&ui.sso);
-        let request_id = unverified.in_response_to.clone();
-        // xmlsec is CPU work in C: off the async threads.
-        let verified = tokio::task::spawn_blocking(move || {
-            sso.verify(&unverified, &request_id, now)
-                .map(|v| (v, unverified.in_response_to))
-        })
-        .await
-        .map_err(|_| SamlError::Refused("verification task failed".into()))??;
-        Ok(verified)
-    }
-    .await;
+    let outcome = verify(&ui, &form.saml_response, started_here.as_deref(), now).await;
     let (verified, request_id) = match outcome {
         Ok(v) => v,
         // No identity yet: counted per source and minute, not written now
         // (`refusals`), so strangers cannot flood the audit trail.
         Err(e) => {
-            ui.refusals.note(&source, category(&e), now);
+            ui.refusals.note(&source, refusal_kind(&e), now);
             return Ok(refused(e));
         }
     };
@@ -124,7 +136,7 @@ pub(crate) async fn acs(
         };
         audit::record_now(
             &ui.store,
-            &who.entry(AuditAction::SignInRefused, "", category(&e)),
+            &who.entry(AuditAction::SignInRefused, "", refusal_kind(&e)),
         )
         .await?;
         return Ok(refused(e));

@@ -1,0 +1,129 @@
+use super::*;
+use jiff::civil::date;
+
+fn shipped() -> PolicySet {
+    PolicySet::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")).unwrap()
+}
+
+#[test]
+fn the_shipped_seed_policies_load() {
+    let set = shipped();
+    let mag = set.for_address("Security@Magenta.Example").unwrap();
+    assert_eq!(mag.id, "magenta");
+    assert_eq!(mag.receipt_at_least, Some(Within::BusinessDays(1)));
+    assert_eq!(mag.receipt_within, Within::BusinessDays(2));
+    assert_eq!(mag.feedback_within, Within::Days(14));
+    let nc = set.for_address("security@netcompany.example").unwrap();
+    assert_eq!(nc.subject_flags, vec!["Responsible disclosure"]);
+    assert_eq!(nc.feedback_within, Within::BusinessDays(15));
+    assert!(nc.feedback_preferred);
+    assert_eq!(nc.plaintext, PlaintextRule::EncryptedArchiveOnly);
+    let classes: Vec<&str> = nc.out_of_scope.iter().map(|o| o.class.as_str()).collect();
+    for c in [
+        "non-sensitive-cookies",
+        "http-response-headers",
+        "email-authentication",
+        "jailbroken-device",
+        "social-engineering",
+        "automated-scan",
+    ] {
+        assert!(classes.contains(&c), "{c}");
+    }
+    let topics: Vec<&str> = nc.routing.iter().map(|r| r.topic.as_str()).collect();
+    assert_eq!(topics, vec!["legal", "privacy", "whistleblower"]);
+    assert!(mag.anonymous_reports && nc.anonymous_reports);
+}
+
+#[test]
+fn deadlines_count_danish_business_days_in_copenhagen_time() {
+    let set = shipped();
+    let nc = set.for_address("security@netcompany.example").unwrap();
+    // Wednesday 1 April 2026, 10:00 in Copenhagen (08:00 UTC, summer time).
+    let received: Timestamp = "2026-04-01T08:00:00Z".parse().unwrap();
+    let d = nc.deadlines(received);
+    // 2 business days skip Maundy Thursday to Easter Monday: end of Wed 8 April.
+    assert_eq!(d.acknowledge_by, "2026-04-08T22:00:00Z".parse().unwrap());
+    // 15 business days, Easter skipped: end of Monday 27 April.
+    let local = d.feedback_by.to_zoned(nc.timezone.clone());
+    assert_eq!(
+        (local.date(), local.hour(), local.minute()),
+        (date(2026, 4, 28), 0, 0)
+    );
+    let mag = set.for_address("security@magenta.example").unwrap();
+    // "within 2 weeks" is calendar time.
+    let d = mag.deadlines(received);
+    assert_eq!(d.feedback_by, "2026-04-15T08:00:00Z".parse().unwrap());
+    assert_eq!(
+        mag.due(received, mag.breach_notification_within),
+        "2026-04-04T08:00:00Z".parse().unwrap()
+    );
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+#[test]
+fn errors_name_the_file_and_the_key() {
+    let shipped_text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/netcompany.toml"),
+    )
+    .unwrap();
+    let cases = [
+        (
+            "receipt_within = \"2 business days\"",
+            "receipt_within = \"2 fortnights\"",
+            "service_levels.receipt_within",
+        ),
+        (
+            "timezone = \"Europe/Copenhagen\"",
+            "timezone = \"Mars/Olympus\"",
+            "timezone",
+        ),
+        (
+            "reference_prefix = \"NC\"",
+            "reference_prefix = \"nc\"",
+            "reference_prefix",
+        ),
+        (
+            "subject_flags = [\"Responsible disclosure\"]",
+            "subject_flags = [\" \"]",
+            "subject_flags",
+        ),
+    ];
+    for (from, to, key) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(shipped_text.contains(from), "{from}");
+        write(dir.path(), "bad.toml", &shipped_text.replace(from, to));
+        let err = PolicySet::load_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.toml") && err.contains(&format!("`{key}`")),
+            "{err}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "typo.toml",
+        &shipped_text.replace("anonymous_reports", "anonymus_reports"),
+    );
+    let err = PolicySet::load_dir(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("typo.toml") && err.contains("anonymus_reports"),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.toml", &shipped_text);
+    write(
+        dir.path(),
+        "b.toml",
+        &shipped_text
+            .replace("id = \"netcompany\"", "id = \"other\"")
+            .replace("\"NC\"", "\"OT\""),
+    );
+    let err = PolicySet::load_dir(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("b.toml") && err.contains("`addresses`") && err.contains("a.toml"),
+        "{err}"
+    );
+}
