@@ -164,7 +164,6 @@ fn no_two_top_level_modules_import_each_other() {
         ("smtp", "intake"),
         ("smtp", "cases"),
         ("store", "cases"),
-        ("store", "intake"),
         ("intake", "store"),
         ("intake", "cases"),
         ("cases", "web"),

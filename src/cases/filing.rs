@@ -14,11 +14,12 @@
 use super::inbox::{Filed, InboxError, Receipts};
 use super::{Case, CaseKind, CaseState, EventKind, Reason};
 use crate::intake::analysis::Analysis;
+use crate::intake::evidence::Evidence;
 use crate::model::report::Language;
 use crate::outbound::{self, ReceiptFacts, Recipient};
 use crate::policy::Policy;
 use crate::store::audit::Who;
-use crate::store::cases::{self as case_store, FollowUp, NewCase, NewEvidence};
+use crate::store::cases::{self as case_store, FollowUp, NewCase};
 use crate::store::messages::{self, Claimed};
 use crate::store::outbox;
 use crate::store::seal::Sealer;
@@ -155,22 +156,12 @@ async fn resume_if_waiting(
 }
 
 /// The attachments of `a` as evidence.
-fn evidence(a: &Analysis) -> Vec<NewEvidence> {
+fn evidence(a: &Analysis) -> Vec<Evidence> {
     a.mail
         .attachments
         .iter()
         .zip(&a.facts)
-        .map(|(at, facts)| NewEvidence {
-            screenshot: facts.sniffed.is_some(),
-            opened: false,
-            archive: facts.archive.clone(),
-            conversation_id: None,
-            name: at.name.clone(),
-            declared_type: at.declared_type.clone(),
-            sniffed_type: facts.sniffed.clone(),
-            forwarded: at.forwarded,
-            data: at.data.clone(),
-        })
+        .map(|(at, facts)| Evidence::of_attachment(at, facts))
         .collect()
 }
 
@@ -184,9 +175,7 @@ fn new_case(policy: &Policy, a: &Analysis, p: &Claimed) -> NewCase {
         .as_deref()
         .is_none_or(|x| x.is_empty() || !x.contains('@'));
     let evidence = evidence(a);
-    let locked = evidence
-        .iter()
-        .any(|e| e.archive.as_ref().is_some_and(|i| i.is_encrypted()));
+    let locked = evidence.iter().any(Evidence::locked);
     NewCase {
         org: policy.id.clone(),
         state: if locked {

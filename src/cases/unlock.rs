@@ -25,11 +25,12 @@
 use super::service::{Change, record, transition_in};
 use super::{Authorized, Case, CaseError, CaseState, EventKind, Reason};
 use crate::intake::analysis::{ArchiveOutcome, OpenedFile};
+use crate::intake::evidence::Evidence;
 use crate::intake::extract::{ExtractError, ExtractLimits};
 use crate::intake::worker::{Budget, Failure, Worker};
 use crate::policy::PolicySet;
 use crate::store::audit::{self, AuditAction, Who};
-use crate::store::cases::{self as case_store, NewEvidence};
+use crate::store::cases::{self as case_store, Placement};
 use crate::store::seal::Sealer;
 use crate::store::unlocks::{self, Admission};
 use crate::store::{Store, StoreError, WriteTx};
@@ -368,43 +369,22 @@ async fn store_extracted(
     symlinks: &[String],
     now: i64,
 ) -> Result<(), StoreError> {
+    let under = Placement {
+        parent: Some(parent),
+        ..Placement::default()
+    };
     for f in files {
+        let evidence = Evidence::of_extracted(f);
         // A nested archive was extracted in the same pass.
-        let opened = f.archive.is_some();
-        let evidence = NewEvidence {
-            screenshot: f.sniffed.is_some(),
-            opened,
-            archive: f.archive,
-            conversation_id: None,
-            name: Some(f.name),
-            declared_type: "application/octet-stream".into(),
-            sniffed_type: f.sniffed,
-            forwarded: false,
-            data: f.data,
+        let at = Placement {
+            opened_at: evidence.opened().then_some(now),
+            ..under
         };
-        case_store::insert_evidence(
-            tx,
-            sealer,
-            case_id,
-            &evidence,
-            Some(parent),
-            opened.then_some(now),
-        )
-        .await?;
+        case_store::insert_evidence(tx, sealer, case_id, &evidence, at).await?;
     }
     for link in symlinks {
-        let evidence = NewEvidence {
-            screenshot: false,
-            opened: false,
-            archive: None,
-            conversation_id: None,
-            name: Some(link.clone()),
-            declared_type: "inode/symlink".into(),
-            sniffed_type: None,
-            forwarded: false,
-            data: Vec::new(),
-        };
-        case_store::insert_evidence(tx, sealer, case_id, &evidence, Some(parent), None).await?;
+        let evidence = Evidence::of_symlink(link.clone());
+        case_store::insert_evidence(tx, sealer, case_id, &evidence, under).await?;
     }
     Ok(())
 }

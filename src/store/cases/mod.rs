@@ -4,6 +4,7 @@
 
 use super::seal::{Label, Sealer};
 use super::{StoreError, WriteTx};
+use crate::intake::evidence::Evidence;
 use crate::model::archive::ArchiveInfo;
 use crate::model::case::{CaseKind, CaseState, EventKind};
 use crate::model::report::{ReportFields, Suggestion};
@@ -22,21 +23,15 @@ pub use read::{
     list, show,
 };
 
-/// Evidence as intake hands it over: already typed by content.
-#[derive(Debug, Clone)]
-pub struct NewEvidence {
-    pub screenshot: bool,
-    /// Already extracted (a nested archive opened with its parent).
-    pub opened: bool,
-    /// What archive inspection found, for zip and 7z attachments.
-    pub archive: Option<ArchiveInfo>,
-    /// The follow-up in the conversation it came with, if not the report.
+/// Where an evidence object sits: under an archive it came out of, with a
+/// follow-up of the conversation, opened (an archive extracted with its
+/// parent) at a time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Placement {
+    pub parent: Option<i64>,
+    /// The follow-up it came with (`conversation[].id`), if not the report.
     pub conversation_id: Option<i64>,
-    pub name: Option<String>,
-    pub declared_type: String,
-    pub sniffed_type: Option<String>,
-    pub forwarded: bool,
-    pub data: Vec<u8>,
+    pub opened_at: Option<i64>,
 }
 
 /// Everything intake knows about a new case.
@@ -61,7 +56,7 @@ pub struct NewCase {
     pub acknowledge_by: i64,
     pub feedback_by: i64,
     pub message_row: i64,
-    pub evidence: Vec<NewEvidence>,
+    pub evidence: Vec<Evidence>,
     /// For an `unparsed` case: why intake could not parse it.
     pub unparsed_reason: Option<String>,
 }
@@ -107,36 +102,32 @@ pub async fn insert_evidence(
     tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     case_id: i64,
-    e: &NewEvidence,
-    parent: Option<i64>,
-    opened_at: Option<i64>,
+    e: &Evidence,
+    at: Placement,
 ) -> Result<i64, StoreError> {
     let object = object_id();
     let aad = Label::Evidence(&object);
-    let archive = e
-        .archive
-        .as_ref()
-        .and_then(|a| serde_json::to_string(a).ok());
-    let locked = e.archive.as_ref().is_some_and(ArchiveInfo::is_encrypted) && opened_at.is_none();
+    let archive = e.archive().and_then(|a| serde_json::to_string(a).ok());
+    let locked = e.archive().is_some_and(ArchiveInfo::is_encrypted) && at.opened_at.is_none();
     let row = sqlx::query(
         "INSERT INTO case_evidence (case_id, kind, name, declared_type, sniffed_type, size, forwarded, data, archive,
              parent_id, opened_at, object_id, archive_locked, conversation_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
     )
     .bind(case_id)
-    .bind(if e.screenshot { "screenshot" } else { "attachment" })
-    .bind(sealer.seal_opt(evidence_field(&object, "name"), e.name.as_deref()))
-    .bind(sealer.seal_text(evidence_field(&object, "declared_type"), &e.declared_type))
-    .bind(sealer.seal_opt(evidence_field(&object, "sniffed_type"), e.sniffed_type.as_deref()))
-    .bind(e.data.len() as i64)
-    .bind(i64::from(e.forwarded))
-    .bind(sealer.seal(aad, &e.data))
+    .bind(if e.screenshot() { "screenshot" } else { "attachment" })
+    .bind(sealer.seal_opt(evidence_field(&object, "name"), e.name()))
+    .bind(sealer.seal_text(evidence_field(&object, "declared_type"), e.declared_type()))
+    .bind(sealer.seal_opt(evidence_field(&object, "sniffed_type"), e.sniffed_type()))
+    .bind(e.data().len() as i64)
+    .bind(i64::from(e.forwarded()))
+    .bind(sealer.seal(aad, e.data()))
     .bind(sealer.seal_opt(evidence_field(&object, "archive"), archive.as_deref()))
-    .bind(parent)
-    .bind(opened_at)
+    .bind(at.parent)
+    .bind(at.opened_at)
     .bind(&object)
     .bind(i64::from(locked))
-    .bind(e.conversation_id)
+    .bind(at.conversation_id)
     .persistent(false)
     .fetch_one(tx.conn())
     .await?;
@@ -247,7 +238,7 @@ pub async fn insert(
     }
     insert_suggestions(tx, sealer, id, &c.suggestions).await?;
     for e in &c.evidence {
-        insert_evidence(tx, sealer, id, e, None, None).await?;
+        insert_evidence(tx, sealer, id, e, Placement::default()).await?;
     }
     let detail = match c.kind {
         CaseKind::Disclosure => "report received".to_owned(),
@@ -303,7 +294,7 @@ pub async fn refile(
     write_fields(tx, sealer, id, reference, &c.fields).await?;
     insert_suggestions(tx, sealer, id, &c.suggestions).await?;
     for e in &c.evidence {
-        insert_evidence(tx, sealer, id, e, None, None).await?;
+        insert_evidence(tx, sealer, id, e, Placement::default()).await?;
     }
     add_event(
         tx,
@@ -340,7 +331,7 @@ pub async fn add_follow_up(
     sealer: &Sealer,
     case_id: i64,
     f: &FollowUp,
-    attachments: &[NewEvidence],
+    attachments: &[Evidence],
 ) -> Result<i64, StoreError> {
     let aad = case_child(case_id, "conversation");
     let id: i64 = sqlx::query(
@@ -360,12 +351,12 @@ pub async fn add_follow_up(
     .fetch_one(tx.conn())
     .await?
     .try_get("id")?;
+    let with_it = Placement {
+        conversation_id: Some(id),
+        ..Placement::default()
+    };
     for e in attachments {
-        let e = NewEvidence {
-            conversation_id: Some(id),
-            ..e.clone()
-        };
-        insert_evidence(tx, sealer, case_id, &e, None, None).await?;
+        insert_evidence(tx, sealer, case_id, e, with_it).await?;
     }
     let detail = if f.from_reporter {
         format!(
