@@ -60,7 +60,12 @@ pub(crate) async fn file(
         let attachments = evidence(&a);
         case_store::add_follow_up(tx, sealer, case_id, &follow_up, &attachments).await?;
         if from_reporter {
-            resume_if_waiting(tx, sealer, case_id, &reference, now).await?;
+            let case = Case {
+                id: case_id,
+                reference: reference.clone(),
+                org: policy.id.clone(),
+            };
+            resume_if_waiting(tx, sealer, &case, now).await?;
         }
         (
             Filed::Correspondence {
@@ -133,23 +138,17 @@ async fn from_the_reporter(
 async fn resume_if_waiting(
     tx: &mut WriteTx<'_>,
     sealer: &Sealer,
-    case_id: i64,
-    reference: &str,
+    case: &Case,
     now: i64,
 ) -> Result<(), InboxError> {
-    let state = case_store::lifecycle(tx, case_id).await?.state;
+    let state = case_store::lifecycle(tx, case.id).await?.state;
     if state == CaseState::NeedsInformation {
         let who = Who {
             actor: "intake",
             source: "mail",
         };
-        let case = Case {
-            id: case_id,
-            reference: reference.to_owned(),
-            org: String::new(),
-        };
         let reason = Reason::new(Some("the reporter replied"))?;
-        super::service::transition_in(tx, sealer, &case, &who, CaseState::Triaged, &reason, now)
+        super::service::transition_in(tx, sealer, case, &who, CaseState::Triaged, &reason, now)
             .await?;
     }
     Ok(())

@@ -204,6 +204,17 @@ pub struct Due {
 /// another receiver is claiming) and no lock is held meanwhile. An entry
 /// whose sender died is due again when the lease runs out.
 pub async fn claim_due(store: &Store, now: i64, lease: i64) -> Result<Option<Due>, StoreError> {
+    // A read first: most passes find nothing due, and should not take the
+    // write lock (SQLite's is the receiver's too) to learn it.
+    let due: Option<(i64,)> = sqlx::query_as(
+        "SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 LIMIT 1",
+    )
+    .bind(now)
+    .fetch_optional(store.pool())
+    .await?;
+    if due.is_none() {
+        return Ok(None);
+    }
     let mut tx = store.write().await?;
     let sql = format!(
         "SELECT o.id, o.kind, o.to_address, o.subject, o.body, o.message_id, o.in_reply_to, o.attempts, c.org
