@@ -14,13 +14,14 @@ test:
 	bash deploy/system-deps.sh test
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	# Every suite on SQLite (the default store), the browser test in
-	# headless Chromium among them; the shared-database test and then the
-	# storage, intake, receipt, archive, audit, API, sign-in, interface and
+	# Every suite on SQLite (the default store), the browser tests in
+	# headless Chromium and the real identity provider (SimpleSAMLphp)
+	# among them; the shared-database test and then the storage, intake,
+	# receipt, archive, audit, API, sign-in, logout, interface and
 	# hostile-mail suites again on a throwaway PostgreSQL server.
 	bash deploy/with-postgres.sh sh -c '\
 	  $(CARGO) test --lib --bins --tests && \
-	  DISCLOSURE_MX_TEST_BACKEND=postgres $(CARGO) test --test e2e_durability --test e2e_intake --test e2e_receipts --test e2e_archives --test e2e_plaintext --test e2e_at_rest --test e2e_audit --test e2e_api --test e2e_webhooks --test e2e_saml --test e2e_web --test e2e_hostile --test e2e_poison --test e2e_parity'
+	  DISCLOSURE_MX_TEST_BACKEND=postgres $(CARGO) test --test e2e_durability --test e2e_intake --test e2e_receipts --test e2e_archives --test e2e_plaintext --test e2e_at_rest --test e2e_audit --test e2e_api --test e2e_webhooks --test e2e_saml --test e2e_logout --test e2e_web --test e2e_hostile --test e2e_poison --test e2e_parity'
 	bash deploy/smoke-run.sh
 
 # Throughput, latency and memory against Postfix in the same run.
@@ -38,14 +39,15 @@ build:
 # the parse budget (256 MiB) and no input may take longer than it (2 s).
 # The whole fuzzer process gets 512 MiB: libFuzzer keeps its corpus in the
 # same process. AddressSanitizer only where C code runs (xmlsec, for
-# saml_response); the other targets are Rust and run 3-5x faster without.
+# saml_response, saml_logout); the other targets are Rust and run 3-5x
+# faster without.
 FUZZ_TARGET ?= smtp_session
 FUZZ_SECONDS ?= 60
 FUZZ_MAX_LEN ?= 1048576
 FUZZ_MALLOC_MB ?= 256
 FUZZ_RSS_MB ?= 512
 FUZZ_TIMEOUT ?= 2
-FUZZ_SANITIZER ?= $(if $(filter saml_response,$(FUZZ_TARGET)),address,none)
+FUZZ_SANITIZER ?= $(if $(filter saml_response saml_logout,$(FUZZ_TARGET)),address,none)
 fuzz:
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
 	python3 fuzz/make-seeds.py

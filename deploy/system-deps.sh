@@ -9,7 +9,8 @@ saml=(pkg-config libssl-dev libxml2-dev libxmlsec1-dev libclang-dev)
 case "${1:-}" in
   run)   pkgs=(ca-certificates gcc "${saml[@]}") ;;
   test)  pkgs=(ca-certificates gcc openssl swaks libnet-ssleay-perl python3 sqlite3 postgresql postgresql-client curl procps
-               "${saml[@]}" chromium chromium-driver fonts-dejavu-core) ;;
+               "${saml[@]}" chromium chromium-driver fonts-dejavu-core
+               simplesamlphp php-cli php-xml php-mbstring) ;;
   fixtures) pkgs=(p7zip-full zip python3) ;;
   bench) pkgs=(ca-certificates gcc openssl postfix p7zip-full procps python3 sqlite3 "${saml[@]}") ;;
   *) echo "usage: $0 run|test|bench|fixtures" >&2; exit 2 ;;

@@ -105,6 +105,90 @@ pub struct SamlConfig {
     pub display_name_attribute: Option<String>,
     /// IdP attribute values that grant roles. No matching rule: no access.
     pub roles: Vec<RoleRule>,
+    /// The NameID format we ask for (`NameIDPolicy`) and list in our
+    /// metadata (default `persistent`): a transient NameID is random at
+    /// every sign-in, so the audit trail could not tie one person's
+    /// actions together.
+    pub name_id_format: NameIdFormat,
+    /// The attribute that names the person in sessions and the audit
+    /// trail (e.g. `mail`), instead of the NameID. When set, a response
+    /// without it is refused.
+    pub identity_attribute: Option<String>,
+    /// Days our metadata says it stays valid (`validUntil`). Unset (the
+    /// default): no `validUntil`, so an IdP that loads the file keeps it.
+    pub metadata_valid_days: Option<u64>,
+    /// Sign our AuthnRequests (HTTP-Redirect, RSA-SHA256); some IdPs
+    /// (ADFS, Shibboleth) require it. Logout messages are always signed.
+    pub sign_requests: bool,
+    /// `[saml.organization]` in our metadata.
+    pub organization: Option<SamlOrganization>,
+    /// `[[saml.contacts]]` in our metadata.
+    pub contacts: Vec<SamlContact>,
+}
+
+/// The NameID formats we can ask for.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum NameIdFormat {
+    #[default]
+    #[serde(rename = "persistent")]
+    Persistent,
+    #[serde(rename = "emailAddress")]
+    EmailAddress,
+    #[serde(rename = "unspecified")]
+    Unspecified,
+}
+
+impl NameIdFormat {
+    /// The format's URN.
+    pub fn urn(self) -> &'static str {
+        match self {
+            NameIdFormat::Persistent => "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+            NameIdFormat::EmailAddress => "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+            NameIdFormat::Unspecified => "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+        }
+    }
+}
+
+/// `[saml.organization]`: who runs this service provider.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SamlOrganization {
+    pub name: String,
+    pub display_name: Option<String>,
+    pub url: String,
+}
+
+/// One `[[saml.contacts]]`: whom the IdP's administrator can ask.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SamlContact {
+    /// `technical`, `support`, `administrative`, `billing` or `other`.
+    #[serde(rename = "type")]
+    pub kind: ContactKind,
+    pub name: Option<String>,
+    pub email: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ContactKind {
+    Technical,
+    Support,
+    Administrative,
+    Billing,
+    Other,
+}
+
+impl ContactKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContactKind::Technical => "technical",
+            ContactKind::Support => "support",
+            ContactKind::Administrative => "administrative",
+            ContactKind::Billing => "billing",
+            ContactKind::Other => "other",
+        }
+    }
 }
 
 impl Default for SamlConfig {
@@ -116,6 +200,12 @@ impl Default for SamlConfig {
             request_lifetime_seconds: 600,
             display_name_attribute: None,
             roles: Vec::new(),
+            name_id_format: NameIdFormat::default(),
+            identity_attribute: None,
+            metadata_valid_days: None,
+            sign_requests: false,
+            organization: None,
+            contacts: Vec::new(),
         }
     }
 }
@@ -382,6 +472,22 @@ impl Config {
                     "saml.roles",
                     "an analyst rule needs the organisation it opens",
                 ));
+            }
+        }
+        if self.saml.metadata_valid_days == Some(0) {
+            return Err(invalid(
+                "saml.metadata_valid_days",
+                "must be at least 1, or unset for no validUntil",
+            ));
+        }
+        if let Some(a) = &self.saml.identity_attribute
+            && a.trim().is_empty()
+        {
+            return Err(invalid("saml.identity_attribute", "must not be empty"));
+        }
+        for c in &self.saml.contacts {
+            if !c.email.contains('@') {
+                return Err(invalid("saml.contacts", "email must be an address"));
             }
         }
         let l = &self.limits;

@@ -234,7 +234,9 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
                 Arc::clone(&cases),
                 local,
                 dev_idp,
-            )? {
+            )
+            .await?
+            {
                 Some(ui) => {
                     info!(addr = %local, "analyst interface listening");
                     let refusals = Arc::clone(&ui.refusals);

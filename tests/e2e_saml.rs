@@ -96,7 +96,7 @@ fn correct_responses_sign_in_and_every_forgery_is_refused() {
         &c,
         &xml.replace(">nc-analysts<", ">dmx-admins<"),
         "tampered",
-        "must be signed",
+        "does not verify against the 1 signing certificate(s) in the IdP metadata",
     );
 
     // Unsigned.
@@ -107,7 +107,7 @@ fn correct_responses_sign_in_and_every_forgery_is_refused() {
         &c,
         &sso.idp.response(&spec).unwrap(),
         "unsigned",
-        "must be signed",
+        "neither the Response nor its assertion is signed",
     );
 
     // Signed with another key (same entity id, so only the key differs).
@@ -117,7 +117,7 @@ fn correct_responses_sign_in_and_every_forgery_is_refused() {
         &c,
         &other.response(&sso.spec(&id, "mallory", NC)).unwrap(),
         "other key",
-        "must be signed",
+        "does not verify against the 1 signing certificate(s)",
     );
 
     // Wrong audience.
@@ -128,7 +128,10 @@ fn correct_responses_sign_in_and_every_forgery_is_refused() {
         &c,
         &sso.idp.response(&spec).unwrap(),
         "wrong audience",
-        "AudienceRequirement",
+        &format!(
+            "wrong audience (AudienceRequirement): expected {}/saml/metadata, the assertion names https://other-sp.example/metadata",
+            sso.base
+        ),
     );
 
     // Wrong destination and recipient (meant for another SP's ACS).
@@ -150,7 +153,7 @@ fn correct_responses_sign_in_and_every_forgery_is_refused() {
         &c,
         &sso.idp.response(&spec).unwrap(),
         "expired",
-        "expired at",
+        "and 60 s of clock skew is allowed",
     );
 
     // Wrong InResponseTo: an id this server never issued.
@@ -175,7 +178,7 @@ fn correct_responses_sign_in_and_every_forgery_is_refused() {
     assert_ne!(moved, xml);
     refused(&c, &moved, "InResponseTo moved", "InResponseTo");
 
-    // SHA-1 digest.
+    // SHA-1 digest: refused by name, not as "unsigned".
     let id = c.start_login();
     let mut spec = sso.spec(&id, "mallory", NC);
     spec.sha1_digest = true;
@@ -183,7 +186,7 @@ fn correct_responses_sign_in_and_every_forgery_is_refused() {
         &c,
         &sso.idp.response(&spec).unwrap(),
         "sha1",
-        "must be signed",
+        "signature algorithm SHA1 is refused: SHA-1 and weaker are broken",
     );
 
     // Replayed: the same correct response twice.

@@ -4,6 +4,7 @@
 #![no_main]
 
 use disclosure_mx::config::SamlConfig;
+use disclosure_mx::web::auth::binding::SigningKey;
 use disclosure_mx::web::auth::devidp::DevIdp;
 use disclosure_mx::web::auth::saml::Sso;
 use libfuzzer_sys::fuzz_target;
@@ -14,7 +15,9 @@ fn sso() -> &'static Sso {
     SSO.get_or_init(|| {
         let idp = DevIdp::generate("https://idp.test", "https://idp.test/sso").unwrap();
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[1u8; 32]);
-        Sso::new(&SamlConfig::default(), "http://127.0.0.1:1", "fuzz.xml", &idp.metadata_xml(), key).unwrap()
+        let ours = std::sync::Arc::new(SigningKey::generate(1).unwrap());
+        Sso::new(&SamlConfig::default(), "http://127.0.0.1:1", "fuzz.xml", &idp.metadata_xml(), key, ours)
+            .unwrap()
     })
 }
 

@@ -86,6 +86,11 @@ pub enum Command {
         #[command(subcommand)]
         command: PoliciesCommand,
     },
+    /// Single sign-on: what the identity provider's administrator needs.
+    Saml {
+        #[command(subcommand)]
+        command: SamlCommand,
+    },
     /// Internal: a parse worker, started by the service itself with an
     /// empty environment and only its pipes (`intake::worker`).
     #[command(name = "intake-worker", hide = true)]
@@ -202,6 +207,14 @@ pub enum PoliciesCommand {
     /// Validate every policy and show what it promises, with the deadlines
     /// a report received now would get.
     Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SamlCommand {
+    /// Print our SAML metadata (the same document `/saml/metadata`
+    /// serves), so it can be handed to the IdP before the service is
+    /// reachable. Needs `web.public_url`, or `web.listen` with a port.
+    Metadata,
 }
 
 #[derive(Debug, Subcommand)]
@@ -458,6 +471,32 @@ async fn run_command(
 ) -> Result<(), CliError> {
     match command {
         Command::Policies { .. } => Ok(()),
+        Command::Saml {
+            command: SamlCommand::Metadata,
+        } => {
+            let local = match config.web.listen {
+                Some(l) if config.web.public_url.is_some() || l.port() != 0 => l,
+                _ if config.web.public_url.is_some() => ([127, 0, 0, 1], 0).into(),
+                _ => {
+                    return Err(CliError::Usage(
+                        "set web.public_url (or web.listen with a port): the metadata names our URLs"
+                            .into(),
+                    ));
+                }
+            };
+            let key = crate::web::auth::sp::signing_key(store)
+                .await
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            let our = crate::web::auth::sp::OurSide::new(
+                &config.saml,
+                &crate::web::public_url(config, local),
+            );
+            let xml = our
+                .metadata_xml(&key.cert)
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            println!("{xml}");
+            Ok(())
+        }
         Command::Tokens { command } => tokens_command(store, config, command).await,
         Command::Audit { command } => audit_command(store, command).await,
         Command::Unlock {

@@ -38,12 +38,14 @@ impl<'a> Who<'a> {
 
 /// What an audit entry records. Stored by name; the names never change,
 /// because the chain's MACs cover them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuditAction {
     SignIn,
     SignInRefused,
     SignOut,
+    /// A SAML logout message refused (unsigned, foreign, replayed...).
+    LogoutRefused,
     /// A case read whole (page, `cases show`, API).
     View,
     /// A case list through the API.
@@ -71,6 +73,7 @@ impl AuditAction {
             AuditAction::SignIn => "sign-in",
             AuditAction::SignInRefused => "sign-in-refused",
             AuditAction::SignOut => "sign-out",
+            AuditAction::LogoutRefused => "logout-refused",
             AuditAction::View => "view",
             AuditAction::List => "list",
             AuditAction::Export => "export",

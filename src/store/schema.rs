@@ -253,7 +253,13 @@ pub const SQLITE: &[&str] = &[
         case_id    INTEGER PRIMARY KEY,
         holder     TEXT    NOT NULL,
         expires_at INTEGER NOT NULL
-    );",
+    );",    // 10: single logout (#16): a session remembers the NameID and the
+    // IdP's SessionIndex it was made for, so the IdP's LogoutRequest can
+    // end it; the person's stable identity is `actor`.
+    "ALTER TABLE web_sessions ADD COLUMN name_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE web_sessions ADD COLUMN name_id_format TEXT;
+    ALTER TABLE web_sessions ADD COLUMN session_index TEXT;
+    CREATE INDEX web_sessions_by_name_id ON web_sessions (name_id);",
 ];
 
 pub const POSTGRES: &[&str] = &[
@@ -459,5 +465,9 @@ pub const POSTGRES: &[&str] = &[
         case_id    BIGINT PRIMARY KEY,
         holder     TEXT   NOT NULL,
         expires_at BIGINT NOT NULL
-    );",
+    );",    // 10
+    "ALTER TABLE web_sessions ADD COLUMN name_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE web_sessions ADD COLUMN name_id_format TEXT;
+    ALTER TABLE web_sessions ADD COLUMN session_index TEXT;
+    CREATE INDEX web_sessions_by_name_id ON web_sessions (name_id);",
 ];

@@ -91,6 +91,8 @@ pub enum Label<'a> {
     Outbox(&'a str, &'a str),
     /// The value that proves a key opens this store.
     KeyCheck,
+    /// The SAML service provider's private signing key.
+    SamlKey,
 }
 
 impl Label<'_> {
@@ -104,6 +106,7 @@ impl Label<'_> {
             Label::EvidenceField(..) => 5,
             Label::Outbox(..) => 6,
             Label::KeyCheck => 7,
+            Label::SamlKey => 8,
         }
     }
 
@@ -117,6 +120,7 @@ impl Label<'_> {
             Label::EvidenceField(o, c) => format!("evidence:{o}:{c}"),
             Label::Outbox(m, p) => format!("outbox:{m}:{p}"),
             Label::KeyCheck => "store:key-check".into(),
+            Label::SamlKey => "store:saml-sp-key".into(),
         }
     }
 }

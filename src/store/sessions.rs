@@ -1,13 +1,19 @@
 //! Sign-in state: analysts' browser sessions (only the SHA-256 of each
-//! cookie is kept), and the replay cache of SAML requests and assertions
-//! already used.
+//! cookie is kept), the replay cache of SAML messages already used, and
+//! the service provider's signing key (sealed).
 
 use super::{Store, StoreError};
 use sqlx::Row;
 
 /// A session as stored: the cookie's hash is its key.
 pub struct StoredSession {
+    /// The person's stable identity (NameID or configured attribute).
     pub actor: String,
+    /// The NameID the IdP signed us in with, for its single logout.
+    pub name_id: String,
+    pub name_id_format: Option<String>,
+    /// The IdP's SessionIndex, if it gave one.
+    pub session_index: Option<String>,
     pub display: String,
     /// The roles, as the web layer serialised them.
     pub roles: String,
@@ -18,8 +24,9 @@ pub struct StoredSession {
 
 pub async fn insert(store: &Store, hash: &str, s: &StoredSession) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO web_sessions (hash, actor, display, roles, csrf, created_at, last_seen)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO web_sessions (hash, actor, display, roles, csrf, created_at, last_seen,
+                                   name_id, name_id_format, session_index)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(hash)
     .bind(&s.actor)
@@ -28,6 +35,9 @@ pub async fn insert(store: &Store, hash: &str, s: &StoredSession) -> Result<(), 
     .bind(&s.csrf)
     .bind(s.created_at)
     .bind(s.last_seen)
+    .bind(&s.name_id)
+    .bind(&s.name_id_format)
+    .bind(&s.session_index)
     .execute(store.pool())
     .await?;
     Ok(())
@@ -35,7 +45,9 @@ pub async fn insert(store: &Store, hash: &str, s: &StoredSession) -> Result<(), 
 
 pub async fn find(store: &Store, hash: &str) -> Result<Option<StoredSession>, StoreError> {
     let Some(r) = sqlx::query(
-        "SELECT actor, display, roles, csrf, created_at, last_seen FROM web_sessions WHERE hash = $1",
+        "SELECT actor, display, roles, csrf, created_at, last_seen, name_id, name_id_format,
+                session_index
+         FROM web_sessions WHERE hash = $1",
     )
     .bind(hash)
     .fetch_optional(store.pool())
@@ -45,6 +57,9 @@ pub async fn find(store: &Store, hash: &str) -> Result<Option<StoredSession>, St
     };
     Ok(Some(StoredSession {
         actor: r.try_get("actor")?,
+        name_id: r.try_get("name_id")?,
+        name_id_format: r.try_get("name_id_format")?,
+        session_index: r.try_get("session_index")?,
         display: r.try_get("display")?,
         roles: r.try_get("roles")?,
         csrf: r.try_get("csrf")?,
@@ -68,6 +83,101 @@ pub async fn delete(store: &Store, hash: &str) -> Result<(), StoreError> {
         .execute(store.pool())
         .await?;
     Ok(())
+}
+
+/// Ends the sessions made for `name_id` (all of them, or only those of
+/// the given IdP session indexes); returns their actors, one per session.
+pub async fn end_for_subject(
+    store: &Store,
+    name_id: &str,
+    session_indexes: &[String],
+) -> Result<Vec<String>, StoreError> {
+    let mut tx = store.write().await?;
+    let rows =
+        sqlx::query("SELECT hash, actor, session_index FROM web_sessions WHERE name_id = $1")
+            .bind(name_id)
+            .fetch_all(tx.conn())
+            .await?;
+    let mut ended = Vec::new();
+    for r in rows {
+        let index: Option<String> = r.try_get("session_index")?;
+        let matches =
+            session_indexes.is_empty() || index.is_some_and(|i| session_indexes.contains(&i));
+        if !matches {
+            continue;
+        }
+        let hash: String = r.try_get("hash")?;
+        sqlx::query("DELETE FROM web_sessions WHERE hash = $1")
+            .bind(&hash)
+            .execute(tx.conn())
+            .await?;
+        ended.push(r.try_get("actor")?);
+    }
+    tx.commit().await?;
+    Ok(ended)
+}
+
+/// The service provider's signing key: (certificate DER, private key DER),
+/// stored on first use so every receiver sharing the database signs with
+/// the key its metadata publishes. `make` runs only when none is stored;
+/// when two receivers race, the first stored wins and both use it.
+pub async fn saml_key(
+    store: &Store,
+    make: impl FnOnce() -> Option<(Vec<u8>, Vec<u8>)>,
+) -> Result<Option<(Vec<u8>, zeroize::Zeroizing<Vec<u8>>)>, StoreError> {
+    use super::seal::Label;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as B64;
+    async fn read(
+        store: &Store,
+    ) -> Result<Option<(Vec<u8>, zeroize::Zeroizing<Vec<u8>>)>, StoreError> {
+        let cert: Option<(String,)> =
+            sqlx::query_as("SELECT value FROM store_meta WHERE name = 'saml_sp_cert'")
+                .fetch_optional(store.pool())
+                .await?;
+        let key: Option<(String,)> =
+            sqlx::query_as("SELECT value FROM store_meta WHERE name = 'saml_sp_key'")
+                .fetch_optional(store.pool())
+                .await?;
+        let (Some((cert,)), Some((key,))) = (cert, key) else {
+            return Ok(None);
+        };
+        let cert = B64
+            .decode(cert)
+            .map_err(|_| StoreError::Corrupt("saml_sp_cert is not base64".into()))?;
+        let key = store.sealer().open_text(Label::SamlKey, &key)?;
+        let key = B64
+            .decode(zeroize::Zeroizing::new(key).as_bytes())
+            .map_err(|_| StoreError::Corrupt("saml_sp_key is not base64".into()))?;
+        Ok(Some((cert, zeroize::Zeroizing::new(key))))
+    }
+    if let Some(found) = read(store).await? {
+        return Ok(Some(found));
+    }
+    let Some((cert, key)) = make() else {
+        return Ok(None);
+    };
+    let key = zeroize::Zeroizing::new(key);
+    let sealed = store
+        .sealer()
+        .seal_text(Label::SamlKey, &zeroize::Zeroizing::new(B64.encode(&*key)));
+    let mut tx = store.write().await?;
+    let exists: Option<(String,)> =
+        sqlx::query_as("SELECT name FROM store_meta WHERE name = 'saml_sp_key'")
+            .fetch_optional(tx.conn())
+            .await?;
+    if exists.is_none() {
+        sqlx::query("INSERT INTO store_meta (name, value) VALUES ('saml_sp_cert', $1)")
+            .bind(B64.encode(&cert))
+            .execute(tx.conn())
+            .await?;
+        sqlx::query("INSERT INTO store_meta (name, value) VALUES ('saml_sp_key', $1)")
+            .bind(sealed)
+            .execute(tx.conn())
+            .await?;
+    }
+    tx.commit().await?;
+    read(store).await
 }
 
 /// Deletes sessions idle since `idle_before` or created before

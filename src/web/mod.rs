@@ -19,6 +19,8 @@ pub enum WebError {
     Saml(#[from] saml::SamlError),
     #[error(transparent)]
     DevIdp(#[from] devidp::DevIdpError),
+    #[error(transparent)]
+    Sp(#[from] auth::sp::SpError),
     #[error("--dev-idp lets anyone sign in as anyone: it serves on loopback only, not {0}")]
     DevIdpNotLoopback(SocketAddr),
     #[error(
@@ -65,7 +67,7 @@ fn url_is_loopback(url: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-pub fn interface(
+pub async fn interface(
     config: &crate::config::Config,
     store: &Store,
     policies: std::sync::Arc<crate::policy::PolicySet>,
@@ -73,11 +75,7 @@ pub fn interface(
     local: SocketAddr,
     dev_idp: bool,
 ) -> Result<Option<pages::Ui>, WebError> {
-    let public_url = config.web.public_url.clone().unwrap_or_else(|| {
-        let scheme = if config.web.tls { "https" } else { "http" };
-        format!("{scheme}://{local}")
-    });
-    let public_url = public_url.trim_end_matches('/').to_owned();
+    let public_url = public_url(config, local);
     let mut saml_config = config.saml.clone();
     let (metadata_path, idp) = if dev_idp {
         check_dev_idp(config, local)?;
@@ -112,6 +110,7 @@ pub fn interface(
         path: metadata_path.display().to_string(),
         source,
     })?;
+    let key = auth::sp::signing_key(store).await?;
     let sso = saml::Sso::new(
         &saml_config,
         &public_url,
@@ -120,6 +119,7 @@ pub fn interface(
         store
             .sealer()
             .purpose_key("disclosure-mx saml request ids v1"),
+        std::sync::Arc::new(key),
     )?;
     // Secure cookies, except for plain HTTP on loopback (development).
     let secure_cookies = !(local.ip().is_loopback() && public_url.starts_with("http://"));
@@ -136,6 +136,16 @@ pub fn interface(
             absolute: i64::try_from(config.web.session_absolute_seconds).unwrap_or(i64::MAX),
         },
     }))
+}
+
+/// The URL browsers reach the interface by: `web.public_url`, else the
+/// bound address.
+pub fn public_url(config: &crate::config::Config, local: SocketAddr) -> String {
+    let url = config.web.public_url.clone().unwrap_or_else(|| {
+        let scheme = if config.web.tls { "https" } else { "http" };
+        format!("{scheme}://{local}")
+    });
+    url.trim_end_matches('/').to_owned()
 }
 
 /// The dev IdP's groups: `{org}-analysts` per organisation, `dmx-admins`.

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod hooks;
 pub mod mail;
+pub mod simplesamlphp;
 pub mod web;
 pub mod webdriver;
 

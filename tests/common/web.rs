@@ -83,8 +83,18 @@ impl Client {
         self.run(&[&format!("{}{path}", self.base)])
     }
 
+    /// GETs an absolute URL (another origin, e.g. the IdP).
+    pub fn get_url(&self, url: &str) -> Reply {
+        self.run(&[url])
+    }
+
     /// POSTs form fields, URL-encoded.
     pub fn post(&self, path: &str, fields: &[(&str, &str)]) -> Reply {
+        self.post_url(&format!("{}{path}", self.base), fields)
+    }
+
+    /// POSTs form fields to an absolute URL.
+    pub fn post_url(&self, url: &str, fields: &[(&str, &str)]) -> Reply {
         let mut args: Vec<String> = Vec::new();
         for (k, v) in fields {
             args.push("--data-urlencode".into());
@@ -94,7 +104,7 @@ impl Client {
             args.push("--data".into());
             args.push(String::new());
         }
-        args.push(format!("{}{path}", self.base));
+        args.push(url.to_owned());
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         self.run(&refs)
     }
@@ -156,12 +166,32 @@ fn percent_decode(s: &str) -> String {
 /// A test IdP and a server that trusts it.
 pub struct Sso {
     pub idp: DevIdp,
+    /// Further IdP keys the metadata lists (`SsoOpts::also_trusted`).
+    pub also: Vec<DevIdp>,
     pub server: Server,
     pub base: String,
     _dir: tempfile::TempDir,
 }
 
 pub const IDP_ENTITY: &str = "https://idp.test/metadata";
+
+/// How `Sso::start_opts` sets up the server and its IdP.
+#[derive(Default)]
+pub struct SsoOpts<'a> {
+    /// Lines of `[web]`.
+    pub web: &'a str,
+    pub intake: &'static str,
+    /// Tables before `[web]`.
+    pub extra: &'a str,
+    /// Lines of `[saml]` (the IdP metadata and role rules are added).
+    pub saml: &'a str,
+    pub env: Vec<(&'static str, String)>,
+    /// The IdP's single logout endpoint (HTTP-POST), if any.
+    pub idp_slo: Option<&'a str>,
+    /// IdPs (same entity id) whose signing certificates the metadata also
+    /// lists.
+    pub also_trusted: Vec<DevIdp>,
+}
 
 /// Role rules of the tests: `nc-analysts` → netcompany, `mag-analysts`
 /// → magenta, `dmx-admins` → admin.
@@ -190,20 +220,33 @@ impl Sso {
         extra: &str,
         env: Vec<(&'static str, String)>,
     ) -> Sso {
-        let dir = tempfile::tempdir().unwrap();
-        let idp = DevIdp::generate(IDP_ENTITY, "https://idp.test/sso").unwrap();
-        let metadata = dir.path().join("idp.xml");
-        std::fs::write(&metadata, idp.metadata_xml()).unwrap();
-        let server = Server::start(Opts {
+        Sso::start_opts(SsoOpts {
+            web,
             intake,
-            extra: format!(
-                "{extra}\n[web]\nlisten = \"127.0.0.1:0\"\n{web}\n[saml]\nidp_metadata = {:?}\n{ROLES}",
-                metadata
-            ),
+            extra,
             env,
+            ..SsoOpts::default()
+        })
+    }
+
+    /// A server trusting a fresh test IdP, as `opts` says.
+    pub fn start_opts(opts: SsoOpts<'_>) -> Sso {
+        let dir = tempfile::tempdir().unwrap();
+        let mut idp = DevIdp::generate(IDP_ENTITY, "https://idp.test/sso").unwrap();
+        idp.slo_url = opts.idp_slo.map(str::to_owned);
+        let metadata = dir.path().join("idp.xml");
+        let others: Vec<&DevIdp> = opts.also_trusted.iter().collect();
+        std::fs::write(&metadata, idp.metadata_xml_with(&others)).unwrap();
+        let server = Server::start(Opts {
+            intake: opts.intake,
+            extra: format!(
+                "{}\n[web]\nlisten = \"127.0.0.1:0\"\n{}\n[saml]\nidp_metadata = {:?}\n{}\n{ROLES}",
+                opts.extra, opts.web, metadata, opts.saml
+            ),
+            env: opts.env,
             ..Opts::default()
         });
-        let scheme = if web.contains("tls = true") {
+        let scheme = if opts.web.contains("tls = true") {
             "https"
         } else {
             "http"
@@ -211,6 +254,7 @@ impl Sso {
         let base = format!("{scheme}://{}", web_addr(&server.data_dir()));
         Sso {
             idp,
+            also: opts.also_trusted,
             server,
             base,
             _dir: dir,
@@ -231,6 +275,8 @@ impl Sso {
             lifetime_seconds: 300,
             signed: Signed::Assertion,
             sha1_digest: false,
+            name_id_format: Some("urn:oasis:names:tc:SAML:2.0:nameid-format:persistent".into()),
+            session_index: Some(format!("_session-{name}")),
         }
     }
 

@@ -121,6 +121,10 @@ pub(crate) async fn sign(
         lifetime_seconds: 300,
         signed: Signed::Assertion,
         sha1_digest: false,
+        // The dev IdP names people by what they type: the same name is the
+        // same person.
+        name_id_format: Some(crate::config::NameIdFormat::Persistent.urn().to_owned()),
+        session_index: None,
     };
     let xml = idp.response(&spec).map_err(|e| {
         tracing::error!(error = %e, "dev idp signing");

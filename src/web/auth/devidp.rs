@@ -60,6 +60,27 @@ pub struct ResponseSpec {
     pub signed: Signed,
     /// Digest with SHA-1 instead of SHA-256 (to prove it is refused).
     pub sha1_digest: bool,
+    /// The NameID's Format (default: unspecified).
+    pub name_id_format: Option<String>,
+    /// The AuthnStatement's SessionIndex (none: no AuthnStatement).
+    pub session_index: Option<String>,
+}
+
+/// One LogoutRequest from the IdP, described field by field.
+#[derive(Debug, Clone)]
+pub struct LogoutSpec {
+    pub id: String,
+    /// Our SLO endpoint (Destination).
+    pub destination: String,
+    pub name_id: String,
+    pub session_index: Option<String>,
+    /// The Issuer (default: the IdP's entity id).
+    pub issuer: Option<String>,
+    /// Seconds since issue (negative: in the future).
+    pub age_seconds: i64,
+    pub signed: bool,
+    /// Sign with RSA-SHA1 and a SHA-1 digest (to prove it is refused).
+    pub sha1: bool,
 }
 
 pub struct DevIdp {
@@ -67,6 +88,8 @@ pub struct DevIdp {
     cert: CertificateDer,
     pub entity_id: String,
     pub sso_url: String,
+    /// A single logout endpoint to publish (HTTP-POST), if any.
+    pub slo_url: Option<String>,
 }
 
 impl DevIdp {
@@ -86,26 +109,124 @@ impl DevIdp {
             cert,
             entity_id: entity_id.to_owned(),
             sso_url: sso_url.to_owned(),
+            slo_url: None,
         })
     }
 
-    /// IdP metadata: entity id, signing certificate, SSO endpoint.
+    /// IdP metadata: entity id, signing certificate, SSO endpoint, and
+    /// the SLO endpoint when set.
     pub fn metadata_xml(&self) -> String {
+        self.metadata_xml_with(&[])
+    }
+
+    /// As `metadata_xml`, listing the signing certificates of `others` as
+    /// well (an IdP rolling its key over publishes both).
+    pub fn metadata_xml_with(&self, others: &[&DevIdp]) -> String {
+        let keys: String = std::iter::once(self)
+            .chain(others.iter().copied())
+            .map(|i| {
+                format!(
+                    r#"
+    <md:KeyDescriptor use="signing">
+      <ds:KeyInfo><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>
+    </md:KeyDescriptor>"#,
+                    B64.encode(i.cert.der_data())
+                )
+            })
+            .collect();
+        let slo = self
+            .slo_url
+            .as_ref()
+            .map(|u| {
+                format!(
+                    r#"
+    <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{}"/>"#,
+                    xml_attr(u)
+                )
+            })
+            .unwrap_or_default();
         format!(
             r#"<?xml version="1.0" encoding="UTF-8"?>
 <md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity}">
-  <md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol" WantAuthnRequestsSigned="false">
-    <md:KeyDescriptor use="signing">
-      <ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>
-    </md:KeyDescriptor>
+  <md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol" WantAuthnRequestsSigned="false">{keys}{slo}
     <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{sso}"/>
   </md:IDPSSODescriptor>
 </md:EntityDescriptor>
 "#,
             entity = xml_attr(&self.entity_id),
-            cert = B64.encode(self.cert.der_data()),
             sso = xml_attr(&self.sso_url),
         )
+    }
+
+    /// A LogoutRequest for `spec`, signed (HTTP-POST binding) unless
+    /// `spec.signed` is false.
+    pub fn logout_request(&self, spec: &LogoutSpec) -> Result<String, DevIdpError> {
+        let at = chrono::Utc::now() - chrono::Duration::seconds(spec.age_seconds);
+        let index = spec
+            .session_index
+            .as_ref()
+            .map(|i| format!("<samlp:SessionIndex>{}</samlp:SessionIndex>", xml_attr(i)))
+            .unwrap_or_default();
+        let signature = if spec.signed {
+            let mut sig = Signature::template(&spec.id, &self.cert);
+            if spec.sha1 {
+                sig.signed_info.signature_method.algorithm =
+                    samael::signature::SignatureAlgorithm::Unsupported(
+                        "http://www.w3.org/2000/09/xmldsig#rsa-sha1".into(),
+                    );
+            }
+            for r in &mut sig.signed_info.reference {
+                r.digest_method.algorithm = if spec.sha1 {
+                    DigestAlgorithm::Sha1
+                } else {
+                    DigestAlgorithm::Sha256
+                };
+            }
+            sig.to_string()
+                .map_err(|e| DevIdpError::Sign(e.to_string()))?
+        } else {
+            String::new()
+        };
+        let xml = format!(
+            r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{at}" Destination="{dest}"><saml:Issuer>{issuer}</saml:Issuer>{signature}<saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent">{name}</saml:NameID>{index}</samlp:LogoutRequest>"#,
+            id = xml_attr(&spec.id),
+            at = at.format("%Y-%m-%dT%H:%M:%SZ"),
+            dest = xml_attr(&spec.destination),
+            issuer = xml_attr(spec.issuer.as_deref().unwrap_or(&self.entity_id)),
+            name = xml_attr(&spec.name_id),
+        );
+        if !spec.signed {
+            return Ok(xml);
+        }
+        Crypto::sign_xml(xml.as_str(), &self.key_der).map_err(|e| DevIdpError::Sign(e.to_string()))
+    }
+
+    /// A signed LogoutResponse answering our LogoutRequest
+    /// `in_response_to`, sent to `destination` (our SLO endpoint).
+    pub fn logout_response(
+        &self,
+        id: &str,
+        in_response_to: &str,
+        destination: &str,
+        success: bool,
+    ) -> Result<String, DevIdpError> {
+        let mut sig = Signature::template(id, &self.cert);
+        for r in &mut sig.signed_info.reference {
+            r.digest_method.algorithm = DigestAlgorithm::Sha256;
+        }
+        let signature = sig
+            .to_string()
+            .map_err(|e| DevIdpError::Sign(e.to_string()))?;
+        let status = if success { "Success" } else { "Responder" };
+        let xml = format!(
+            r#"<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{at}" Destination="{dest}" InResponseTo="{irt}"><saml:Issuer>{issuer}</saml:Issuer>{signature}<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:{status}"/></samlp:Status></samlp:LogoutResponse>"#,
+            id = xml_attr(id),
+            at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"),
+            dest = xml_attr(destination),
+            irt = xml_attr(in_response_to),
+            issuer = xml_attr(&self.entity_id),
+        );
+        Crypto::sign_xml(xml.as_str(), &self.key_der).map_err(|e| DevIdpError::Sign(e.to_string()))
     }
 
     /// The signed Response XML for `spec`.
@@ -148,6 +269,20 @@ impl DevIdp {
             _ => None,
         };
         if let Some(a) = response.assertion.as_mut() {
+            if let Some(n) = a.subject.as_mut().and_then(|s| s.name_id.as_mut())
+                && let Some(f) = &spec.name_id_format
+            {
+                n.format = Some(f.clone());
+            }
+            if let Some(index) = &spec.session_index {
+                a.authn_statements = Some(vec![samael::schema::AuthnStatement {
+                    authn_instant: Some(now),
+                    session_index: Some(index.clone()),
+                    session_not_on_or_after: None,
+                    subject_locality: None,
+                    authn_context: None,
+                }]);
+            }
             if let Some(c) = a.conditions.as_mut() {
                 c.not_before = Some(now - chrono::Duration::seconds(5));
                 c.not_on_or_after = Some(until);

@@ -2,10 +2,14 @@
 //! browser sessions, the development identity provider, and the tally of
 //! refused sign-ins.
 
+pub mod binding;
 pub mod dev_signin;
 pub mod devidp;
+pub mod logout;
 pub mod refusals;
 pub mod saml;
 pub mod secrets;
 pub mod session;
 pub mod signin;
+pub mod slo;
+pub mod sp;

@@ -1,4 +1,5 @@
-//! Refused sign-ins from strangers, counted rather than logged one by one.
+//! Refused sign-ins and logout messages from strangers, counted rather
+//! than logged one by one.
 //!
 //! Anyone can post to `/saml/acs`. Writing one chained audit entry per
 //! refusal let a stranger append thousands of entries a minute and push the
@@ -25,8 +26,8 @@ const OTHER_SOURCES: &str = "(other sources)";
 
 #[derive(Default)]
 struct Tally {
-    /// Count per kind of refusal.
-    kinds: BTreeMap<&'static str, u64>,
+    /// Count per audit action and kind of refusal.
+    kinds: BTreeMap<(AuditAction, &'static str), u64>,
 }
 
 /// Refusals per (minute, source).
@@ -36,8 +37,14 @@ pub struct RefusalLog {
 }
 
 impl RefusalLog {
-    /// Counts one refusal of `kind` from `source` at `now` (unix seconds).
+    /// Counts one refused sign-in of `kind` from `source` at `now` (unix
+    /// seconds).
     pub fn note(&self, source: &str, kind: &'static str, now: i64) {
+        self.note_as(AuditAction::SignInRefused, source, kind, now);
+    }
+
+    /// Counts one refusal recorded as `action`.
+    pub fn note_as(&self, action: AuditAction, source: &str, kind: &'static str, now: i64) {
         let mut minutes = self.minutes.lock().unwrap_or_else(|p| p.into_inner());
         let minute = minutes.entry(now.div_euclid(60)).or_default();
         let key = if minute.contains_key(source) || minute.len() < MAX_SOURCES {
@@ -49,7 +56,7 @@ impl RefusalLog {
             .entry(key.to_owned())
             .or_default()
             .kinds
-            .entry(kind)
+            .entry((action, kind))
             .or_default() += 1;
     }
 
@@ -82,23 +89,24 @@ impl RefusalLog {
                 .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
                 .unwrap_or_default();
             for (source, tally) in sources {
-                let total: u64 = tally.kinds.values().sum();
-                let kinds: Vec<String> = tally
-                    .kinds
-                    .iter()
-                    .map(|(k, n)| format!("{n} {k}"))
-                    .collect();
-                let detail = format!(
-                    "{total} refused in the minute from {when}: {}",
-                    kinds.join(", ")
-                );
-                let who = Who {
-                    actor: "unknown",
-                    source: &source,
-                };
-                audit::record_now(store, &who.entry(AuditAction::SignInRefused, "", &detail))
-                    .await?;
-                written += 1;
+                let actions: std::collections::BTreeSet<AuditAction> =
+                    tally.kinds.keys().map(|(a, _)| *a).collect();
+                for action in actions {
+                    let of_action = tally.kinds.iter().filter(|((a, _), _)| *a == action);
+                    let total: u64 = of_action.clone().map(|(_, n)| n).sum();
+                    let kinds: Vec<String> =
+                        of_action.map(|((_, k), n)| format!("{n} {k}")).collect();
+                    let detail = format!(
+                        "{total} refused in the minute from {when}: {}",
+                        kinds.join(", ")
+                    );
+                    let who = Who {
+                        actor: "unknown",
+                        source: &source,
+                    };
+                    audit::record_now(store, &who.entry(action, "", &detail)).await?;
+                    written += 1;
+                }
             }
         }
         Ok(written)
@@ -142,7 +150,10 @@ mod tests {
         let minutes = log.minutes.lock().unwrap();
         let minute = &minutes[&2];
         assert_eq!(minute.len(), MAX_SOURCES + 1);
-        assert_eq!(minute[OTHER_SOURCES].kinds["malformed response"], 50);
+        assert_eq!(
+            minute[OTHER_SOURCES].kinds[&(AuditAction::SignInRefused, "malformed response")],
+            50
+        );
         assert_eq!(minute["10.0.0.0"].kinds.len(), 2);
     }
 }

@@ -19,33 +19,29 @@
 //! A `VerifiedAssertion` can only be made by `Sso::verify`: holding one
 //! proves every check above ran.
 
+use super::binding::{self, BindingError, SigningKey};
+use super::sp::OurSide;
 use crate::config::{RoleKind, RoleRule, SamlConfig};
 use crate::store::{Store, StoreError, sessions};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use samael::crypto::AllowedSignatureAlgorithm as Alg;
+use samael::crypto::CertificateDer;
 use samael::metadata::{EntityDescriptor, HTTP_REDIRECT_BINDING};
 use samael::schema::{Assertion, Response};
-use samael::service_provider::ServiceProvider;
+use samael::service_provider::{Error as SpError, ServiceProvider};
 use samael::traits::ToXml;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// Largest SAMLResponse form value accepted, base64 (256 KiB). Real
 /// responses are a few KiB; more is an attack on the XML parser.
-pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
-/// How long after its IssueInstant an assertion is accepted (5 minutes):
-/// the IdP-to-browser-to-us hop takes seconds.
+pub const MAX_RESPONSE_BYTES: usize = binding::MAX_MESSAGE_BYTES;
+/// How long after its IssueInstant an assertion or logout message is
+/// accepted (5 minutes): the IdP-to-browser-to-us hop takes seconds.
 pub const MAX_ISSUE_DELAY_SECONDS: i64 = 300;
 
-/// Signature algorithms accepted: SHA-256 or stronger.
-const ALLOWED: &[Alg] = &[
-    Alg::RsaSha256,
-    Alg::RsaSha384,
-    Alg::RsaSha512,
-    Alg::EcdsaSha256,
-    Alg::EcdsaSha384,
-    Alg::EcdsaSha512,
-];
+/// The transient NameID format: random at every sign-in.
+pub const TRANSIENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SamlError {
@@ -57,7 +53,7 @@ pub enum SamlError {
     NoSigningCertificate(String),
     #[error("IdP metadata {0} has no SingleSignOnService with the HTTP-Redirect binding")]
     NoRedirectEndpoint(String),
-    #[error("cannot build the sign-in request: {0}")]
+    #[error("cannot build the request: {0}")]
     Request(String),
     #[error("response larger than {MAX_RESPONSE_BYTES} bytes")]
     TooLarge,
@@ -65,27 +61,49 @@ pub enum SamlError {
     Malformed(&'static str),
     #[error("response refused: {0}")]
     Refused(String),
+    #[error("{0}")]
+    Binding(#[from] BindingError),
     #[error("response answers no sign-in request of ours, or one already answered")]
     UnknownRequest,
     #[error("assertion already used")]
     Replayed,
     #[error("the sign-in did not start in this browser; start again here")]
     OtherBrowser,
+    #[error(
+        "the IdP sent no {0} attribute, which saml.identity_attribute names: release it to this service"
+    )]
+    NoIdentityAttribute(String),
     #[error("database error: {0}")]
     Database(#[from] StoreError),
+}
+
+/// The IdP's single logout endpoint.
+#[derive(Debug, Clone)]
+pub struct IdpLogout {
+    pub binding: &'static str,
+    pub location: String,
+    /// Where our LogoutResponses go (ResponseLocation, else Location).
+    pub response_location: String,
 }
 
 /// The service provider.
 pub struct Sso {
     sp: ServiceProvider,
+    pub(super) our: OurSide,
+    pub(super) key: Arc<SigningKey>,
     idp_sso_url: String,
     pub acs_url: String,
     pub entity_id: String,
+    pub(super) idp_entity_id: String,
+    pub(super) idp_certs: Vec<CertificateDer>,
+    pub(super) idp_logout: Option<IdpLogout>,
     request_lifetime: i64,
     /// Signs request ids.
     request_key: ring::hmac::Key,
     roles: Vec<RoleRule>,
     display_attribute: Option<String>,
+    identity_attribute: Option<String>,
+    sign_requests: bool,
 }
 
 /// A response whose signature, algorithms, audience, destination,
@@ -94,6 +112,8 @@ pub struct Sso {
 pub struct VerifiedAssertion {
     id: String,
     name_id: String,
+    name_id_format: Option<String>,
+    session_index: Option<String>,
     attributes: Vec<(String, Vec<String>)>,
     expires_at: i64,
 }
@@ -101,6 +121,21 @@ pub struct VerifiedAssertion {
 impl VerifiedAssertion {
     pub fn name_id(&self) -> &str {
         &self.name_id
+    }
+    pub fn name_id_format(&self) -> Option<&str> {
+        self.name_id_format.as_deref()
+    }
+    pub fn session_index(&self) -> Option<&str> {
+        self.session_index.as_deref()
+    }
+    /// Whether the NameID is transient: another at every sign-in.
+    pub fn is_transient(&self) -> bool {
+        self.name_id_format.as_deref() == Some(TRANSIENT)
+    }
+    fn has_attribute(&self, name: &str) -> bool {
+        self.attributes
+            .iter()
+            .any(|(n, v)| n == name && !v.is_empty())
     }
 }
 
@@ -123,59 +158,66 @@ pub struct Unverified {
     xml: String,
     /// The request it claims to answer (unsigned until verified).
     pub in_response_to: String,
+    /// The audiences it names (unsigned: for refusal messages only).
+    audiences: Vec<String>,
 }
 
 impl Sso {
     /// The SP for `public_url`, trusting the IdP described by the metadata
-    /// XML read from `metadata_path`.
+    /// XML read from `metadata_path`, signing with `key`.
     pub fn new(
         config: &SamlConfig,
         public_url: &str,
         metadata_path: &str,
         metadata_xml: &str,
         request_key: ring::hmac::Key,
+        key: Arc<SigningKey>,
     ) -> Result<Sso, SamlError> {
         let idp: EntityDescriptor = metadata_xml.parse().map_err(|e| SamlError::Metadata {
             path: metadata_path.to_owned(),
             reason: format!("{e}"),
         })?;
-        let base = public_url.trim_end_matches('/');
-        let acs_url = format!("{base}/saml/acs");
-        let metadata_url = format!("{base}/saml/metadata");
-        let entity_id = config
-            .entity_id
-            .clone()
-            .unwrap_or_else(|| metadata_url.clone());
+        let our = OurSide::new(config, public_url);
+        let idp_entity_id = idp.entity_id.clone().unwrap_or_default();
+        let idp_logout = idp_logout(&idp);
         let sp = ServiceProvider {
-            entity_id: Some(entity_id.clone()),
-            metadata_url: Some(metadata_url),
-            acs_url: Some(acs_url.clone()),
-            slo_url: Some(format!("{base}/logout")),
+            entity_id: Some(our.entity_id.clone()),
+            metadata_url: None,
+            acs_url: Some(our.acs_url.clone()),
+            slo_url: Some(our.slo_url.clone()),
             idp_metadata: idp,
+            authn_name_id_format: Some(config.name_id_format.urn().to_owned()),
             allow_idp_initiated: false,
             max_issue_delay: chrono::Duration::seconds(MAX_ISSUE_DELAY_SECONDS),
             max_clock_skew: chrono::Duration::seconds(
                 i64::try_from(config.clock_skew_seconds).unwrap_or(60),
             ),
-            allowed_signature_algorithms: Some(ALLOWED.to_vec()),
+            allowed_signature_algorithms: Some(binding::ALLOWED.to_vec()),
             ..ServiceProvider::default()
         };
-        match sp.idp_signing_certs() {
-            Ok(Some(certs)) if !certs.is_empty() => {}
+        let idp_certs = match sp.idp_signing_certs() {
+            Ok(Some(certs)) if !certs.is_empty() => certs,
             _ => return Err(SamlError::NoSigningCertificate(metadata_path.to_owned())),
-        }
+        };
         let idp_sso_url = sp
             .sso_binding_location(HTTP_REDIRECT_BINDING)
             .ok_or_else(|| SamlError::NoRedirectEndpoint(metadata_path.to_owned()))?;
         Ok(Sso {
             sp,
+            acs_url: our.acs_url.clone(),
+            entity_id: our.entity_id.clone(),
+            our,
+            key,
             idp_sso_url,
-            acs_url,
-            entity_id,
+            idp_entity_id,
+            idp_certs,
+            idp_logout,
             request_lifetime: i64::try_from(config.request_lifetime_seconds).unwrap_or(600),
             request_key,
             roles: config.roles.clone(),
             display_attribute: config.display_name_attribute.clone(),
+            identity_attribute: config.identity_attribute.clone(),
+            sign_requests: config.sign_requests,
         })
     }
 
@@ -184,36 +226,65 @@ impl Sso {
         self.request_lifetime
     }
 
+    /// The origin of the IdP's logout endpoint, if it offers one.
+    pub fn logout_origin(&self) -> Option<String> {
+        let l = self.idp_logout.as_ref()?;
+        let origin = url::Url::parse(&l.location).ok()?.origin();
+        origin.is_tuple().then(|| origin.ascii_serialization())
+    }
+
+    /// Seconds of clock difference tolerated.
+    pub fn skew(&self) -> i64 {
+        self.sp.max_clock_skew.num_seconds()
+    }
+
     /// Our metadata, for the IdP's administrator.
     pub fn metadata(&self) -> Result<String, SamlError> {
-        self.sp
-            .metadata()
-            .map_err(|e| SamlError::Request(e.to_string()))?
-            .to_string()
+        self.our
+            .metadata_xml(&self.key.cert)
             .map_err(|e| SamlError::Request(e.to_string()))
     }
 
+    /// A new id `dmx-{expiry}-{nonce}-{hmac}` for a message of `kind`:
+    /// valid only until its expiry, only for that kind, and only if we
+    /// made it. Nothing is stored.
+    pub(super) fn new_id(&self, kind: &str, now: i64) -> Result<String, SamlError> {
+        // samael's ids carry 32 random bits; ours carry 128 and a MAC.
+        let nonce = super::secrets::random_hex(16)
+            .ok_or_else(|| SamlError::Request("no randomness".into()))?;
+        let body = format!("{}-{nonce}", now + self.request_lifetime);
+        let mac = ring::hmac::sign(&self.request_key, format!("{kind}:{body}").as_bytes());
+        Ok(format!("dmx-{body}-{}", hex::encode(mac.as_ref())))
+    }
+
     /// A new AuthnRequest: its id and the HTTP-Redirect URL that carries it
-    /// to the IdP. The id is `dmx-{expiry}-{nonce}-{hmac}`: valid only
-    /// until its expiry and only if we made it.
+    /// to the IdP, asking for our NameID format; signed if configured.
     pub fn start(&self, now: i64) -> Result<(String, String), SamlError> {
         let mut request = self
             .sp
             .make_authentication_request(&self.idp_sso_url)
             .map_err(|e| SamlError::Request(e.to_string()))?;
-        // samael's ids carry 32 random bits; ours carry 128 and a MAC.
-        let nonce = super::secrets::random_hex(16)
-            .ok_or_else(|| SamlError::Request("no randomness".into()))?;
-        let body = format!("{}-{nonce}", now + self.request_lifetime);
-        request.id = format!(
-            "dmx-{body}-{}",
-            hex::encode(ring::hmac::sign(&self.request_key, body.as_bytes()).as_ref())
-        );
-        let url = request
-            .redirect("")
-            .map_err(|e| SamlError::Request(e.to_string()))?
-            .ok_or_else(|| SamlError::Request("no destination".into()))?;
-        Ok((request.id, url.to_string()))
+        request.id = self.new_id("authn", now)?;
+        let url = if self.sign_requests {
+            let xml = request
+                .to_string()
+                .map_err(|e| SamlError::Request(e.to_string()))?;
+            binding::redirect_url(
+                &self.idp_sso_url,
+                binding::Kind::Request,
+                &xml,
+                None,
+                &self.key,
+            )
+            .map_err(SamlError::Request)?
+        } else {
+            request
+                .redirect("")
+                .map_err(|e| SamlError::Request(e.to_string()))?
+                .ok_or_else(|| SamlError::Request("no destination".into()))?
+                .to_string()
+        };
+        Ok((request.id, url))
     }
 
     /// Decodes the form value and refuses what no honest IdP sends.
@@ -275,25 +346,83 @@ impl Sso {
                     .and_then(|d| d.in_response_to.clone())
             })
             .ok_or(SamlError::Malformed("no InResponseTo"))?;
+        let audiences = response
+            .assertion
+            .as_ref()
+            .and_then(|a| a.conditions.as_ref())
+            .and_then(|c| c.audience_restrictions.as_ref())
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r.audience.iter().cloned())
+            .collect();
         Ok(Unverified {
             xml,
             in_response_to,
+            audiences,
         })
     }
 
     /// Verifies the signature (only the signed part is read) and every
     /// condition. `request_id` is the outstanding request it must answer.
+    /// Each refusal names its cause: the algorithm, the times and the skew,
+    /// the audiences expected and received.
     pub fn verify(
         &self,
         unverified: &Unverified,
         request_id: &str,
         now: i64,
     ) -> Result<VerifiedAssertion, SamlError> {
+        if !binding::has_signature(&unverified.xml) {
+            return Err(SamlError::Refused(
+                "neither the Response nor its assertion is signed; the IdP must sign one of them (SAML Response and all assertions must be signed)".into(),
+            ));
+        }
+        binding::check_xml_algorithms(&unverified.xml)?;
+        let skew = self.skew();
+        let clock = |time: &str| {
+            format!(
+                "{time}; it is now {}, and {skew} s of clock skew is allowed: check the clocks of the IdP and this server",
+                timestamp(now)
+            )
+        };
         let assertion: Assertion = self
             .sp
             .parse_xml_response(&unverified.xml, Some(&[request_id]))
-            // samael's messages may quote the response: bounded.
-            .map_err(|e| SamlError::Refused(e.to_string().chars().take(300).collect()))?;
+            .map_err(|e| {
+                SamlError::Refused(match e {
+                    SpError::FailedToValidateSignature | SpError::CryptoXmlError(_) => format!(
+                        "the signature does not verify against the {} signing certificate(s) in the IdP metadata, or the signed content was changed (SAML Response and all assertions must be signed)",
+                        self.idp_certs.len()
+                    ),
+                    SpError::AssertionConditionAudienceRestrictionFailed { .. } => {
+                        self.audience_refusal(unverified)
+                    }
+                    SpError::AssertionExpired { time } => {
+                        format!("the assertion was issued too long ago: issued at {}", clock(&time))
+                    }
+                    SpError::AssertionConditionExpired { time }
+                    | SpError::AssertionSubjectConfirmationExpired { time }
+                    | SpError::ResponseExpired { time } => {
+                        format!("the assertion expired at {}", clock(&time))
+                    }
+                    SpError::AssertionConditionExpiredBefore { time }
+                    | SpError::AssertionSubjectConfirmationExpiredBefore { time } => {
+                        format!("the assertion is not valid until {}", clock(&time))
+                    }
+                    SpError::AssertionIssuerMismatch { issuer, .. }
+                    | SpError::ResponseIssuerMismatch { issuer, .. } => format!(
+                        "issuer {:?} is not the IdP in our metadata ({})",
+                        binding::shown(&issuer.unwrap_or_default(), 120),
+                        self.idp_entity_id
+                    ),
+                    SpError::ResponseBadStatusCode { code } => format!(
+                        "the IdP answered with status {}",
+                        binding::shown(&code, 120)
+                    ),
+                    // samael's messages may quote the response: bounded.
+                    other => binding::shown(&other.to_string(), 300),
+                })
+            })?;
         // samael checks these only when present; we require them.
         let conditions = assertion
             .conditions
@@ -303,31 +432,40 @@ impl Sso {
             !r.is_empty() && r.iter().all(|r| r.audience.contains(&self.entity_id))
         });
         if !audience_ok {
-            return Err(SamlError::Refused(format!(
-                "audience does not name us ({})",
-                self.entity_id
-            )));
+            return Err(SamlError::Refused(self.audience_refusal(unverified)));
         }
         let not_on_or_after = conditions
             .not_on_or_after
             .ok_or_else(|| SamlError::Refused("no NotOnOrAfter".into()))?
             .timestamp();
-        let skew = self.sp.max_clock_skew.num_seconds();
         if now >= not_on_or_after + skew {
-            return Err(SamlError::Refused("assertion expired".into()));
+            return Err(SamlError::Refused(format!(
+                "the assertion expired at {}",
+                clock(&timestamp(not_on_or_after))
+            )));
         }
         if let Some(nb) = conditions.not_before
             && now < nb.timestamp() - skew
         {
-            return Err(SamlError::Refused("assertion not yet valid".into()));
+            return Err(SamlError::Refused(format!(
+                "the assertion is not valid until {}",
+                clock(&timestamp(nb.timestamp()))
+            )));
         }
-        let name_id = assertion
-            .subject
-            .as_ref()
-            .and_then(|s| s.name_id.as_ref())
+        let subject_name = assertion.subject.as_ref().and_then(|s| s.name_id.as_ref());
+        let name_id = subject_name
             .map(|n| n.value.trim().to_owned())
             .filter(|n| !n.is_empty() && n.len() <= 256 && !n.chars().any(char::is_control))
             .ok_or_else(|| SamlError::Refused("no usable NameID".into()))?;
+        let name_id_format = subject_name
+            .and_then(|n| n.format.clone())
+            .map(|f| binding::shown(&f, 200));
+        let session_index = assertion
+            .authn_statements
+            .iter()
+            .flatten()
+            .find_map(|s| s.session_index.clone())
+            .filter(|i| i.len() <= 256 && !i.chars().any(char::is_control));
         let attributes = assertion
             .attribute_statements
             .iter()
@@ -343,9 +481,58 @@ impl Sso {
         Ok(VerifiedAssertion {
             id: assertion.id.clone(),
             name_id,
+            name_id_format,
+            session_index,
             attributes,
             expires_at: not_on_or_after + skew,
         })
+    }
+
+    /// "Wrong audience", with what we expected and what arrived.
+    fn audience_refusal(&self, unverified: &Unverified) -> String {
+        let arrived: Vec<String> = unverified
+            .audiences
+            .iter()
+            .take(5)
+            .map(|a| binding::shown(a, 120))
+            .collect();
+        format!(
+            "wrong audience (AudienceRequirement): expected {}, the assertion names {}",
+            self.entity_id,
+            if arrived.is_empty() {
+                "none".to_owned()
+            } else {
+                arrived.join(", ")
+            }
+        )
+    }
+
+    /// Who this is, for sessions and the audit trail: the configured
+    /// identity attribute, else the NameID.
+    pub fn identity(&self, a: &VerifiedAssertion) -> Result<String, SamlError> {
+        let Some(want) = &self.identity_attribute else {
+            return Ok(a.name_id.clone());
+        };
+        a.attributes
+            .iter()
+            .find(|(n, _)| n == want)
+            .and_then(|(_, v)| v.first())
+            .map(|v| binding::shown(v.trim(), 256))
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| SamlError::NoIdentityAttribute(want.clone()))
+    }
+
+    /// The attributes the role rules read that the IdP did not send.
+    pub fn missing_role_attributes(&self, a: &VerifiedAssertion) -> Vec<String> {
+        let mut missing: Vec<String> = self
+            .roles
+            .iter()
+            .map(|r| r.attribute.clone())
+            .filter(|name| !a.has_attribute(name))
+            .collect();
+        missing.sort();
+        missing.dedup();
+        missing
     }
 
     /// The roles the configured rules grant this person.
@@ -382,10 +569,16 @@ impl Sso {
 
     /// When request `id` expires, if we made it and it has not expired.
     pub fn request_expiry(&self, id: &str, now: i64) -> Option<i64> {
+        self.id_expiry("authn", id, now)
+    }
+
+    /// When our message id `id` of `kind` expires, if we made it for that
+    /// kind and it has not expired.
+    pub(super) fn id_expiry(&self, kind: &str, id: &str, now: i64) -> Option<i64> {
         let rest = id.strip_prefix("dmx-")?;
         let (body, mac) = rest.rsplit_once('-')?;
         let mac = unhex(mac)?;
-        ring::hmac::verify(&self.request_key, body.as_bytes(), &mac).ok()?;
+        ring::hmac::verify(&self.request_key, format!("{kind}:{body}").as_bytes(), &mac).ok()?;
         let expires: i64 = body.split_once('-')?.0.parse().ok()?;
         (now < expires).then_some(expires)
     }
@@ -416,6 +609,39 @@ impl Sso {
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
     hex::decode(s).ok()
+}
+
+/// Unix seconds as RFC 3339 (UTC, whole seconds).
+pub(super) fn timestamp(secs: i64) -> String {
+    jiff::Timestamp::from_second(secs)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|_| secs.to_string())
+}
+
+/// The IdP's single logout endpoint: HTTP-Redirect if it offers one,
+/// else HTTP-POST.
+fn idp_logout(idp: &EntityDescriptor) -> Option<IdpLogout> {
+    let endpoints: Vec<&samael::metadata::Endpoint> = idp
+        .idp_sso_descriptors
+        .iter()
+        .flatten()
+        .flat_map(|d| d.single_logout_services.iter())
+        .collect();
+    [binding::REDIRECT, binding::POST]
+        .into_iter()
+        .find_map(|b| {
+            endpoints
+                .iter()
+                .find(|e| e.binding == b)
+                .map(|e| IdpLogout {
+                    binding: b,
+                    location: e.location.clone(),
+                    response_location: e
+                        .response_location
+                        .clone()
+                        .unwrap_or_else(|| e.location.clone()),
+                })
+        })
 }
 
 /// Counts `Assertion` and `EncryptedAssertion` start tags, whatever their
@@ -452,6 +678,7 @@ mod tests {
             "m.xml",
             &idp.metadata_xml(),
             key,
+            Arc::new(super::super::binding::test_key()),
         )
         .unwrap()
     }
@@ -479,6 +706,7 @@ mod tests {
                 .unwrap()
                 .metadata_xml(),
             ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[8u8; 32]),
+            Arc::new(super::super::binding::test_key()),
         )
         .unwrap();
         assert_eq!(other.request_expiry(&id, 1_000), None);

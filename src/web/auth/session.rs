@@ -34,6 +34,10 @@ pub struct Lifetimes {
 pub struct Session {
     pub hash: String,
     pub actor: String,
+    /// What the IdP signed us in with, for single logout.
+    pub name_id: String,
+    pub name_id_format: Option<String>,
+    pub session_index: Option<String>,
     pub display: String,
     pub roles: Roles,
     pub csrf: String,
@@ -47,10 +51,11 @@ pub enum NoSession {
 }
 
 /// Creates a session for the person a verified assertion names (only the
-/// SAML module can make one); returns the cookie value.
+/// SAML module can make one), known as `actor`; returns the cookie value.
 pub async fn create(
     store: &Store,
     who: &VerifiedAssertion,
+    actor: &str,
     display: &str,
     roles: &Roles,
     now: i64,
@@ -59,7 +64,10 @@ pub async fn create(
         return Ok(None);
     };
     let stored = StoredSession {
-        actor: who.name_id().to_owned(),
+        actor: actor.to_owned(),
+        name_id: who.name_id().to_owned(),
+        name_id_format: who.name_id_format().map(str::to_owned),
+        session_index: who.session_index().map(str::to_owned),
         display: display.to_owned(),
         roles: serde_json::to_string(roles).unwrap_or_default(),
         csrf,
@@ -94,6 +102,9 @@ pub async fn load(
     Ok(Ok(Session {
         hash: h,
         actor: s.actor,
+        name_id: s.name_id,
+        name_id_format: s.name_id_format,
+        session_index: s.session_index,
         display: s.display,
         roles: serde_json::from_str(&s.roles).unwrap_or_default(),
         csrf: s.csrf,

@@ -1,8 +1,9 @@
 //! Sign-in through the organisation's SAML identity provider: the
-//! request, our metadata, the assertion consumer, and sign-out.
+//! request, our metadata, and the assertion consumer. Sign-out and single
+//! logout are in `logout`.
 
 use crate::store::audit::{self, AuditAction, Who};
-use crate::web::pages::{Analyst, Base, MessagePage, S, UiError, now, render};
+use crate::web::pages::{Base, MessagePage, S, UiError, now, render};
 
 use super::saml::{Roles, SamlError, VerifiedAssertion};
 use super::session;
@@ -141,23 +142,55 @@ pub(crate) async fn acs(
         .await?;
         return Ok(refused(e));
     }
-    let roles: Roles = ui.sso.roles(&verified);
-    let actor = verified.name_id().to_owned();
+    // The person, as the audit trail will know them.
+    let actor = match ui.sso.identity(&verified) {
+        Ok(actor) => actor,
+        Err(e) => {
+            let who = Who {
+                actor: verified.name_id(),
+                source: &source,
+            };
+            audit::record_now(
+                &ui.store,
+                &who.entry(AuditAction::SignInRefused, "", &e.to_string()),
+            )
+            .await?;
+            return Ok(refused(e));
+        }
+    };
     let who = Who {
         actor: &actor,
         source: &source,
     };
+    let roles: Roles = ui.sso.roles(&verified);
     if roles.is_empty() {
+        let missing = ui.sso.missing_role_attributes(&verified);
+        let (detail, text) = if missing.is_empty() {
+            (
+                "no role granted".to_owned(),
+                "Your identity provider signed you in, but grants you no role here. Ask an administrator to map your group to an organisation.".to_owned(),
+            )
+        } else {
+            let names = missing.join(", ");
+            (
+                format!(
+                    "no role granted: the IdP sent no {names} attribute, which the role rules read"
+                ),
+                format!(
+                    "Your identity provider signed you in, but grants you no role here: it sent no {names} attribute, which the role rules read. Ask its administrator to release {names} to this service."
+                ),
+            )
+        };
         audit::record_now(
             &ui.store,
-            &who.entry(AuditAction::SignInRefused, "", "no role granted"),
+            &who.entry(AuditAction::SignInRefused, "", &detail),
         )
         .await?;
         return Ok((
             StatusCode::FORBIDDEN,
             render(&MessagePage {
                 base: Base::anonymous("No access", ui.dev_idp.is_some()),
-                text: "Your identity provider signed you in, but grants you no role here. Ask an administrator to map your group to an organisation.".into(),
+                text,
                 link: None,
             }),
         )
@@ -165,15 +198,25 @@ pub(crate) async fn acs(
     }
     session::sweep(&ui.store, ui.lifetimes, now).await?;
     let display = ui.sso.display_name(&verified);
-    let Some(token) = session::create(&ui.store, &verified, &display, &roles, now).await? else {
+    let Some(token) = session::create(&ui.store, &verified, &actor, &display, &roles, now).await?
+    else {
         return Err(UiError::Internal);
     };
     let orgs: Vec<&str> = roles.orgs.iter().map(String::as_str).collect();
-    let detail = format!(
+    let mut detail = format!(
         "signed in via SAML; roles: {}{}",
         if roles.admin { "admin " } else { "" },
         orgs.join(" ")
     );
+    if verified.is_transient() && actor == verified.name_id() {
+        // Said in the log and the trail: the next sign-in of the same
+        // person will be another actor.
+        tracing::warn!(
+            client = %source,
+            "the IdP sent a transient NameID: each sign-in of the same person gets another name, so the audit trail cannot tie their actions together; configure the IdP for a persistent NameID, or set saml.identity_attribute"
+        );
+        detail.push_str("; transient NameID: the audit trail cannot tie this person's sign-ins together (ask the IdP for a persistent NameID, or set saml.identity_attribute)");
+    }
     audit::record_now(&ui.store, &who.entry(AuditAction::SignIn, "", &detail)).await?;
     let mut r = Redirect::to("/cases").into_response();
     if let Ok(v) = HeaderValue::from_str(&session::set_cookie(
@@ -181,34 +224,6 @@ pub(crate) async fn acs(
         ui.secure_cookies,
         ui.lifetimes,
     )) {
-        r.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    Ok(r)
-}
-
-#[derive(Deserialize)]
-pub(crate) struct CsrfForm {
-    pub(crate) csrf: String,
-}
-
-pub(crate) async fn logout(
-    State(ui): State<S>,
-    a: Analyst,
-    Form(f): Form<CsrfForm>,
-) -> Result<Response, UiError> {
-    a.check_csrf(&f.csrf)?;
-    session::end(&ui.store, &a.session.hash).await?;
-    audit::record_now(
-        &ui.store,
-        &a.who().entry(AuditAction::SignOut, "", "signed out"),
-    )
-    .await?;
-    let mut r = render(&MessagePage {
-        base: Base::anonymous("Signed out", ui.dev_idp.is_some()),
-        text: "You are signed out. Close the browser window if others use this computer.".into(),
-        link: Some(("/login".into(), "Sign in again".into())),
-    });
-    if let Ok(v) = HeaderValue::from_str(&session::clear_cookie(ui.secure_cookies)) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(r)

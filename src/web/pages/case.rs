@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::store::cases::CaseDetail;
-use crate::web::auth::signin::CsrfForm;
+use crate::web::auth::logout::CsrfForm;
 
 // ---------------------------------------------------------------- case
 
