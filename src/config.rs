@@ -474,10 +474,14 @@ impl Config {
                 ));
             }
         }
-        if self.saml.metadata_valid_days == Some(0) {
+        if self
+            .saml
+            .metadata_valid_days
+            .is_some_and(|d| !(1..=36_500).contains(&d))
+        {
             return Err(invalid(
                 "saml.metadata_valid_days",
-                "must be at least 1, or unset for no validUntil",
+                "must be 1 to 36500 days, or unset for no validUntil",
             ));
         }
         if let Some(a) = &self.saml.identity_attribute

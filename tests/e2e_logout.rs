@@ -196,6 +196,8 @@ fn the_idps_logout_request_ends_that_persons_sessions_and_forgeries_are_refused(
     sha1.sha1 = true;
     let mut stale = logout_spec(&sso, "_t1", "alice", None);
     stale.age_seconds = 3600;
+    let mut elsewhere = logout_spec(&sso, "_d1", "alice", None);
+    elsewhere.destination = "https://other-sp.example/slo".into();
     let other_key = DevIdp::generate(IDP_ENTITY, "https://idp.test/sso").unwrap();
     let cases = [
         (
@@ -211,6 +213,10 @@ fn the_idps_logout_request_ends_that_persons_sessions_and_forgeries_are_refused(
             "signature algorithm RSA-SHA1 is refused",
         ),
         (sso.idp.logout_request(&stale).unwrap(), "check the clocks"),
+        (
+            sso.idp.logout_request(&elsewhere).unwrap(),
+            "not to our logout endpoint",
+        ),
         (
             other_key
                 .logout_request(&logout_spec(&sso, "_k1", "alice", None))
@@ -241,9 +247,11 @@ fn the_idps_logout_request_ends_that_persons_sessions_and_forgeries_are_refused(
     assert!(page.contains(&format!("action=\"{IDP_SLO}\"")), "{page}");
     let csp = r.header("content-security-policy").unwrap();
     assert!(
-        csp.contains("script-src 'sha256-") && csp.contains("form-action https://idp.test"),
+        csp.contains("script-src 'sha256-") && !csp.contains("form-action"),
         "{csp}"
     );
+    // The browser that carried it had no session: no cookie is touched.
+    assert!(r.header("set-cookie").is_none());
     let answer = String::from_utf8(B64.decode(field(&page, "SAMLResponse")).unwrap()).unwrap();
     let signed = binding::verify_post(&answer, &[our_cert(&metadata)], "LogoutResponse").unwrap();
     assert!(
@@ -259,14 +267,44 @@ fn the_idps_logout_request_ends_that_persons_sessions_and_forgeries_are_refused(
     assert_eq!(r.status, 403);
     assert!(r.text().contains("already used"), "{}", r.text());
 
-    // Without a SessionIndex: every session of that NameID.
+    // Without a SessionIndex: every session of that NameID. Carried by
+    // Bob's browser (a stranger pushing a request through it): Alice's
+    // sessions end, Bob's cookie and session stay.
     let all = sso
         .idp
         .logout_request(&logout_spec(&sso, "_lo2", "alice", None))
         .unwrap();
-    assert_eq!(post_logout(&idp_browser, &all).status, 200);
+    let r = post_logout(&bob, &all);
+    assert_eq!(r.status, 200);
+    assert!(r.header("set-cookie").is_none(), "Bob's cookie stays");
     assert!(!still_in(&alice2));
     assert!(still_in(&bob), "only Alice's sessions end");
+
+    // A session whose IdP gave no SessionIndex ends at any logout of its
+    // NameID, whatever indexes it names: when unsure, a session ends.
+    let carol = {
+        let c = Client::new(&sso.base);
+        let id = c.start_login();
+        let mut spec = sso.spec(&id, "carol", NC);
+        spec.session_index = None;
+        assert_eq!(
+            c.post_response(&sso.idp.response(&spec).unwrap()).status,
+            303
+        );
+        c
+    };
+    let named = sso
+        .idp
+        .logout_request(&logout_spec(&sso, "_lo3", "carol", Some("_unknown")))
+        .unwrap();
+    let r = post_logout(&carol, &named);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("set-cookie")
+            .is_some_and(|c| c.contains("Max-Age=0")),
+        "the browser whose session ended is cleared"
+    );
+    assert!(!still_in(&carol));
 
     let entries = audit_after_stop(sso);
     let outs: Vec<&Value> = entries
@@ -274,6 +312,12 @@ fn the_idps_logout_request_ends_that_persons_sessions_and_forgeries_are_refused(
         .filter(|e| e["action"] == "sign-out" && e["actor"] == "alice")
         .collect();
     assert_eq!(outs.len(), 2, "{entries:?}");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "sign-out" && e["actor"] == "carol"),
+        "{entries:?}"
+    );
     assert!(
         outs[0]["detail"]
             .as_str()
@@ -288,6 +332,8 @@ fn the_idps_logout_request_ends_that_persons_sessions_and_forgeries_are_refused(
         .join(" | ");
     for kind in [
         "2 unsigned logout message",
+        "1 logout addressed elsewhere",
+        "1 stale logout message",
         "1 logout from a foreign issuer",
         "1 logout signed with a weak algorithm",
         "1 logout signature did not verify",

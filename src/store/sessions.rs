@@ -85,13 +85,20 @@ pub async fn delete(store: &Store, hash: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Ends the sessions made for `name_id` (all of them, or only those of
-/// the given IdP session indexes); returns their actors, one per session.
+/// A session ended by single logout.
+pub struct Ended {
+    pub hash: String,
+    pub actor: String,
+}
+
+/// Ends the sessions made for `name_id`: all of them, or those of the
+/// given IdP session indexes, and those that recorded none (when unsure,
+/// the session ends).
 pub async fn end_for_subject(
     store: &Store,
     name_id: &str,
     session_indexes: &[String],
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Vec<Ended>, StoreError> {
     let mut tx = store.write().await?;
     let rows =
         sqlx::query("SELECT hash, actor, session_index FROM web_sessions WHERE name_id = $1")
@@ -102,7 +109,7 @@ pub async fn end_for_subject(
     for r in rows {
         let index: Option<String> = r.try_get("session_index")?;
         let matches =
-            session_indexes.is_empty() || index.is_some_and(|i| session_indexes.contains(&i));
+            session_indexes.is_empty() || index.is_none_or(|i| session_indexes.contains(&i));
         if !matches {
             continue;
         }
@@ -111,7 +118,10 @@ pub async fn end_for_subject(
             .bind(&hash)
             .execute(tx.conn())
             .await?;
-        ended.push(r.try_get("actor")?);
+        ended.push(Ended {
+            hash,
+            actor: r.try_get("actor")?,
+        });
     }
     tx.commit().await?;
     Ok(ended)

@@ -51,6 +51,10 @@ pub enum BindingError {
     )]
     WeakAlgorithm(String),
     #[error(
+        "signature algorithm {0} is not supported on the HTTP-Redirect binding: configure the IdP to sign with RSA-SHA256, or to use HTTP-POST"
+    )]
+    UnsupportedAlgorithm(String),
+    #[error(
         "the signature does not verify against the {0} signing certificate(s) in the IdP metadata, or the signed content was changed"
     )]
     BadSignature(usize),
@@ -174,13 +178,36 @@ pub fn verify_post(
         Some(ALLOWED),
     )
     .map_err(|_| BindingError::BadSignature(certs.len()))?;
-    let first = start_tags(&signed)
-        .find(|(local, _)| *local != "?xml")
-        .map(|(local, _)| local.to_owned());
-    if first.as_deref() != Some(root) {
-        return Err(BindingError::NotCovered);
-    }
+    check_root(&signed, root).map_err(|_| BindingError::NotCovered)?;
     Ok(signed)
+}
+
+/// The SAML protocol namespace.
+const PROTOCOL_NS: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+
+/// Refuses XML whose root element is not `{protocol}root`: the local name,
+/// and the namespace its prefix (or the default) is bound to on that tag.
+pub fn check_root(xml: &str, root: &str) -> Result<(), BindingError> {
+    let (local, tag) = start_tags(xml)
+        .find(|(local, _)| !local.starts_with('?') && !local.starts_with('!'))
+        .ok_or(BindingError::Malformed("no root element"))?;
+    let name = tag
+        .split(|c: char| c.is_ascii_whitespace() || c == '/')
+        .next()
+        .unwrap_or("");
+    let declaration = match name.split_once(':') {
+        Some((prefix, _)) => format!("xmlns:{prefix}="),
+        None => "xmlns=".to_owned(),
+    };
+    let bound_to_protocol = ['"', '\'']
+        .iter()
+        .any(|q| tag.contains(&format!("{declaration}{q}{PROTOCOL_NS}{q}")));
+    if local != root || !bound_to_protocol {
+        return Err(BindingError::Malformed(
+            "not the expected SAML protocol message",
+        ));
+    }
+    Ok(())
 }
 
 /// A message received over HTTP-Redirect, its signature checked.
@@ -258,6 +285,9 @@ pub fn verify_redirect(
         "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256" => MessageDigest::sha256(),
         "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384" => MessageDigest::sha384(),
         "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512" => MessageDigest::sha512(),
+        other if ALLOWED.iter().any(|a| a.signature_uri() == other) => {
+            return Err(BindingError::UnsupportedAlgorithm(algorithm_name(other)));
+        }
         other => return Err(BindingError::WeakAlgorithm(algorithm_name(other))),
     };
     let mut signed = format!("{}={message}", kind.param());
@@ -407,18 +437,28 @@ pub fn post_page(destination: &str, kind: Kind, xml: &str, relay_state: Option<&
 
 /// The auto-submit script of `post_page`.
 pub const POST_SCRIPT: &str = "document.forms[0].submit()";
-/// The CSP of `post_page`: only that script runs, and the form may post
-/// only to the IdP.
-pub fn post_page_csp(destination: &str) -> String {
+/// The CSP of `post_page`: only that script runs. No `form-action`: the
+/// form's target is ours to fix, and browsers would hold the IdP's own
+/// redirects after it (on to other services it signs out) to that list.
+pub fn post_page_csp() -> String {
     let hash = B64.encode(ring::digest::digest(
         &ring::digest::SHA256,
         POST_SCRIPT.as_bytes(),
     ));
-    let origin = url::Url::parse(destination)
-        .map(|u| u.origin().ascii_serialization())
-        .unwrap_or_default();
     format!(
-        "default-src 'none'; script-src 'sha256-{hash}'; form-action {origin}; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; script-src 'sha256-{hash}'; frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
+/// A page that sends the browser on to `url` (a signed HTTP-Redirect
+/// message) by `meta refresh`, with a link as well. Used where a form
+/// submission of ours would otherwise redirect to the IdP: browsers hold a
+/// form's whole redirect chain to the page's `form-action`, and an IdP's
+/// logout goes on through other services.
+pub fn redirect_page(url: &str) -> String {
+    let url = escape(url);
+    format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={url}"><title>Continuing to your identity provider</title></head><body><p><a href="{url}">Continue to your identity provider</a> to finish signing out.</p></body></html>"#
     )
 }
 
@@ -458,6 +498,26 @@ mod tests {
         assert!(check_xml_algorithms(good).is_ok());
         assert!(has_signature("<a><ds:Signature>"));
         assert!(!has_signature("<a><SignatureValue>"));
+    }
+
+    #[test]
+    fn the_root_must_be_the_protocol_message() {
+        let ns = "urn:oasis:names:tc:SAML:2.0:protocol";
+        let ok = format!(r#"<?xml version="1.0"?><samlp:LogoutRequest xmlns:samlp="{ns}" ID="a">"#);
+        assert!(check_root(&ok, "LogoutRequest").is_ok());
+        let default = format!(r#"<LogoutResponse xmlns='{ns}'>"#);
+        assert!(check_root(&default, "LogoutResponse").is_ok());
+        assert!(
+            check_root(&ok, "LogoutResponse").is_err(),
+            "another message"
+        );
+        let foreign = r#"<samlp:LogoutRequest xmlns:samlp="urn:example:not-saml">"#;
+        assert!(
+            check_root(foreign, "LogoutRequest").is_err(),
+            "another namespace"
+        );
+        let other_prefix = format!(r#"<x:LogoutRequest xmlns:samlp="{ns}">"#);
+        assert!(check_root(&other_prefix, "LogoutRequest").is_err());
     }
 
     #[test]

@@ -5,12 +5,12 @@
 
 use super::binding::{self, Kind};
 use super::session;
-use super::slo::{Incoming, Outgoing, SloError};
+use super::slo::{Incoming, MAX_RELAY_STATE, Outgoing, SloError};
 use crate::store::audit::{self, AuditAction, Who};
 use crate::store::sessions;
 use crate::web::pages::{Analyst, Base, MessagePage, S, Ui, UiError, now, render};
 use axum::extract::{ConnectInfo, Form, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -37,13 +37,18 @@ fn clear_cookie(ui: &Ui, r: &mut Response) {
     }
 }
 
-/// Sends a message of ours on its way.
-fn outgoing(o: Outgoing) -> Response {
+/// Sends a message of ours on its way: a redirect, or (`from_form`: the
+/// answer to a form of ours, whose redirects browsers hold to the page's
+/// `form-action`) a page that moves on by itself.
+fn outgoing(o: Outgoing, from_form: bool) -> Response {
     match o {
+        Outgoing::Redirect(url) if from_form => {
+            axum::response::Html(binding::redirect_page(&url)).into_response()
+        }
         Outgoing::Redirect(url) => Redirect::to(&url).into_response(),
-        Outgoing::Post { destination, page } => {
+        Outgoing::Post { page, .. } => {
             let mut r = axum::response::Html(page).into_response();
-            if let Ok(csp) = HeaderValue::from_str(&binding::post_page_csp(&destination)) {
+            if let Ok(csp) = HeaderValue::from_str(&binding::post_page_csp()) {
                 r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, csp);
             }
             r
@@ -78,7 +83,7 @@ pub(crate) async fn logout(
     audit::record_now(&ui.store, &a.who().entry(AuditAction::SignOut, "", detail)).await?;
     match at_idp {
         Ok(Some(o)) => {
-            let mut r = outgoing(o);
+            let mut r = outgoing(o, true);
             clear_cookie(&ui, &mut r);
             Ok(r)
         }
@@ -106,24 +111,44 @@ pub(crate) struct SloForm {
     relay_state: Option<String>,
 }
 
+/// The hash of this browser's session cookie, if it sent one.
+fn session_hash(ui: &Ui, headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| session::from_header(c, ui.secure_cookies))
+        .map(super::secrets::hash)
+}
+
 /// `/saml/slo` over HTTP-Redirect.
 pub(crate) async fn slo_redirect(
     State(ui): State<S>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, UiError> {
     let now = now();
     let received = ui.sso.receive_redirect(query.as_deref().unwrap_or(""), now);
-    handle(&ui, peer, received, now).await
+    handle(&ui, peer, session_hash(&ui, &headers), received, now).await
 }
 
 /// `/saml/slo` over HTTP-POST.
 pub(crate) async fn slo_post(
     State(ui): State<S>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Form(form): Form<SloForm>,
 ) -> Result<Response, UiError> {
     let now = now();
+    let browser = session_hash(&ui, &headers);
+    if form
+        .relay_state
+        .as_ref()
+        .is_some_and(|r| r.len() > MAX_RELAY_STATE)
+    {
+        let e = SloError::Malformed("RelayState longer than 1,024 bytes");
+        return Ok(refused(&ui, &peer.ip().to_string(), &e, now));
+    }
     let sso = std::sync::Arc::clone(&ui.sso);
     let relay = form.relay_state.clone();
     // xmlsec, off the async threads.
@@ -137,12 +162,18 @@ pub(crate) async fn slo_post(
     .await
     .map_err(|_| UiError::Internal)?
     .map(|i| (i, relay));
-    handle(&ui, peer, received, now).await
+    handle(&ui, peer, browser, received, now).await
 }
 
+/// Answers a verified logout message. `browser` is the hash of the session
+/// cookie the browser carrying it sent: its cookie is cleared only if that
+/// session is among those ended (a stranger's signed request for their own
+/// NameID, pushed through a victim's browser, signs the victim out of
+/// nothing).
 async fn handle(
     ui: &Ui,
     peer: SocketAddr,
+    browser: Option<String>,
     received: Result<(Incoming, Option<String>), SloError>,
     now: i64,
 ) -> Result<Response, UiError> {
@@ -165,11 +196,9 @@ async fn handle(
                 "signed out by the IdP (single logout); {} session(s) ended",
                 ended.len()
             );
-            let mut actors = ended.clone();
+            let mut actors: Vec<&str> = ended.iter().map(|e| e.actor.as_str()).collect();
+            actors.sort_unstable();
             actors.dedup();
-            if actors.is_empty() {
-                actors.push(req.name_id.clone());
-            }
             for actor in &actors {
                 let who = Who {
                     actor,
@@ -177,11 +206,25 @@ async fn handle(
                 };
                 audit::record_now(&ui.store, &who.entry(AuditAction::SignOut, "", &detail)).await?;
             }
+            if actors.is_empty() {
+                let who = Who {
+                    actor: "idp",
+                    source: &source,
+                };
+                let detail = format!(
+                    "single logout for NameID {}: no session here",
+                    binding::shown(&req.name_id, 120)
+                );
+                audit::record_now(&ui.store, &who.entry(AuditAction::SignOut, "", &detail)).await?;
+            }
+            let ours = browser.is_some_and(|b| ended.iter().any(|e| e.hash == b));
             tracing::info!(sessions = ended.len(), "single logout from the IdP");
             match ui.sso.logout_response(&req.id, relay.as_deref(), now) {
                 Ok(o) => {
-                    let mut r = outgoing(o);
-                    clear_cookie(ui, &mut r);
+                    let mut r = outgoing(o, false);
+                    if ours {
+                        clear_cookie(ui, &mut r);
+                    }
                     Ok(r)
                 }
                 // An IdP without a logout endpoint of its own (e.g. a

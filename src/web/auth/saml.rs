@@ -226,13 +226,6 @@ impl Sso {
         self.request_lifetime
     }
 
-    /// The origin of the IdP's logout endpoint, if it offers one.
-    pub fn logout_origin(&self) -> Option<String> {
-        let l = self.idp_logout.as_ref()?;
-        let origin = url::Url::parse(&l.location).ok()?.origin();
-        origin.is_tuple().then(|| origin.ascii_serialization())
-    }
-
     /// Seconds of clock difference tolerated.
     pub fn skew(&self) -> i64 {
         self.sp.max_clock_skew.num_seconds()
@@ -464,8 +457,11 @@ impl Sso {
             .authn_statements
             .iter()
             .flatten()
-            .find_map(|s| s.session_index.clone())
-            .filter(|i| i.len() <= 256 && !i.chars().any(char::is_control));
+            .find_map(|s| s.session_index.as_deref().map(str::trim))
+            // An unusable index is not kept: such a session then ends at
+            // any single logout of its NameID.
+            .filter(|i| !i.is_empty() && i.len() <= 256 && !i.chars().any(char::is_control))
+            .map(str::to_owned);
         let attributes = assertion
             .attribute_statements
             .iter()
@@ -513,13 +509,22 @@ impl Sso {
         let Some(want) = &self.identity_attribute else {
             return Ok(a.name_id.clone());
         };
-        a.attributes
+        let value = a
+            .attributes
             .iter()
             .find(|(n, _)| n == want)
             .and_then(|(_, v)| v.first())
-            .map(|v| binding::shown(v.trim(), 256))
+            .map(|v| v.trim())
             .filter(|v| !v.is_empty())
-            .ok_or_else(|| SamlError::NoIdentityAttribute(want.clone()))
+            .ok_or_else(|| SamlError::NoIdentityAttribute(want.clone()))?;
+        // Refused rather than rewritten: two values cut or cleaned to the
+        // same text would be one actor.
+        if value.len() > 256 || value.chars().any(char::is_control) {
+            return Err(SamlError::Refused(format!(
+                "the {want} attribute is longer than 256 bytes or holds control characters, so it cannot name a person"
+            )));
+        }
+        Ok(value.to_owned())
     }
 
     /// The attributes the role rules read that the IdP did not send.

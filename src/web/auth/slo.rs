@@ -55,6 +55,8 @@ impl SloError {
                 "logout signature did not verify"
             }
             SloError::ForeignIssuer { .. } => "logout from a foreign issuer",
+            SloError::WrongDestination { .. } => "logout addressed elsewhere",
+            SloError::Stale(_) => "stale logout message",
             SloError::Replayed => "replayed logout request",
             SloError::UnknownRequest => "unknown logout response",
             _ => "malformed logout message",
@@ -114,6 +116,20 @@ struct Text {
 }
 
 #[derive(Deserialize)]
+struct NameIdXml {
+    #[serde(rename = "$text", default)]
+    value: String,
+    #[serde(rename = "@SPNameQualifier")]
+    sp_name_qualifier: Option<String>,
+}
+
+/// Most SessionIndex elements one LogoutRequest may name.
+pub const MAX_SESSION_INDEXES: usize = 16;
+/// Longest RelayState echoed back (1,024 bytes). SAML says 80; IdPs send
+/// more, and a bound keeps it out of oversized headers.
+pub const MAX_RELAY_STATE: usize = 1024;
+
+#[derive(Deserialize)]
 struct RequestXml {
     #[serde(rename = "@ID")]
     id: String,
@@ -126,7 +142,7 @@ struct RequestXml {
     #[serde(rename = "Issuer")]
     issuer: Option<Text>,
     #[serde(rename = "NameID")]
-    name_id: Option<Text>,
+    name_id: Option<NameIdXml>,
     #[serde(rename = "EncryptedID")]
     encrypted_id: Option<serde::de::IgnoredAny>,
     #[serde(rename = "SessionIndex", default)]
@@ -159,6 +175,14 @@ struct ResponseXml {
     status: StatusXml,
 }
 
+/// The root element a message of `kind` must have.
+fn root_of(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Request => "LogoutRequest",
+        Kind::Response => "LogoutResponse",
+    }
+}
+
 /// Unix seconds of an xs:dateTime.
 fn seconds(s: &str) -> Option<i64> {
     s.trim()
@@ -177,6 +201,13 @@ impl Sso {
         let kind = binding::redirect_kind(raw_query)
             .ok_or(SloError::Malformed("neither SAMLRequest nor SAMLResponse"))?;
         let m = binding::verify_redirect(raw_query, kind, &self.idp_certs)?;
+        binding::check_root(&m.xml, root_of(kind))?;
+        if m.relay_state
+            .as_ref()
+            .is_some_and(|r| r.len() > MAX_RELAY_STATE)
+        {
+            return Err(SloError::Malformed("RelayState longer than 1,024 bytes"));
+        }
         let incoming = match kind {
             Kind::Request => Incoming::Request(self.check_request(&m.xml, now)?),
             Kind::Response => Incoming::Response(self.check_response(&m.xml, now)?),
@@ -187,11 +218,7 @@ impl Sso {
     /// A logout message that arrived over HTTP-POST.
     pub fn receive_post(&self, value: &str, kind: Kind, now: i64) -> Result<Incoming, SloError> {
         let xml = binding::decode_post(value)?;
-        let root = match kind {
-            Kind::Request => "LogoutRequest",
-            Kind::Response => "LogoutResponse",
-        };
-        let signed = binding::verify_post(&xml, &self.idp_certs, root)?;
+        let signed = binding::verify_post(&xml, &self.idp_certs, root_of(kind))?;
         Ok(match kind {
             Kind::Request => Incoming::Request(self.check_request(&signed, now)?),
             Kind::Response => Incoming::Response(self.check_response(&signed, now)?),
@@ -215,15 +242,17 @@ impl Sso {
                 expected: self.idp_entity_id.clone(),
             });
         }
-        if let Some(d) = destination
-            && d != self.our.slo_url
-        {
+        // Required on signed messages (SAML bindings §3.4.5.2, §3.5.5.2):
+        // a message the IdP signed for another party is not for us.
+        let destination = destination.unwrap_or_default();
+        if destination != self.our.slo_url {
             return Err(SloError::WrongDestination {
-                found: binding::shown(&d, 120),
+                found: binding::shown(&destination, 120),
                 expected: self.our.slo_url.clone(),
             });
         }
-        let issued = seconds(issue_instant).ok_or(SloError::Malformed("no IssueInstant"))?;
+        let issued =
+            seconds(issue_instant).ok_or(SloError::Malformed("IssueInstant is not a time"))?;
         let skew = self.skew();
         if issued > now + skew || issued < now - MAX_ISSUE_DELAY_SECONDS - skew {
             return Err(SloError::Stale(format!(
@@ -252,13 +281,22 @@ impl Sso {
         if r.encrypted_id.is_some() {
             return Err(SloError::EncryptedNameId);
         }
-        let name_id = r
-            .name_id
-            .map(|n| n.value.trim().to_owned())
+        let name = r.name_id.ok_or(SloError::Malformed("no NameID"))?;
+        if let Some(q) = &name.sp_name_qualifier
+            && *q != self.entity_id
+        {
+            return Err(SloError::Malformed(
+                "the NameID is qualified for another service provider",
+            ));
+        }
+        let name_id = Some(name.value.trim().to_owned())
             .filter(|n| !n.is_empty() && n.len() <= 256 && !n.chars().any(char::is_control))
             .ok_or(SloError::Malformed("no usable NameID"))?;
         if r.id.is_empty() || r.id.len() > 256 {
             return Err(SloError::Malformed("no usable ID"));
+        }
+        if r.session_indexes.len() > MAX_SESSION_INDEXES {
+            return Err(SloError::Malformed("more than 16 SessionIndex elements"));
         }
         Ok(LogoutRequest {
             id: r.id,
@@ -266,7 +304,6 @@ impl Sso {
             session_indexes: r
                 .session_indexes
                 .into_iter()
-                .take(16)
                 .map(|t| t.value.trim().to_owned())
                 .collect(),
             remember_until,

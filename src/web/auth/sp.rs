@@ -96,7 +96,8 @@ impl OurSide {
     pub fn metadata_xml(&self, cert: &samael::crypto::CertificateDer) -> Result<String, SpError> {
         let c = &self.config;
         let valid_until = c.metadata_valid_days.map(|d| {
-            chrono::Utc::now() + chrono::Duration::days(i64::try_from(d).unwrap_or(36500))
+            chrono::Utc::now()
+                + chrono::Duration::days(i64::try_from(d.min(36_500)).unwrap_or(36_500))
         });
         let en = |v: &str| LocalizedName {
             lang: Some("en".into()),

@@ -44,19 +44,6 @@ pub const AUDIT_PAGE_ENTRIES: i64 = 100;
 /// images and forms; no script, no framing.
 const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// `PAGE_CSP`, with the IdP's logout origin as a form target too: the
-/// sign-out form redirects there, and browsers hold a form's redirects to
-/// `form-action`.
-fn page_csp(sso: &Sso) -> HeaderValue {
-    let csp = match sso.logout_origin() {
-        Some(origin) => PAGE_CSP.replace(
-            "form-action 'self'",
-            &format!("form-action 'self' {origin}"),
-        ),
-        None => PAGE_CSP.to_owned(),
-    };
-    HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static(PAGE_CSP))
-}
 /// For evidence bytes: nothing may run or load, even if a browser renders it.
 const EVIDENCE_CSP: &str = "default-src 'none'; sandbox; frame-ancestors 'none'";
 /// Types shown inline, and only when the bytes say so too.
@@ -111,18 +98,20 @@ pub fn router(ui: Ui) -> Router {
     if dev {
         r = r.route("/dev-idp/sso", get(dev_signin::page).post(dev_signin::sign));
     }
-    let csp = page_csp(&ui.sso);
     let ui = Arc::new(ui);
     r.with_state(Arc::clone(&ui))
         .layer(axum::middleware::map_response_with_state(ui, error_pages))
-        .layer(axum::middleware::map_response_with_state(csp, page_headers))
+        .layer(axum::middleware::map_response(page_headers))
 }
 
 /// Headers on every response; evidence handlers set stricter ones first.
-async fn page_headers(State(csp): State<HeaderValue>, mut r: Response) -> Response {
+async fn page_headers(mut r: Response) -> Response {
     let h = r.headers_mut();
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        h.insert(header::CONTENT_SECURITY_POLICY, csp);
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(PAGE_CSP),
+        );
     }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
