@@ -5,6 +5,7 @@
 pub mod binding;
 pub mod dev_signin;
 pub mod devidp;
+mod identity;
 pub mod logout;
 pub mod refusals;
 pub mod saml;

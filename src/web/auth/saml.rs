@@ -21,7 +21,7 @@
 
 use super::binding::{self, BindingError, SigningKey};
 use super::sp::OurSide;
-use crate::config::{RoleKind, RoleRule, SamlConfig};
+use crate::config::{RoleRule, SamlConfig};
 use crate::store::{Store, StoreError, sessions};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -100,9 +100,9 @@ pub struct Sso {
     request_lifetime: i64,
     /// Signs request ids.
     request_key: ring::hmac::Key,
-    roles: Vec<RoleRule>,
-    display_attribute: Option<String>,
-    identity_attribute: Option<String>,
+    pub(super) roles: Vec<RoleRule>,
+    pub(super) display_attribute: Option<String>,
+    pub(super) identity_attribute: Option<String>,
     sign_requests: bool,
 }
 
@@ -111,10 +111,10 @@ pub struct Sso {
 #[derive(Debug)]
 pub struct VerifiedAssertion {
     id: String,
-    name_id: String,
+    pub(super) name_id: String,
     name_id_format: Option<String>,
     session_index: Option<String>,
-    attributes: Vec<(String, Vec<String>)>,
+    pub(super) attributes: Vec<(String, Vec<String>)>,
     expires_at: i64,
 }
 
@@ -132,7 +132,7 @@ impl VerifiedAssertion {
     pub fn is_transient(&self) -> bool {
         self.name_id_format.as_deref() == Some(TRANSIENT)
     }
-    fn has_attribute(&self, name: &str) -> bool {
+    pub(super) fn has_attribute(&self, name: &str) -> bool {
         self.attributes
             .iter()
             .any(|(n, v)| n == name && !v.is_empty())
@@ -501,75 +501,6 @@ impl Sso {
                 arrived.join(", ")
             }
         )
-    }
-
-    /// Who this is, for sessions and the audit trail: the configured
-    /// identity attribute, else the NameID.
-    pub fn identity(&self, a: &VerifiedAssertion) -> Result<String, SamlError> {
-        let Some(want) = &self.identity_attribute else {
-            return Ok(a.name_id.clone());
-        };
-        let value = a
-            .attributes
-            .iter()
-            .find(|(n, _)| n == want)
-            .and_then(|(_, v)| v.first())
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| SamlError::NoIdentityAttribute(want.clone()))?;
-        // Refused rather than rewritten: two values cut or cleaned to the
-        // same text would be one actor.
-        if value.len() > 256 || value.chars().any(char::is_control) {
-            return Err(SamlError::Refused(format!(
-                "the {want} attribute is longer than 256 bytes or holds control characters, so it cannot name a person"
-            )));
-        }
-        Ok(value.to_owned())
-    }
-
-    /// The attributes the role rules read that the IdP did not send.
-    pub fn missing_role_attributes(&self, a: &VerifiedAssertion) -> Vec<String> {
-        let mut missing: Vec<String> = self
-            .roles
-            .iter()
-            .map(|r| r.attribute.clone())
-            .filter(|name| !a.has_attribute(name))
-            .collect();
-        missing.sort();
-        missing.dedup();
-        missing
-    }
-
-    /// The roles the configured rules grant this person.
-    pub fn roles(&self, a: &VerifiedAssertion) -> Roles {
-        let mut roles = Roles::default();
-        for rule in &self.roles {
-            let has = a
-                .attributes
-                .iter()
-                .any(|(name, values)| *name == rule.attribute && values.contains(&rule.value));
-            if !has {
-                continue;
-            }
-            match (rule.role, &rule.organisation) {
-                (RoleKind::Admin, _) => roles.admin = true,
-                (RoleKind::Analyst, Some(org)) => {
-                    roles.orgs.insert(org.clone());
-                }
-                (RoleKind::Analyst, None) => {}
-            }
-        }
-        roles
-    }
-
-    /// The name to show: the configured attribute, else the NameID.
-    pub fn display_name(&self, a: &VerifiedAssertion) -> String {
-        self.display_attribute
-            .as_ref()
-            .and_then(|want| a.attributes.iter().find(|(n, _)| n == want))
-            .and_then(|(_, v)| v.first().cloned())
-            .map(|v| v.chars().filter(|c| !c.is_control()).take(120).collect())
-            .unwrap_or_else(|| a.name_id.clone())
     }
 
     /// When request `id` expires, if we made it and it has not expired.
