@@ -172,17 +172,8 @@ fn the_idps_logout_request_ends_that_persons_sessions_and_forgeries_are_refused(
     let metadata = Client::new(&sso.base).get("/saml/metadata").text();
     // Alice in two browsers (two IdP sessions), Bob in one.
     let alice1 = sso.signed_in("alice", NC);
-    let alice2 = {
-        let c = Client::new(&sso.base);
-        let id = c.start_login();
-        let mut spec = sso.spec(&id, "alice", NC);
-        spec.session_index = Some("_second".into());
-        assert_eq!(
-            c.post_response(&sso.idp.response(&spec).unwrap()).status,
-            303
-        );
-        c
-    };
+    let (alice2, r) = sso.sign_in_with("alice", NC, |s| s.session_index = Some("_second".into()));
+    assert_eq!(r.status, 303);
     let bob = sso.signed_in("bob", NC);
     let idp_browser = Client::new(&sso.base);
     let still_in = |c: &Client| c.get("/cases").status == 200;
@@ -282,17 +273,8 @@ fn the_idps_logout_request_ends_that_persons_sessions_and_forgeries_are_refused(
 
     // A session whose IdP gave no SessionIndex ends at any logout of its
     // NameID, whatever indexes it names: when unsure, a session ends.
-    let carol = {
-        let c = Client::new(&sso.base);
-        let id = c.start_login();
-        let mut spec = sso.spec(&id, "carol", NC);
-        spec.session_index = None;
-        assert_eq!(
-            c.post_response(&sso.idp.response(&spec).unwrap()).status,
-            303
-        );
-        c
-    };
+    let (carol, r) = sso.sign_in_with("carol", NC, |s| s.session_index = None);
+    assert_eq!(r.status, 303);
     let named = sso
         .idp
         .logout_request(&logout_spec(&sso, "_lo3", "carol", Some("_unknown")))
@@ -447,21 +429,15 @@ fn one_person_is_one_actor_and_a_transient_nameid_is_said() {
         ..SsoOpts::default()
     });
     for name in ["_t0a8c", "_t77f1"] {
-        let c = Client::new(&sso.base);
-        let id = c.start_login();
-        let mut spec = sso.spec(&id, name, NC);
-        spec.name_id_format = Some(transient.into());
-        spec.attributes
-            .push(("mail".into(), "alice@nc.example".into()));
-        assert_eq!(
-            c.post_response(&sso.idp.response(&spec).unwrap()).status,
-            303
-        );
+        let (_, r) = sso.sign_in_with(name, NC, |s| {
+            s.name_id_format = Some(transient.into());
+            s.attributes
+                .push(("mail".into(), "alice@nc.example".into()));
+        });
+        assert_eq!(r.status, 303);
     }
     // Without it: refused, and the attribute named.
-    let c = Client::new(&sso.base);
-    let id = c.start_login();
-    let r = c.post_response(&sso.idp.response(&sso.spec(&id, "_t99", NC)).unwrap());
+    let (_, r) = sso.sign_in_with("_t99", NC, |_| {});
     assert_eq!(r.status, 403);
     assert!(
         r.text()
@@ -483,17 +459,9 @@ fn one_person_is_one_actor_and_a_transient_nameid_is_said() {
     // Without one: a transient NameID is said in the log and the trail;
     // a missing role attribute is named.
     let sso = Sso::start("", "");
-    let c = Client::new(&sso.base);
-    let id = c.start_login();
-    let mut spec = sso.spec(&id, "_t1234", NC);
-    spec.name_id_format = Some(transient.into());
-    assert_eq!(
-        c.post_response(&sso.idp.response(&spec).unwrap()).status,
-        303
-    );
-    let c = Client::new(&sso.base);
-    let id = c.start_login();
-    let r = c.post_response(&sso.idp.response(&sso.spec(&id, "carol", &[])).unwrap());
+    let (_, r) = sso.sign_in_with("_t1234", NC, |s| s.name_id_format = Some(transient.into()));
+    assert_eq!(r.status, 303);
+    let (_, r) = sso.sign_in_with("carol", &[], |_| {});
     assert_eq!(r.status, 403);
     assert!(
         r.text()

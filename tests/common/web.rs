@@ -280,6 +280,23 @@ impl Sso {
         }
     }
 
+    /// A new browser that signs in as `name` in `groups`, with the
+    /// response changed by `edit` before the IdP signs it: the browser and
+    /// our ACS's reply.
+    pub fn sign_in_with(
+        &self,
+        name: &str,
+        groups: &[&str],
+        edit: impl FnOnce(&mut ResponseSpec),
+    ) -> (Client, Reply) {
+        let c = Client::new(&self.base);
+        let id = c.start_login();
+        let mut spec = self.spec(&id, name, groups);
+        edit(&mut spec);
+        let r = c.post_response(&self.idp.response(&spec).unwrap());
+        (c, r)
+    }
+
     /// A client signed in as `name` in `groups`.
     pub fn signed_in(&self, name: &str, groups: &[&str]) -> Client {
         let c = Client::new(&self.base);
