@@ -37,6 +37,8 @@ enum Action {
     Note(String),
     Transition(&'static str, String),
     Breach,
+    /// To an analyst (their stable identity), or back to nobody.
+    Assign(Option<&'static str>),
 }
 
 struct Doors {
@@ -46,6 +48,7 @@ struct Doors {
 }
 
 const ANALYST: &str = "alice@nc.example";
+const OUTSIDER: &str = "mads@magenta.example";
 
 impl Doors {
     fn run(&self, door: Door, reference: &str, action: &Action) -> Outcome {
@@ -74,6 +77,14 @@ impl Doors {
                 args.extend(["breach", reference]);
                 None
             }
+            Action::Assign(to) => {
+                args.extend(["assign", reference]);
+                match to {
+                    Some(to) => args.extend(["--to", to]),
+                    None => args.push("--none"),
+                }
+                None
+            }
         };
         args.extend(["--actor", ANALYST]);
         let (ok, _, err) = self.sso.server.cli(&args, stdin);
@@ -99,6 +110,7 @@ impl Doors {
             ),
             // The API has no breach route: the row says so.
             Action::Breach => return Outcome::Refused(404, "no breach route".into()),
+            Action::Assign(to) => ("assign", serde_json::json!({ "assignee": to })),
         };
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("body.json");
@@ -141,6 +153,10 @@ impl Doors {
             Action::Breach => self
                 .web
                 .post(&format!("/cases/{reference}/breach"), &[("csrf", &csrf)]),
+            Action::Assign(to) => self.web.post(
+                &format!("/cases/{reference}/assign"),
+                &[("csrf", &csrf), ("assignee", to.unwrap_or(""))],
+            ),
         };
         if r.status == 303 {
             Outcome::Done
@@ -246,6 +262,8 @@ async fn every_door_gives_the_same_answer() {
         .cli(&["tokens", "create", "nc-bot", "--org", "netcompany"], None);
     assert!(ok, "{err}");
     let web = sso.signed_in(ANALYST, &["nc-analysts"]);
+    // Someone of the other organisation has signed in too.
+    sso.signed_in(OUTSIDER, &["mag-analysts"]);
     let doors = Doors {
         sso,
         web,
@@ -317,6 +335,27 @@ async fn every_door_gives_the_same_answer() {
             Action::Transition("closed", "duplicate:MAG-2026-0001".into()),
             422,
             "duplicate of MAG-2026-0001, but no such case exists in the same organisation".into(),
+        ),
+                (
+            "an assignment to someone who never signed in",
+            &nc[0],
+            Action::Assign(Some("eve@nowhere.example")),
+            422,
+            "\"eve@nowhere.example\" cannot take cases of netcompany: only someone who has signed in with a role for it can".into(),
+        ),
+        (
+            "an assignment to an analyst of another organisation",
+            &nc[0],
+            Action::Assign(Some(OUTSIDER)),
+            422,
+            format!("\"{OUTSIDER}\" cannot take cases of netcompany: only someone who has signed in with a role for it can"),
+        ),
+        (
+            "an assignment of another organisation's case",
+            &mag[0],
+            Action::Assign(Some(ANALYST)),
+            404,
+            format!("no case {}", mag[0]),
         ),
         (
             "a transition reason over its limit",
@@ -393,6 +432,20 @@ async fn every_door_gives_the_same_answer() {
             "new -> acknowledged",
         ),
         (
+            "an assignment",
+            Action::Assign(Some(ANALYST)),
+            "assign",
+            "assigned to alice@nc.example",
+            "assigned to alice@nc.example",
+        ),
+        (
+            "taking it back",
+            Action::Assign(None),
+            "assign",
+            "unassigned",
+            "unassigned",
+        ),
+        (
             "a closing with its reason",
             Action::Transition("closed", "informative".into()),
             "transition",
@@ -445,6 +498,60 @@ async fn every_door_gives_the_same_answer() {
             (Some("breach"), Some("flagged as a personal-data breach"))
         );
     }
+
+    // "My cases": the same list through every door.
+    assert_eq!(
+        doors.run(Door::Cli, &nc[3], &Action::Assign(Some(ANALYST))),
+        Outcome::Done
+    );
+    let (ok, out, err) = doors.sso.server.cli(
+        &[
+            "--for-org",
+            "netcompany",
+            "cases",
+            "list",
+            "--assignee",
+            ANALYST,
+            "--json",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let listed: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let refs = |l: &[Value]| -> Vec<String> {
+        l.iter()
+            .map(|c| c["reference"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(refs(&listed), [nc[3].clone()], "CLI");
+    assert_eq!(listed[0]["assignee"], ANALYST);
+    let (ok, out) = sh(Command::new("curl")
+        .args([
+            "-sS",
+            "-H",
+            &format!("Authorization: Bearer {}", doors.token),
+        ])
+        .arg(format!(
+            "{}/api/v1/cases?assignee={}",
+            doors.sso.base,
+            ANALYST.replace('@', "%40")
+        )));
+    assert!(ok, "{out}");
+    let listed: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(refs(&listed), [nc[3].clone()], "API");
+    let page = doors.web.get("/cases?mine=1").text();
+    assert!(
+        page.contains(&nc[3]) && !page.contains(&nc[0]),
+        "web: {page}"
+    );
+    assert!(page.contains("1 case(s)"), "{page}");
+    let case = doors.web.get(&format!("/cases/{}", nc[3])).text();
+    assert!(
+        case.contains(&format!(
+            "<dd id=\"case-assignee\">{ANALYST} ({ANALYST})</dd>"
+        )),
+        "{case}"
+    );
 
     // Reads: one view entry per door, with the same detail.
     let before = doors.audit().len();

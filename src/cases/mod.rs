@@ -56,6 +56,10 @@ pub enum CaseError {
     NoAddress,
     #[error("no policy for organisation {0:?}")]
     NoPolicy(String),
+    #[error(
+        "{who:?} cannot take cases of {org}: only someone who has signed in with a role for it can"
+    )]
+    NotAnAnalyst { who: String, org: String },
     #[error(transparent)]
     Unlock(#[from] unlock::UnlockError),
     #[error("the reply could not be queued: {0}")]
@@ -94,6 +98,7 @@ impl CaseError {
             | CaseError::Empty(_)
             | CaseError::TooLong { .. }
             | CaseError::NoAddress
+            | CaseError::NotAnAnalyst { .. }
             | CaseError::Unlock(U::WrongPassword | U::Worker(_)) => ErrorClass::Invalid,
             CaseError::NoPolicy(_) | CaseError::Outbound(_) | CaseError::Store(_) => {
                 ErrorClass::Internal

@@ -18,6 +18,7 @@ use super::principal::{Authorized, Case, Principal};
 use super::unlock::{UnlockOutcome, Unlocker};
 use super::{CaseError, CaseState, CloseReason, EventKind};
 use crate::policy::PolicySet;
+use crate::store::analysts;
 use crate::store::audit::{self, AuditAction, Who};
 use crate::store::cases::{self as repo, CaseDetail, CaseSummary, EvidenceInfo, Filter};
 use crate::store::seal::Sealer;
@@ -295,6 +296,56 @@ impl Cases {
         .await?;
         tx.commit().await?;
         Ok(due)
+    }
+
+    /// Gives the case to `assignee` (an analyst's stable identity), or
+    /// takes it back (`None`). Only someone who has signed in with a role
+    /// for the case's organisation can take it. Giving it to whoever has it
+    /// already changes nothing and records nothing.
+    pub async fn assign(
+        &self,
+        case: &Authorized<Case>,
+        assignee: Option<&str>,
+    ) -> Result<(), CaseError> {
+        if let Some(who) = assignee {
+            let known = analysts::find(&self.store, who).await?;
+            if !known.is_some_and(|a| a.works(&case.org)) {
+                return Err(CaseError::NotAnAnalyst {
+                    who: who.chars().filter(|c| !c.is_control()).take(120).collect(),
+                    org: case.org.clone(),
+                });
+            }
+        }
+        let mut tx = self.store.write().await?;
+        if repo::assignee(&mut tx, case.id).await?.as_deref() == assignee {
+            return Ok(());
+        }
+        repo::set_assignee(&mut tx, case.id, assignee).await?;
+        let what = match assignee {
+            Some(who) => format!("assigned to {who}"),
+            None => "unassigned".to_owned(),
+        };
+        record(
+            &mut tx,
+            self.store.sealer(),
+            case,
+            &case.principal().who(),
+            self.now(),
+            Change {
+                event: EventKind::Assign,
+                timeline: &what,
+                action: AuditAction::Assign,
+                audit: &what,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The people who may take cases of `org`.
+    pub async fn analysts_for(&self, org: &str) -> Result<Vec<analysts::Analyst>, CaseError> {
+        Ok(analysts::working(&self.store, org).await?)
     }
 
     /// One evidence object of the case and its content.

@@ -239,3 +239,104 @@ async fn each_change_writes_its_timeline_and_audit_entries_together() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_case_goes_only_to_someone_who_signed_in_for_its_organisation() {
+    use crate::store::analysts::{self, Analyst};
+    let w = world().await;
+    let nc = file(&w, "netcompany", "NC").await;
+    let other = file(&w, "netcompany", "NC").await;
+    let known = |actor: &str, orgs: &[&str], admin: bool| Analyst {
+        actor: actor.into(),
+        display: format!("{actor} (name)"),
+        orgs: orgs.iter().map(|o| (*o).to_owned()).collect(),
+        admin,
+    };
+    analysts::signed_in(&w.store, &known("bob", &["netcompany"], false), MONDAY)
+        .await
+        .unwrap();
+    analysts::signed_in(&w.store, &known("mallory", &["magenta"], false), MONDAY)
+        .await
+        .unwrap();
+    analysts::signed_in(&w.store, &known("root", &[], true), MONDAY)
+        .await
+        .unwrap();
+    let case = w.cases.open(&analyst("netcompany"), &nc).await.unwrap();
+
+    // Nobody unknown, nobody of another organisation.
+    for who in ["stranger", "mallory"] {
+        let e = w.cases.assign(&case, Some(who)).await.unwrap_err();
+        assert_eq!(e.class(), ErrorClass::Invalid);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{who:?} cannot take cases of netcompany: only someone who has signed in with a role for it can"
+            )
+        );
+    }
+    // Bob can, and an admin can; once more for Bob changes nothing.
+    w.cases.assign(&case, Some("bob")).await.unwrap();
+    w.cases.assign(&case, Some("bob")).await.unwrap();
+    let mine = Filter {
+        assignee: Some("bob".into()),
+        ..Filter::default()
+    };
+    let listed = w.cases.list(&analyst("netcompany"), &mine).await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|c| c.reference.as_str())
+            .collect::<Vec<_>>(),
+        [nc.as_str()],
+        "only Bob's case, not {other}"
+    );
+    assert_eq!(listed[0].assignee.as_deref(), Some("bob"));
+    // Nobody else's organisation sees it, even filtered by assignee.
+    assert!(
+        w.cases
+            .list(&analyst("magenta"), &mine)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    w.cases.assign(&case, Some("root")).await.unwrap();
+    w.cases.assign(&case, None).await.unwrap();
+    assert_eq!(w.cases.view(&case).await.unwrap().summary.assignee, None);
+    assert_eq!(
+        w.cases
+            .analysts_for("netcompany")
+            .await
+            .unwrap()
+            .iter()
+            .map(|a| a.actor.as_str())
+            .collect::<Vec<_>>(),
+        ["bob", "root"]
+    );
+
+    // Each change is on the timeline and in the audit trail, once.
+    let d = w.cases.view(&case).await.unwrap();
+    let assigned: Vec<&str> = d
+        .timeline
+        .iter()
+        .filter(|e| e.kind == EventKind::Assign)
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert_eq!(
+        assigned,
+        ["assigned to bob", "assigned to root", "unassigned"]
+    );
+    let trail = audit::list(w.store.pool()).await.unwrap();
+    let audited: Vec<(&str, &str)> = trail
+        .iter()
+        .filter(|e| e.action == "assign")
+        .map(|e| (e.actor.as_str(), e.detail.as_str()))
+        .collect();
+    assert_eq!(
+        audited,
+        [
+            ("alice", "assigned to bob"),
+            ("alice", "assigned to root"),
+            ("alice", "unassigned")
+        ]
+    );
+}

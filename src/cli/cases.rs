@@ -90,6 +90,7 @@ pub(super) async fn cases_command(
             org,
             state,
             overdue,
+            assignee,
             json,
         } => {
             let filter = Filter {
@@ -97,6 +98,7 @@ pub(super) async fn cases_command(
                 state: state.as_deref().map(state_named).transpose()?,
                 kind: None,
                 overdue,
+                assignee,
             };
             let list = cases.list(&operator(None), &filter).await?;
             if json {
@@ -151,6 +153,19 @@ pub(super) async fn cases_command(
                 "{reference}: personal-data breach; notify the authority by {}",
                 local(due)
             );
+        }
+        CasesCommand::Assign {
+            reference,
+            to,
+            none: _,
+            actor: who,
+        } => {
+            let case = cases.open(&operator(who), &reference).await?;
+            cases.assign(&case, to.as_deref()).await?;
+            match to {
+                Some(to) => println!("{reference}: assigned to {to}"),
+                None => println!("{reference}: unassigned"),
+            }
         }
         CasesCommand::Note {
             reference,

@@ -113,6 +113,9 @@ pub enum CasesCommand {
         /// Only open cases past a deadline.
         #[arg(long)]
         overdue: bool,
+        /// Only the cases assigned to this analyst.
+        #[arg(long)]
+        assignee: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -137,6 +140,18 @@ pub enum CasesCommand {
     /// (72 hours by default, per the organisation's policy).
     Breach {
         reference: String,
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Give a case to an analyst (someone who has signed in with a role
+    /// for its organisation, named as the audit trail names them), or take
+    /// it back with --none.
+    Assign {
+        reference: String,
+        #[arg(long, conflicts_with = "none", required_unless_present = "none")]
+        to: Option<String>,
+        #[arg(long)]
+        none: bool,
         #[arg(long)]
         actor: Option<String>,
     },

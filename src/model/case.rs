@@ -180,10 +180,12 @@ pub enum EventKind {
     Breach,
     Unlocked,
     UnlockFailed,
+    /// The case was given to an analyst, or taken back.
+    Assign,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::Received,
         EventKind::Parsed,
         EventKind::ParseFailed,
@@ -194,6 +196,7 @@ impl EventKind {
         EventKind::Breach,
         EventKind::Unlocked,
         EventKind::UnlockFailed,
+        EventKind::Assign,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -208,6 +211,7 @@ impl EventKind {
             EventKind::Breach => "breach",
             EventKind::Unlocked => "unlocked",
             EventKind::UnlockFailed => "unlock-failed",
+            EventKind::Assign => "assign",
         }
     }
 

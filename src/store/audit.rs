@@ -59,6 +59,8 @@ pub enum AuditAction {
     Note,
     Reply,
     Breach,
+    /// A case given to an analyst, or taken back.
+    Assign,
     Unlocked,
     UnlockFailed,
     UnlockRefused,
@@ -85,6 +87,7 @@ impl AuditAction {
             AuditAction::Note => "note",
             AuditAction::Reply => "reply",
             AuditAction::Breach => "breach",
+            AuditAction::Assign => "assign",
             AuditAction::Unlocked => "unlocked",
             AuditAction::UnlockFailed => "unlock-failed",
             AuditAction::UnlockRefused => "unlock-refused",

@@ -101,6 +101,7 @@ pub struct MessageSummary {
     pub quarantine_reason: Option<String>,
 }
 
+pub mod analysts;
 pub mod audit;
 pub mod cases;
 mod legacy;

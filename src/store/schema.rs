@@ -260,6 +260,17 @@ pub const SQLITE: &[&str] = &[
     ALTER TABLE web_sessions ADD COLUMN name_id_format TEXT;
     ALTER TABLE web_sessions ADD COLUMN session_index TEXT;
     CREATE INDEX web_sessions_by_name_id ON web_sessions (name_id);",
+    // 11: who works a case (#11): the people who signed in with a role,
+    // by their stable identity (#16), and a case's assignee.
+    "CREATE TABLE analysts (
+        actor     TEXT    PRIMARY KEY,
+        display   TEXT    NOT NULL,
+        orgs      TEXT    NOT NULL,
+        admin     INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL
+    );
+    ALTER TABLE cases ADD COLUMN assignee TEXT;
+    CREATE INDEX cases_by_assignee ON cases (assignee);",
 ];
 
 pub const POSTGRES: &[&str] = &[
@@ -470,4 +481,14 @@ pub const POSTGRES: &[&str] = &[
     ALTER TABLE web_sessions ADD COLUMN name_id_format TEXT;
     ALTER TABLE web_sessions ADD COLUMN session_index TEXT;
     CREATE INDEX web_sessions_by_name_id ON web_sessions (name_id);",
+    // 11
+    "CREATE TABLE analysts (
+        actor     TEXT   PRIMARY KEY,
+        display   TEXT   NOT NULL,
+        orgs      TEXT   NOT NULL,
+        admin     BIGINT NOT NULL,
+        last_seen BIGINT NOT NULL
+    );
+    ALTER TABLE cases ADD COLUMN assignee TEXT;
+    CREATE INDEX cases_by_assignee ON cases (assignee);",
 ];

@@ -495,6 +495,28 @@ pub async fn set_breach_notify_by(
     Ok(())
 }
 
+/// Who the case is assigned to, if anyone.
+pub async fn assignee(tx: &mut WriteTx<'_>, id: i64) -> Result<Option<String>, StoreError> {
+    let (who,): (Option<String>,) = sqlx::query_as("SELECT assignee FROM cases WHERE id = $1")
+        .bind(id)
+        .fetch_one(tx.conn())
+        .await?;
+    Ok(who)
+}
+
+pub async fn set_assignee(
+    tx: &mut WriteTx<'_>,
+    id: i64,
+    assignee: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE cases SET assignee = $1 WHERE id = $2")
+        .bind(assignee)
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
 /// What a reply to the reporter is built from, opened.
 pub struct ReplyFacts {
     pub subject: String,

@@ -77,6 +77,8 @@ pub struct CaseSummary {
     pub acknowledge_by: i64,
     pub feedback_by: i64,
     pub overdue: bool,
+    /// Who works it (an analyst's stable identity), if anyone.
+    pub assignee: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -85,6 +87,8 @@ pub struct Filter {
     pub state: Option<CaseState>,
     pub kind: Option<CaseKind>,
     pub overdue: bool,
+    /// Only the cases assigned to this analyst.
+    pub assignee: Option<String>,
 }
 
 fn overdue(state: CaseState, ack_by: i64, feedback_by: i64, paused: bool, now: i64) -> bool {
@@ -106,13 +110,14 @@ pub async fn list(
 ) -> Result<Vec<CaseSummary>, StoreError> {
     let rows = sqlx::query(
         "SELECT reference, org, kind, state, subject, received_at, acknowledge_by, feedback_by,
-                feedback_paused_at
+                feedback_paused_at, assignee
          FROM cases WHERE ($1 IS NULL OR org = $1) AND ($2 IS NULL OR state = $2)
-             AND ($3 IS NULL OR kind = $3) ORDER BY id",
+             AND ($3 IS NULL OR kind = $3) AND ($4 IS NULL OR assignee = $4) ORDER BY id",
     )
     .bind(&filter.org)
     .bind(filter.state.map(CaseState::as_str))
     .bind(filter.kind.map(CaseKind::as_str))
+    .bind(&filter.assignee)
     .fetch_all(pool)
     .await?;
     let mut out = Vec::new();
@@ -144,6 +149,7 @@ pub async fn list(
             acknowledge_by: ack_by,
             feedback_by,
             overdue: is_overdue,
+            assignee: r.try_get("assignee")?,
         });
     }
     Ok(out)
@@ -280,6 +286,7 @@ pub async fn show(
             received_at: row.try_get("received_at")?,
             acknowledge_by: ack_by,
             feedback_by,
+            assignee: row.try_get("assignee")?,
         },
         close_reason: row.try_get("close_reason")?,
         reporter_name: field("reporter_name")?,

@@ -36,6 +36,7 @@ pub mod paths {
     pub const CASE: &str = "/api/v1/cases/{reference}";
     pub const TRANSITION: &str = "/api/v1/cases/{reference}/transition";
     pub const NOTES: &str = "/api/v1/cases/{reference}/notes";
+    pub const ASSIGN: &str = "/api/v1/cases/{reference}/assign";
     pub const EXPORT: &str = "/api/v1/export";
     pub const OPENAPI: &str = "/api/v1/openapi.json";
 }
@@ -48,6 +49,7 @@ fn routes() -> Vec<(Method, &'static str, MethodRouter<Api>)> {
         (Method::GET, paths::CASE, get(show_case)),
         (Method::POST, paths::TRANSITION, post(transition)),
         (Method::POST, paths::NOTES, post(add_note)),
+        (Method::POST, paths::ASSIGN, post(assign)),
         (Method::GET, paths::EXPORT, get(export)),
         (Method::GET, paths::OPENAPI, get(openapi)),
     ]
@@ -164,6 +166,7 @@ struct ListQuery {
     kind: Option<String>,
     #[serde(default)]
     overdue: bool,
+    assignee: Option<String>,
 }
 
 async fn list_cases(
@@ -185,6 +188,7 @@ async fn list_cases(
         state: q.state.as_deref().map(state_named).transpose()?,
         kind,
         overdue: q.overdue,
+        assignee: q.assignee,
     };
     let visible = api.cases.list(&p, &filter).await?;
     let mut tx = api.store.write().await?;
@@ -245,6 +249,33 @@ async fn add_note(
     Ok(json(
         StatusCode::CREATED,
         &serde_json::json!({ "reference": reference, "note": "added" }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct AssignBody {
+    /// Required, and null to take the case back: a missing field is a
+    /// mistake, not an unassignment.
+    #[serde(deserialize_with = "present")]
+    assignee: Option<String>,
+}
+
+/// An `Option` field that must be present, null or not.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d)
+}
+
+async fn assign(
+    State(api): State<Api>,
+    Caller(p): Caller,
+    Path(reference): Path<String>,
+    Json(body): Json<AssignBody>,
+) -> Result<Response, ApiError> {
+    let case = api.cases.open(&p, &reference).await?;
+    api.cases.assign(&case, body.assignee.as_deref()).await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "reference": reference, "assignee": body.assignee }),
     ))
 }
 

@@ -2,6 +2,7 @@
 //! request, our metadata, and the assertion consumer. Sign-out and single
 //! logout are in `logout`.
 
+use crate::store::analysts;
 use crate::store::audit::{self, AuditAction, Who};
 use crate::web::pages::{Base, MessagePage, S, UiError, now, render};
 
@@ -198,6 +199,19 @@ pub(crate) async fn acs(
     }
     session::sweep(&ui.store, ui.lifetimes, now).await?;
     let display = ui.sso.display_name(&verified);
+    // Known from now on as someone who can take cases of these
+    // organisations.
+    analysts::signed_in(
+        &ui.store,
+        &analysts::Analyst {
+            actor: actor.clone(),
+            display: display.clone(),
+            orgs: roles.orgs.iter().cloned().collect(),
+            admin: roles.admin,
+        },
+        now,
+    )
+    .await?;
     let Some(token) = session::create(&ui.store, &verified, &actor, &display, &roles, now).await?
     else {
         return Err(UiError::Internal);

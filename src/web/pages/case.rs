@@ -53,6 +53,9 @@ struct CaseView {
     timeline: Vec<EventView>,
     has_locked: bool,
     next_states: Vec<&'static str>,
+    /// Who works it, by display name, and who could: (actor, display).
+    assignee: Option<String>,
+    analysts: Vec<(String, String)>,
 }
 
 #[derive(Template)]
@@ -76,6 +79,7 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "unlocked" => "Archive unlocked and its contents filed as evidence.",
         "transition" => "State changed.",
         "note" => "Note added.",
+        "assign" => "Assignment changed.",
         "reply" => "Reply queued to the reporter; it is in the timeline.",
         "breach" => {
             "Flagged as a personal-data breach: the deadline to notify the authority is on the case."
@@ -165,6 +169,19 @@ async fn case_page(
     let has_locked = evidence.iter().any(|e| e.locked);
     let fields = report_fields(&d);
     let reporter = reporter(&d);
+    let analysts: Vec<(String, String)> = ui
+        .cases
+        .analysts_for(&case.org)
+        .await?
+        .into_iter()
+        .map(|a| (a.actor, a.display))
+        .collect();
+    let assignee = s.assignee.as_ref().map(|who| {
+        analysts
+            .iter()
+            .find(|(actor, _)| actor == who)
+            .map_or_else(|| who.clone(), |(_, display)| format!("{display} ({who})"))
+    });
     let c = CaseView {
         reference: s.reference.clone(),
         subject: s.subject.clone(),
@@ -244,6 +261,8 @@ async fn case_page(
             })
             .collect(),
         has_locked,
+        assignee,
+        analysts,
         next_states: CaseState::ALL
             .iter()
             .filter(|n| state.may_become(**n))
@@ -376,6 +395,29 @@ pub(crate) async fn reply(
     let case = a.open(&ui, &reference).await?;
     match async { ui.cases.reply(&case, &ReplyText::new(&f.text)?).await }.await {
         Ok(_) => Ok(done(&case.reference, "reply")),
+        Err(e) => refused(&ui, &a, &case, e).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AssignForm {
+    csrf: String,
+    /// An analyst's stable identity; empty takes the case back.
+    #[serde(default)]
+    assignee: String,
+}
+
+pub(crate) async fn assign(
+    State(ui): State<S>,
+    a: Analyst,
+    Path(reference): Path<String>,
+    Form(f): Form<AssignForm>,
+) -> Result<Response, UiError> {
+    a.check_csrf(&f.csrf)?;
+    let case = a.open(&ui, &reference).await?;
+    let to = Some(f.assignee.as_str()).filter(|s| !s.is_empty());
+    match ui.cases.assign(&case, to).await {
+        Ok(()) => Ok(done(&case.reference, "assign")),
         Err(e) => refused(&ui, &a, &case, e).await,
     }
 }

@@ -17,6 +17,8 @@ pub(crate) struct ListQuery {
     awaiting: Option<String>,
     #[serde(default)]
     unflagged: Option<String>,
+    #[serde(default)]
+    mine: Option<String>,
 }
 
 struct ListFilterView {
@@ -25,6 +27,7 @@ struct ListFilterView {
     overdue: bool,
     awaiting: bool,
     unflagged: bool,
+    mine: bool,
 }
 
 struct Row {
@@ -58,6 +61,7 @@ pub(crate) async fn list(
         overdue: q.overdue.is_some(),
         awaiting: q.awaiting.is_some(),
         unflagged: q.unflagged.is_some(),
+        mine: q.mine.is_some(),
         org: q.org,
         state: q.state,
     };
@@ -73,6 +77,7 @@ pub(crate) async fn list(
         state,
         kind: f.unflagged.then_some(CaseKind::Unflagged),
         overdue: f.overdue,
+        assignee: f.mine.then(|| a.session.actor.clone()),
     };
     let rows = ui
         .cases

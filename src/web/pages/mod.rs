@@ -94,6 +94,7 @@ pub fn router(ui: Ui) -> Router {
         .route("/cases/{reference}/notes", post(case::note))
         .route("/cases/{reference}/reply", post(case::reply))
         .route("/cases/{reference}/breach", post(case::breach))
+        .route("/cases/{reference}/assign", post(case::assign))
         .route("/audit", get(trail::page));
     if dev {
         r = r.route("/dev-idp/sso", get(dev_signin::page).post(dev_signin::sign));
