@@ -138,6 +138,26 @@ async fn an_analyst_works_a_case_in_chromium() {
     assert_eq!(b.text("#case-state").await, "triaged");
     assert!(b.text("#timeline").await.contains("reproduced on staging"));
 
+    // Take the case: it is then among "My cases", and nowhere else's.
+    assert_eq!(b.text("#case-assignee").await, "nobody");
+    b.select("#assignee", "analyst@netcompany").await;
+    b.submit("#assign").await;
+    assert!(b.text("#notice").await.contains("Assignment changed"));
+    assert!(
+        b.text("#case-assignee")
+            .await
+            .contains("(analyst@netcompany)")
+    );
+    assert!(
+        b.text("#timeline")
+            .await
+            .contains("assigned to analyst@netcompany")
+    );
+    b.submit("a[href=\"/cases?mine=1\"]").await;
+    assert!(b.source().await.contains(&reference), "my cases list it");
+    assert!(b.text(".count").await.starts_with("1 case"));
+    b.goto(&format!("{base}/cases/{reference}")).await;
+
     // Download a file extracted from the archive.
     let case: Value =
         serde_json::from_str(&server.cli(&["cases", "show", &reference, "--json"], None).1)
@@ -213,6 +233,7 @@ async fn an_analyst_works_a_case_in_chromium() {
         "unlock-failed",
         "unlocked",
         "transition",
+        "assign",
         "evidence-download",
         "sign-out",
     ] {
