@@ -331,7 +331,5 @@ pub fn read_redirect_request(saml_request: &str) -> Result<(String, String), Dev
 }
 
 fn xml_attr(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('"', "&quot;")
+    super::binding::escape(s)
 }
