@@ -8,7 +8,7 @@ saml=(pkg-config libssl-dev libxml2-dev libxmlsec1-dev libclang-dev)
 
 case "${1:-}" in
   run)   pkgs=(ca-certificates gcc "${saml[@]}") ;;
-  test)  pkgs=(ca-certificates gcc openssl swaks libnet-ssleay-perl python3 sqlite3 postgresql postgresql-client curl procps
+  test)  pkgs=(ca-certificates gcc openssl swaks libnet-ssleay-perl python3 sqlite3 postgresql postgresql-client curl procps p7zip-full
                "${saml[@]}" chromium chromium-driver fonts-dejavu-core
                simplesamlphp php-cli php-xml php-mbstring) ;;
   fixtures) pkgs=(p7zip-full zip python3) ;;

@@ -403,11 +403,24 @@ async fn hostile_archives_are_refused_with_reasons_and_the_rest_of_the_report_op
             .contains("Sign in as any customer"),
         "the good archive's report"
     );
+    // The report inside is the report: its impact replaces the covering
+    // note's, which stays in the conversation as a message of its own.
     assert!(
         case["impact"]
             .as_str()
             .unwrap()
-            .contains("see the archives"),
+            .contains("all customers' invoices"),
+        "{case:#}"
+    );
+    assert_eq!(case["field_sources"]["impact"], "archive");
+    let note = case["thread"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["kind"] == "covering-note")
+        .unwrap();
+    assert!(
+        note["text"].as_str().unwrap().contains("see the archives"),
         "the mail's own text kept"
     );
     let ev = case["evidence"].as_array().unwrap();

@@ -307,6 +307,15 @@ const CLEAR: &[&str] = &[
     ".timeline[].actor",
     ".conversation[].sender",
     ".conversation[].tls_version",
+    // The conversation: message kinds, TLS versions, who sent what (the
+    // sender as the envelope names it, `us`, an analyst), where we sent
+    // it (ops metadata, like the outbox's list) and how delivery went.
+    ".thread[].kind",
+    ".thread[].tls_version",
+    ".thread[].from",
+    ".thread[].to",
+    ".thread[].delivery",
+    ".thread[].delivery_reason",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -130,6 +130,62 @@ async fn an_analyst_works_a_case_in_chromium() {
     b.screenshot(&artifacts().join("case-view.png")).await;
     b.resize(1280, 1000).await;
 
+    // The reporter answers our receipt; the conversation reads in order,
+    // the report from inside the archive first, and each mail's headers
+    // are one click away.
+    let (_, outbox, _) = server.cli(&["outbox", "list", "--json"], None);
+    let outbox: Vec<Value> = serde_json::from_str(&outbox).unwrap();
+    let token = outbox[0]["message_id"].as_str().unwrap().to_owned();
+    let follow_up = common::mail::Mail::new(
+        "Reporter <r@researcher.example>",
+        "security@netcompany.example",
+        &format!("Re: [{reference}] Responsible disclosure"),
+    )
+    .message_id("browser-follow-up@researcher.example")
+    .header("In-Reply-To", &token)
+    .text("The password is on its way by phone; the export also leaks <b>archived</b> invoices.")
+    .bytes();
+    deliver_from(
+        &server,
+        "r@researcher.example",
+        "security@netcompany.example",
+        &follow_up,
+    )
+    .await;
+    server.wait_filed(2);
+    b.goto(&format!("{base}/cases/{reference}")).await;
+    let thread = b.text("#thread").await;
+    let at = |needle: &str| {
+        thread
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} in {thread}"))
+    };
+    assert!(at("Report (found inside the archive)") < at("Covering note (the mail's own text)"));
+    assert!(at("Covering note (the mail's own text)") < at("Our receipt"));
+    assert!(at("Our receipt") < at("Follow-up from the reporter"));
+    assert!(thread.contains("leaks <b>archived</b> invoices"), "text, not markup");
+    b.resize(1280, 3000).await;
+    b.screenshot(&artifacts().join("conversation.png")).await;
+    b.resize(1280, 1000).await;
+    let case: Value =
+        serde_json::from_str(&server.cli(&["cases", "show", &reference, "--json"], None).1)
+            .unwrap();
+    let mail = case["thread"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "follow-up")
+        .unwrap()["message"]
+        .as_i64()
+        .unwrap();
+    b.click(&format!("a[href=\"/cases/{reference}/messages/{mail}/headers\"]"))
+        .await;
+    let headers = b.text("#headers").await;
+    assert!(headers.starts_with("Received: from "), "{headers}");
+    assert!(headers.contains(&format!("In-Reply-To: {token}")), "{headers}");
+    b.screenshot(&artifacts().join("headers.png")).await;
+    b.goto(&format!("{base}/cases/{reference}")).await;
+
     // Change its state, with a reason.
     b.select("#next-state", "triaged").await;
     b.type_into("#reason", "reproduced on staging").await;
@@ -235,6 +291,7 @@ async fn an_analyst_works_a_case_in_chromium() {
         "transition",
         "assign",
         "evidence-download",
+        "headers-view",
         "sign-out",
     ] {
         assert!(

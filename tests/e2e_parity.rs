@@ -39,6 +39,8 @@ enum Action {
     Breach,
     /// To an analyst (their stable identity), or back to nobody.
     Assign(Option<&'static str>),
+    /// Write a report field, or clear it.
+    Edit(&'static str, Option<String>),
 }
 
 struct Doors {
@@ -85,6 +87,13 @@ impl Doors {
                 }
                 None
             }
+            Action::Edit(field, text) => {
+                args.extend(["edit", reference, field]);
+                if text.is_none() {
+                    args.push("--clear");
+                }
+                text.as_deref()
+            }
         };
         args.extend(["--actor", ANALYST]);
         let (ok, _, err) = self.sso.server.cli(&args, stdin);
@@ -111,6 +120,10 @@ impl Doors {
             // The API has no breach route: the row says so.
             Action::Breach => return Outcome::Refused(404, "no breach route".into()),
             Action::Assign(to) => ("assign", serde_json::json!({ "assignee": to })),
+            Action::Edit(field, text) => (
+                "fields",
+                serde_json::json!({ "field": field, "text": text }),
+            ),
         };
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("body.json");
@@ -156,6 +169,14 @@ impl Doors {
             Action::Assign(to) => self.web.post(
                 &format!("/cases/{reference}/assign"),
                 &[("csrf", &csrf), ("assignee", to.unwrap_or(""))],
+            ),
+            Action::Edit(field, text) => self.web.post(
+                &format!("/cases/{reference}/fields"),
+                &[
+                    ("csrf", &csrf),
+                    ("field", field),
+                    ("text", text.as_deref().unwrap_or("")),
+                ],
             ),
         };
         if r.status == 303 {
@@ -358,6 +379,27 @@ async fn every_door_gives_the_same_answer() {
             format!("no case {}", mag[0]),
         ),
         (
+            "an unknown field",
+            &nc[0],
+            Action::Edit("severity", Some("high".into())),
+            422,
+            "unknown field \"severity\": one of description, steps, impact, mitigation, contact, channel".into(),
+        ),
+        (
+            "a field value over its limit",
+            &nc[0],
+            Action::Edit("impact", Some(over.clone())),
+            422,
+            "the field value is longer than 20000 characters (20001)".into(),
+        ),
+        (
+            "a field of another organisation's case",
+            &mag[0],
+            Action::Edit("impact", Some("mine now".into())),
+            404,
+            format!("no case {}", mag[0]),
+        ),
+        (
             "a transition reason over its limit",
             &nc[0],
             Action::Transition("acknowledged", "r".repeat(501)),
@@ -444,6 +486,20 @@ async fn every_door_gives_the_same_answer() {
             "assign",
             "unassigned",
             "unassigned",
+        ),
+        (
+            "a field correction",
+            Action::Edit("impact", Some("  Any customer's invoices.  ".into())),
+            "edit",
+            "impact written by an analyst",
+            "impact written by an analyst",
+        ),
+        (
+            "a field cleared",
+            Action::Edit("impact", None),
+            "edit",
+            "impact cleared by an analyst",
+            "impact cleared by an analyst",
         ),
         (
             "a closing with its reason",

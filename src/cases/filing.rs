@@ -16,10 +16,11 @@ use super::{Case, CaseKind, CaseState, EventKind, Reason};
 use crate::intake::analysis::Analysis;
 use crate::intake::evidence::Evidence;
 use crate::model::report::Language;
+use crate::model::thread::MessageKind;
 use crate::outbound::{self, ReceiptFacts, Recipient};
 use crate::policy::Policy;
 use crate::store::audit::Who;
-use crate::store::cases::{self as case_store, FollowUp, NewCase};
+use crate::store::cases::{self as case_store, NewCase, NewMessage};
 use crate::store::messages::{self, Claimed};
 use crate::store::outbox;
 use crate::store::seal::Sealer;
@@ -43,8 +44,9 @@ pub(crate) async fn file(
         (Filed::Refiled { reference }, case_id)
     } else if let Some((case_id, reference, token)) = thread_of(tx, policy, &a).await? {
         let from_reporter = token && from_the_reporter(tx, sealer, case_id, &reference, &a).await?;
-        let follow_up = FollowUp {
-            message_row: p.id,
+        let follow_up = NewMessage {
+            kind: MessageKind::FollowUp,
+            message_row: Some(p.id),
             at: p.received_at,
             from_reporter,
             token,
@@ -204,7 +206,22 @@ fn new_case(policy: &Policy, a: &Analysis, p: &Claimed) -> NewCase {
         message_row: p.id,
         evidence,
         unparsed_reason: None,
+        text: Some(report_text(mail)),
+        sender: mail
+            .from_address
+            .clone()
+            .unwrap_or_else(|| p.mail_from.clone()),
     }
+}
+
+/// The mail's text with the text of each forwarded message after it.
+fn report_text(mail: &crate::intake::mime::Mail) -> String {
+    let mut text = mail.text.clone();
+    for f in &mail.forwarded_text {
+        text.push_str("\n\n---------- forwarded message ----------\n");
+        text.push_str(f);
+    }
+    text
 }
 
 /// The receipt, in the report's language, to the envelope sender when it
@@ -341,6 +358,8 @@ pub(crate) async fn quarantine(
                 message_row: p.id,
                 evidence: Vec::new(),
                 unparsed_reason: Some(reason.to_owned()),
+                text: None,
+                sender: p.mail_from.clone(),
             };
             let (case_id, reference) = case_store::insert(tx, sealer, &new).await?;
             messages::link_case(tx, p.id, case_id).await?;

@@ -39,6 +39,21 @@ impl NoteText {
     }
 }
 
+/// A report field's value written by an analyst: 1 to `MAX_TEXT_CHARS`
+/// characters once trimmed (an empty value clears the field instead).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldText(String);
+
+impl FieldText {
+    pub fn new(text: &str) -> Result<FieldText, CaseError> {
+        bounded(text, MAX_TEXT_CHARS, "field value").map(FieldText)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A reply to the reporter: 1 to `MAX_TEXT_CHARS` characters once trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplyText(String);

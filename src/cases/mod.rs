@@ -13,12 +13,13 @@ pub mod inbox;
 pub mod input;
 pub mod principal;
 pub mod service;
+pub mod thread;
 pub mod unlock;
 
 #[cfg(test)]
 mod tests;
 
-pub use input::{NoteText, Reason, ReplyText};
+pub use input::{FieldText, NoteText, Reason, ReplyText};
 pub use principal::{Authorized, Case, Door, Principal, Scope};
 pub use service::{Cases, EvidenceUse};
 
@@ -33,6 +34,10 @@ pub enum CaseError {
     NotFound(String),
     #[error("case {0} has no such evidence")]
     NoEvidence(String),
+    #[error("case {0} has no such message")]
+    NoMessage(String),
+    #[error("unknown field {0:?}: one of {fields}", fields = crate::model::thread::ReportField::names())]
+    UnknownField(String),
     #[error("a {from} case cannot become {to}")]
     Transition {
         from: &'static str,
@@ -87,7 +92,9 @@ impl CaseError {
     pub fn class(&self) -> ErrorClass {
         use unlock::UnlockError as U;
         match self {
-            CaseError::NotFound(_) | CaseError::NoEvidence(_) => ErrorClass::NotFound,
+            CaseError::NotFound(_) | CaseError::NoEvidence(_) | CaseError::NoMessage(_) => {
+                ErrorClass::NotFound
+            }
             CaseError::Store(StoreError::NotFound(_)) => ErrorClass::NotFound,
             CaseError::Transition { .. } => ErrorClass::Conflict,
             CaseError::Unlock(U::TooManyAttempts(_)) => ErrorClass::Limited,
@@ -98,6 +105,7 @@ impl CaseError {
             | CaseError::Empty(_)
             | CaseError::TooLong { .. }
             | CaseError::NoAddress
+            | CaseError::UnknownField(_)
             | CaseError::NotAnAnalyst { .. }
             | CaseError::Unlock(U::WrongPassword | U::Worker(_)) => ErrorClass::Invalid,
             CaseError::NoPolicy(_) | CaseError::Outbound(_) | CaseError::Store(_) => {
@@ -105,6 +113,12 @@ impl CaseError {
             }
         }
     }
+}
+
+/// `ReportField::parse`, refusing an unknown name with the error every
+/// door shows.
+pub fn field_named(s: &str) -> Result<crate::model::thread::ReportField, CaseError> {
+    crate::model::thread::ReportField::parse(s).ok_or_else(|| CaseError::UnknownField(s.to_owned()))
 }
 
 /// `CaseState::parse`, refusing an unknown name with the error every door

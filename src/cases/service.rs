@@ -13,10 +13,11 @@
 //! `CaseState::may_become`, or take a deadline from anywhere but the
 //! case's policy.
 
-use super::input::{NoteText, Reason, ReplyText};
+use super::input::{FieldText, NoteText, Reason, ReplyText};
 use super::principal::{Authorized, Case, Principal};
 use super::unlock::{UnlockOutcome, Unlocker};
 use super::{CaseError, CaseState, CloseReason, EventKind};
+use crate::model::thread::{FieldSource, ReportField};
 use crate::policy::PolicySet;
 use crate::store::analysts;
 use crate::store::audit::{self, AuditAction, Who};
@@ -135,9 +136,11 @@ impl Cases {
     }
 
     async fn read(&self, case: &Case) -> Result<CaseDetail, CaseError> {
-        repo::show(self.store.pool(), self.store.sealer(), case.id, self.now())
+        let mut d = repo::show(self.store.pool(), self.store.sealer(), case.id, self.now())
             .await?
-            .ok_or_else(|| CaseError::NotFound(case.reference.clone()))
+            .ok_or_else(|| CaseError::NotFound(case.reference.clone()))?;
+        d.thread = super::thread::assemble(&d);
+        Ok(d)
     }
 
     /// Every case the principal may see, whole; audited as one export.
@@ -374,6 +377,91 @@ impl Cases {
             .await?;
         }
         Ok(found)
+    }
+
+    /// Stored mail `message` of the case, as it arrived (with our
+    /// Received: header on top); audited as a download.
+    pub async fn raw_message(
+        &self,
+        case: &Authorized<Case>,
+        message: i64,
+    ) -> Result<Vec<u8>, CaseError> {
+        let raw = self.mail(case, message).await?;
+        self.audit_read(
+            case.principal(),
+            AuditAction::RawDownload,
+            &case.reference,
+            &format!("original message {message} downloaded"),
+        )
+        .await?;
+        Ok(raw)
+    }
+
+    /// The header section of stored mail `message`, as it arrived (at most
+    /// `thread::MAX_HEADER_BYTES`); audited as a read.
+    pub async fn headers(
+        &self,
+        case: &Authorized<Case>,
+        message: i64,
+    ) -> Result<super::thread::Headers, CaseError> {
+        let raw = self.mail(case, message).await?;
+        self.audit_read(
+            case.principal(),
+            AuditAction::HeadersView,
+            &case.reference,
+            &format!("headers of message {message} read"),
+        )
+        .await?;
+        Ok(super::thread::headers_of(&raw))
+    }
+
+    async fn mail(&self, case: &Authorized<Case>, message: i64) -> Result<Vec<u8>, CaseError> {
+        repo::raw_mail(self.store.pool(), self.store.sealer(), case.id, message)
+            .await?
+            .ok_or_else(|| CaseError::NoMessage(case.reference.clone()))
+    }
+
+    /// Writes (or, with `None`, clears) report field `field` as an
+    /// analyst's: from then on nothing extracted (an archive's report)
+    /// overwrites it. Writing the value it has changes nothing.
+    pub async fn edit_field(
+        &self,
+        case: &Authorized<Case>,
+        field: ReportField,
+        text: Option<&FieldText>,
+    ) -> Result<(), CaseError> {
+        let sealer = self.store.sealer();
+        let mut tx = self.store.write().await?;
+        let (mut fields, mut sources) =
+            repo::fields_of(&mut tx, sealer, case.id, &case.reference).await?;
+        let value = text.map(|t| t.as_str().to_owned());
+        if *field.slot(&mut fields) == value {
+            return Ok(());
+        }
+        *field.slot(&mut fields) = value;
+        sources.set(field, text.map(|_| FieldSource::Analyst));
+        repo::write_text_fields(&mut tx, sealer, case.id, &case.reference, &fields, &sources)
+            .await?;
+        let what = match text {
+            Some(_) => format!("{} written by an analyst", field.as_str()),
+            None => format!("{} cleared by an analyst", field.as_str()),
+        };
+        record(
+            &mut tx,
+            sealer,
+            case,
+            &case.principal().who(),
+            self.now(),
+            Change {
+                event: EventKind::Edit,
+                timeline: &what,
+                action: AuditAction::EditField,
+                audit: &what,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The message the case was opened from, as it arrived; audited.

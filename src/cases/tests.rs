@@ -80,6 +80,8 @@ async fn file(w: &World, org: &str, prefix: &str) -> String {
             message_row: 1,
             evidence: Vec::new(),
             unparsed_reason: None,
+            text: Some("The search page reflects q.".into()),
+            sender: "r@example.org".into(),
         },
     )
     .await

@@ -28,9 +28,10 @@ use crate::intake::analysis::{ArchiveOutcome, OpenedFile};
 use crate::intake::evidence::Evidence;
 use crate::intake::extract::{ExtractError, ExtractLimits};
 use crate::intake::worker::{Budget, Failure, Worker};
+use crate::model::thread::MessageKind;
 use crate::policy::PolicySet;
 use crate::store::audit::{self, AuditAction, Who};
-use crate::store::cases::{self as case_store, Placement};
+use crate::store::cases::{self as case_store, NewMessage, Placement};
 use crate::store::seal::Sealer;
 use crate::store::unlocks::{self, Admission};
 use crate::store::{Store, StoreError, WriteTx};
@@ -66,8 +67,11 @@ pub struct UnlockOutcome {
     /// Archives refused by a cap or damage, with the reason.
     pub refused: Vec<String>,
     pub extracted_files: usize,
-    /// Case fields filled from report text found inside.
+    /// Case fields taken from report text found inside.
     pub fields_filled: Vec<&'static str>,
+    /// Report text was found inside: it is now the case's report, and the
+    /// mail's own text its covering note.
+    pub report_found: bool,
     /// Locked archives beyond `max_archives`, left for another attempt.
     pub left_locked: usize,
 }
@@ -246,6 +250,7 @@ impl Unlocker {
             refused: Vec::new(),
             extracted_files: 0,
             fields_filled: Vec::new(),
+            report_found: false,
             left_locked,
         };
         for (l, result) in locked.iter().zip(opened.archives) {
@@ -268,10 +273,13 @@ impl Unlocker {
                 }
             }
         }
-        if let Some(fields) = &opened.fields {
+        if let (Some(fields), Some(text)) = (&opened.fields, &opened.report_text) {
             outcome.fields_filled =
-                case_store::fill_empty_fields(&mut tx, sealer, case.id, &case.reference, fields)
+                case_store::merge_archive_fields(&mut tx, sealer, case.id, &case.reference, fields)
                     .await?;
+            let names: Vec<&str> = locked.iter().map(|l| l.name.as_str()).collect();
+            keep_archive_report(&mut tx, sealer, case.id, text, &names.join(", "), now).await?;
+            outcome.report_found = true;
         }
         let (detail, summary) = outcome.describe();
         record(
@@ -298,6 +306,34 @@ impl Unlocker {
         tx.commit().await?;
         Ok(outcome)
     }
+}
+
+/// The report found inside archives `names` becomes the case's report;
+/// the mail's own text stays, as its covering note.
+async fn keep_archive_report(
+    tx: &mut WriteTx<'_>,
+    sealer: &Sealer,
+    case_id: i64,
+    text: &str,
+    names: &str,
+    now: i64,
+) -> Result<(), CaseError> {
+    let mail = case_store::message_of_kind(tx, sealer, case_id, MessageKind::Report).await?;
+    case_store::relabel_messages(tx, case_id, MessageKind::Report, MessageKind::CoveringNote)
+        .await?;
+    let report = NewMessage {
+        kind: MessageKind::ArchiveReport,
+        message_row: mail.as_ref().and_then(|m| m.message_row),
+        at: mail.as_ref().map_or(now, |m| m.at),
+        from_reporter: true,
+        token: false,
+        sender: mail.as_ref().map(|m| m.sender.clone()).unwrap_or_default(),
+        subject: format!("the report inside {names}"),
+        text: text.to_owned(),
+        tls_version: mail.and_then(|m| m.tls_version),
+    };
+    case_store::add_message(tx, sealer, case_id, &report).await?;
+    Ok(())
 }
 
 impl UnlockOutcome {

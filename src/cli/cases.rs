@@ -6,6 +6,7 @@ use crate::cases::unlock::Unlocker;
 use crate::cases::{Cases, Door, NoteText, Principal, Reason, Scope, state_named};
 use crate::config::Config;
 use crate::intake::extract::ExtractLimits;
+use crate::model::thread::{EntryKind, FieldSource, ReportField};
 use crate::policy::PolicySet;
 use crate::store::Store;
 use crate::store::cases::{CaseDetail, Filter};
@@ -176,11 +177,46 @@ pub(super) async fn cases_command(
             cases.note(&case, &text).await?;
             println!("{reference}: note added");
         }
-        CasesCommand::Raw { reference } => {
+        CasesCommand::Raw { reference, message } => {
             let case = cases.open(&operator(None), &reference).await?;
-            let raw = cases.raw(&case).await?;
+            let raw = match message {
+                Some(m) => cases.raw_message(&case, m).await?,
+                None => cases.raw(&case).await?,
+            };
             use std::io::Write;
             std::io::stdout().write_all(&raw).map_err(CliError::Stdin)?;
+        }
+        CasesCommand::Headers { reference, message } => {
+            let case = cases.open(&operator(None), &reference).await?;
+            let h = cases.headers(&case, message).await?;
+            for line in h.text.lines() {
+                println!("{}", shown(line));
+            }
+            if h.truncated {
+                println!(
+                    "(only the first {} bytes; `cases raw {reference} --message {message}` has them all)",
+                    crate::cases::thread::MAX_HEADER_BYTES
+                );
+            }
+        }
+        CasesCommand::Edit {
+            reference,
+            field,
+            clear,
+            actor: who,
+        } => {
+            let case = cases.open(&operator(who), &reference).await?;
+            let field = crate::cases::field_named(&field)?;
+            let text = if clear {
+                None
+            } else {
+                Some(crate::cases::FieldText::new(&read_text()?)?)
+            };
+            cases.edit_field(&case, field, text.as_ref()).await?;
+            match text {
+                Some(_) => println!("{reference}: {} written", field.as_str()),
+                None => println!("{reference}: {} cleared", field.as_str()),
+            }
         }
         CasesCommand::Retry { reference } => {
             let case = cases.open(&operator(None), &reference).await?;
@@ -291,16 +327,22 @@ fn print_summary(c: &CaseDetail, now: i64) {
             [c.cve_ids.clone(), c.cwe_ids.clone()].concat().join(", ")
         );
     }
-    for (label, value) in [
-        ("description", &c.description),
-        ("steps / attack chain", &c.steps),
-        ("impact", &c.impact),
-        ("mitigation", &c.mitigation),
-        ("contact", &c.contact),
+    for (field, label, value) in [
+        (ReportField::Description, "description", &c.description),
+        (ReportField::Steps, "steps / attack chain", &c.steps),
+        (ReportField::Impact, "impact", &c.impact),
+        (ReportField::Mitigation, "mitigation", &c.mitigation),
+        (ReportField::Contact, "contact", &c.contact),
     ] {
         if let Some(v) = value {
+            let source = match c.field_sources.get(field) {
+                Some(FieldSource::Mail) => " (from the mail)",
+                Some(FieldSource::Archive) => " (from the report inside the archive)",
+                Some(FieldSource::Analyst) => " (written by an analyst)",
+                None => "",
+            };
             println!(
-                "\n{label}:\n{}",
+                "\n{label}{source}:\n{}",
                 v.lines()
                     .map(|l| format!("  {}", shown(l)))
                     .collect::<Vec<_>>()
@@ -363,38 +405,61 @@ fn print_findings(c: &CaseDetail) {
     }
 }
 
+/// The whole conversation, in order, each text escaped line by line.
 fn print_conversation(c: &CaseDetail) {
-    if !c.conversation.is_empty() {
-        println!("\nconversation:");
-        for m in &c.conversation {
-            let who = if m.from_reporter {
-                "from the reporter".to_owned()
-            } else {
-                "NOT FROM THE REPORTER".to_owned()
-            };
-            println!(
-                "  --- #{} {}  from <{}>  [{who}]  tls {}",
-                m.id,
-                local(m.at),
-                shown(&m.sender),
+    if c.thread.is_empty() {
+        return;
+    }
+    println!("\nconversation:");
+    for m in &c.thread {
+        let mut head = format!("  --- {}  {}", local(m.at), m.kind.as_str());
+        if m.from_archive {
+            head.push_str(" (found inside the archive)");
+        }
+        if m.internal {
+            head.push_str(" [INTERNAL, never sent]");
+        }
+        match m.from_reporter {
+            Some(true) => head.push_str(" [from the reporter]"),
+            Some(false) => head.push_str(" [NOT FROM THE REPORTER]"),
+            None => {}
+        }
+        head.push_str(&format!("  from {}", shown(&m.from)));
+        if let Some(to) = &m.to {
+            head.push_str(&format!(" to {}", shown(to)));
+        }
+        if let Some(d) = &m.delivery {
+            head.push_str(&format!("  delivery {d}"));
+            if let Some(r) = &m.delivery_reason {
+                head.push_str(&format!(" ({})", shown(r)));
+            }
+        }
+        if !matches!(
+            m.kind,
+            EntryKind::Receipt | EntryKind::Reply | EntryKind::Note
+        ) {
+            head.push_str(&format!(
+                "  tls {}",
                 m.tls_version.as_deref().unwrap_or("none")
+            ));
+        }
+        if let Some(id) = m.message {
+            head.push_str(&format!("  (mail {id})"));
+        }
+        println!("{head}");
+        if let Some(s) = &m.subject {
+            println!("  subject: {}", shown(s));
+        }
+        for line in m.text.lines() {
+            println!("    {}", shown(line));
+        }
+        for e in c.evidence.iter().filter(|e| m.attachments.contains(&e.id)) {
+            println!(
+                "  attachment #{} {} ({} bytes)",
+                e.id,
+                e.name.as_deref().unwrap_or("(unnamed)"),
+                e.size
             );
-            println!("  subject: {}", shown(&m.subject));
-            for line in m.text.lines() {
-                println!("    {}", shown(line));
-            }
-            for e in c
-                .evidence
-                .iter()
-                .filter(|e| e.conversation_id == Some(m.id))
-            {
-                println!(
-                    "  attachment #{} {} ({} bytes)",
-                    e.id,
-                    e.name.as_deref().unwrap_or("(unnamed)"),
-                    e.size
-                );
-            }
         }
     }
 }
@@ -438,9 +503,14 @@ pub(super) async fn unlock(
         "{reference}: opened {} archive(s), extracted {} file(s)",
         outcome.opened, outcome.extracted_files
     );
+    if outcome.report_found {
+        println!(
+            "the report inside is now the case's report; the mail's own text is kept as its covering note"
+        );
+    }
     if !outcome.fields_filled.is_empty() {
         println!(
-            "filled from the report inside: {}",
+            "taken from the report inside: {}",
             outcome.fields_filled.join(", ")
         );
     }

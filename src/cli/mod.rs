@@ -161,10 +161,29 @@ pub enum CasesCommand {
         #[arg(long)]
         actor: Option<String>,
     },
-    /// The message a case was opened from, as it arrived (with our
+    /// The message a case was opened from (or, with --message, another of
+    /// its stored mails: `cases show` names them), as it arrived (with our
     /// Received: header on top), to standard output: e.g. to read an
     /// `unparsed` case. Recorded in the audit trail.
-    Raw { reference: String },
+    Raw {
+        reference: String,
+        #[arg(long)]
+        message: Option<i64>,
+    },
+    /// The header section of a stored mail of the case, as it arrived.
+    /// Recorded in the audit trail.
+    Headers { reference: String, message: i64 },
+    /// Write a report field (description, steps, impact, mitigation,
+    /// contact, channel) as an analyst's, read from standard input, or
+    /// clear it with --clear. Nothing extracted later overwrites it.
+    Edit {
+        reference: String,
+        field: String,
+        #[arg(long)]
+        clear: bool,
+        #[arg(long)]
+        actor: Option<String>,
+    },
     /// Parse an `unparsed` case's message again, with a budget
     /// `intake.retry_budget_factor` times larger; intake fills the case.
     Retry { reference: String },

@@ -129,6 +129,8 @@ pub struct Opened {
     pub archives: Vec<ArchiveOutcome>,
     /// Fields from report text found inside (txt, md, html, eml), if any.
     pub fields: Option<ReportFields>,
+    /// That text, whole: the case's report from now on.
+    pub report_text: Option<String>,
 }
 
 /// Opens `archives` with `password` under one budget for all of them
@@ -167,9 +169,12 @@ pub fn open_archives(
             Err(e) => ArchiveOutcome::Failed(e),
         });
     }
+    let report_text = report_text.trim_end().to_owned();
+    let found = !report_text.trim().is_empty();
     Opened {
         archives: outcomes,
-        fields: (!report_text.is_empty()).then(|| report::extract(&report_text, policy)),
+        fields: found.then(|| report::extract(&report_text, policy)),
+        report_text: found.then_some(report_text),
     }
 }
 

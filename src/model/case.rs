@@ -182,10 +182,12 @@ pub enum EventKind {
     UnlockFailed,
     /// The case was given to an analyst, or taken back.
     Assign,
+    /// An analyst wrote or corrected a report field.
+    Edit,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::Received,
         EventKind::Parsed,
         EventKind::ParseFailed,
@@ -197,6 +199,7 @@ impl EventKind {
         EventKind::Unlocked,
         EventKind::UnlockFailed,
         EventKind::Assign,
+        EventKind::Edit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -212,6 +215,7 @@ impl EventKind {
             EventKind::Unlocked => "unlocked",
             EventKind::UnlockFailed => "unlock-failed",
             EventKind::Assign => "assign",
+            EventKind::Edit => "edit",
         }
     }
 

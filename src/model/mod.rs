@@ -9,3 +9,4 @@
 pub mod archive;
 pub mod case;
 pub mod report;
+pub mod thread;

@@ -53,6 +53,10 @@ pub enum AuditAction {
     Export,
     EvidenceDownload,
     RawDownload,
+    /// A message's headers read.
+    HeadersView,
+    /// A report field written or corrected.
+    EditField,
     Retry,
     Requeue,
     Transition,
@@ -81,6 +85,8 @@ impl AuditAction {
             AuditAction::Export => "export",
             AuditAction::EvidenceDownload => "evidence-download",
             AuditAction::RawDownload => "raw-download",
+            AuditAction::HeadersView => "headers-view",
+            AuditAction::EditField => "edit",
             AuditAction::Retry => "retry",
             AuditAction::Requeue => "requeue",
             AuditAction::Transition => "transition",

@@ -271,6 +271,15 @@ pub const SQLITE: &[&str] = &[
     );
     ALTER TABLE cases ADD COLUMN assignee TEXT;
     CREATE INDEX cases_by_assignee ON cases (assignee);",
+    // 12: the whole conversation (#11): the report's own text is a message
+    // of the case like a follow-up (`report`), and so is a report found
+    // inside an archive (`archive-report`, the mail's text then becomes the
+    // `covering-note`); where each report field came from.
+    "ALTER TABLE case_messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'follow-up'
+        CHECK (kind IN ('report', 'covering-note', 'archive-report', 'follow-up'));
+    ALTER TABLE cases ADD COLUMN field_sources TEXT NOT NULL DEFAULT '{}';
+    CREATE INDEX messages_by_case ON messages (case_id, id);
+    CREATE INDEX outbox_by_case ON outbox (case_id, id);",
 ];
 
 pub const POSTGRES: &[&str] = &[
@@ -491,4 +500,13 @@ pub const POSTGRES: &[&str] = &[
     );
     ALTER TABLE cases ADD COLUMN assignee TEXT;
     CREATE INDEX cases_by_assignee ON cases (assignee);",
+    // 12: the whole conversation (#11): the report's own text is a message
+    // of the case like a follow-up (`report`), and so is a report found
+    // inside an archive (`archive-report`, the mail's text then becomes the
+    // `covering-note`); where each report field came from.
+    "ALTER TABLE case_messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'follow-up'
+        CHECK (kind IN ('report', 'covering-note', 'archive-report', 'follow-up'));
+    ALTER TABLE cases ADD COLUMN field_sources TEXT NOT NULL DEFAULT '{}';
+    CREATE INDEX messages_by_case ON messages (case_id, id);
+    CREATE INDEX outbox_by_case ON outbox (case_id, id);",
 ];

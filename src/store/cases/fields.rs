@@ -1,12 +1,14 @@
-//! A case's report-derived fields, sealed: written at filing, filled from
-//! a report found inside an archive, and the archive records that unlocking
-//! updates.
+//! A case's report-derived fields, sealed, with where each came from:
+//! written at filing, replaced from a report found inside an archive,
+//! written by an analyst; and the archive records that unlocking updates.
 
 use super::read::open_fields;
 use super::{case_child, case_field, evidence_field, insert_asset};
 use crate::model::report::ReportFields;
+use crate::model::thread::{FieldSource, FieldSources, ReportField};
 use crate::store::seal::Sealer;
 use crate::store::{StoreError, WriteTx};
+use sqlx::Row;
 
 /// The report-derived fields of a case, sealed: the text fields, channel,
 /// language, CVE and CWE ids and the CVSS score.
@@ -112,43 +114,87 @@ pub async fn mark_opened(
     Ok(())
 }
 
-/// Fills the fields of a case that are still empty from `found` (report
-/// text found inside an archive), sealed like those intake writes; adds
-/// ids and assets not yet known. Returns which were filled.
-pub async fn fill_empty_fields(
+/// A case's report fields and where each came from, opened.
+pub async fn fields_of(
+    tx: &mut WriteTx<'_>,
+    sealer: &Sealer,
+    case_id: i64,
+    reference: &str,
+) -> Result<(ReportFields, FieldSources), StoreError> {
+    let row = sqlx::query(
+        "SELECT description, steps, impact, mitigation, contact, channel, language, cvss, cve_ids, cwe_ids,
+             field_sources
+         FROM cases WHERE id = $1",
+    )
+    .bind(case_id)
+    .fetch_one(tx.conn())
+    .await?;
+    Ok((
+        open_fields(&row, sealer, reference)?,
+        FieldSources::from_json(&row.try_get::<String, _>("field_sources")?),
+    ))
+}
+
+/// Writes the text fields of a case (sealed) and their sources.
+pub async fn write_text_fields(
+    tx: &mut WriteTx<'_>,
+    sealer: &Sealer,
+    case_id: i64,
+    reference: &str,
+    f: &ReportFields,
+    sources: &FieldSources,
+) -> Result<(), StoreError> {
+    let v = SealedFields::new(sealer, reference, f);
+    sqlx::query(
+        "UPDATE cases SET channel = $1, contact = $2, description = $3, steps = $4, impact = $5,
+             mitigation = $6, field_sources = $7
+         WHERE id = $8",
+    )
+    .bind(v.channel)
+    .bind(v.contact)
+    .bind(v.description)
+    .bind(v.steps)
+    .bind(v.impact)
+    .bind(v.mitigation)
+    .bind(sources.to_json())
+    .bind(case_id)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Takes the fields of a report found inside an archive (`found`): each
+/// field it gives replaces what the mail gave, unless an analyst wrote
+/// that field; ids and assets not yet known are added. Returns what
+/// changed.
+pub async fn merge_archive_fields(
     tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     case_id: i64,
     reference: &str,
     found: &ReportFields,
 ) -> Result<Vec<&'static str>, StoreError> {
-    let row = sqlx::query(
-        "SELECT description, steps, impact, mitigation, contact, channel, language, cvss, cve_ids, cwe_ids
-         FROM cases WHERE id = $1",
-    )
-    .bind(case_id)
-    .fetch_one(tx.conn())
-    .await?;
-    let mut merged = open_fields(&row, sealer, reference)?;
-    let mut filled = Vec::new();
-    for (name, slot, value) in [
-        ("description", &mut merged.description, &found.description),
-        ("steps", &mut merged.steps, &found.steps),
-        ("impact", &mut merged.impact, &found.impact),
-        ("mitigation", &mut merged.mitigation, &found.mitigation),
-        ("contact", &mut merged.contact, &found.contact),
-        ("channel", &mut merged.channel, &found.channel),
-    ] {
-        if slot.is_none() && value.is_some() {
-            slot.clone_from(value);
-            filled.push(name);
+    let (mut merged, mut sources) = fields_of(tx, sealer, case_id, reference).await?;
+    let mut changed = Vec::new();
+    for field in ReportField::ALL {
+        if sources.get(field) == Some(FieldSource::Analyst) {
+            continue;
+        }
+        if let Some(v) = field.of(found).map(str::to_owned) {
+            if field.of(&merged) != Some(v.as_str()) {
+                changed.push(field.as_str());
+            }
+            *field.slot(&mut merged) = Some(v);
+            sources.set(field, Some(FieldSource::Archive));
         }
     }
-    if merged.cvss.is_none() && found.cvss.is_some() {
-        merged.cvss.clone_from(&found.cvss);
-        filled.push("cvss");
+    if let Some(cvss) = &found.cvss
+        && merged.cvss.as_ref().is_none_or(|c| c.vector != cvss.vector)
+    {
+        merged.cvss = Some(cvss.clone());
+        changed.push("cvss");
     }
-    if merged.language.is_none() {
+    if found.language.is_some() {
         merged.language = found.language;
     }
     for (name, list, more) in [
@@ -162,7 +208,7 @@ pub async fn fill_empty_fields(
             }
         }
         if list.len() > before {
-            filled.push(name);
+            changed.push(name);
         }
     }
     let aad = case_child(case_id, "asset");
@@ -182,8 +228,9 @@ pub async fn fill_empty_fields(
         .cloned()
         .collect();
     if !merged.assets.is_empty() {
-        filled.push("assets");
+        changed.push("assets");
     }
     write_fields(tx, sealer, case_id, reference, &merged).await?;
-    Ok(filled)
+    super::set_field_sources(tx, case_id, &sources).await?;
+    Ok(changed)
 }

@@ -8,20 +8,23 @@ use crate::intake::evidence::Evidence;
 use crate::model::archive::ArchiveInfo;
 use crate::model::case::{CaseKind, CaseState, EventKind};
 use crate::model::report::{ReportFields, Suggestion};
+use crate::model::thread::{FieldSource, FieldSources, MessageKind};
 use sqlx::AnyPool;
 use sqlx::Row;
 
 mod fields;
 mod read;
+mod thread;
 
 use fields::SealedFields;
 pub(crate) use fields::write_fields;
-pub use fields::{fill_empty_fields, mark_opened};
+pub use fields::{fields_of, mark_opened, merge_archive_fields, write_text_fields};
 use read::state_of;
 pub use read::{
     AssetRow, CaseDetail, CaseSummary, ConversationEntry, Event, EvidenceInfo, Filter, evidence,
     list, show,
 };
+pub use thread::{CaseMessage, Outbound, message_of_kind, raw_mail};
 
 /// Where an evidence object sits: under an archive it came out of, with a
 /// follow-up of the conversation, opened (an archive extracted with its
@@ -59,10 +62,55 @@ pub struct NewCase {
     pub evidence: Vec<Evidence>,
     /// For an `unparsed` case: why intake could not parse it.
     pub unparsed_reason: Option<String>,
+    /// The mail's whole text (with any forwarded messages), kept as the
+    /// report's message in the conversation; none when it was not parsed.
+    pub text: Option<String>,
+    /// Who sent it: the From address, else the envelope sender.
+    pub sender: String,
 }
 
 fn year_of(unix: i64) -> i16 {
     jiff::Timestamp::from_second(unix).map_or(1970, |t| t.to_zoned(jiff::tz::TimeZone::UTC).year())
+}
+
+/// The report's own text as the first message of the conversation, and
+/// every field it gave marked as coming from the mail.
+async fn keep_report_text(
+    tx: &mut WriteTx<'_>,
+    sealer: &Sealer,
+    id: i64,
+    c: &NewCase,
+) -> Result<(), StoreError> {
+    if let Some(text) = &c.text {
+        let report = NewMessage {
+            kind: MessageKind::Report,
+            message_row: Some(c.message_row),
+            at: c.received_at,
+            from_reporter: true,
+            token: false,
+            sender: c.sender.clone(),
+            subject: c.subject.clone(),
+            text: text.clone(),
+            tls_version: c.tls_version.clone(),
+        };
+        add_message(tx, sealer, id, &report).await?;
+    }
+    let sources = FieldSources::all_from(&c.fields, FieldSource::Mail);
+    set_field_sources(tx, id, &sources).await
+}
+
+/// Records where each field's value came from.
+pub async fn set_field_sources(
+    tx: &mut WriteTx<'_>,
+    id: i64,
+    sources: &FieldSources,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE cases SET field_sources = $1 WHERE id = $2")
+        .bind(sources.to_json())
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
 }
 
 /// Inserts the case with a fresh reference (`PREFIX-YEAR-NNNN`, per
@@ -240,6 +288,7 @@ pub async fn insert(
     for e in &c.evidence {
         insert_evidence(tx, sealer, id, e, Placement::default()).await?;
     }
+    keep_report_text(tx, sealer, id, c).await?;
     let detail = match c.kind {
         CaseKind::Disclosure => "report received".to_owned(),
         CaseKind::Unflagged => "unflagged mail received; needs triage".to_owned(),
@@ -296,6 +345,7 @@ pub async fn refile(
     for e in &c.evidence {
         insert_evidence(tx, sealer, id, e, Placement::default()).await?;
     }
+    keep_report_text(tx, sealer, id, c).await?;
     add_event(
         tx,
         sealer,
@@ -309,10 +359,13 @@ pub async fn refile(
     .await
 }
 
-/// A follow-up mail in a case's conversation.
+/// A message of a case: the report's text, a covering note, a report
+/// found inside an archive, or a follow-up mail.
 #[derive(Debug, Clone)]
-pub struct FollowUp {
-    pub message_row: i64,
+pub struct NewMessage {
+    pub kind: MessageKind,
+    /// The stored mail it came from (none for an archive's report).
+    pub message_row: Option<i64>,
     pub at: i64,
     /// It carried one of our reply tokens and came from the reporter.
     pub from_reporter: bool,
@@ -324,33 +377,63 @@ pub struct FollowUp {
     pub tls_version: Option<String>,
 }
 
+/// Stores one message of a case, sealed; returns its id.
+pub async fn add_message(
+    tx: &mut WriteTx<'_>,
+    sealer: &Sealer,
+    case_id: i64,
+    m: &NewMessage,
+) -> Result<i64, StoreError> {
+    let aad = case_child(case_id, "conversation");
+    Ok(sqlx::query(
+        "INSERT INTO case_messages (case_id, kind, message_row, at, from_reporter, token, sender, subject, body, tls_version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+    )
+    .persistent(false)
+    .bind(case_id)
+    .bind(m.kind.as_str())
+    .bind(m.message_row)
+    .bind(m.at)
+    .bind(i64::from(m.from_reporter))
+    .bind(i64::from(m.token))
+    .bind(sealer.seal_text(aad, &m.sender))
+    .bind(sealer.seal_text(aad, &m.subject))
+    .bind(sealer.seal_text(aad, &m.text))
+    .bind(&m.tls_version)
+    .fetch_one(tx.conn())
+    .await?
+    .try_get("id")?)
+}
+
+/// Relabels a case's messages of kind `from` as `to` (the report's text
+/// becomes a covering note when an archive holds the report).
+pub async fn relabel_messages(
+    tx: &mut WriteTx<'_>,
+    case_id: i64,
+    from: MessageKind,
+    to: MessageKind,
+) -> Result<u64, StoreError> {
+    Ok(
+        sqlx::query("UPDATE case_messages SET kind = $1 WHERE case_id = $2 AND kind = $3")
+            .bind(to.as_str())
+            .bind(case_id)
+            .bind(from.as_str())
+            .execute(tx.conn())
+            .await?
+            .rows_affected(),
+    )
+}
+
 /// Stores a follow-up (sealed) with its attachments, and a timeline entry.
 /// Returns its id in the conversation.
 pub async fn add_follow_up(
     tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     case_id: i64,
-    f: &FollowUp,
+    f: &NewMessage,
     attachments: &[Evidence],
 ) -> Result<i64, StoreError> {
-    let aad = case_child(case_id, "conversation");
-    let id: i64 = sqlx::query(
-        "INSERT INTO case_messages (case_id, message_row, at, from_reporter, token, sender, subject, body, tls_version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-    )
-    .persistent(false)
-    .bind(case_id)
-    .bind(f.message_row)
-    .bind(f.at)
-    .bind(i64::from(f.from_reporter))
-    .bind(i64::from(f.token))
-    .bind(sealer.seal_text(aad, &f.sender))
-    .bind(sealer.seal_text(aad, &f.subject))
-    .bind(sealer.seal_text(aad, &f.text))
-    .bind(&f.tls_version)
-    .fetch_one(tx.conn())
-    .await?
-    .try_get("id")?;
+    let id = add_message(tx, sealer, case_id, f).await?;
     let with_it = Placement {
         conversation_id: Some(id),
         ..Placement::default()
@@ -376,7 +459,7 @@ pub async fn add_follow_up(
         EventKind::Correspondence,
         "intake",
         &detail,
-        Some(f.message_row),
+        f.message_row,
     )
     .await?;
     Ok(id)

@@ -1,9 +1,11 @@
 //! Reading cases back: the list, one case whole, one evidence object —
 //! opened from their seals into the read models the doors render.
 
+use super::thread::{CaseMessage, Outbound};
 use super::{case_child, case_field, evidence_field};
 use crate::model::case::{CaseKind, CaseState, EventKind};
 use crate::model::report::{Language, ReportFields, Suggestion};
+use crate::model::thread::{FieldSources, MessageKind, ThreadEntry};
 use crate::store::StoreError;
 use crate::store::seal::{Label, Sealer};
 use serde::Serialize;
@@ -226,6 +228,20 @@ pub struct CaseDetail {
     pub unparsed_reason: Option<String>,
     /// Follow-ups after the report, oldest first.
     pub conversation: Vec<ConversationEntry>,
+    /// Where each report field's value came from: `mail`, `archive` or
+    /// `analyst`.
+    pub field_sources: FieldSources,
+    /// The whole conversation in order: the report, follow-ups, what we
+    /// sent, internal notes (assembled by the cases service).
+    pub thread: Vec<ThreadEntry>,
+    /// The parts the thread is assembled from.
+    #[serde(skip)]
+    pub messages: Vec<CaseMessage>,
+    #[serde(skip)]
+    pub outbound: Vec<Outbound>,
+    /// The stored mails: (id, received_at, envelope sender, TLS version).
+    #[serde(skip)]
+    pub mails: Vec<(i64, i64, String, Option<String>)>,
 }
 
 /// One follow-up mail of a case's conversation.
@@ -273,7 +289,14 @@ pub async fn show(
     let suggestions = suggestions(pool, sealer, id).await?;
     let evidence = evidence_of(pool, sealer, id).await?;
     let timeline = timeline(pool, sealer, id).await?;
-    let conversation = conversation(pool, sealer, id).await?;
+    let messages = super::thread::messages(pool, sealer, id).await?;
+    let conversation = messages
+        .iter()
+        .filter(|m| m.kind == MessageKind::FollowUp)
+        .map(CaseMessage::conversation_entry)
+        .collect();
+    let outbound = super::thread::outbound(pool, sealer, id).await?;
+    let mails = super::thread::mails(pool, id).await?;
     let f = open_fields(&row, sealer, reference)?;
     Ok(Some(CaseDetail {
         summary: CaseSummary {
@@ -315,6 +338,11 @@ pub async fn show(
         timeline,
         unparsed_reason: row.try_get("unparsed_reason")?,
         conversation,
+        field_sources: FieldSources::from_json(&row.try_get::<String, _>("field_sources")?),
+        thread: Vec::new(),
+        messages,
+        outbound,
+        mails,
     }))
 }
 
@@ -397,38 +425,6 @@ async fn timeline(pool: &AnyPool, sealer: &Sealer, id: i64) -> Result<Vec<Event>
             })
         })
         .collect()
-}
-
-async fn conversation(
-    pool: &AnyPool,
-    sealer: &Sealer,
-    id: i64,
-) -> Result<Vec<ConversationEntry>, StoreError> {
-    sqlx::query(
-        "SELECT id, at, from_reporter, token, sender, subject, body, tls_version
-         FROM case_messages WHERE case_id = $1 ORDER BY id",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(|r| {
-        let label = case_child(id, "conversation");
-        let open = |c: &str| -> Result<String, StoreError> {
-            Ok(sealer.open_text(label, &r.try_get::<String, _>(c)?)?)
-        };
-        Ok(ConversationEntry {
-            id: r.try_get("id")?,
-            at: r.try_get("at")?,
-            from_reporter: r.try_get::<i64, _>("from_reporter")? != 0,
-            token: r.try_get::<i64, _>("token")? != 0,
-            sender: open("sender")?,
-            subject: open("subject")?,
-            text: open("body")?,
-            tls_version: r.try_get("tls_version")?,
-        })
-    })
-    .collect()
 }
 
 pub(super) fn state_of(name: &str) -> Result<CaseState, StoreError> {

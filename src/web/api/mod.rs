@@ -12,7 +12,8 @@
 pub mod tokens;
 
 use crate::cases::{
-    CaseError, CaseKind, Cases, Door, ErrorClass, NoteText, Principal, Reason, Scope, state_named,
+    CaseError, CaseKind, Cases, Door, ErrorClass, FieldText, NoteText, Principal, Reason, Scope,
+    field_named, state_named,
 };
 use crate::store::Store;
 use crate::store::audit::{self, AuditAction};
@@ -37,6 +38,9 @@ pub mod paths {
     pub const TRANSITION: &str = "/api/v1/cases/{reference}/transition";
     pub const NOTES: &str = "/api/v1/cases/{reference}/notes";
     pub const ASSIGN: &str = "/api/v1/cases/{reference}/assign";
+    pub const FIELDS: &str = "/api/v1/cases/{reference}/fields";
+    pub const HEADERS: &str = "/api/v1/cases/{reference}/messages/{message}/headers";
+    pub const RAW: &str = "/api/v1/cases/{reference}/messages/{message}/raw";
     pub const EXPORT: &str = "/api/v1/export";
     pub const OPENAPI: &str = "/api/v1/openapi.json";
 }
@@ -50,6 +54,9 @@ fn routes() -> Vec<(Method, &'static str, MethodRouter<Api>)> {
         (Method::POST, paths::TRANSITION, post(transition)),
         (Method::POST, paths::NOTES, post(add_note)),
         (Method::POST, paths::ASSIGN, post(assign)),
+        (Method::POST, paths::FIELDS, post(edit_field)),
+        (Method::GET, paths::HEADERS, get(headers)),
+        (Method::GET, paths::RAW, get(raw)),
         (Method::GET, paths::EXPORT, get(export)),
         (Method::GET, paths::OPENAPI, get(openapi)),
     ]
@@ -277,6 +284,68 @@ async fn assign(
         StatusCode::OK,
         &serde_json::json!({ "reference": reference, "assignee": body.assignee }),
     ))
+}
+
+#[derive(Deserialize)]
+struct FieldBody {
+    field: String,
+    /// Required, and null to clear the field.
+    #[serde(deserialize_with = "present")]
+    text: Option<String>,
+}
+
+async fn edit_field(
+    State(api): State<Api>,
+    Caller(p): Caller,
+    Path(reference): Path<String>,
+    Json(body): Json<FieldBody>,
+) -> Result<Response, ApiError> {
+    let case = api.cases.open(&p, &reference).await?;
+    let field = field_named(&body.field)?;
+    let text = body.text.as_deref().map(FieldText::new).transpose()?;
+    api.cases.edit_field(&case, field, text.as_ref()).await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "reference": reference, "field": field, "source": text.as_ref().map(|_| "analyst") }),
+    ))
+}
+
+async fn headers(
+    State(api): State<Api>,
+    Caller(p): Caller,
+    Path((reference, message)): Path<(String, i64)>,
+) -> Result<Response, ApiError> {
+    let case = api.cases.open(&p, &reference).await?;
+    let h = api.cases.headers(&case, message).await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "message": message, "headers": h.text, "truncated": h.truncated }),
+    ))
+}
+
+/// The original mail, as it arrived: `message/rfc822` bytes as an
+/// attachment, never for a browser to render.
+async fn raw(
+    State(api): State<Api>,
+    Caller(p): Caller,
+    Path((reference, message)): Path<(String, i64)>,
+) -> Result<Response, ApiError> {
+    let case = api.cases.open(&p, &reference).await?;
+    let raw = api.cases.raw_message(&case, message).await?;
+    let mut r = raw.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{}-message-{message}.eml\"",
+        case.reference
+    )) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    secure(h);
+    Ok(r)
 }
 
 async fn export(State(api): State<Api>, Caller(p): Caller) -> Result<Response, ApiError> {

@@ -2,6 +2,7 @@
 //! reply, breach), each a call to the cases service.
 
 use super::*;
+use crate::model::thread::{FieldSource, ReportField};
 use crate::store::cases::CaseDetail;
 use crate::web::auth::logout::CsrfForm;
 
@@ -41,7 +42,8 @@ struct CaseView {
     anonymous: bool,
     reporter: String,
     reply_to: Option<String>,
-    fields: Vec<(&'static str, String)>,
+    /// (label, value, where it came from)
+    fields: Vec<(&'static str, String, &'static str)>,
     cves: String,
     cwes: String,
     cvss: Option<String>,
@@ -53,6 +55,10 @@ struct CaseView {
     timeline: Vec<EventView>,
     has_locked: bool,
     next_states: Vec<&'static str>,
+    /// The whole conversation, in order.
+    thread: Vec<super::conversation::EntryView>,
+    /// The fields an analyst may write: (name, label).
+    editable: Vec<(&'static str, &'static str)>,
     /// Who works it, by display name, and who could: (actor, display).
     assignee: Option<String>,
     analysts: Vec<(String, String)>,
@@ -80,6 +86,7 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "transition" => "State changed.",
         "note" => "Note added.",
         "assign" => "Assignment changed.",
+        "edit" => "Field saved; nothing extracted later will overwrite it.",
         "reply" => "Reply queued to the reporter; it is in the timeline.",
         "breach" => {
             "Flagged as a personal-data breach: the deadline to notify the authority is on the case."
@@ -128,20 +135,41 @@ fn evidence_views(d: &CaseDetail) -> Vec<EvidenceView> {
         .collect()
 }
 
-/// The report's fields that it gave, labelled.
-fn report_fields(d: &CaseDetail) -> Vec<(&'static str, String)> {
-    [
-        ("Description", &d.description),
-        ("Steps / attack chain", &d.steps),
-        ("Impact", &d.impact),
-        ("Mitigation", &d.mitigation),
-        ("Contact", &d.contact),
-        ("Channel", &d.channel),
-        ("Language", &d.language),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
-    .collect()
+/// Labels of the report fields an analyst may write.
+const EDITABLE: [(ReportField, &str); 6] = [
+    (ReportField::Description, "Description"),
+    (ReportField::Steps, "Steps / attack chain"),
+    (ReportField::Impact, "Impact"),
+    (ReportField::Mitigation, "Mitigation"),
+    (ReportField::Contact, "Contact"),
+    (ReportField::Channel, "Channel"),
+];
+
+/// The report's fields that it gave, labelled, with where each came from.
+fn report_fields(d: &CaseDetail) -> Vec<(&'static str, String, &'static str)> {
+    let source = |f: ReportField| match d.field_sources.get(f) {
+        Some(FieldSource::Mail) => "from the mail",
+        Some(FieldSource::Archive) => "from the archive",
+        Some(FieldSource::Analyst) => "written by an analyst",
+        None => "",
+    };
+    let values = [
+        &d.description,
+        &d.steps,
+        &d.impact,
+        &d.mitigation,
+        &d.contact,
+        &d.channel,
+    ];
+    let mut out: Vec<_> = EDITABLE
+        .iter()
+        .zip(values)
+        .filter_map(|((f, label), v)| v.clone().map(|v| (*label, v, source(*f))))
+        .collect();
+    if let Some(l) = &d.language {
+        out.push(("Language", l.clone(), ""));
+    }
+    out
 }
 
 fn reporter(d: &CaseDetail) -> String {
@@ -261,6 +289,8 @@ async fn case_page(
             })
             .collect(),
         has_locked,
+        thread: super::conversation::thread_views(&d),
+        editable: EDITABLE.iter().map(|(f, l)| (f.as_str(), *l)).collect(),
         assignee,
         analysts,
         next_states: CaseState::ALL
@@ -287,7 +317,7 @@ async fn case_page(
 
 // ---------------------------------------------------------------- actions
 
-fn done(reference: &str, code: &str) -> Response {
+pub(crate) fn done(reference: &str, code: &str) -> Response {
     Redirect::to(&format!("/cases/{reference}?done={code}")).into_response()
 }
 
@@ -322,7 +352,7 @@ pub(crate) async fn unlock(
 
 /// A refused action: the case page again with the service's message,
 /// for what the analyst can put right; an error page for the rest.
-async fn refused(
+pub(crate) async fn refused(
     ui: &Ui,
     a: &Analyst,
     case: &Authorized<Case>,

@@ -48,7 +48,17 @@ pub(crate) async fn download(
         .cases
         .evidence(&case, &object, EvidenceUse::Download)
         .await?;
-    let name = safe_filename(info.name.as_deref().unwrap_or("evidence.bin"));
+    Ok(hostile_download(
+        data,
+        info.name.as_deref().unwrap_or("evidence.bin"),
+    ))
+}
+
+/// Bytes from a reporter (evidence, an original mail) as a download only:
+/// an attachment of no particular type, under a sanitised name, with the
+/// sandbox policy in case a browser renders it anyway.
+pub(crate) fn hostile_download(data: Vec<u8>, name: &str) -> Response {
+    let name = safe_filename(name);
     let mut r = data.into_response();
     let h = r.headers_mut();
     h.insert(
@@ -59,7 +69,7 @@ pub(crate) async fn download(
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     evidence_headers(h);
-    Ok(r)
+    r
 }
 
 pub(crate) async fn preview(

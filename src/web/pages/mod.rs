@@ -12,6 +12,7 @@
 
 pub mod case;
 pub mod cases;
+pub mod conversation;
 pub mod evidence;
 pub mod trail;
 
@@ -95,6 +96,15 @@ pub fn router(ui: Ui) -> Router {
         .route("/cases/{reference}/reply", post(case::reply))
         .route("/cases/{reference}/breach", post(case::breach))
         .route("/cases/{reference}/assign", post(case::assign))
+        .route("/cases/{reference}/fields", post(conversation::edit_field))
+        .route(
+            "/cases/{reference}/messages/{message}/headers",
+            get(conversation::headers),
+        )
+        .route(
+            "/cases/{reference}/messages/{message}/raw",
+            get(conversation::raw),
+        )
         .route("/audit", get(trail::page));
     if dev {
         r = r.route("/dev-idp/sso", get(dev_signin::page).post(dev_signin::sign));
