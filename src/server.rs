@@ -43,6 +43,8 @@ pub enum ServeError {
     Web(#[from] crate::web::WebError),
     #[error(transparent)]
     Worker(#[from] Failure),
+    #[error("building the search index: {0}")]
+    Index(#[from] crate::cases::CaseError),
     #[error("{what}: {source}")]
     Io {
         what: &'static str,
@@ -118,6 +120,10 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
         config.smtp.hostname.clone(),
         settings.retry_budget_factor,
     ));
+    // Cases filed before the search index existed are indexed once.
+    if let Some(n) = cases.reindex_if_needed().await? {
+        tracing::info!(cases = n, "search index built");
+    }
 
     let stored = Arc::new(tokio::sync::Notify::new());
     let (intake_stop, intake_stop_rx) = tokio::sync::watch::channel(false);

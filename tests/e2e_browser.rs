@@ -163,7 +163,10 @@ async fn an_analyst_works_a_case_in_chromium() {
     assert!(at("Report (found inside the archive)") < at("Covering note (the mail's own text)"));
     assert!(at("Covering note (the mail's own text)") < at("Our receipt"));
     assert!(at("Our receipt") < at("Follow-up from the reporter"));
-    assert!(thread.contains("leaks <b>archived</b> invoices"), "text, not markup");
+    assert!(
+        thread.contains("leaks <b>archived</b> invoices"),
+        "text, not markup"
+    );
     b.resize(1280, 3000).await;
     b.screenshot(&artifacts().join("conversation.png")).await;
     b.resize(1280, 1000).await;
@@ -178,11 +181,16 @@ async fn an_analyst_works_a_case_in_chromium() {
         .unwrap()["message"]
         .as_i64()
         .unwrap();
-    b.click(&format!("a[href=\"/cases/{reference}/messages/{mail}/headers\"]"))
-        .await;
+    b.click(&format!(
+        "a[href=\"/cases/{reference}/messages/{mail}/headers\"]"
+    ))
+    .await;
     let headers = b.text("#headers").await;
     assert!(headers.starts_with("Received: from "), "{headers}");
-    assert!(headers.contains(&format!("In-Reply-To: {token}")), "{headers}");
+    assert!(
+        headers.contains(&format!("In-Reply-To: {token}")),
+        "{headers}"
+    );
     b.screenshot(&artifacts().join("headers.png")).await;
     b.goto(&format!("{base}/cases/{reference}")).await;
 

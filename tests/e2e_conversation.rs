@@ -427,6 +427,14 @@ async fn the_report_inside_an_archive_becomes_the_report_and_an_analysts_field_s
     // The receipt waits for a relay (none here).
     assert_eq!(kinds(&before), ["report", "receipt"]);
 
+    let search = |word: &str| -> usize {
+        let (ok, out, err) = server.cli(&["cases", "list", "--search", word, "--json"], None);
+        assert!(ok, "{err}");
+        serde_json::from_str::<Vec<Value>>(&out).unwrap().len()
+    };
+    assert_eq!(search("quasiperiodic"), 0, "locked away");
+    assert_eq!(search("phone"), 1, "the covering note");
+
     // An analyst writes the mitigation before the archive is opened.
     let (ok, out, err) = server.cli(
         &["cases", "edit", &reference, "mitigation", "--actor", "bob"],
@@ -464,6 +472,11 @@ async fn the_report_inside_an_archive_becomes_the_report_and_an_analysts_field_s
     assert_eq!(
         case["mitigation"], "Rotate every token first.",
         "the analyst's stays"
+    );
+    assert_eq!(
+        search("quasiperiodic"),
+        1,
+        "a word only the archive's report has"
     );
     assert_eq!(case["field_sources"]["description"], "archive");
     assert_eq!(case["field_sources"]["impact"], "archive");

@@ -82,6 +82,22 @@ async fn upgraded(server: &Server, expected: &Path, dump: impl Fn() -> Vec<u8>) 
     }
     let (ok, out, err) = server.cli(&["audit", "verify"], None);
     assert!(ok, "{out}{err}");
+    // The release's cases were indexed for search at start-up: a word of
+    // one of them finds it.
+    let (ok, out, err) = server.cli(
+        &[
+            "cases",
+            "list",
+            "--search",
+            "support.netcompany.example",
+            "--json",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let found: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert!(!found.is_empty(), "the release's cases are searchable");
+    assert!(found.iter().all(|c| c["org"] == "netcompany"), "{found:?}");
     // Intake goes on where the release left off.
     deliver_from(
         server,

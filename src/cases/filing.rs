@@ -12,6 +12,7 @@
 //! changes the case's state.
 
 use super::inbox::{Filed, InboxError, Receipts};
+use super::search;
 use super::{Case, CaseKind, CaseState, EventKind, Reason};
 use crate::intake::analysis::Analysis;
 use crate::intake::evidence::Evidence;
@@ -41,6 +42,7 @@ pub(crate) async fn file(
         let reference = case_store::reference_of(tx, case_id).await?;
         let new = new_case(policy, &a, p);
         case_store::refile(tx, sealer, case_id, &reference, &new, now).await?;
+        search::index_case(tx, sealer, case_id, &new).await?;
         (Filed::Refiled { reference }, case_id)
     } else if let Some((case_id, reference, token)) = thread_of(tx, policy, &a).await? {
         let from_reporter = token && from_the_reporter(tx, sealer, case_id, &reference, &a).await?;
@@ -61,6 +63,8 @@ pub(crate) async fn file(
         };
         let attachments = evidence(&a);
         case_store::add_follow_up(tx, sealer, case_id, &follow_up, &attachments).await?;
+        let texts = [follow_up.subject.as_str(), follow_up.text.as_str()];
+        search::index(tx, sealer, &policy.id, case_id, &texts).await?;
         if from_reporter {
             let case = Case {
                 id: case_id,
@@ -79,6 +83,7 @@ pub(crate) async fn file(
     } else {
         let new = new_case(policy, &a, p);
         let (case_id, reference) = case_store::insert(tx, sealer, &new).await?;
+        search::index_case(tx, sealer, case_id, &new).await?;
         if new.kind == CaseKind::Disclosure {
             queue_receipt(
                 tx, sealer, receipts, policy, case_id, &reference, &a, &new, p, now,

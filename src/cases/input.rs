@@ -109,3 +109,31 @@ mod tests {
         assert!(Reason::new(Some(&"r".repeat(501))).is_err());
     }
 }
+
+/// A point in time a door was given: a date (`2026-11-30`, its first
+/// second in UTC) or an RFC 3339 time; as Unix seconds.
+pub fn instant(s: &str) -> Result<i64, CaseError> {
+    let s = s.trim();
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Ok(t.as_second());
+    }
+    s.parse::<jiff::civil::Date>()
+        .ok()
+        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+        .map(|z| z.timestamp().as_second())
+        .ok_or_else(|| CaseError::BadTime(s.chars().filter(|c| !c.is_control()).take(40).collect()))
+}
+
+#[cfg(test)]
+mod instant_tests {
+    use super::instant;
+
+    #[test]
+    fn dates_and_times() {
+        assert_eq!(instant("2026-11-30").unwrap(), 1_795_996_800);
+        assert_eq!(instant("2026-11-30T01:00:00Z").unwrap(), 1_796_000_400);
+        assert_eq!(instant("2026-11-30T02:00:00+01:00").unwrap(), 1_796_000_400);
+        assert!(instant("30/11/2026").is_err());
+        assert!(instant("").is_err());
+    }
+}

@@ -12,6 +12,7 @@ pub mod filing;
 pub mod inbox;
 pub mod input;
 pub mod principal;
+pub mod search;
 pub mod service;
 pub mod thread;
 pub mod unlock;
@@ -19,9 +20,9 @@ pub mod unlock;
 #[cfg(test)]
 mod tests;
 
-pub use input::{FieldText, NoteText, Reason, ReplyText};
+pub use input::{FieldText, NoteText, Reason, ReplyText, instant};
 pub use principal::{Authorized, Case, Door, Principal, Scope};
-pub use service::{Cases, EvidenceUse};
+pub use service::{Cases, EvidenceUse, MAX_PAGE, Page};
 
 pub use crate::model::case::{CaseKind, CaseState, CloseReason, EventKind};
 use crate::store::StoreError;
@@ -36,6 +37,14 @@ pub enum CaseError {
     NoEvidence(String),
     #[error("case {0} has no such message")]
     NoMessage(String),
+    #[error("the cursor {0:?} is not one this list gave")]
+    BadCursor(String),
+    #[error("{0}")]
+    Search(String),
+    #[error("unknown kind {0:?}: disclosure, unflagged or unparsed")]
+    UnknownKind(String),
+    #[error("{0:?} is neither a date (YYYY-MM-DD, UTC) nor a time (RFC 3339)")]
+    BadTime(String),
     #[error("unknown field {0:?}: one of {fields}", fields = crate::model::thread::ReportField::names())]
     UnknownField(String),
     #[error("a {from} case cannot become {to}")]
@@ -106,6 +115,10 @@ impl CaseError {
             | CaseError::TooLong { .. }
             | CaseError::NoAddress
             | CaseError::UnknownField(_)
+            | CaseError::BadCursor(_)
+            | CaseError::Search(_)
+            | CaseError::BadTime(_)
+            | CaseError::UnknownKind(_)
             | CaseError::NotAnAnalyst { .. }
             | CaseError::Unlock(U::WrongPassword | U::Worker(_)) => ErrorClass::Invalid,
             CaseError::NoPolicy(_) | CaseError::Outbound(_) | CaseError::Store(_) => {
@@ -113,6 +126,12 @@ impl CaseError {
             }
         }
     }
+}
+
+/// `CaseKind::parse`, refusing an unknown name with the error every door
+/// shows.
+pub fn kind_named(s: &str) -> Result<CaseKind, CaseError> {
+    CaseKind::parse(s).ok_or_else(|| CaseError::UnknownKind(s.to_owned()))
 }
 
 /// `ReportField::parse`, refusing an unknown name with the error every

@@ -14,6 +14,7 @@
 //! case's policy.
 
 use super::input::{FieldText, NoteText, Reason, ReplyText};
+use super::principal::Scope;
 use super::principal::{Authorized, Case, Principal};
 use super::unlock::{UnlockOutcome, Unlocker};
 use super::{CaseError, CaseState, CloseReason, EventKind};
@@ -21,7 +22,7 @@ use crate::model::thread::{FieldSource, ReportField};
 use crate::policy::PolicySet;
 use crate::store::analysts;
 use crate::store::audit::{self, AuditAction, Who};
-use crate::store::cases::{self as repo, CaseDetail, CaseSummary, EvidenceInfo, Filter};
+use crate::store::cases::{self as repo, CaseDetail, Cursor, EvidenceInfo, Filter, Listing};
 use crate::store::seal::Sealer;
 use crate::store::{Store, WriteTx};
 use std::sync::Arc;
@@ -36,6 +37,17 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 pub enum EvidenceUse {
     Download,
     Preview,
+}
+
+/// Cases a page of the list may hold at most.
+pub const MAX_PAGE: u32 = 500;
+
+/// A page of the list: where it starts (a `cursor` the list gave) and how
+/// many cases it holds (`None`: every one).
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub after: Option<String>,
+    pub limit: Option<u32>,
 }
 
 /// The cases service; one per process, shared by its doors.
@@ -100,23 +112,54 @@ impl Cases {
         }
     }
 
-    /// The cases the principal may see that match `filter`, oldest first.
-    /// Rows of other organisations are dropped before anything sealed in
-    /// them is opened.
+    /// One page of the cases the principal may see that match `filter`
+    /// (and, with `search`, hold every word of it), oldest first, with how
+    /// many match in all. The principal's organisations are part of the
+    /// query, so neither rows nor counts of others are ever read.
     pub async fn list(
         &self,
         principal: &Principal,
         filter: &Filter,
-    ) -> Result<Vec<CaseSummary>, CaseError> {
+        search: Option<&str>,
+        page: &Page,
+    ) -> Result<Listing, CaseError> {
         let mut filter = filter.clone();
-        if filter.org.is_none() {
-            filter.org = principal.only_org().map(str::to_owned);
-        }
+        let orgs: Vec<String> = match &principal.scope {
+            Scope::All => {
+                filter.scope = None;
+                self.policies.iter().map(|p| p.id.clone()).collect()
+            }
+            Scope::Orgs(orgs) => {
+                filter.scope = Some(orgs.iter().cloned().collect());
+                orgs.iter().cloned().collect()
+            }
+        };
+        filter.terms = match search.map(str::trim).filter(|q| !q.is_empty()) {
+            Some(q) => {
+                let searched: Vec<String> = orgs
+                    .into_iter()
+                    .filter(|o| filter.org.as_ref().is_none_or(|only| only == o))
+                    .collect();
+                super::search::query_terms(self.store.sealer(), &searched, q)?
+            }
+            None => Vec::new(),
+        };
+        let after = page
+            .after
+            .as_deref()
+            .map(|c| {
+                Cursor::parse(c).ok_or_else(|| {
+                    CaseError::BadCursor(c.chars().filter(|c| !c.is_control()).take(80).collect())
+                })
+            })
+            .transpose()?;
+        let limit = page.limit.map(|l| l.clamp(1, MAX_PAGE));
         Ok(repo::list(
             self.store.pool(),
             self.store.sealer(),
             &filter,
-            &|org| principal.may_see(org),
+            after.as_ref(),
+            limit,
             self.now(),
         )
         .await?)
@@ -145,7 +188,10 @@ impl Cases {
 
     /// Every case the principal may see, whole; audited as one export.
     pub async fn export(&self, principal: &Principal) -> Result<Vec<CaseDetail>, CaseError> {
-        let list = self.list(principal, &Filter::default()).await?;
+        let list = self
+            .list(principal, &Filter::default(), None, &Page::default())
+            .await?
+            .cases;
         let mut all = Vec::with_capacity(list.len());
         for c in &list {
             let case = self.open(principal, &c.reference).await?;
@@ -379,6 +425,45 @@ impl Cases {
         Ok(found)
     }
 
+    /// Indexes every case for search again (cases filed before the index
+    /// existed, or under another version of it), one transaction per case,
+    /// and marks the store indexed. Returns how many cases were indexed.
+    /// Only an operator (`Scope::All`) may; the store's own start-up does
+    /// it when the mark is missing (`reindex_if_needed`).
+    pub async fn reindex(&self) -> Result<usize, CaseError> {
+        let all = crate::store::search::all_cases(self.store.pool()).await?;
+        for (id, _, org) in &all {
+            let Some(d) =
+                repo::show(self.store.pool(), self.store.sealer(), *id, self.now()).await?
+            else {
+                continue;
+            };
+            let mut tx = self.store.write().await?;
+            super::search::index(
+                &mut tx,
+                self.store.sealer(),
+                org,
+                *id,
+                &super::search::texts_of(&d),
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        let mut tx = self.store.write().await?;
+        crate::store::search::mark_indexed(&mut tx, super::search::INDEX_VERSION).await?;
+        tx.commit().await?;
+        Ok(all.len())
+    }
+
+    /// `reindex`, when the store is not marked indexed for this version.
+    pub async fn reindex_if_needed(&self) -> Result<Option<usize>, CaseError> {
+        let version = crate::store::search::indexed_version(self.store.pool()).await?;
+        if version.as_deref() == Some(super::search::INDEX_VERSION) {
+            return Ok(None);
+        }
+        Ok(Some(self.reindex().await?))
+    }
+
     /// Stored mail `message` of the case, as it arrived (with our
     /// Received: header on top); audited as a download.
     pub async fn raw_message(
@@ -442,6 +527,9 @@ impl Cases {
         sources.set(field, text.map(|_| FieldSource::Analyst));
         repo::write_text_fields(&mut tx, sealer, case.id, &case.reference, &fields, &sources)
             .await?;
+        if let Some(t) = text {
+            super::search::index(&mut tx, sealer, &case.org, case.id, &[t.as_str()]).await?;
+        }
         let what = match text {
             Some(_) => format!("{} written by an analyst", field.as_str()),
             None => format!("{} cleared by an analyst", field.as_str()),

@@ -279,6 +279,16 @@ impl Unlocker {
                     .await?;
             let names: Vec<&str> = locked.iter().map(|l| l.name.as_str()).collect();
             keep_archive_report(&mut tx, sealer, case.id, text, &names.join(", "), now).await?;
+            let mut texts = vec![text.as_str()];
+            texts.extend(fields.assets.iter().map(|a| a.value.as_str()));
+            texts.extend(
+                fields
+                    .cve_ids
+                    .iter()
+                    .chain(&fields.cwe_ids)
+                    .map(String::as_str),
+            );
+            super::search::index(&mut tx, sealer, &case.org, case.id, &texts).await?;
             outcome.report_found = true;
         }
         let (detail, summary) = outcome.describe();

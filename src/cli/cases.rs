@@ -3,7 +3,9 @@
 
 use super::{CasesCommand, CliError, ExportFormat};
 use crate::cases::unlock::Unlocker;
-use crate::cases::{Cases, Door, NoteText, Principal, Reason, Scope, state_named};
+use crate::cases::{
+    Cases, Door, NoteText, Page, Principal, Reason, Scope, instant, kind_named, state_named,
+};
 use crate::config::Config;
 use crate::intake::extract::ExtractLimits;
 use crate::model::thread::{EntryKind, FieldSource, ReportField};
@@ -11,6 +13,9 @@ use crate::policy::PolicySet;
 use crate::store::Store;
 use crate::store::cases::{CaseDetail, Filter};
 use std::sync::Arc;
+
+/// Cases per page when --after is given without --limit.
+const DEFAULT_PAGE: u32 = 50;
 
 fn now() -> i64 {
     jiff::Timestamp::now().as_second()
@@ -90,18 +95,38 @@ pub(super) async fn cases_command(
         CasesCommand::List {
             org,
             state,
+            kind,
             overdue,
             assignee,
+            breach,
+            since,
+            before,
+            search,
+            after,
+            limit,
             json,
         } => {
             let filter = Filter {
                 org,
                 state: state.as_deref().map(state_named).transpose()?,
-                kind: None,
+                kind: kind.as_deref().map(kind_named).transpose()?,
                 overdue,
                 assignee,
+                breach,
+                received_from: since.as_deref().map(instant).transpose()?,
+                received_until: before.as_deref().map(instant).transpose()?,
+                ..Filter::default()
             };
-            let list = cases.list(&operator(None), &filter).await?;
+            // All of them unless a page is asked for: scripts that read the
+            // whole list keep working.
+            let page = Page {
+                limit: limit.or(after.is_some().then_some(DEFAULT_PAGE)),
+                after,
+            };
+            let listing = cases
+                .list(&operator(None), &filter, search.as_deref(), &page)
+                .await?;
+            let list = &listing.cases;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
@@ -109,7 +134,7 @@ pub(super) async fn cases_command(
                     "{:<14} {:<11} {:<18} {:<11} {:<22} SUBJECT",
                     "REFERENCE", "ORG", "STATE", "KIND", "FEEDBACK"
                 );
-                for c in &list {
+                for c in list {
                     println!(
                         "{:<14} {:<11} {:<18} {:<11} {:<22} {}",
                         c.reference,
@@ -120,6 +145,12 @@ pub(super) async fn cases_command(
                         shown(&c.subject.chars().take(60).collect::<String>())
                     );
                 }
+                if page.limit.is_some() || search.is_some() {
+                    println!("{} of {} case(s)", list.len(), listing.total);
+                }
+            }
+            if let Some(next) = &listing.next {
+                eprintln!("next page: --after {}", next.encode());
             }
         }
         CasesCommand::Show { reference, json } => {
@@ -225,6 +256,10 @@ pub(super) async fn cases_command(
                 "{reference}: message {queue_id} queued again with {}x the parse budget",
                 cases.retry_budget_factor()
             );
+        }
+        CasesCommand::Reindex => {
+            let n = cases.reindex().await?;
+            println!("{n} case(s) indexed for search");
         }
         CasesCommand::Export { format } => export(cases, &operator(None), format).await?,
     }

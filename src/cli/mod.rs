@@ -104,18 +104,41 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum CasesCommand {
-    /// Cases, oldest first.
+    /// Cases, oldest first: all of them, or a page with --limit/--after.
     List {
         #[arg(long)]
         org: Option<String>,
         #[arg(long)]
         state: Option<String>,
+        /// disclosure, unflagged or unparsed.
+        #[arg(long)]
+        kind: Option<String>,
         /// Only open cases past a deadline.
         #[arg(long)]
         overdue: bool,
         /// Only the cases assigned to this analyst.
         #[arg(long)]
         assignee: Option<String>,
+        /// Only cases flagged as a personal-data breach.
+        #[arg(long)]
+        breach: bool,
+        /// Received at or after: a date (YYYY-MM-DD, UTC) or RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Received before: a date or time, as --since.
+        #[arg(long)]
+        before: Option<String>,
+        /// Only cases holding every word of TEXT (subject, fields, message
+        /// texts, assets, CVE/CWE ids), through the blind index.
+        #[arg(long)]
+        search: Option<String>,
+        /// The page after this cursor (a case's `cursor`); pages hold 50
+        /// cases unless --limit says otherwise.
+        #[arg(long)]
+        after: Option<String>,
+        /// Cases per page (1-500).
+        #[arg(long)]
+        limit: Option<u32>,
         #[arg(long)]
         json: bool,
     },
@@ -187,6 +210,9 @@ pub enum CasesCommand {
     /// Parse an `unparsed` case's message again, with a budget
     /// `intake.retry_budget_factor` times larger; intake fills the case.
     Retry { reference: String },
+    /// Index every case for search again (start-up does it once for a
+    /// store from before the index).
+    Reindex,
     /// Every case, for reporting.
     Export {
         #[arg(long, value_enum, default_value = "json")]

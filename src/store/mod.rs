@@ -109,6 +109,7 @@ pub mod messages;
 pub mod outbox;
 pub mod schema;
 pub mod seal;
+pub mod search;
 pub mod sessions;
 pub mod tokens;
 pub mod unlocks;

@@ -280,6 +280,16 @@ pub const SQLITE: &[&str] = &[
     ALTER TABLE cases ADD COLUMN field_sources TEXT NOT NULL DEFAULT '{}';
     CREATE INDEX messages_by_case ON messages (case_id, id);
     CREATE INDEX outbox_by_case ON outbox (case_id, id);",
+    // 13: finding any case (#11): the list's order as an index, and the
+    // blind search index — keyed hashes of words (per organisation), never
+    // the words.
+    "CREATE INDEX cases_by_received ON cases (received_at, reference);
+    CREATE INDEX cases_by_org_received ON cases (org, received_at, reference);
+    CREATE TABLE case_terms (
+        term    INTEGER NOT NULL,
+        case_id INTEGER NOT NULL REFERENCES cases (id),
+        PRIMARY KEY (term, case_id)
+    ) WITHOUT ROWID;",
 ];
 
 pub const POSTGRES: &[&str] = &[
@@ -509,4 +519,12 @@ pub const POSTGRES: &[&str] = &[
     ALTER TABLE cases ADD COLUMN field_sources TEXT NOT NULL DEFAULT '{}';
     CREATE INDEX messages_by_case ON messages (case_id, id);
     CREATE INDEX outbox_by_case ON outbox (case_id, id);",
+    // 13
+    "CREATE INDEX cases_by_received ON cases (received_at, reference);
+    CREATE INDEX cases_by_org_received ON cases (org, received_at, reference);
+    CREATE TABLE case_terms (
+        term    BIGINT NOT NULL,
+        case_id BIGINT NOT NULL REFERENCES cases (id),
+        PRIMARY KEY (term, case_id)
+    );",
 ];

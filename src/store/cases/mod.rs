@@ -13,16 +13,17 @@ use sqlx::AnyPool;
 use sqlx::Row;
 
 mod fields;
+mod list;
 mod read;
 mod thread;
 
 use fields::SealedFields;
 pub(crate) use fields::write_fields;
 pub use fields::{fields_of, mark_opened, merge_archive_fields, write_text_fields};
+pub use list::{Cursor, Filter, Listing, list};
 use read::state_of;
 pub use read::{
-    AssetRow, CaseDetail, CaseSummary, ConversationEntry, Event, EvidenceInfo, Filter, evidence,
-    list, show,
+    AssetRow, CaseDetail, CaseSummary, ConversationEntry, Event, EvidenceInfo, evidence, show,
 };
 pub use thread::{CaseMessage, Outbound, message_of_kind, raw_mail};
 

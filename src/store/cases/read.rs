@@ -81,80 +81,22 @@ pub struct CaseSummary {
     pub overdue: bool,
     /// Who works it (an analyst's stable identity), if anyone.
     pub assignee: Option<String>,
+    /// Give it as `--after`/`after` for the page that follows this case.
+    pub cursor: String,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    pub org: Option<String>,
-    pub state: Option<CaseState>,
-    pub kind: Option<CaseKind>,
-    pub overdue: bool,
-    /// Only the cases assigned to this analyst.
-    pub assignee: Option<String>,
-}
-
-fn overdue(state: CaseState, ack_by: i64, feedback_by: i64, paused: bool, now: i64) -> bool {
+pub(super) fn overdue(
+    state: CaseState,
+    ack_by: i64,
+    feedback_by: i64,
+    paused: bool,
+    now: i64,
+) -> bool {
     state.is_open() && ((!state.acknowledged() && now > ack_by) || (!paused && now > feedback_by))
 }
 
-fn kind_of(name: &str) -> Result<CaseKind, StoreError> {
+pub(super) fn kind_of(name: &str) -> Result<CaseKind, StoreError> {
     CaseKind::parse(name).ok_or_else(|| StoreError::Corrupt(format!("unknown case kind {name:?}")))
-}
-
-/// The cases matching `filter` whose organisation `visible` accepts,
-/// oldest first. Only those rows' subjects are opened.
-pub async fn list(
-    pool: &AnyPool,
-    sealer: &Sealer,
-    filter: &Filter,
-    visible: &(dyn Fn(&str) -> bool + Sync),
-    now: i64,
-) -> Result<Vec<CaseSummary>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT reference, org, kind, state, subject, received_at, acknowledge_by, feedback_by,
-                feedback_paused_at, assignee
-         FROM cases WHERE ($1 IS NULL OR org = $1) AND ($2 IS NULL OR state = $2)
-             AND ($3 IS NULL OR kind = $3) AND ($4 IS NULL OR assignee = $4) ORDER BY id",
-    )
-    .bind(&filter.org)
-    .bind(filter.state.map(CaseState::as_str))
-    .bind(filter.kind.map(CaseKind::as_str))
-    .bind(&filter.assignee)
-    .fetch_all(pool)
-    .await?;
-    let mut out = Vec::new();
-    for r in rows {
-        let org: String = r.try_get("org")?;
-        if !visible(&org) {
-            continue;
-        }
-        let state = state_of(&r.try_get::<String, _>("state")?)?;
-        let ack_by: i64 = r.try_get("acknowledge_by")?;
-        let feedback_by: i64 = r.try_get("feedback_by")?;
-        let paused = r.try_get::<Option<i64>, _>("feedback_paused_at")?.is_some();
-        let is_overdue = overdue(state, ack_by, feedback_by, paused, now);
-        if filter.overdue && !is_overdue {
-            continue;
-        }
-        let reference: String = r.try_get("reference")?;
-        let subject = sealer.open_text(
-            case_field(&reference, "subject"),
-            &r.try_get::<String, _>("subject")?,
-        )?;
-        out.push(CaseSummary {
-            reference,
-            org,
-            kind: kind_of(&r.try_get::<String, _>("kind")?)?,
-            state,
-            subject,
-            received_at: r.try_get("received_at")?,
-            acknowledge_by: ack_by,
-            feedback_by,
-            overdue: is_overdue,
-            assignee: r.try_get("assignee")?,
-        });
-    }
-    Ok(out)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -310,6 +252,11 @@ pub async fn show(
             acknowledge_by: ack_by,
             feedback_by,
             assignee: row.try_get("assignee")?,
+            cursor: super::list::Cursor {
+                received_at: row.try_get("received_at")?,
+                reference: reference.to_owned(),
+            }
+            .encode(),
         },
         close_reason: row.try_get("close_reason")?,
         reporter_name: field("reporter_name")?,

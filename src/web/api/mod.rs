@@ -12,13 +12,13 @@
 pub mod tokens;
 
 use crate::cases::{
-    CaseError, CaseKind, Cases, Door, ErrorClass, FieldText, NoteText, Principal, Reason, Scope,
-    field_named, state_named,
+    CaseError, Cases, Door, ErrorClass, FieldText, NoteText, Page, Principal, Reason, Scope,
+    field_named, instant, kind_named, state_named,
 };
 use crate::store::Store;
 use crate::store::audit::{self, AuditAction};
 use crate::store::cases::Filter;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, RawQuery, State};
 use axum::http::Method;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
@@ -166,6 +166,9 @@ fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
     r
 }
 
+/// Cases per page unless `limit` says otherwise.
+pub const DEFAULT_PAGE: u32 = 50;
+
 #[derive(Deserialize)]
 struct ListQuery {
     org: Option<String>,
@@ -174,30 +177,37 @@ struct ListQuery {
     #[serde(default)]
     overdue: bool,
     assignee: Option<String>,
+    #[serde(default)]
+    breach: bool,
+    received_since: Option<String>,
+    received_before: Option<String>,
+    q: Option<String>,
+    after: Option<String>,
+    limit: Option<u32>,
 }
 
 async fn list_cases(
     State(api): State<Api>,
     Caller(p): Caller,
+    RawQuery(raw): RawQuery,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let kind = match q.kind.as_deref() {
-        None => None,
-        Some(k) => Some(CaseKind::parse(k).ok_or_else(|| {
-            ApiError(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("unknown kind {k:?}"),
-            )
-        })?),
-    };
     let filter = Filter {
         org: q.org,
         state: q.state.as_deref().map(state_named).transpose()?,
-        kind,
+        kind: q.kind.as_deref().map(kind_named).transpose()?,
         overdue: q.overdue,
         assignee: q.assignee,
+        breach: q.breach,
+        received_from: q.received_since.as_deref().map(instant).transpose()?,
+        received_until: q.received_before.as_deref().map(instant).transpose()?,
+        ..Filter::default()
     };
-    let visible = api.cases.list(&p, &filter).await?;
+    let page = Page {
+        after: q.after,
+        limit: Some(q.limit.unwrap_or(DEFAULT_PAGE)),
+    };
+    let listing = api.cases.list(&p, &filter, q.q.as_deref(), &page).await?;
     let mut tx = api.store.write().await?;
     audit::record(
         &mut tx,
@@ -206,7 +216,28 @@ async fn list_cases(
     )
     .await?;
     tx.commit().await?;
-    Ok(json(StatusCode::OK, &visible))
+    let mut r = json(StatusCode::OK, &listing.cases);
+    let h = r.headers_mut();
+    h.insert("x-total-count", HeaderValue::from(listing.total));
+    if let Some(next) = &listing.next {
+        // The same query, from the next page on (a cursor is URL-safe).
+        let mut query: Vec<&str> = raw
+            .as_deref()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty() && !p.starts_with("after="))
+            .collect();
+        let after = format!("after={}", next.encode());
+        query.push(&after);
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "<{}?{}>; rel=\"next\"",
+            paths::CASES,
+            query.join("&")
+        )) {
+            h.insert(header::LINK, v);
+        }
+    }
+    Ok(r)
 }
 
 async fn show_case(

@@ -1,5 +1,5 @@
-//! The case list: the principal's organisations only, filtered, with the
-//! clock that matters for each case.
+//! The case list: the principal's organisations only, filtered or
+//! searched, 50 cases a page, with the clock that matters for each case.
 
 use super::*;
 
@@ -19,7 +19,20 @@ pub(crate) struct ListQuery {
     unflagged: Option<String>,
     #[serde(default)]
     mine: Option<String>,
+    #[serde(default)]
+    breach: Option<String>,
+    #[serde(default)]
+    since: String,
+    #[serde(default)]
+    before: String,
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    after: Option<String>,
 }
+
+/// Cases per page.
+pub const PAGE: u32 = 50;
 
 struct ListFilterView {
     org: String,
@@ -28,6 +41,40 @@ struct ListFilterView {
     awaiting: bool,
     unflagged: bool,
     mine: bool,
+    breach: bool,
+    since: String,
+    before: String,
+    q: String,
+}
+
+impl ListFilterView {
+    /// The filters as a query string, for the next page's link.
+    fn query(&self) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("org", self.org.as_str()),
+            ("state", &self.state),
+            ("since", &self.since),
+            ("before", &self.before),
+            ("q", &self.q),
+        ] {
+            if !v.is_empty() {
+                q.append_pair(k, v);
+            }
+        }
+        for (k, on) in [
+            ("overdue", self.overdue),
+            ("awaiting", self.awaiting),
+            ("unflagged", self.unflagged),
+            ("mine", self.mine),
+            ("breach", self.breach),
+        ] {
+            if on {
+                q.append_pair(k, "1");
+            }
+        }
+        q.finish()
+    }
 }
 
 struct Row {
@@ -46,6 +93,11 @@ struct Row {
 struct ListPage {
     base: Base,
     rows: Vec<Row>,
+    total: i64,
+    /// The next page's URL, if there is one.
+    next: Option<String>,
+    /// This is not the first page.
+    paged: bool,
     orgs: Vec<String>,
     states: Vec<&'static str>,
     f: ListFilterView,
@@ -62,9 +114,14 @@ pub(crate) async fn list(
         awaiting: q.awaiting.is_some(),
         unflagged: q.unflagged.is_some(),
         mine: q.mine.is_some(),
+        breach: q.breach.is_some(),
         org: q.org,
         state: q.state,
+        since: q.since,
+        before: q.before,
+        q: q.q,
     };
+    let day = |s: &str| (!s.is_empty()).then(|| instant(s)).transpose();
     let state = if f.awaiting {
         Some(CaseState::AwaitingPassword)
     } else if f.state.is_empty() {
@@ -78,11 +135,25 @@ pub(crate) async fn list(
         kind: f.unflagged.then_some(CaseKind::Unflagged),
         overdue: f.overdue,
         assignee: f.mine.then(|| a.session.actor.clone()),
+        breach: f.breach,
+        received_from: day(&f.since)?,
+        received_until: day(&f.before)?,
+        ..Filter::default()
     };
-    let rows = ui
+    let page = Page {
+        after: q.after.clone().filter(|c| !c.is_empty()),
+        limit: Some(PAGE),
+    };
+    let listing = ui
         .cases
-        .list(&a.principal(), &filter)
-        .await?
+        .list(&a.principal(), &filter, Some(&f.q), &page)
+        .await?;
+    let next = listing.next.as_ref().map(|c| match f.query() {
+        q if q.is_empty() => format!("/cases?after={}", c.encode()),
+        q => format!("/cases?{q}&after={}", c.encode()),
+    });
+    let rows = listing
+        .cases
         .into_iter()
         .map(|c| {
             let clock = if !c.state.is_open() {
@@ -107,6 +178,9 @@ pub(crate) async fn list(
     Ok(render(&ListPage {
         base: a.base("Cases", &ui),
         rows,
+        total: listing.total,
+        next,
+        paged: page.after.is_some(),
         orgs: a.session.roles.orgs.iter().cloned().collect(),
         states: CaseState::ALL.iter().map(|s| s.as_str()).collect(),
         f,

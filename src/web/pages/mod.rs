@@ -21,7 +21,7 @@ use super::auth::saml::Sso;
 use super::auth::session::{self, Lifetimes, NoSession, Session};
 use crate::cases::{
     Authorized, Case, CaseError, CaseKind, CaseState, Cases, Door, ErrorClass, EvidenceUse,
-    NoteText, Principal, Reason, ReplyText, Scope, state_named,
+    NoteText, Page, Principal, Reason, ReplyText, Scope, instant, state_named,
 };
 use crate::policy::PolicySet;
 use crate::store::Store;
