@@ -24,11 +24,13 @@ test:
 	  DISCLOSURE_MX_TEST_BACKEND=postgres $(CARGO) test --test e2e_durability --test e2e_intake --test e2e_receipts --test e2e_archives --test e2e_plaintext --test e2e_at_rest --test e2e_audit --test e2e_api --test e2e_webhooks --test e2e_saml --test e2e_logout --test e2e_web --test e2e_hostile --test e2e_poison --test e2e_parity --test e2e_conversation --test e2e_search'
 	bash deploy/smoke-run.sh
 
-# Throughput, latency and memory against Postfix in the same run.
+# Throughput, latency and memory against Postfix in the same run; sign-in
+# latency; the workspace over 100,000 seeded cases.
 bench:
 	bash deploy/system-deps.sh bench
 	ulimit -Sn "$$(ulimit -Hn)"; $(CARGO) bench --bench smtp_load
 	bash benches/signin.sh
+	bash benches/workspace.sh
 
 build:
 	$(CARGO) build --release

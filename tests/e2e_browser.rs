@@ -67,6 +67,20 @@ async fn an_analyst_works_a_case_in_chromium() {
     .await;
     server.wait_filed(1);
     let reference = server.case_of("netcompany");
+    // Enough other reports for a second page of the list.
+    for n in 1..=55 {
+        deliver_from(
+            &server,
+            "other@researcher.example",
+            "security@netcompany.example",
+            &common::report(
+                &format!("Responsible disclosure: filler {n}"),
+                "Reflected XSS in the search page.",
+            ),
+        )
+        .await;
+    }
+    server.wait_filed(56);
     let base = format!("http://{}", common::web::web_addr(&server.data_dir()));
 
     let downloads = tempfile::tempdir().unwrap();
@@ -92,6 +106,7 @@ async fn an_analyst_works_a_case_in_chromium() {
     assert!(list.contains("DEVELOPMENT IDENTITY PROVIDER ACTIVE"));
     assert!(list.contains(&reference));
     assert!(list.contains("awaiting-password"));
+    assert!(b.text(".count").await.starts_with("56 case(s); 50 on this page"));
     assert!(
         list.contains("receipt: ") && list.contains(" left"),
         "service-level clock"
@@ -194,6 +209,22 @@ async fn an_analyst_works_a_case_in_chromium() {
     b.screenshot(&artifacts().join("headers.png")).await;
     b.goto(&format!("{base}/cases/{reference}")).await;
 
+    // Search for a word only the report inside the archive has, then
+    // page through the whole list.
+    b.goto(&format!("{base}/cases")).await;
+    b.type_into("#f-q", "invoices").await;
+    b.submit("#filter").await;
+    assert!(b.text(".count").await.starts_with("1 case(s)"), "{}", b.source().await);
+    assert!(b.source().await.contains(&format!(">{reference}<")));
+    b.screenshot(&artifacts().join("search.png")).await;
+    b.goto(&format!("{base}/cases")).await;
+    b.submit("#next-page").await;
+    assert_eq!(b.source().await.matches("class=\"case-link\"").count(), 6);
+    assert!(b.url().await.contains("after="));
+    b.submit("#first-page").await;
+    assert_eq!(b.source().await.matches("class=\"case-link\"").count(), 50);
+    b.goto(&format!("{base}/cases/{reference}")).await;
+
     // Change its state, with a reason.
     b.select("#next-state", "triaged").await;
     b.type_into("#reason", "reproduced on staging").await;
@@ -220,6 +251,16 @@ async fn an_analyst_works_a_case_in_chromium() {
     b.submit("a[href=\"/cases?mine=1\"]").await;
     assert!(b.source().await.contains(&reference), "my cases list it");
     assert!(b.text(".count").await.starts_with("1 case"));
+
+    // The service levels: the receipts wait for a relay (none here), so
+    // nothing is late yet; 56 reports this week.
+    b.submit("a[href=\"/dashboard\"]").await;
+    let dashboard = b.text("#sla-netcompany").await;
+    assert!(dashboard.contains("Open cases"), "{dashboard}");
+    assert!(b.find("#sla-netcompany svg.chart rect").await.attr("height").await.unwrap().is_some());
+    b.resize(1280, 1400).await;
+    b.screenshot(&artifacts().join("dashboard.png")).await;
+    b.resize(1280, 1000).await;
     b.goto(&format!("{base}/cases/{reference}")).await;
 
     // Download a file extracted from the archive.

@@ -14,6 +14,7 @@ pub mod input;
 pub mod principal;
 pub mod search;
 pub mod service;
+pub mod sla;
 pub mod thread;
 pub mod unlock;
 
@@ -41,6 +42,8 @@ pub enum CaseError {
     BadCursor(String),
     #[error("{0}")]
     Search(String),
+    #[error("no organisation {0:?} among yours")]
+    UnknownOrg(String),
     #[error("unknown kind {0:?}: disclosure, unflagged or unparsed")]
     UnknownKind(String),
     #[error("{0:?} is neither a date (YYYY-MM-DD, UTC) nor a time (RFC 3339)")]
@@ -101,9 +104,10 @@ impl CaseError {
     pub fn class(&self) -> ErrorClass {
         use unlock::UnlockError as U;
         match self {
-            CaseError::NotFound(_) | CaseError::NoEvidence(_) | CaseError::NoMessage(_) => {
-                ErrorClass::NotFound
-            }
+            CaseError::NotFound(_)
+            | CaseError::NoEvidence(_)
+            | CaseError::NoMessage(_)
+            | CaseError::UnknownOrg(_) => ErrorClass::NotFound,
             CaseError::Store(StoreError::NotFound(_)) => ErrorClass::NotFound,
             CaseError::Transition { .. } => ErrorClass::Conflict,
             CaseError::Unlock(U::TooManyAttempts(_)) => ErrorClass::Limited,

@@ -425,6 +425,31 @@ impl Cases {
         Ok(found)
     }
 
+    /// The service-level figures of each organisation the principal may
+    /// see (or only `org`): counts and times, never report content.
+    pub async fn sla(
+        &self,
+        principal: &Principal,
+        org: Option<&str>,
+    ) -> Result<Vec<super::sla::OrgSla>, CaseError> {
+        let now = self.now();
+        let since = now - (super::sla::WINDOW_DAYS + 7) * 86_400;
+        let mut out = Vec::new();
+        for policy in self.policies.iter() {
+            if !principal.may_see(&policy.id) || org.is_some_and(|o| o != policy.id) {
+                continue;
+            }
+            let clocks = crate::store::sla::clocks(self.store.pool(), &policy.id, since).await?;
+            out.push(super::sla::figures(policy, &clocks, now));
+        }
+        match org {
+            Some(o) if out.is_empty() => Err(CaseError::UnknownOrg(
+                o.chars().filter(|c| !c.is_control()).take(64).collect(),
+            )),
+            _ => Ok(out),
+        }
+    }
+
     /// Indexes every case for search again (cases filed before the index
     /// existed, or under another version of it), one transaction per case,
     /// and marks the store indexed. Returns how many cases were indexed.
@@ -661,6 +686,10 @@ pub(crate) async fn transition_in(
         close_reason.as_deref(),
     )
     .await?;
+    if next == CaseState::Junk {
+        // No receipt for junk: one still waiting for the relay stays here.
+        crate::store::outbox::suppress_pending(tx, case.id, "receipt", "junk").await?;
+    }
     let moved = format!("{} -> {}", life.state.as_str(), next.as_str());
     let detail = match close_reason.as_deref().or(reason.as_deref()) {
         Some(r) => format!("{moved} ({r})"),

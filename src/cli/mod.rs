@@ -2,6 +2,7 @@
 //! functions the server uses. Every subcommand reads the same configuration.
 
 mod cases;
+mod report;
 
 use crate::cases::CaseError;
 use crate::config::{Config, ConfigError};
@@ -85,6 +86,11 @@ pub enum Command {
     Policies {
         #[command(subcommand)]
         command: PoliciesCommand,
+    },
+    /// Whether the organisations keep their policies' promises.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
     },
     /// Single sign-on: what the identity provider's administrator needs.
     Saml {
@@ -224,6 +230,20 @@ pub enum CasesCommand {
 pub enum ExportFormat {
     Json,
     Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Service levels per organisation: open cases by state, overdue and
+    /// due within one business day; for the last 90 days the share of
+    /// receipts and of feedback sent on time, and the median business
+    /// days to acknowledge and to first feedback; 12 weeks of reports.
+    Sla {
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -594,6 +614,10 @@ async fn run_command(
         Command::Cases { command } => {
             let service = cases::service(store, config)?;
             cases::cases_command(&service, for_orgs, command).await
+        }
+        Command::Report { command } => {
+            let service = cases::service(store, config)?;
+            report::report_command(&service, for_orgs, command).await
         }
         Command::Serve { .. } | Command::IntakeWorker { .. } => Ok(()),
         Command::Messages {

@@ -17,10 +17,14 @@ pub enum CaseState {
     NeedsInformation,
     Resolved,
     Closed,
+    /// Spam or other mail that is no report: no clock runs, no receipt
+    /// goes out, no service-level figure counts it. An analyst can take
+    /// it back to "new" if it was a report after all.
+    Junk,
 }
 
 impl CaseState {
-    pub const ALL: [CaseState; 8] = [
+    pub const ALL: [CaseState; 9] = [
         CaseState::AwaitingPassword,
         CaseState::New,
         CaseState::Acknowledged,
@@ -29,6 +33,7 @@ impl CaseState {
         CaseState::NeedsInformation,
         CaseState::Resolved,
         CaseState::Closed,
+        CaseState::Junk,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +46,7 @@ impl CaseState {
             CaseState::NeedsInformation => "needs-information",
             CaseState::Resolved => "resolved",
             CaseState::Closed => "closed",
+            CaseState::Junk => "junk",
         }
     }
 
@@ -69,12 +75,18 @@ impl CaseState {
                 true
             }
             (Resolved | Closed, Triaged) => true,
+            // Junk is for mail nobody has started on; it can come back.
+            (AwaitingPassword | New | Acknowledged | NeedsInformation, Junk) => true,
+            (Junk, New) => true,
             _ => false,
         }
     }
 
     pub fn is_open(self) -> bool {
-        !matches!(self, CaseState::Resolved | CaseState::Closed)
+        !matches!(
+            self,
+            CaseState::Resolved | CaseState::Closed | CaseState::Junk
+        )
     }
 
     /// Any move out of "new" (or "awaiting-password") is the

@@ -127,3 +127,28 @@ fn errors_name_the_file_and_the_key() {
         "{err}"
     );
 }
+
+#[test]
+fn business_time_skips_weekends_and_danish_holidays() {
+    let set = shipped();
+    let nc = set.for_address("security@netcompany.example").unwrap();
+    let at = |d: jiff::civil::Date, h: i8| {
+        d.at(h, 0, 0, 0)
+            .to_zoned(nc.timezone.clone())
+            .unwrap()
+            .timestamp()
+    };
+    // Friday 16:00 to Monday 10:00: 8 h + 10 h.
+    let friday = date(2026, 11, 27);
+    let monday = date(2026, 11, 30);
+    let d = nc.business_days_between(at(friday, 16), at(monday, 10));
+    assert!((d - 18.0 / 24.0).abs() < 1e-9, "{d}");
+    // Across Christmas: 23 Dec 12:00 to 28 Dec 12:00 (24-26 Dec closed,
+    // 27 Dec a Sunday): half of the 23rd and half of the 28th.
+    let d = nc.business_days_between(at(date(2026, 12, 23), 12), at(date(2026, 12, 28), 12));
+    assert!((d - 1.0).abs() < 1e-9, "{d}");
+    assert_eq!(
+        nc.business_days_between(at(monday, 10), at(friday, 16)),
+        0.0
+    );
+}

@@ -111,6 +111,7 @@ pub mod schema;
 pub mod seal;
 pub mod search;
 pub mod sessions;
+pub mod sla;
 pub mod tokens;
 pub mod unlocks;
 pub mod webhooks;

@@ -290,3 +290,23 @@ pub async fn mark_attempt_failed(
     .await?;
     Ok(())
 }
+
+/// Suppresses the case's `kind` messages still waiting for the relay,
+/// with `reason`; returns how many.
+pub async fn suppress_pending(
+    tx: &mut WriteTx<'_>,
+    case_id: i64,
+    kind: &str,
+    reason: &str,
+) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE outbox SET state = 'suppressed', reason = $1
+         WHERE case_id = $2 AND kind = $3 AND state = 'pending'",
+    )
+    .bind(reason)
+    .bind(case_id)
+    .bind(kind)
+    .execute(tx.conn())
+    .await?
+    .rows_affected())
+}

@@ -41,6 +41,7 @@ pub mod paths {
     pub const FIELDS: &str = "/api/v1/cases/{reference}/fields";
     pub const HEADERS: &str = "/api/v1/cases/{reference}/messages/{message}/headers";
     pub const RAW: &str = "/api/v1/cases/{reference}/messages/{message}/raw";
+    pub const SLA: &str = "/api/v1/sla";
     pub const EXPORT: &str = "/api/v1/export";
     pub const OPENAPI: &str = "/api/v1/openapi.json";
 }
@@ -57,6 +58,7 @@ fn routes() -> Vec<(Method, &'static str, MethodRouter<Api>)> {
         (Method::POST, paths::FIELDS, post(edit_field)),
         (Method::GET, paths::HEADERS, get(headers)),
         (Method::GET, paths::RAW, get(raw)),
+        (Method::GET, paths::SLA, get(sla)),
         (Method::GET, paths::EXPORT, get(export)),
         (Method::GET, paths::OPENAPI, get(openapi)),
     ]
@@ -377,6 +379,22 @@ async fn raw(
     }
     secure(h);
     Ok(r)
+}
+
+#[derive(Deserialize)]
+struct SlaQuery {
+    org: Option<String>,
+}
+
+async fn sla(
+    State(api): State<Api>,
+    Caller(p): Caller,
+    Query(q): Query<SlaQuery>,
+) -> Result<Response, ApiError> {
+    Ok(json(
+        StatusCode::OK,
+        &api.cases.sla(&p, q.org.as_deref()).await?,
+    ))
 }
 
 async fn export(State(api): State<Api>, Caller(p): Caller) -> Result<Response, ApiError> {

@@ -13,6 +13,7 @@
 pub mod case;
 pub mod cases;
 pub mod conversation;
+pub mod dashboard;
 pub mod evidence;
 pub mod trail;
 
@@ -105,6 +106,7 @@ pub fn router(ui: Ui) -> Router {
             "/cases/{reference}/messages/{message}/raw",
             get(conversation::raw),
         )
+        .route("/dashboard", get(dashboard::page))
         .route("/audit", get(trail::page));
     if dev {
         r = r.route("/dev-idp/sso", get(dev_signin::page).post(dev_signin::sign));

@@ -1,0 +1,68 @@
+//! The facts the service-level figures are computed from (`cases::sla`):
+//! per case its state, clocks, and when our receipt and first feedback
+//! were accepted by the relay. All of it is in clear (times and states,
+//! never content).
+
+use super::StoreError;
+use crate::model::case::{CaseKind, CaseState};
+use sqlx::AnyPool;
+use sqlx::Row;
+
+/// One case's clocks and what was sent for it.
+#[derive(Debug, Clone)]
+pub struct CaseClock {
+    pub state: CaseState,
+    pub kind: CaseKind,
+    pub received_at: i64,
+    pub acknowledge_by: i64,
+    pub feedback_by: i64,
+    pub paused: bool,
+    /// A receipt was owed: one was queued (not suppressed).
+    pub receipt_owed: bool,
+    /// When the relay accepted the first receipt.
+    pub receipt_sent: Option<i64>,
+    /// When the relay accepted the first reply or feedback update.
+    pub feedback_sent: Option<i64>,
+}
+
+/// The cases of `org` received since `since`, and every open one.
+pub async fn clocks(pool: &AnyPool, org: &str, since: i64) -> Result<Vec<CaseClock>, StoreError> {
+    let closed: Vec<String> = CaseState::ALL
+        .into_iter()
+        .filter(|s| !s.is_open())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    let sql = format!(
+        "SELECT c.state, c.kind, c.received_at, c.acknowledge_by, c.feedback_by, c.feedback_paused_at,
+            (SELECT COUNT(*) FROM outbox o WHERE o.case_id = c.id AND o.kind = 'receipt' AND o.state != 'suppressed') AS owed,
+            (SELECT MIN(o.sent_at) FROM outbox o WHERE o.case_id = c.id AND o.kind = 'receipt' AND o.state = 'sent') AS receipt_sent,
+            (SELECT MIN(o.sent_at) FROM outbox o WHERE o.case_id = c.id AND o.kind IN ('reply', 'feedback') AND o.state = 'sent') AS feedback_sent
+         FROM cases c WHERE c.org = $1 AND (c.received_at >= $2 OR c.state NOT IN ({}))",
+        closed.join(", ")
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .persistent(false)
+        .bind(org)
+        .bind(since)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| {
+            let state: String = r.try_get("state")?;
+            let kind: String = r.try_get("kind")?;
+            Ok(CaseClock {
+                state: CaseState::parse(&state)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown case state {state:?}")))?,
+                kind: CaseKind::parse(&kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown case kind {kind:?}")))?,
+                received_at: r.try_get("received_at")?,
+                acknowledge_by: r.try_get("acknowledge_by")?,
+                feedback_by: r.try_get("feedback_by")?,
+                paused: r.try_get::<Option<i64>, _>("feedback_paused_at")?.is_some(),
+                receipt_owed: r.try_get::<i64, _>("owed")? > 0,
+                receipt_sent: r.try_get("receipt_sent")?,
+                feedback_sent: r.try_get("feedback_sent")?,
+            })
+        })
+        .collect()
+}
