@@ -12,6 +12,7 @@ pub mod filing;
 pub mod inbox;
 pub mod input;
 pub mod principal;
+pub mod reads;
 pub mod search;
 pub mod service;
 pub mod sla;
