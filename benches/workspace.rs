@@ -250,7 +250,9 @@ fn main() {
             for &n in chunk {
                 let new = case(&mut rng, &vocab, n, start);
                 let (id, reference) = case_store::insert(&mut tx, sealer, &new).await.expect("insert");
-                search::index_case(&mut tx, sealer, id, &new).await.expect("index");
+                search::index_case(&mut tx, sealer, id, &new, "192.0.2.1")
+                    .await
+                    .expect("index");
                 if n == total / 2 {
                     conversation_case = Some((id, reference, new.org.clone()));
                 }

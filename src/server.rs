@@ -113,13 +113,16 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
         settings.unlock_budget(extract_limits.max_time),
         extract_limits,
     ));
-    let cases = Arc::new(crate::cases::Cases::new(
-        store.clone(),
-        Arc::clone(&shared_policies),
-        Arc::clone(&unlocker),
-        config.smtp.hostname.clone(),
-        settings.retry_budget_factor,
-    ));
+    let cases = Arc::new(
+        crate::cases::Cases::new(
+            store.clone(),
+            Arc::clone(&shared_policies),
+            Arc::clone(&unlocker),
+            config.smtp.hostname.clone(),
+            settings.retry_budget_factor,
+        )
+        .with_outbound(config.outbound.clone()),
+    );
     // Cases filed before the search index existed are indexed once.
     if let Some(n) = cases.reindex_if_needed().await? {
         tracing::info!(cases = n, "search index built");

@@ -106,7 +106,11 @@ async fn an_analyst_works_a_case_in_chromium() {
     assert!(list.contains("DEVELOPMENT IDENTITY PROVIDER ACTIVE"));
     assert!(list.contains(&reference));
     assert!(list.contains("awaiting-password"));
-    assert!(b.text(".count").await.starts_with("56 case(s); 50 on this page"));
+    assert!(
+        b.text(".count")
+            .await
+            .starts_with("56 case(s); 50 on this page")
+    );
     assert!(
         list.contains("receipt: ") && list.contains(" left"),
         "service-level clock"
@@ -214,7 +218,11 @@ async fn an_analyst_works_a_case_in_chromium() {
     b.goto(&format!("{base}/cases")).await;
     b.type_into("#f-q", "invoices").await;
     b.submit("#filter").await;
-    assert!(b.text(".count").await.starts_with("1 case(s)"), "{}", b.source().await);
+    assert!(
+        b.text(".count").await.starts_with("1 case(s)"),
+        "{}",
+        b.source().await
+    );
     assert!(b.source().await.contains(&format!(">{reference}<")));
     b.screenshot(&artifacts().join("search.png")).await;
     b.goto(&format!("{base}/cases")).await;
@@ -257,7 +265,14 @@ async fn an_analyst_works_a_case_in_chromium() {
     b.submit("a[href=\"/dashboard\"]").await;
     let dashboard = b.text("#sla-netcompany").await;
     assert!(dashboard.contains("Open cases"), "{dashboard}");
-    assert!(b.find("#sla-netcompany svg.chart rect").await.attr("height").await.unwrap().is_some());
+    assert!(
+        b.find("#sla-netcompany svg.chart rect")
+            .await
+            .attr("height")
+            .await
+            .unwrap()
+            .is_some()
+    );
     b.resize(1280, 1400).await;
     b.screenshot(&artifacts().join("dashboard.png")).await;
     b.resize(1280, 1000).await;

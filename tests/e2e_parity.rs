@@ -41,6 +41,10 @@ enum Action {
     Assign(Option<&'static str>),
     /// Write a report field, or clear it.
     Edit(&'static str, Option<String>),
+    /// Make an unflagged case a report.
+    Promote,
+    /// Junk every case like this one, by a selector.
+    Bulk(&'static str),
 }
 
 struct Doors {
@@ -94,6 +98,14 @@ impl Doors {
                 }
                 text.as_deref()
             }
+            Action::Promote => {
+                args.extend(["promote", reference]);
+                None
+            }
+            Action::Bulk(by) => {
+                args.extend(["bulk", reference, "--by", by]);
+                None
+            }
         };
         args.extend(["--actor", ANALYST]);
         let (ok, _, err) = self.sso.server.cli(&args, stdin);
@@ -124,6 +136,8 @@ impl Doors {
                 "fields",
                 serde_json::json!({ "field": field, "text": text }),
             ),
+            Action::Promote => ("promote", serde_json::json!({})),
+            Action::Bulk(by) => ("bulk", serde_json::json!({ "action": "junk", "by": by })),
         };
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("body.json");
@@ -177,6 +191,13 @@ impl Doors {
                     ("field", field),
                     ("text", text.as_deref().unwrap_or("")),
                 ],
+            ),
+            Action::Promote => self
+                .web
+                .post(&format!("/cases/{reference}/promote"), &[("csrf", &csrf)]),
+            Action::Bulk(by) => self.web.post(
+                &format!("/cases/{reference}/bulk"),
+                &[("csrf", &csrf), ("by", by)],
             ),
         };
         if r.status == 303 {
@@ -396,6 +417,27 @@ async fn every_door_gives_the_same_answer() {
             "a field of another organisation's case",
             &mag[0],
             Action::Edit("impact", Some("mine now".into())),
+            404,
+            format!("no case {}", mag[0]),
+        ),
+        (
+            "promoting a disclosure case",
+            &nc[0],
+            Action::Promote,
+            409,
+            format!("{} is a disclosure case: only an unflagged case can be promoted", nc[0]),
+        ),
+        (
+            "a bulk action by an unknown selector",
+            &nc[0],
+            Action::Bulk("colour"),
+            422,
+            "unknown selector \"colour\": sender, domain, client or content".into(),
+        ),
+        (
+            "a bulk action on another organisation's case",
+            &mag[0],
+            Action::Bulk("domain"),
             404,
             format!("no case {}", mag[0]),
         ),

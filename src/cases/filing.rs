@@ -42,7 +42,7 @@ pub(crate) async fn file(
         let reference = case_store::reference_of(tx, case_id).await?;
         let new = new_case(policy, &a, p);
         case_store::refile(tx, sealer, case_id, &reference, &new, now).await?;
-        search::index_case(tx, sealer, case_id, &new).await?;
+        search::index_case(tx, sealer, case_id, &new, &client_ip(&p.peer)).await?;
         (Filed::Refiled { reference }, case_id)
     } else if let Some((case_id, reference, token)) = thread_of(tx, policy, &a).await? {
         let from_reporter = token && from_the_reporter(tx, sealer, case_id, &reference, &a).await?;
@@ -83,7 +83,7 @@ pub(crate) async fn file(
     } else {
         let new = new_case(policy, &a, p);
         let (case_id, reference) = case_store::insert(tx, sealer, &new).await?;
-        search::index_case(tx, sealer, case_id, &new).await?;
+        search::index_case(tx, sealer, case_id, &new, &client_ip(&p.peer)).await?;
         if new.kind == CaseKind::Disclosure {
             queue_receipt(
                 tx, sealer, receipts, policy, case_id, &reference, &a, &new, p, now,
@@ -299,7 +299,7 @@ fn thread_id(id: &str) -> Option<String> {
 }
 
 /// The IP address of a `peer` as stored (`ip:port`, `[v6]:port`).
-fn client_ip(peer: &str) -> String {
+pub(super) fn client_ip(peer: &str) -> String {
     peer.parse::<std::net::SocketAddr>()
         .map(|a| a.ip().to_string())
         .unwrap_or_else(|_| peer.to_owned())

@@ -17,6 +17,7 @@ pub mod search;
 pub mod service;
 pub mod sla;
 pub mod thread;
+pub mod triage;
 pub mod unlock;
 
 #[cfg(test)]
@@ -43,6 +44,17 @@ pub enum CaseError {
     BadCursor(String),
     #[error("{0}")]
     Search(String),
+    #[error("case {reference} has no {by} to select by")]
+    NoSelector { reference: String, by: &'static str },
+    #[error("{reference} is a {kind} case: only an unflagged case can be promoted")]
+    NotUnflagged {
+        reference: String,
+        kind: &'static str,
+    },
+    #[error("unknown selector {0:?}: sender, domain, client or content")]
+    UnknownSelector(String),
+    #[error("unknown bulk action {0:?}: junk")]
+    UnknownAction(String),
     #[error("no organisation {0:?} among yours")]
     UnknownOrg(String),
     #[error("unknown kind {0:?}: disclosure, unflagged or unparsed")]
@@ -110,7 +122,7 @@ impl CaseError {
             | CaseError::NoMessage(_)
             | CaseError::UnknownOrg(_) => ErrorClass::NotFound,
             CaseError::Store(StoreError::NotFound(_)) => ErrorClass::NotFound,
-            CaseError::Transition { .. } => ErrorClass::Conflict,
+            CaseError::Transition { .. } | CaseError::NotUnflagged { .. } => ErrorClass::Conflict,
             CaseError::Unlock(U::TooManyAttempts(_)) => ErrorClass::Limited,
             CaseError::Unlock(U::Busy | U::NothingLocked(_)) => ErrorClass::Conflict,
             CaseError::UnknownState(_)
@@ -124,6 +136,9 @@ impl CaseError {
             | CaseError::Search(_)
             | CaseError::BadTime(_)
             | CaseError::UnknownKind(_)
+            | CaseError::NoSelector { .. }
+            | CaseError::UnknownSelector(_)
+            | CaseError::UnknownAction(_)
             | CaseError::NotAnAnalyst { .. }
             | CaseError::Unlock(U::WrongPassword | U::Worker(_)) => ErrorClass::Invalid,
             CaseError::NoPolicy(_) | CaseError::Outbound(_) | CaseError::Store(_) => {
@@ -143,6 +158,18 @@ pub fn kind_named(s: &str) -> Result<CaseKind, CaseError> {
 /// door shows.
 pub fn field_named(s: &str) -> Result<crate::model::thread::ReportField, CaseError> {
     crate::model::thread::ReportField::parse(s).ok_or_else(|| CaseError::UnknownField(s.to_owned()))
+}
+
+/// `Selector::parse`, refusing an unknown name with the error every door
+/// shows.
+pub fn selector_named(s: &str) -> Result<search::Selector, CaseError> {
+    search::Selector::parse(s).ok_or_else(|| CaseError::UnknownSelector(s.to_owned()))
+}
+
+/// `BulkAction::parse`, refusing an unknown name with the error every
+/// door shows.
+pub fn action_named(s: &str) -> Result<triage::BulkAction, CaseError> {
+    triage::BulkAction::parse(s).ok_or_else(|| CaseError::UnknownAction(s.to_owned()))
 }
 
 /// `CaseState::parse`, refusing an unknown name with the error every door

@@ -2,9 +2,9 @@
 //! stored mails, the service-level figures, and the search index's
 //! rebuild. Each read that shows report content writes its audit entry.
 
+use super::CaseError;
 use super::principal::{Authorized, Case, Principal, Scope};
 use super::service::{Cases, EvidenceUse, MAX_PAGE, Page};
-use super::CaseError;
 use crate::store::analysts;
 use crate::store::audit::AuditAction;
 use crate::store::cases::{self as repo, CaseDetail, Cursor, EvidenceInfo, Filter, Listing};

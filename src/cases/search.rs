@@ -1,7 +1,7 @@
 //! Search over sealed cases: a blind index of words.
 //!
-//! Every text a case holds — subject, report fields, the text of each
-//! message, assets, CVE and CWE ids — is cut into words (`words`), and
+//! Every text a case holds — subject, sender, report fields, the text of
+//! each message, assets, CVE and CWE ids — is cut into words (`words`), and
 //! each distinct word is stored as a keyed hash (HMAC-SHA-256 under a key
 //! derived from the master key for the case's organisation, first 64
 //! bits). A search hashes its words the same way, for each organisation
@@ -87,20 +87,93 @@ pub async fn index(
 }
 
 /// Indexes a new (or re-parsed) case: its subject, whole text, fields,
-/// assets and ids.
+/// assets and ids, and what bulk triage selects it by (`Selector`) for
+/// mail that came from `client_ip`.
 pub async fn index_case(
     tx: &mut WriteTx<'_>,
     sealer: &Sealer,
     case_id: i64,
     c: &NewCase,
+    client_ip: &str,
 ) -> Result<(), StoreError> {
     let f = &c.fields;
-    let mut texts: Vec<&str> = vec![&c.subject];
+    let mut texts: Vec<&str> = vec![&c.subject, &c.sender];
     texts.extend(c.text.as_deref());
     texts.extend(ReportField::ALL.iter().filter_map(|k| k.of(f)));
     texts.extend(f.assets.iter().map(|a| a.value.as_str()));
     texts.extend(f.cve_ids.iter().chain(&f.cwe_ids).map(String::as_str));
-    index(tx, sealer, &c.org, case_id, &texts).await
+    index(tx, sealer, &c.org, case_id, &texts).await?;
+    let key = key(sealer, &c.org);
+    let terms: Vec<i64> = selectors(&c.sender, client_ip, c.text.as_deref().unwrap_or(""))
+        .iter()
+        .map(|(s, v)| selector_term(&key, *s, v))
+        .collect();
+    search::add_terms(tx, case_id, &terms).await
+}
+
+/// What bulk triage selects cases by: all mail from one sender, from one
+/// domain, from one client (the delivering MTA's address), or with the
+/// same text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selector {
+    Sender,
+    Domain,
+    Client,
+    Content,
+}
+
+impl Selector {
+    pub const ALL: [Selector; 4] = [
+        Selector::Sender,
+        Selector::Domain,
+        Selector::Client,
+        Selector::Content,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Selector::Sender => "sender",
+            Selector::Domain => "domain",
+            Selector::Client => "client",
+            Selector::Content => "content",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Selector> {
+        Selector::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A report's selector values: its sender (lower case), the sender's
+/// domain, the client address, and a SHA-256 of its text with white space
+/// collapsed (identical content, however it was wrapped).
+pub fn selectors(sender: &str, client_ip: &str, text: &str) -> Vec<(Selector, String)> {
+    let sender = sender.trim().to_lowercase();
+    let mut out = Vec::new();
+    if let Some((_, domain)) = sender.rsplit_once('@') {
+        out.push((Selector::Domain, domain.to_owned()));
+    }
+    out.push((Selector::Sender, sender));
+    if !client_ip.is_empty() {
+        out.push((Selector::Client, client_ip.to_owned()));
+    }
+    let collapsed: Vec<&str> = text.split_whitespace().collect();
+    let digest = ring::digest::digest(&ring::digest::SHA256, collapsed.join(" ").as_bytes());
+    out.push((Selector::Content, hex::encode(digest.as_ref())));
+    out
+}
+
+/// A selector's blind term: a word `words` can never make (it begins
+/// with U+0001), so no search reaches it.
+fn selector_term(key: &hmac::Key, s: Selector, value: &str) -> i64 {
+    term(key, &format!("\u{1}{}:{value}", s.as_str()))
+}
+
+/// The blind terms of `(selector, value)` for cases of `orgs`.
+pub fn selector_terms(sealer: &Sealer, orgs: &[String], s: Selector, value: &str) -> Vec<i64> {
+    orgs.iter()
+        .map(|o| selector_term(&key(sealer, o), s, value))
+        .collect()
 }
 
 /// The index version this code writes; a store marked with another (or

@@ -58,6 +58,8 @@ pub struct Cases {
     pub(super) hostname: String,
     /// How much larger the parse budget of a retried message is.
     pub(super) retry_budget_factor: u32,
+    /// The receipt limits, for a receipt a promotion sends.
+    pub(super) outbound: crate::outbound::OutboundConfig,
     pub(super) clock: Clock,
 }
 
@@ -75,8 +77,15 @@ impl Cases {
             unlocker,
             hostname,
             retry_budget_factor,
+            outbound: crate::outbound::OutboundConfig::default(),
             clock: Arc::new(|| jiff::Timestamp::now().as_second()),
         }
+    }
+
+    /// The outbound configuration (receipt limits) intake uses too.
+    pub fn with_outbound(mut self, outbound: crate::outbound::OutboundConfig) -> Cases {
+        self.outbound = outbound;
+        self
     }
 
     /// The same service acting at the times `clock` gives (tests).
@@ -415,6 +424,22 @@ pub(crate) async fn transition_in(
     reason: &Reason,
     now: i64,
 ) -> Result<(), CaseError> {
+    move_case(tx, sealer, case, who, next, reason, now, true).await
+}
+
+/// `transition_in`; with `audited` false the move is on the case's
+/// timeline only, for a bulk action that writes one audit entry for all.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn move_case(
+    tx: &mut WriteTx<'_>,
+    sealer: &Sealer,
+    case: &Case,
+    who: &Who<'_>,
+    next: CaseState,
+    reason: &Reason,
+    now: i64,
+    audited: bool,
+) -> Result<(), CaseError> {
     let life = repo::lifecycle(tx, case.id).await?;
     if !life.state.may_become(next) {
         return Err(CaseError::Transition {
@@ -458,6 +483,20 @@ pub(crate) async fn transition_in(
         Some(r) => format!("{moved} ({r})"),
         None => moved.clone(),
     };
+    if !audited {
+        repo::add_event(
+            tx,
+            sealer,
+            case.id,
+            now,
+            EventKind::Transition,
+            who.actor,
+            &detail,
+            None,
+        )
+        .await?;
+        return Ok(());
+    }
     record(
         tx,
         sealer,

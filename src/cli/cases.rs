@@ -81,7 +81,8 @@ pub(super) fn service(store: &Store, config: &Config) -> Result<Cases, CliError>
         Arc::new(unlocker),
         config.smtp.hostname.clone(),
         config.intake.retry_budget_factor,
-    ))
+    )
+    .with_outbound(config.outbound.clone()))
 }
 
 pub(super) async fn cases_command(
@@ -256,6 +257,50 @@ pub(super) async fn cases_command(
                 "{reference}: message {queue_id} queued again with {}x the parse budget",
                 cases.retry_budget_factor()
             );
+        }
+        CasesCommand::Bulk {
+            reference,
+            by,
+            action,
+            dry_run,
+            actor: who,
+        } => {
+            let case = cases.open(&operator(who), &reference).await?;
+            let by = crate::cases::selector_named(&by)?;
+            let action = crate::cases::action_named(&action)?;
+            let outcome = cases.bulk(&case, by, action, dry_run).await?;
+            let verb = if dry_run { "would move" } else { "moved" };
+            println!(
+                "{} case(s) with the same {} as {reference}: {verb} {} to junk, {} unchanged{}",
+                outcome.selected,
+                by.as_str(),
+                outcome.moved.len(),
+                outcome.unchanged,
+                if outcome.left > 0 {
+                    format!(", {} left for another action", outcome.left)
+                } else {
+                    String::new()
+                }
+            );
+            if dry_run {
+                for r in &outcome.moved {
+                    println!("  {r}");
+                }
+            }
+        }
+        CasesCommand::Promote {
+            reference,
+            actor: who,
+        } => {
+            let case = cases.open(&operator(who), &reference).await?;
+            match cases.promote(&case).await? {
+                Some(to) => {
+                    println!("{reference}: now a disclosure report; receipt queued to {to}")
+                }
+                None => {
+                    println!("{reference}: now a disclosure report; no receipt (see `outbox list`)")
+                }
+            }
         }
         CasesCommand::Reindex => {
             let n = cases.reindex().await?;

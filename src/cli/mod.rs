@@ -216,6 +216,27 @@ pub enum CasesCommand {
     /// Parse an `unparsed` case's message again, with a budget
     /// `intake.retry_budget_factor` times larger; intake fills the case.
     Retry { reference: String },
+    /// Junk every case of REFERENCE's organisation from the same sender,
+    /// domain, client address, or with the same text: one action, one
+    /// audit entry. --dry-run lists them without changing anything.
+    Bulk {
+        reference: String,
+        #[arg(long)]
+        by: String,
+        #[arg(long, default_value = "junk")]
+        action: String,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Make an unflagged case a disclosure report: the receipt goes out
+    /// and the clocks run from its arrival.
+    Promote {
+        reference: String,
+        #[arg(long)]
+        actor: Option<String>,
+    },
     /// Index every case for search again (start-up does it once for a
     /// store from before the index).
     Reindex,

@@ -196,10 +196,12 @@ pub enum EventKind {
     Assign,
     /// An analyst wrote or corrected a report field.
     Edit,
+    /// An unflagged case was made a disclosure report.
+    Promote,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::Received,
         EventKind::Parsed,
         EventKind::ParseFailed,
@@ -212,6 +214,7 @@ impl EventKind {
         EventKind::UnlockFailed,
         EventKind::Assign,
         EventKind::Edit,
+        EventKind::Promote,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -228,6 +231,7 @@ impl EventKind {
             EventKind::UnlockFailed => "unlock-failed",
             EventKind::Assign => "assign",
             EventKind::Edit => "edit",
+            EventKind::Promote => "promote",
         }
     }
 

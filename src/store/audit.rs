@@ -57,6 +57,10 @@ pub enum AuditAction {
     HeadersView,
     /// A report field written or corrected.
     EditField,
+    /// One bulk triage action over many cases.
+    Bulk,
+    /// An unflagged case made a disclosure report.
+    Promote,
     Retry,
     Requeue,
     Transition,
@@ -87,6 +91,8 @@ impl AuditAction {
             AuditAction::RawDownload => "raw-download",
             AuditAction::HeadersView => "headers-view",
             AuditAction::EditField => "edit",
+            AuditAction::Bulk => "bulk",
+            AuditAction::Promote => "promote",
             AuditAction::Retry => "retry",
             AuditAction::Requeue => "requeue",
             AuditAction::Transition => "transition",

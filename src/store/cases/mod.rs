@@ -16,6 +16,7 @@ mod fields;
 mod list;
 mod read;
 mod thread;
+pub mod triage;
 
 use fields::SealedFields;
 pub(crate) use fields::write_fields;

@@ -13,7 +13,7 @@ pub mod tokens;
 
 use crate::cases::{
     CaseError, Cases, Door, ErrorClass, FieldText, NoteText, Page, Principal, Reason, Scope,
-    field_named, instant, kind_named, state_named,
+    action_named, field_named, instant, kind_named, selector_named, state_named,
 };
 use crate::store::Store;
 use crate::store::audit::{self, AuditAction};
@@ -41,6 +41,8 @@ pub mod paths {
     pub const FIELDS: &str = "/api/v1/cases/{reference}/fields";
     pub const HEADERS: &str = "/api/v1/cases/{reference}/messages/{message}/headers";
     pub const RAW: &str = "/api/v1/cases/{reference}/messages/{message}/raw";
+    pub const BULK: &str = "/api/v1/cases/{reference}/bulk";
+    pub const PROMOTE: &str = "/api/v1/cases/{reference}/promote";
     pub const SLA: &str = "/api/v1/sla";
     pub const EXPORT: &str = "/api/v1/export";
     pub const OPENAPI: &str = "/api/v1/openapi.json";
@@ -58,6 +60,8 @@ fn routes() -> Vec<(Method, &'static str, MethodRouter<Api>)> {
         (Method::POST, paths::FIELDS, post(edit_field)),
         (Method::GET, paths::HEADERS, get(headers)),
         (Method::GET, paths::RAW, get(raw)),
+        (Method::POST, paths::BULK, post(bulk)),
+        (Method::POST, paths::PROMOTE, post(promote)),
         (Method::GET, paths::SLA, get(sla)),
         (Method::GET, paths::EXPORT, get(export)),
         (Method::GET, paths::OPENAPI, get(openapi)),
@@ -379,6 +383,40 @@ async fn raw(
     }
     secure(h);
     Ok(r)
+}
+
+#[derive(Deserialize)]
+struct BulkBody {
+    action: String,
+    by: String,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn bulk(
+    State(api): State<Api>,
+    Caller(p): Caller,
+    Path(reference): Path<String>,
+    Json(body): Json<BulkBody>,
+) -> Result<Response, ApiError> {
+    let case = api.cases.open(&p, &reference).await?;
+    let by = selector_named(&body.by)?;
+    let action = action_named(&body.action)?;
+    let outcome = api.cases.bulk(&case, by, action, body.dry_run).await?;
+    Ok(json(StatusCode::OK, &outcome))
+}
+
+async fn promote(
+    State(api): State<Api>,
+    Caller(p): Caller,
+    Path(reference): Path<String>,
+) -> Result<Response, ApiError> {
+    let case = api.cases.open(&p, &reference).await?;
+    let to = api.cases.promote(&case).await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "reference": reference, "kind": "disclosure", "receipt_to": to }),
+    ))
 }
 
 #[derive(Deserialize)]

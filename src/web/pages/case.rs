@@ -57,6 +57,8 @@ struct CaseView {
     next_states: Vec<&'static str>,
     /// The whole conversation, in order.
     thread: Vec<super::conversation::EntryView>,
+    /// An unflagged case may be promoted to a report.
+    promotable: bool,
     /// The fields an analyst may write: (name, label).
     editable: Vec<(&'static str, &'static str)>,
     /// Who works it, by display name, and who could: (actor, display).
@@ -77,6 +79,9 @@ struct CasePage {
 pub(crate) struct Flash {
     #[serde(default)]
     done: Option<String>,
+    /// How many cases a bulk action moved: a number, never text.
+    #[serde(default)]
+    n: Option<u32>,
 }
 
 /// Notices after an action, by code: the URL never carries free text.
@@ -87,6 +92,9 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "note" => "Note added.",
         "assign" => "Assignment changed.",
         "edit" => "Field saved; nothing extracted later will overwrite it.",
+        "promote" => {
+            "Now a disclosure report: the receipt is in the outbox and the clocks run from its arrival."
+        }
         "reply" => "Reply queued to the reporter; it is in the timeline.",
         "breach" => {
             "Flagged as a personal-data breach: the deadline to notify the authority is on the case."
@@ -102,11 +110,12 @@ pub(crate) async fn show(
     Query(flash): Query<Flash>,
 ) -> Result<Response, UiError> {
     let case = a.open(&ui, &reference).await?;
-    let notice = flash
-        .done
-        .as_deref()
-        .and_then(notice_text)
-        .map(str::to_owned);
+    let notice = match (flash.done.as_deref(), flash.n) {
+        (Some("bulk"), Some(n)) => Some(format!(
+            "{n} case(s) like this one moved to junk; each has it on its timeline."
+        )),
+        (done, _) => done.and_then(notice_text).map(str::to_owned),
+    };
     case_page(&ui, &a, &case, notice, None).await
 }
 
@@ -290,6 +299,7 @@ async fn case_page(
             .collect(),
         has_locked,
         thread: super::conversation::thread_views(&d),
+        promotable: s.kind == CaseKind::Unflagged,
         editable: EDITABLE.iter().map(|(f, l)| (f.as_str(), *l)).collect(),
         assignee,
         analysts,

@@ -130,6 +130,54 @@ pub(crate) async fn raw(
 }
 
 #[derive(Deserialize)]
+pub(crate) struct BulkForm {
+    csrf: String,
+    by: String,
+}
+
+/// Junks every case of the organisation like this one (same sender,
+/// domain, client or text).
+pub(crate) async fn bulk(
+    State(ui): State<S>,
+    a: Analyst,
+    Path(reference): Path<String>,
+    Form(f): Form<BulkForm>,
+) -> Result<Response, UiError> {
+    a.check_csrf(&f.csrf)?;
+    let case = a.open(&ui, &reference).await?;
+    let result = async {
+        let by = crate::cases::selector_named(&f.by)?;
+        ui.cases
+            .bulk(&case, by, crate::cases::triage::BulkAction::Junk, false)
+            .await
+    }
+    .await;
+    match result {
+        Ok(outcome) => Ok(Redirect::to(&format!(
+            "/cases/{}?done=bulk&n={}",
+            case.reference,
+            outcome.moved.len()
+        ))
+        .into_response()),
+        Err(e) => super::case::refused(&ui, &a, &case, e).await,
+    }
+}
+
+pub(crate) async fn promote(
+    State(ui): State<S>,
+    a: Analyst,
+    Path(reference): Path<String>,
+    Form(f): Form<crate::web::auth::logout::CsrfForm>,
+) -> Result<Response, UiError> {
+    a.check_csrf(&f.csrf)?;
+    let case = a.open(&ui, &reference).await?;
+    match ui.cases.promote(&case).await {
+        Ok(_) => Ok(super::case::done(&case.reference, "promote")),
+        Err(e) => super::case::refused(&ui, &a, &case, e).await,
+    }
+}
+
+#[derive(Deserialize)]
 pub(crate) struct FieldForm {
     csrf: String,
     field: String,

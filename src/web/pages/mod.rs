@@ -98,6 +98,8 @@ pub fn router(ui: Ui) -> Router {
         .route("/cases/{reference}/breach", post(case::breach))
         .route("/cases/{reference}/assign", post(case::assign))
         .route("/cases/{reference}/fields", post(conversation::edit_field))
+        .route("/cases/{reference}/bulk", post(conversation::bulk))
+        .route("/cases/{reference}/promote", post(conversation::promote))
         .route(
             "/cases/{reference}/messages/{message}/headers",
             get(conversation::headers),
