@@ -260,6 +260,31 @@ async fn an_analyst_works_a_case_in_chromium() {
     assert!(b.source().await.contains(&reference), "my cases list it");
     assert!(b.text(".count").await.starts_with("1 case"));
 
+    // A status update from the policy's template, edited, then sent.
+    b.goto(&format!("{base}/cases/{reference}")).await;
+    b.select("#draft", "investigating").await;
+    b.submit("#prepare-draft").await;
+    let drafted = b
+        .find("#feedback-text")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(
+        drafted.contains("we will keep you informed of our progress"),
+        "{drafted}"
+    );
+    b.type_into("#feedback-text", " Expect a fix within two weeks.")
+        .await;
+    b.submit("#send-feedback").await;
+    assert!(b.text("#notice").await.contains("Status update queued"));
+    assert!(
+        b.text("#timeline")
+            .await
+            .contains("Expect a fix within two weeks.")
+    );
+
     // The service levels: the receipts wait for a relay (none here), so
     // nothing is late yet; 56 reports this week.
     b.submit("a[href=\"/dashboard\"]").await;
@@ -354,6 +379,7 @@ async fn an_analyst_works_a_case_in_chromium() {
         "unlocked",
         "transition",
         "assign",
+        "feedback",
         "evidence-download",
         "headers-view",
         "sign-out",

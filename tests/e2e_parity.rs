@@ -45,6 +45,8 @@ enum Action {
     Promote,
     /// Junk every case like this one, by a selector.
     Bulk(&'static str),
+    /// A status update of this kind, with this text.
+    Feedback(&'static str, &'static str),
 }
 
 struct Doors {
@@ -106,6 +108,10 @@ impl Doors {
                 args.extend(["bulk", reference, "--by", by]);
                 None
             }
+            Action::Feedback(kind, text) => {
+                args.extend(["feedback", reference, kind, "--text-stdin"]);
+                Some(*text)
+            }
         };
         args.extend(["--actor", ANALYST]);
         let (ok, _, err) = self.sso.server.cli(&args, stdin);
@@ -138,6 +144,10 @@ impl Doors {
             ),
             Action::Promote => ("promote", serde_json::json!({})),
             Action::Bulk(by) => ("bulk", serde_json::json!({ "action": "junk", "by": by })),
+            Action::Feedback(kind, text) => (
+                "feedback",
+                serde_json::json!({ "kind": kind, "text": text }),
+            ),
         };
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("body.json");
@@ -198,6 +208,10 @@ impl Doors {
             Action::Bulk(by) => self.web.post(
                 &format!("/cases/{reference}/bulk"),
                 &[("csrf", &csrf), ("by", by)],
+            ),
+            Action::Feedback(kind, text) => self.web.post(
+                &format!("/cases/{reference}/feedback"),
+                &[("csrf", &csrf), ("kind", kind), ("text", text)],
             ),
         };
         if r.status == 303 {
@@ -440,6 +454,20 @@ async fn every_door_gives_the_same_answer() {
             Action::Bulk("domain"),
             404,
             format!("no case {}", mag[0]),
+        ),
+        (
+            "an unknown status update",
+            &nc[0],
+            Action::Feedback("bogus", "Hello"),
+            422,
+            "unknown status update \"bogus\": one of investigating, needs-information, resolved, closed".into(),
+        ),
+        (
+            "an empty status update",
+            &nc[0],
+            Action::Feedback("investigating", "  "),
+            422,
+            "the reply is empty".into(),
         ),
         (
             "a transition reason over its limit",

@@ -8,6 +8,7 @@
 //! case without a reason, lose the time a paused clock was paused, or let
 //! two doors answer the same action differently.
 
+pub mod feedback;
 pub mod filing;
 pub mod inbox;
 pub mod input;
@@ -51,6 +52,8 @@ pub enum CaseError {
         reference: String,
         kind: &'static str,
     },
+    #[error("unknown status update {0:?}: one of {kinds}", kinds = crate::policy::feedback::FeedbackKind::names())]
+    UnknownFeedback(String),
     #[error("unknown selector {0:?}: sender, domain, client or content")]
     UnknownSelector(String),
     #[error("unknown bulk action {0:?}: junk")]
@@ -138,6 +141,7 @@ impl CaseError {
             | CaseError::UnknownKind(_)
             | CaseError::NoSelector { .. }
             | CaseError::UnknownSelector(_)
+            | CaseError::UnknownFeedback(_)
             | CaseError::UnknownAction(_)
             | CaseError::NotAnAnalyst { .. }
             | CaseError::Unlock(U::WrongPassword | U::Worker(_)) => ErrorClass::Invalid,
@@ -164,6 +168,13 @@ pub fn field_named(s: &str) -> Result<crate::model::thread::ReportField, CaseErr
 /// shows.
 pub fn selector_named(s: &str) -> Result<search::Selector, CaseError> {
     search::Selector::parse(s).ok_or_else(|| CaseError::UnknownSelector(s.to_owned()))
+}
+
+/// `FeedbackKind::parse`, refusing an unknown name with the error every
+/// door shows.
+pub fn feedback_named(s: &str) -> Result<crate::policy::feedback::FeedbackKind, CaseError> {
+    crate::policy::feedback::FeedbackKind::parse(s)
+        .ok_or_else(|| CaseError::UnknownFeedback(s.to_owned()))
 }
 
 /// `BulkAction::parse`, refusing an unknown name with the error every

@@ -13,7 +13,7 @@
 //! `CaseState::may_become`, or take a deadline from anywhere but the
 //! case's policy.
 
-use super::input::{FieldText, NoteText, Reason, ReplyText};
+use super::input::{FieldText, NoteText, Reason};
 use super::principal::{Authorized, Case, Principal};
 use super::unlock::{UnlockOutcome, Unlocker};
 use super::{CaseError, CaseState, CloseReason, EventKind};
@@ -165,67 +165,6 @@ impl Cases {
         .await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Queues `text` to the reporter, threaded under their report, and
-    /// records it in the timeline. Returns the address it goes to.
-    pub async fn reply(
-        &self,
-        case: &Authorized<Case>,
-        text: &ReplyText,
-    ) -> Result<String, CaseError> {
-        let mut tx = self.store.write().await?;
-        let facts =
-            repo::reply_facts(&mut tx, self.store.sealer(), case.id, &case.reference).await?;
-        let to = facts.reporter_address.ok_or(CaseError::NoAddress)?;
-        let quoted: String = facts
-            .subject
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(120)
-            .collect();
-        let subject = format!("Re: [{}] {quoted}", case.reference);
-        let message_id = format!(
-            "<{}.{}@{}>",
-            case.reference,
-            repo::object_id(),
-            self.hostname
-        );
-        let parent = facts
-            .message_id
-            .map(|m| format!("<{}>", m.trim_matches(['<', '>'])));
-        crate::outbound::enqueue_reply(
-            &mut tx,
-            self.store.sealer(),
-            &crate::outbound::Outgoing {
-                kind: "reply",
-                case_id: case.id,
-                to: &to,
-                subject: &subject,
-                body: text.as_str(),
-                message_id: &message_id,
-                in_reply_to: parent.as_deref(),
-            },
-            self.now(),
-        )
-        .await
-        .map_err(|e| CaseError::Outbound(e.to_string()))?;
-        record(
-            &mut tx,
-            self.store.sealer(),
-            case,
-            &case.principal().who(),
-            self.now(),
-            Change {
-                event: EventKind::Reply,
-                timeline: text.as_str(),
-                action: AuditAction::Reply,
-                audit: "reply queued to the reporter",
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(to)
     }
 
     /// Flags a case as a personal-data breach: the authority must be told

@@ -106,7 +106,7 @@ pub fn figures(policy: &Policy, clocks: &[CaseClock], now: i64) -> OrgSla {
         *open_by_state.entry(c.state.as_str()).or_insert(0) += 1;
         let next = if !c.state.acknowledged() {
             Some(c.acknowledge_by)
-        } else if !c.paused {
+        } else if !c.paused && !c.feedback_given {
             Some(c.feedback_by)
         } else {
             None

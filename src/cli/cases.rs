@@ -288,6 +288,29 @@ pub(super) async fn cases_command(
                 }
             }
         }
+        CasesCommand::Feedback {
+            reference,
+            kind,
+            draft,
+            text_stdin,
+            actor: who,
+        } => {
+            let case = cases.open(&operator(who), &reference).await?;
+            let kind = crate::cases::feedback_named(&kind)?;
+            let d = cases.feedback_draft(&case, kind).await?;
+            if draft {
+                println!("Subject: {}\n\n{}", d.subject, d.text);
+                return Ok(());
+            }
+            let text = if text_stdin { read_text()? } else { d.text };
+            let to = cases
+                .send_feedback(&case, kind, &crate::cases::ReplyText::new(&text)?)
+                .await?;
+            println!(
+                "{reference}: status update ({}) queued to {to}",
+                kind.as_str()
+            );
+        }
         CasesCommand::Promote {
             reference,
             actor: who,

@@ -230,6 +230,20 @@ pub enum CasesCommand {
         #[arg(long)]
         actor: Option<String>,
     },
+    /// Send a status update to the reporter from the policy's template
+    /// (investigating, needs-information, resolved, closed) in the
+    /// report's language: --draft prints it; --text-stdin sends your
+    /// edited text instead. It stops the feedback clock.
+    Feedback {
+        reference: String,
+        kind: String,
+        #[arg(long, conflicts_with = "text_stdin")]
+        draft: bool,
+        #[arg(long)]
+        text_stdin: bool,
+        #[arg(long)]
+        actor: Option<String>,
+    },
     /// Make an unflagged case a disclosure report: the receipt goes out
     /// and the clocks run from its arrival.
     Promote {

@@ -198,10 +198,12 @@ pub enum EventKind {
     Edit,
     /// An unflagged case was made a disclosure report.
     Promote,
+    /// A status update to the reporter.
+    Feedback,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::Received,
         EventKind::Parsed,
         EventKind::ParseFailed,
@@ -215,6 +217,7 @@ impl EventKind {
         EventKind::Assign,
         EventKind::Edit,
         EventKind::Promote,
+        EventKind::Feedback,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -232,6 +235,7 @@ impl EventKind {
             EventKind::Assign => "assign",
             EventKind::Edit => "edit",
             EventKind::Promote => "promote",
+            EventKind::Feedback => "feedback",
         }
     }
 

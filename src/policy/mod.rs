@@ -9,6 +9,7 @@
 //! reading the directory, and nothing here knows about SMTP sessions.
 
 pub mod calendar;
+pub mod feedback;
 
 use calendar::{BusinessCalendar, HolidayRules};
 use jiff::{Timestamp, ToSpan, tz::TimeZone};
@@ -220,6 +221,8 @@ struct PolicyFile {
     plaintext: PlaintextRule,
     source: String,
     receipt: ReceiptTemplates,
+    #[serde(default)]
+    feedback: feedback::FeedbackTemplates,
 }
 
 /// A validated organisation policy.
@@ -249,6 +252,8 @@ pub struct Policy {
     /// Where the policy was published, for analysts.
     pub source: String,
     pub receipt: ReceiptTemplates,
+    /// Status updates to the reporter (`feedback::FeedbackTemplates`).
+    pub feedback: feedback::FeedbackTemplates,
     pub file: PathBuf,
 }
 
@@ -489,6 +494,7 @@ impl Policy {
             plaintext: f.plaintext,
             source: f.source,
             receipt: f.receipt,
+            feedback: f.feedback,
             file: file.to_path_buf(),
         })
     }

@@ -61,6 +61,8 @@ pub enum AuditAction {
     Bulk,
     /// An unflagged case made a disclosure report.
     Promote,
+    /// A status update queued to the reporter.
+    Feedback,
     Retry,
     Requeue,
     Transition,
@@ -93,6 +95,7 @@ impl AuditAction {
             AuditAction::EditField => "edit",
             AuditAction::Bulk => "bulk",
             AuditAction::Promote => "promote",
+            AuditAction::Feedback => "feedback",
             AuditAction::Retry => "retry",
             AuditAction::Requeue => "requeue",
             AuditAction::Transition => "transition",

@@ -290,6 +290,9 @@ pub const SQLITE: &[&str] = &[
         case_id INTEGER NOT NULL REFERENCES cases (id),
         PRIMARY KEY (term, case_id)
     ) WITHOUT ROWID;",
+    // 14: feedback stops the feedback clock (#11): when the first reply or
+    // status update to the reporter was queued.
+    "ALTER TABLE cases ADD COLUMN feedback_at INTEGER;",
 ];
 
 pub const POSTGRES: &[&str] = &[
@@ -527,4 +530,6 @@ pub const POSTGRES: &[&str] = &[
         case_id BIGINT NOT NULL REFERENCES cases (id),
         PRIMARY KEY (term, case_id)
     );",
+    // 14
+    "ALTER TABLE cases ADD COLUMN feedback_at BIGINT;",
 ];

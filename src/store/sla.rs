@@ -17,6 +17,8 @@ pub struct CaseClock {
     pub acknowledge_by: i64,
     pub feedback_by: i64,
     pub paused: bool,
+    /// Feedback was given (queued): the clock stopped.
+    pub feedback_given: bool,
     /// A receipt was owed: one was queued (not suppressed).
     pub receipt_owed: bool,
     /// When the relay accepted the first receipt.
@@ -33,7 +35,7 @@ pub async fn clocks(pool: &AnyPool, org: &str, since: i64) -> Result<Vec<CaseClo
         .map(|s| format!("'{}'", s.as_str()))
         .collect();
     let sql = format!(
-        "SELECT c.state, c.kind, c.received_at, c.acknowledge_by, c.feedback_by, c.feedback_paused_at,
+        "SELECT c.state, c.kind, c.received_at, c.acknowledge_by, c.feedback_by, c.feedback_paused_at, c.feedback_at,
             (SELECT COUNT(*) FROM outbox o WHERE o.case_id = c.id AND o.kind = 'receipt' AND o.state != 'suppressed') AS owed,
             (SELECT MIN(o.sent_at) FROM outbox o WHERE o.case_id = c.id AND o.kind = 'receipt' AND o.state = 'sent') AS receipt_sent,
             (SELECT MIN(o.sent_at) FROM outbox o WHERE o.case_id = c.id AND o.kind IN ('reply', 'feedback') AND o.state = 'sent') AS feedback_sent
@@ -59,6 +61,7 @@ pub async fn clocks(pool: &AnyPool, org: &str, since: i64) -> Result<Vec<CaseClo
                 acknowledge_by: r.try_get("acknowledge_by")?,
                 feedback_by: r.try_get("feedback_by")?,
                 paused: r.try_get::<Option<i64>, _>("feedback_paused_at")?.is_some(),
+                feedback_given: r.try_get::<Option<i64>, _>("feedback_at")?.is_some(),
                 receipt_owed: r.try_get::<i64, _>("owed")? > 0,
                 receipt_sent: r.try_get("receipt_sent")?,
                 feedback_sent: r.try_get("feedback_sent")?,

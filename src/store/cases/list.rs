@@ -177,7 +177,7 @@ fn clause(f: &Filter, now: i64) -> Clause {
         // `read::overdue`, in SQL: the state names come from the lifecycle.
         let m = c.arg(Arg::Int(now));
         c.conditions.push(format!(
-            "((state IN ({}) AND acknowledge_by < {m}) OR (state IN ({}) AND feedback_paused_at IS NULL AND feedback_by < {m}))",
+            "((state IN ({}) AND acknowledge_by < {m}) OR (state IN ({}) AND feedback_paused_at IS NULL AND feedback_at IS NULL AND feedback_by < {m}))",
             states(|s| s.is_open() && !s.acknowledged()),
             states(CaseState::is_open),
         ));
@@ -237,7 +237,7 @@ pub async fn list(
     }
     let mut sql = format!(
         "SELECT reference, org, kind, state, subject, received_at, acknowledge_by, feedback_by,
-                feedback_paused_at, assignee
+                feedback_paused_at, feedback_at, assignee
          FROM cases WHERE {} ORDER BY received_at, reference",
         c.text()
     );
@@ -252,7 +252,9 @@ pub async fn list(
         let state = state_of(&r.try_get::<String, _>("state")?)?;
         let ack_by: i64 = r.try_get("acknowledge_by")?;
         let feedback_by: i64 = r.try_get("feedback_by")?;
-        let paused = r.try_get::<Option<i64>, _>("feedback_paused_at")?.is_some();
+        // A paused clock, or one stopped by feedback, cannot run late.
+        let paused = r.try_get::<Option<i64>, _>("feedback_paused_at")?.is_some()
+            || r.try_get::<Option<i64>, _>("feedback_at")?.is_some();
         let reference: String = r.try_get("reference")?;
         let subject = sealer.open_text(
             case_field(&reference, "subject"),

@@ -161,6 +161,9 @@ pub struct CaseDetail {
     pub tls_cipher: Option<String>,
     pub authentication_results: Option<String>,
     pub feedback_paused: bool,
+    /// When the first reply or status update to the reporter was queued:
+    /// the feedback clock stopped then.
+    pub feedback_given_at: Option<i64>,
     pub breach_notify_by: Option<i64>,
     pub assets: Vec<AssetRow>,
     pub suggestions: Vec<Suggestion>,
@@ -222,6 +225,7 @@ pub async fn show(
     let reference = reference.as_str();
     let state = state_of(&row.try_get::<String, _>("state")?)?;
     let paused: Option<i64> = row.try_get("feedback_paused_at")?;
+    let feedback_at: Option<i64> = row.try_get("feedback_at")?;
     let ack_by: i64 = row.try_get("acknowledge_by")?;
     let feedback_by: i64 = row.try_get("feedback_by")?;
     let field = |column: &str| -> Result<Option<String>, StoreError> {
@@ -245,7 +249,13 @@ pub async fn show(
             reference: reference.to_owned(),
             org: row.try_get("org")?,
             kind: kind_of(&row.try_get::<String, _>("kind")?)?,
-            overdue: overdue(state, ack_by, feedback_by, paused.is_some(), now),
+            overdue: overdue(
+                state,
+                ack_by,
+                feedback_by,
+                paused.is_some() || feedback_at.is_some(),
+                now,
+            ),
             state,
             subject: field("subject")?.unwrap_or_default(),
             received_at: row.try_get("received_at")?,
@@ -278,6 +288,7 @@ pub async fn show(
         tls_cipher: row.try_get("tls_cipher")?,
         authentication_results: field("authentication_results")?,
         feedback_paused: paused.is_some(),
+        feedback_given_at: feedback_at,
         breach_notify_by: row.try_get("breach_notify_by")?,
         assets,
         suggestions,

@@ -118,3 +118,24 @@ pub async fn set_kind(tx: &mut WriteTx<'_>, id: i64, kind: CaseKind) -> Result<(
         .await?;
     Ok(())
 }
+
+/// Records that feedback was given now, if it had not been: the feedback
+/// clock stops at the first reply or status update.
+pub async fn feedback_given(tx: &mut WriteTx<'_>, id: i64, now: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE cases SET feedback_at = $1 WHERE id = $2 AND feedback_at IS NULL")
+        .bind(now)
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Why case `id` was closed, if it was.
+pub async fn close_reason(tx: &mut WriteTx<'_>, id: i64) -> Result<Option<String>, StoreError> {
+    let (reason,): (Option<String>,) =
+        sqlx::query_as("SELECT close_reason FROM cases WHERE id = $1")
+            .bind(id)
+            .fetch_one(tx.conn())
+            .await?;
+    Ok(reason)
+}

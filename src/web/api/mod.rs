@@ -12,8 +12,9 @@
 pub mod tokens;
 
 use crate::cases::{
-    CaseError, Cases, Door, ErrorClass, FieldText, NoteText, Page, Principal, Reason, Scope,
-    action_named, field_named, instant, kind_named, selector_named, state_named,
+    CaseError, Cases, Door, ErrorClass, FieldText, NoteText, Page, Principal, Reason, ReplyText,
+    Scope, action_named, feedback_named, field_named, instant, kind_named, selector_named,
+    state_named,
 };
 use crate::store::Store;
 use crate::store::audit::{self, AuditAction};
@@ -43,6 +44,8 @@ pub mod paths {
     pub const RAW: &str = "/api/v1/cases/{reference}/messages/{message}/raw";
     pub const BULK: &str = "/api/v1/cases/{reference}/bulk";
     pub const PROMOTE: &str = "/api/v1/cases/{reference}/promote";
+    pub const FEEDBACK: &str = "/api/v1/cases/{reference}/feedback";
+    pub const FEEDBACK_DRAFT: &str = "/api/v1/cases/{reference}/feedback/{kind}";
     pub const SLA: &str = "/api/v1/sla";
     pub const EXPORT: &str = "/api/v1/export";
     pub const OPENAPI: &str = "/api/v1/openapi.json";
@@ -62,6 +65,8 @@ fn routes() -> Vec<(Method, &'static str, MethodRouter<Api>)> {
         (Method::GET, paths::RAW, get(raw)),
         (Method::POST, paths::BULK, post(bulk)),
         (Method::POST, paths::PROMOTE, post(promote)),
+        (Method::POST, paths::FEEDBACK, post(send_feedback)),
+        (Method::GET, paths::FEEDBACK_DRAFT, get(feedback_draft)),
         (Method::GET, paths::SLA, get(sla)),
         (Method::GET, paths::EXPORT, get(export)),
         (Method::GET, paths::OPENAPI, get(openapi)),
@@ -416,6 +421,48 @@ async fn promote(
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "reference": reference, "kind": "disclosure", "receipt_to": to }),
+    ))
+}
+
+async fn feedback_draft(
+    State(api): State<Api>,
+    Caller(p): Caller,
+    Path((reference, kind)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let case = api.cases.open(&p, &reference).await?;
+    let kind = feedback_named(&kind)?;
+    Ok(json(
+        StatusCode::OK,
+        &api.cases.feedback_draft(&case, kind).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct FeedbackBody {
+    kind: String,
+    /// The update's text; the policy's template when left out.
+    text: Option<String>,
+}
+
+async fn send_feedback(
+    State(api): State<Api>,
+    Caller(p): Caller,
+    Path(reference): Path<String>,
+    Json(body): Json<FeedbackBody>,
+) -> Result<Response, ApiError> {
+    let case = api.cases.open(&p, &reference).await?;
+    let kind = feedback_named(&body.kind)?;
+    let text = match body.text {
+        Some(t) => t,
+        None => api.cases.feedback_draft(&case, kind).await?.text,
+    };
+    let to = api
+        .cases
+        .send_feedback(&case, kind, &ReplyText::new(&text)?)
+        .await?;
+    Ok(json(
+        StatusCode::CREATED,
+        &serde_json::json!({ "reference": reference, "kind": kind, "to": to }),
     ))
 }
 

@@ -71,6 +71,9 @@ struct CaseView {
 struct CasePage {
     base: Base,
     c: CaseView,
+    /// A drafted status update: (kind, language, text).
+    draft: Option<(&'static str, &'static str, String)>,
+    feedback_kinds: Vec<&'static str>,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -82,6 +85,9 @@ pub(crate) struct Flash {
     /// How many cases a bulk action moved: a number, never text.
     #[serde(default)]
     n: Option<u32>,
+    /// A status update to draft (`FeedbackKind`).
+    #[serde(default)]
+    draft: Option<String>,
 }
 
 /// Notices after an action, by code: the URL never carries free text.
@@ -92,6 +98,7 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "note" => "Note added.",
         "assign" => "Assignment changed.",
         "edit" => "Field saved; nothing extracted later will overwrite it.",
+        "feedback" => "Status update queued to the reporter; the feedback clock has stopped.",
         "promote" => {
             "Now a disclosure report: the receipt is in the outbox and the clocks run from its arrival."
         }
@@ -116,7 +123,21 @@ pub(crate) async fn show(
         )),
         (done, _) => done.and_then(notice_text).map(str::to_owned),
     };
-    case_page(&ui, &a, &case, notice, None).await
+    let draft = match flash.draft.as_deref().filter(|d| !d.is_empty()) {
+        None => None,
+        Some(kind) => {
+            let drafted = async {
+                let kind = crate::cases::feedback_named(kind)?;
+                ui.cases.feedback_draft(&case, kind).await
+            }
+            .await;
+            match drafted {
+                Ok(d) => Some(d),
+                Err(e) => return refused(&ui, &a, &case, e).await,
+            }
+        }
+    };
+    case_page_with(&ui, &a, &case, notice, None, draft).await
 }
 
 /// The evidence list: names, where each came from, what is still locked.
@@ -197,6 +218,18 @@ async fn case_page(
     notice: Option<String>,
     error: Option<(StatusCode, String)>,
 ) -> Result<Response, UiError> {
+    case_page_with(ui, a, case, notice, error, None).await
+}
+
+/// The case page, with a status update drafted for the analyst to edit.
+async fn case_page_with(
+    ui: &Ui,
+    a: &Analyst,
+    case: &Authorized<Case>,
+    notice: Option<String>,
+    error: Option<(StatusCode, String)>,
+    draft: Option<crate::cases::feedback::Draft>,
+) -> Result<Response, UiError> {
     let now = now();
     let d = ui.cases.view(case).await?;
     let s = &d.summary;
@@ -239,7 +272,9 @@ async fn case_page(
             "not needed".into()
         },
         receipt_overdue: open && !state.acknowledged() && now > s.acknowledge_by,
-        feedback_clock: if !open {
+        feedback_clock: if let Some(at) = d.feedback_given_at {
+            format!("given {}", when(at))
+        } else if !open {
             "closed".into()
         } else if d.feedback_paused {
             "paused while waiting for the reporter".into()
@@ -250,7 +285,10 @@ async fn case_page(
                 clock(s.feedback_by, now)
             )
         },
-        feedback_overdue: open && !d.feedback_paused && now > s.feedback_by,
+        feedback_overdue: open
+            && !d.feedback_paused
+            && d.feedback_given_at.is_none()
+            && now > s.feedback_by,
         breach_clock: d
             .breach_notify_by
             .map(|t| format!("notify the authority by {} ({})", when(t), clock(t, now))),
@@ -318,6 +356,11 @@ async fn case_page(
         render(&CasePage {
             base: a.base(format!("{} {}", s.reference, s.subject), ui),
             c,
+            draft: draft.map(|d| (d.kind.as_str(), d.language, d.text)),
+            feedback_kinds: crate::policy::feedback::FeedbackKind::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .collect(),
             notice,
             error,
         }),

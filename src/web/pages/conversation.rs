@@ -178,6 +178,34 @@ pub(crate) async fn promote(
 }
 
 #[derive(Deserialize)]
+pub(crate) struct FeedbackForm {
+    csrf: String,
+    kind: String,
+    text: String,
+}
+
+/// Sends a status update (the draft, as the analyst edited it).
+pub(crate) async fn feedback(
+    State(ui): State<S>,
+    a: Analyst,
+    Path(reference): Path<String>,
+    Form(f): Form<FeedbackForm>,
+) -> Result<Response, UiError> {
+    a.check_csrf(&f.csrf)?;
+    let case = a.open(&ui, &reference).await?;
+    let result = async {
+        let kind = crate::cases::feedback_named(&f.kind)?;
+        let text = crate::cases::ReplyText::new(&f.text)?;
+        ui.cases.send_feedback(&case, kind, &text).await
+    }
+    .await;
+    match result {
+        Ok(_) => Ok(super::case::done(&case.reference, "feedback")),
+        Err(e) => super::case::refused(&ui, &a, &case, e).await,
+    }
+}
+
+#[derive(Deserialize)]
 pub(crate) struct FieldForm {
     csrf: String,
     field: String,
