@@ -162,6 +162,10 @@ async fn pages_search_and_filters_see_only_ones_own_organisation() {
     assert_eq!(found(&nc, "zebrafinch"), (Vec::new(), "0".into()));
     assert_eq!(found(&mag, "zebrafinch").0.len(), 3);
     assert_eq!(found(&mag, "marker7"), (Vec::new(), "0".into()));
+    // An organisation outside the token's: nothing, not an error.
+    let (status, headers, list) = api(&sso.base, &nc, "/api/v1/cases?org=magenta&q=xss");
+    assert_eq!((status, references(&list)), (200, Vec::<String>::new()));
+    assert_eq!(header(&headers, "x-total-count").as_deref(), Some("0"));
     // Totals count one's own cases only.
     let (_, headers, _) = api(&sso.base, &mag, "/api/v1/cases?q=xss");
     assert_eq!(header(&headers, "x-total-count").as_deref(), Some("3"));

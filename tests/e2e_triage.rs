@@ -309,3 +309,118 @@ async fn an_unflagged_report_is_promoted_with_its_receipt_and_clocks_from_arriva
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn likely_duplicates_and_beg_bounties_are_suggested_with_their_reason_and_change_nothing() {
+    let mx = Server::start(Opts {
+        intake: INTAKE_ON,
+        ..Opts::default()
+    });
+    let words = "quokka wombat numbat bilby dingo platypus echidna wallaby";
+    let reports: [(&str, &str, String); 8] = [
+        (
+            "netcompany",
+            "A",
+            "The export leaks invoices, CVE-2026-7777.".into(),
+        ),
+        (
+            "netcompany",
+            "B",
+            "Same bug as CVE-2026-7777, seen again today.".into(),
+        ),
+        (
+            "netcompany",
+            "C",
+            "SQL injection (CWE-89) at https://shop.netcompany.example/cart".into(),
+        ),
+        (
+            "netcompany",
+            "D",
+            "CWE-89 again, in https://shop.netcompany.example/login".into(),
+        ),
+        ("netcompany", "E", format!("The {words} pages leak data.")),
+        ("netcompany", "F", format!("Found: {words} all leak.")),
+        ("magenta", "G", "Magenta has CVE-2026-7777 too.".into()),
+        (
+            "netcompany",
+            "H",
+            "My Nessus scan found a missing header. I expect a bounty.".into(),
+        ),
+    ];
+    for (org, name, text) in &reports {
+        deliver_from(
+            &mx,
+            "r@researcher.example",
+            &format!("security@{org}.example"),
+            &common::report(&format!("Responsible disclosure: report {name}"), text),
+        )
+        .await;
+    }
+    mx.wait_filed(reports.len());
+    let (_, out, _) = mx.cli(&["cases", "list", "--json"], None);
+    let list: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let reference = |name: &str| -> String {
+        list.iter()
+            .find(|c| c["subject"] == format!("Responsible disclosure: report {name}"))
+            .unwrap()["reference"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let hints = |name: &str| -> Vec<(String, String)> {
+        let (_, out, _) = mx.cli(&["cases", "show", &reference(name), "--json"], None);
+        let case: Value = serde_json::from_str(&out).unwrap();
+        case["duplicates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h["reference"].as_str().unwrap().to_owned(),
+                    h["reason"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        hints("B"),
+        [(reference("A"), "the same CVE-2026-7777".to_owned())]
+    );
+    assert!(
+        !hints("A").iter().any(|(r, _)| *r == reference("G")),
+        "another organisation's case is never suggested"
+    );
+    assert_eq!(hints("G"), Vec::<(String, String)>::new());
+    assert_eq!(
+        hints("D"),
+        [(
+            reference("C"),
+            "the same asset host shop.netcompany.example and CWE-89".to_owned()
+        )]
+    );
+    let overlap = hints("F");
+    assert_eq!(overlap.len(), 1, "{overlap:?}");
+    assert_eq!(overlap[0].0, reference("E"));
+    assert!(
+        overlap[0].1.ends_with("distinctive words in common"),
+        "{overlap:?}"
+    );
+    // The beg-bounty pattern, as a suggestion with its reason.
+    let (_, out, text_err) = mx.cli(&["cases", "show", &reference("H"), "--json"], None);
+    let h: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{text_err}"));
+    let beg: Vec<&Value> = h["suggestions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "beg-bounty")
+        .collect();
+    assert_eq!(beg.len(), 1, "{h:#}");
+    assert_eq!(beg[0]["name"], "payment-for-out-of-scope-finding");
+    // Suggestions never change a case.
+    assert_eq!(h["state"], "new");
+    let (_, text, _) = mx.cli(&["cases", "show", &reference("B")], None);
+    assert!(
+        text.contains("possible duplicates (an analyst decides):"),
+        "{text}"
+    );
+}

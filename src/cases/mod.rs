@@ -10,6 +10,7 @@
 
 pub mod feedback;
 pub mod filing;
+pub mod hints;
 pub mod inbox;
 pub mod input;
 pub mod principal;
@@ -47,6 +48,11 @@ pub enum CaseError {
     Search(String),
     #[error("case {reference} has no {by} to select by")]
     NoSelector { reference: String, by: &'static str },
+    #[error("{reference} is {state}: only an open case can be promoted")]
+    NotOpen {
+        reference: String,
+        state: &'static str,
+    },
     #[error("{reference} is a {kind} case: only an unflagged case can be promoted")]
     NotUnflagged {
         reference: String,
@@ -125,7 +131,9 @@ impl CaseError {
             | CaseError::NoMessage(_)
             | CaseError::UnknownOrg(_) => ErrorClass::NotFound,
             CaseError::Store(StoreError::NotFound(_)) => ErrorClass::NotFound,
-            CaseError::Transition { .. } | CaseError::NotUnflagged { .. } => ErrorClass::Conflict,
+            CaseError::Transition { .. }
+            | CaseError::NotUnflagged { .. }
+            | CaseError::NotOpen { .. } => ErrorClass::Conflict,
             CaseError::Unlock(U::TooManyAttempts(_)) => ErrorClass::Limited,
             CaseError::Unlock(U::Busy | U::NothingLocked(_)) => ErrorClass::Conflict,
             CaseError::UnknownState(_)

@@ -81,6 +81,7 @@ impl Cases {
             .await?
             .ok_or_else(|| CaseError::NotFound(case.reference.clone()))?;
         d.thread = super::thread::assemble(&d);
+        d.duplicates = self.duplicate_hints(case, &d).await?;
         Ok(d)
     }
 
@@ -174,6 +175,8 @@ impl Cases {
                 &super::search::texts_of(&d),
             )
             .await?;
+            let assets: Vec<&str> = d.assets.iter().map(|a| a.value.as_str()).collect();
+            super::search::index_hosts(&mut tx, self.store.sealer(), org, *id, &assets).await?;
             tx.commit().await?;
         }
         let mut tx = self.store.write().await?;

@@ -104,11 +104,62 @@ pub async fn index_case(
     texts.extend(f.cve_ids.iter().chain(&f.cwe_ids).map(String::as_str));
     index(tx, sealer, &c.org, case_id, &texts).await?;
     let key = key(sealer, &c.org);
-    let terms: Vec<i64> = selectors(&c.sender, client_ip, c.text.as_deref().unwrap_or(""))
+    let mut terms: Vec<i64> = selectors(&c.sender, client_ip, c.text.as_deref().unwrap_or(""))
         .iter()
         .map(|(s, v)| selector_term(&key, *s, v))
         .collect();
+    terms.extend(
+        hosts(f.assets.iter().map(|a| a.value.as_str()))
+            .iter()
+            .map(|h| host_term(&key, h)),
+    );
     search::add_terms(tx, case_id, &terms).await
+}
+
+/// The hosts of `assets` (a URL's host, or the asset itself), lower case.
+pub fn hosts<'a>(assets: impl Iterator<Item = &'a str>) -> BTreeSet<String> {
+    assets
+        .filter_map(|a| {
+            let host = url::Url::parse(a)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_else(|| a.to_owned());
+            let host = host.trim().to_lowercase();
+            (!host.is_empty() && host.len() <= 253).then_some(host)
+        })
+        .collect()
+}
+
+/// Indexes the hosts of `assets` for case `case_id` of `org` (an
+/// archive's report can name more).
+pub async fn index_hosts(
+    tx: &mut WriteTx<'_>,
+    sealer: &Sealer,
+    org: &str,
+    case_id: i64,
+    assets: &[&str],
+) -> Result<(), StoreError> {
+    let key = key(sealer, org);
+    let terms: Vec<i64> = hosts(assets.iter().copied())
+        .iter()
+        .map(|h| host_term(&key, h))
+        .collect();
+    search::add_terms(tx, case_id, &terms).await
+}
+
+/// An asset host's blind term (U+0002: no search word makes it).
+fn host_term(key: &hmac::Key, host: &str) -> i64 {
+    term(key, &format!("\u{2}host:{host}"))
+}
+
+/// The blind term of one word (as `words` makes them) in `org`.
+pub fn word_term(sealer: &Sealer, org: &str, word: &str) -> i64 {
+    term(&key(sealer, org), word)
+}
+
+/// The blind term of an asset host in `org`.
+pub fn asset_host_term(sealer: &Sealer, org: &str, host: &str) -> i64 {
+    host_term(&key(sealer, org), host)
 }
 
 /// What bulk triage selects cases by: all mail from one sender, from one
@@ -150,16 +201,23 @@ impl Selector {
 pub fn selectors(sender: &str, client_ip: &str, text: &str) -> Vec<(Selector, String)> {
     let sender = sender.trim().to_lowercase();
     let mut out = Vec::new();
-    if let Some((_, domain)) = sender.rsplit_once('@') {
+    if let Some((_, domain)) = sender.rsplit_once('@')
+        && !domain.is_empty()
+    {
         out.push((Selector::Domain, domain.to_owned()));
     }
-    out.push((Selector::Sender, sender));
+    if !sender.is_empty() {
+        out.push((Selector::Sender, sender));
+    }
     if !client_ip.is_empty() {
         out.push((Selector::Client, client_ip.to_owned()));
     }
+    // No text is no content to match: empty mails are not "the same".
     let collapsed: Vec<&str> = text.split_whitespace().collect();
-    let digest = ring::digest::digest(&ring::digest::SHA256, collapsed.join(" ").as_bytes());
-    out.push((Selector::Content, hex::encode(digest.as_ref())));
+    if !collapsed.is_empty() {
+        let digest = ring::digest::digest(&ring::digest::SHA256, collapsed.join(" ").as_bytes());
+        out.push((Selector::Content, hex::encode(digest.as_ref())));
+    }
     out
 }
 
@@ -184,6 +242,7 @@ pub const INDEX_VERSION: &str = "v1";
 pub fn texts_of(d: &crate::store::cases::CaseDetail) -> Vec<&str> {
     let mut texts: Vec<&str> = vec![&d.summary.subject];
     for m in &d.messages {
+        texts.push(&m.sender);
         texts.push(&m.subject);
         texts.push(&m.text);
     }
@@ -265,6 +324,31 @@ mod tests {
         assert!(!w.contains("cve-"), "{w:?}");
         let long = "a".repeat(65);
         assert!(words(&long).is_empty());
+    }
+
+    #[test]
+    fn selectors_exist_only_for_values_a_mail_has() {
+        let all = selectors("Alice@Example.ORG", "192.0.2.1", "Buy  followers\nnow");
+        let kinds: Vec<Selector> = all.iter().map(|(s, _)| *s).collect();
+        assert_eq!(
+            kinds,
+            [
+                Selector::Domain,
+                Selector::Sender,
+                Selector::Client,
+                Selector::Content
+            ]
+        );
+        assert_eq!(all[0].1, "example.org");
+        assert_eq!(
+            all[3].1,
+            selectors("", "", "Buy followers now")[0].1,
+            "white space does not make content differ"
+        );
+        assert!(
+            selectors("", "", " \n ").is_empty(),
+            "no sender, no client, no text"
+        );
     }
 
     #[test]

@@ -269,7 +269,8 @@ impl Cases {
         let (mut fields, mut sources) =
             repo::fields_of(&mut tx, sealer, case.id, &case.reference).await?;
         let value = text.map(|t| t.as_str().to_owned());
-        if *field.slot(&mut fields) == value {
+        let source = text.map(|_| FieldSource::Analyst);
+        if *field.slot(&mut fields) == value && sources.get(field) == source {
             return Ok(());
         }
         *field.slot(&mut fields) = value;
@@ -413,6 +414,10 @@ pub(crate) async fn move_case(
         close_reason.as_deref(),
     )
     .await?;
+    if life.state == CaseState::Junk {
+        // Not junk after all: the receipt junking held back goes out.
+        crate::store::outbox::resume_suppressed(tx, case.id, "receipt", "junk", now).await?;
+    }
     if next == CaseState::Junk {
         // No receipt for junk: one still waiting for the relay stays here.
         crate::store::outbox::suppress_pending(tx, case.id, "receipt", "junk").await?;

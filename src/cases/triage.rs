@@ -78,11 +78,16 @@ impl Cases {
             .as_ref()
             .map(|m| client_ip(&m.peer))
             .unwrap_or_default();
-        let sender = report.as_ref().map(|r| r.sender.as_str()).unwrap_or("");
-        let text = report.as_ref().map(|r| r.text.as_str()).unwrap_or("");
-        search::selectors(sender, &client, text)
+        let Some(report) = report else {
+            // Filed before its text was kept: nothing to compare by.
+            return Err(CaseError::NoSelector {
+                reference: case.reference.clone(),
+                by: by.as_str(),
+            });
+        };
+        search::selectors(&report.sender, &client, &report.text)
             .into_iter()
-            .find(|(s, _)| *s == by)
+            .find(|(s, v)| *s == by && !v.is_empty())
             .map(|(_, v)| v)
             .ok_or_else(|| CaseError::NoSelector {
                 reference: case.reference.clone(),
@@ -170,6 +175,12 @@ impl Cases {
                 kind: standing.kind.as_str(),
             });
         }
+        if !standing.state.is_open() {
+            return Err(CaseError::NotOpen {
+                reference: case.reference.clone(),
+                state: standing.state.as_str(),
+            });
+        }
         let policy = self
             .policies
             .get(&case.org)
@@ -182,7 +193,15 @@ impl Cases {
             .as_deref()
             .filter(|_| !standing.anonymous);
         let envelope = mail.as_ref().map(|m| m.mail_from.as_str()).unwrap_or("");
-        let sent_to = match outbound::receipt_recipient(from, envelope, None) {
+        // Intake's RFC 3834 rule holds here too: no receipt to automatic
+        // mail (read from the stored mail's own header).
+        let auto_submitted = match &mail {
+            Some(m) => repo::raw_mail(self.store.pool(), sealer, case.id, m.id)
+                .await?
+                .and_then(|raw| auto_submitted(&super::thread::headers_of(&raw).text)),
+            None => None,
+        };
+        let sent_to = match outbound::receipt_recipient(from, envelope, auto_submitted.as_deref()) {
             Err(reason) => {
                 crate::store::outbox::record_suppressed(&mut tx, case.id, from, reason, now)
                     .await?;
@@ -251,5 +270,25 @@ impl Cases {
         .await?;
         tx.commit().await?;
         Ok(sent_to)
+    }
+}
+
+/// The `Auto-Submitted` header's value in a header section, if any.
+fn auto_submitted(headers: &str) -> Option<String> {
+    headers.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("auto-submitted")
+            .then(|| value.trim().to_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_auto_submitted_header_is_found_in_any_case() {
+        let h = "Received: from x\r\nauto-submitted: auto-replied\r\nSubject: Out of office\r\n";
+        assert_eq!(super::auto_submitted(h).as_deref(), Some("auto-replied"));
+        assert_eq!(super::auto_submitted("Subject: hi\r\n"), None);
     }
 }

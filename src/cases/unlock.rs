@@ -289,6 +289,8 @@ impl Unlocker {
                     .map(String::as_str),
             );
             super::search::index(&mut tx, sealer, &case.org, case.id, &texts).await?;
+            let assets: Vec<&str> = fields.assets.iter().map(|a| a.value.as_str()).collect();
+            super::search::index_hosts(&mut tx, sealer, &case.org, case.id, &assets).await?;
             outcome.report_found = true;
         }
         let (detail, summary) = outcome.describe();

@@ -472,6 +472,12 @@ fn print_findings(c: &CaseDetail) {
             );
         }
     }
+    if !c.duplicates.is_empty() {
+        println!("\npossible duplicates (an analyst decides):");
+        for h in &c.duplicates {
+            println!("  {}: {}", h.reference, h.reason);
+        }
+    }
     if !c.suggestions.is_empty() {
         println!("\nsuggestions (an analyst decides):");
         for s in &c.suggestions {

@@ -446,8 +446,54 @@ pub fn suggestions(text: &str, policy: &Policy) -> Vec<Suggestion> {
             });
         }
     }
+    out.extend(beg_bounty(&lower, policy, &out));
     out.truncate(MAX_ITEMS);
     out
+}
+
+/// Words of a request for payment (English and Danish).
+const PAYMENT_WORDS: &[&str] = &[
+    "bounty",
+    "reward",
+    "payment",
+    "paypal",
+    "bitcoin",
+    "compensation",
+    "honorarium",
+    "pay me",
+    "dusør",
+    "belønning",
+    "betaling",
+    "kompensation",
+];
+
+/// The "beg bounty" pattern: a request for payment under a policy that
+/// pays none, stronger still with a scanner-style finding the policy lists
+/// as out of scope. A hint for the analyst; it never decides.
+fn beg_bounty(lower: &str, policy: &Policy, found: &[Suggestion]) -> Vec<Suggestion> {
+    if policy.rewards {
+        return Vec::new();
+    }
+    let Some(asked) = PAYMENT_WORDS.iter().find(|w| find_word(lower, w).is_some()) else {
+        return Vec::new();
+    };
+    let scanner = found.iter().find(|s| s.kind == "out-of-scope");
+    vec![Suggestion {
+        kind: "beg-bounty".into(),
+        name: if scanner.is_some() {
+            "payment-for-out-of-scope-finding".into()
+        } else {
+            "payment-request".into()
+        },
+        label: match scanner {
+            Some(s) => format!(
+                "Asks for payment, which this policy does not offer, for a finding it lists as out of scope ({}): the \"beg bounty\" pattern",
+                s.name
+            ),
+            None => "Asks for payment, which this policy does not offer".into(),
+        },
+        matched: (*asked).to_owned(),
+    }]
 }
 
 #[cfg(test)]
@@ -525,5 +571,39 @@ mod tests {
                 .assets
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_request_for_payment_is_a_beg_bounty_hint_only_where_no_reward_is_offered() {
+        let set = crate::policy::PolicySet::load_dir(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"),
+        )
+        .unwrap();
+        let nc = set.get("netcompany").unwrap();
+        let hints = |text: &str, p: &Policy| -> Vec<(String, String)> {
+            suggestions(text, p)
+                .into_iter()
+                .filter(|s| s.kind == "beg-bounty")
+                .map(|s| (s.name, s.matched))
+                .collect()
+        };
+        assert_eq!(
+            hints(
+                "My Nessus scan found a missing header. I expect a bounty.",
+                nc
+            ),
+            [(
+                "payment-for-out-of-scope-finding".to_owned(),
+                "bounty".to_owned()
+            )]
+        );
+        assert_eq!(
+            hints("Jeg forventer en dusør for fundet.", nc),
+            [("payment-request".to_owned(), "dusør".to_owned())]
+        );
+        assert!(hints("Stored XSS in the search page.", nc).is_empty());
+        let mut paying = nc.clone();
+        paying.rewards = true;
+        assert!(hints("I expect a bounty.", &paying).is_empty());
     }
 }

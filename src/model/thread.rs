@@ -217,6 +217,13 @@ impl EntryKind {
     }
 }
 
+/// A case another case may duplicate, and why (`cases::hints`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Hint {
+    pub reference: String,
+    pub reason: String,
+}
+
 /// One entry of a case's whole conversation, in order.
 #[derive(Debug, Clone, Serialize)]
 pub struct ThreadEntry {

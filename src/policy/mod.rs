@@ -217,6 +217,9 @@ struct PolicyFile {
     #[serde(default)]
     routing: Vec<Routing>,
     anonymous_reports: bool,
+    /// The policy pays rewards (a bug bounty); neither seed policy does.
+    #[serde(default)]
+    rewards: bool,
     personal_data_retention_days: u32,
     plaintext: PlaintextRule,
     source: String,
@@ -247,6 +250,8 @@ pub struct Policy {
     pub out_of_scope: Vec<OutOfScope>,
     pub routing: Vec<Routing>,
     pub anonymous_reports: bool,
+    /// It pays rewards: a request for payment is then no warning sign.
+    pub rewards: bool,
     pub personal_data_retention_days: u32,
     pub plaintext: PlaintextRule,
     /// Where the policy was published, for analysts.
@@ -490,6 +495,7 @@ impl Policy {
             out_of_scope: f.scope.out_of_scope,
             routing: f.routing,
             anonymous_reports: f.anonymous_reports,
+            rewards: f.rewards,
             personal_data_retention_days: f.personal_data_retention_days,
             plaintext: f.plaintext,
             source: f.source,

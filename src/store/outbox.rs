@@ -310,3 +310,25 @@ pub async fn suppress_pending(
     .await?
     .rows_affected())
 }
+
+/// Puts back in the queue the case's `kind` messages suppressed for
+/// `reason` (and only for it); returns how many.
+pub async fn resume_suppressed(
+    tx: &mut WriteTx<'_>,
+    case_id: i64,
+    kind: &str,
+    reason: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE outbox SET state = 'pending', reason = NULL, next_attempt_at = $1
+         WHERE case_id = $2 AND kind = $3 AND state = 'suppressed' AND reason = $4",
+    )
+    .bind(now)
+    .bind(case_id)
+    .bind(kind)
+    .bind(reason)
+    .execute(tx.conn())
+    .await?
+    .rows_affected())
+}

@@ -72,3 +72,58 @@ pub async fn all_cases(pool: &sqlx::AnyPool) -> Result<Vec<(i64, String, String)
             .await?,
     )
 }
+
+/// A case another case's terms found.
+#[derive(Debug, Clone)]
+pub struct Related {
+    pub reference: String,
+    /// How many of the given terms it holds.
+    pub shared: i64,
+}
+
+/// The cases other than `except` holding the most of `terms` (each at
+/// least `min_shared`), most first, at most `limit`.
+pub async fn related(
+    pool: &sqlx::AnyPool,
+    terms: &[i64],
+    except: i64,
+    min_shared: i64,
+    limit: i64,
+) -> Result<Vec<Related>, StoreError> {
+    if terms.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (4..4 + terms.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT c.reference, COUNT(*) AS n FROM case_terms t JOIN cases c ON c.id = t.case_id
+         WHERE t.term IN ({}) AND t.case_id != $1
+         GROUP BY c.reference HAVING COUNT(*) >= $2 ORDER BY n DESC, c.reference LIMIT $3",
+        marks.join(", ")
+    );
+    let mut q = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql))
+        .persistent(false)
+        .bind(except)
+        .bind(min_shared)
+        .bind(limit);
+    for t in terms {
+        q = q.bind(*t);
+    }
+    Ok(q.fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|(reference, shared)| Related { reference, shared })
+        .collect())
+}
+
+/// How many cases hold `term`, counted up to `cap` (a common word stops
+/// costing at the cap).
+pub async fn frequency(pool: &sqlx::AnyPool, term: i64, cap: i64) -> Result<i64, StoreError> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM case_terms WHERE term = $1 LIMIT $2) AS t",
+    )
+    .bind(term)
+    .bind(cap)
+    .fetch_one(pool)
+    .await?;
+    Ok(n)
+}

@@ -215,7 +215,9 @@ pub async fn list(
     limit: Option<u32>,
     now: i64,
 ) -> Result<Listing, StoreError> {
-    if f.scope.as_ref().is_some_and(Vec::is_empty) {
+    // No organisation to see, or a searched word with no term in any of
+    // them (an `org` filter outside the scope): nothing matches.
+    if f.scope.as_ref().is_some_and(Vec::is_empty) || f.terms.iter().any(Vec::is_empty) {
         return Ok(Listing {
             cases: Vec::new(),
             next: None,

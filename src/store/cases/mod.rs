@@ -8,7 +8,7 @@ use crate::intake::evidence::Evidence;
 use crate::model::archive::ArchiveInfo;
 use crate::model::case::{CaseKind, CaseState, EventKind};
 use crate::model::report::{ReportFields, Suggestion};
-use crate::model::thread::{FieldSource, FieldSources, MessageKind};
+use crate::model::thread::{FieldSource, FieldSources, MessageKind, ReportField};
 use sqlx::AnyPool;
 use sqlx::Row;
 
@@ -342,12 +342,23 @@ pub async fn refile(
     .bind(id)
     .execute(tx.conn())
     .await?;
-    write_fields(tx, sealer, id, reference, &c.fields).await?;
+    // A field an analyst wrote while the case was unparsed stays theirs.
+    let (current, before) = fields_of(tx, sealer, id, reference).await?;
+    let mut merged = c.fields.clone();
+    let mut sources = FieldSources::all_from(&c.fields, FieldSource::Mail);
+    for f in ReportField::ALL {
+        if before.get(f) == Some(FieldSource::Analyst) {
+            *f.slot(&mut merged) = f.of(&current).map(str::to_owned);
+            sources.set(f, Some(FieldSource::Analyst));
+        }
+    }
+    write_fields(tx, sealer, id, reference, &merged).await?;
     insert_suggestions(tx, sealer, id, &c.suggestions).await?;
     for e in &c.evidence {
         insert_evidence(tx, sealer, id, e, Placement::default()).await?;
     }
     keep_report_text(tx, sealer, id, c).await?;
+    set_field_sources(tx, id, &sources).await?;
     add_event(
         tx,
         sealer,

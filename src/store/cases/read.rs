@@ -179,6 +179,9 @@ pub struct CaseDetail {
     /// The whole conversation in order: the report, follow-ups, what we
     /// sent, internal notes (assembled by the cases service).
     pub thread: Vec<ThreadEntry>,
+    /// Likely duplicates within the organisation, with the reason: hints
+    /// for the analyst (`cases::hints`), never acted on.
+    pub duplicates: Vec<crate::model::thread::Hint>,
     /// The parts the thread is assembled from.
     #[serde(skip)]
     pub messages: Vec<CaseMessage>,
@@ -298,6 +301,7 @@ pub async fn show(
         conversation,
         field_sources: FieldSources::from_json(&row.try_get::<String, _>("field_sources")?),
         thread: Vec::new(),
+        duplicates: Vec::new(),
         messages,
         outbound,
         mails,

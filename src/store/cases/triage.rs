@@ -55,6 +55,7 @@ pub async fn cases_with_terms(
 /// The first mail a case was filed from, as the envelope and session say.
 #[derive(Debug, Clone)]
 pub struct FirstMail {
+    pub id: i64,
     pub mail_from: String,
     /// The delivering client's address (and port).
     pub peer: String,
@@ -66,20 +67,21 @@ pub async fn first_mail(
     tx: &mut WriteTx<'_>,
     case_id: i64,
 ) -> Result<Option<FirstMail>, StoreError> {
-    let row: Option<(String, String, Option<String>, i64)> = sqlx::query_as(
-        "SELECT mail_from, peer, tls_version, received_at FROM messages WHERE case_id = $1 ORDER BY id LIMIT 1",
+    let row: Option<(i64, String, String, Option<String>, i64)> = sqlx::query_as(
+        "SELECT id, mail_from, peer, tls_version, received_at FROM messages WHERE case_id = $1 ORDER BY id LIMIT 1",
     )
     .bind(case_id)
     .fetch_optional(tx.conn())
     .await?;
-    Ok(
-        row.map(|(mail_from, peer, tls_version, received_at)| FirstMail {
+    Ok(row.map(
+        |(id, mail_from, peer, tls_version, received_at)| FirstMail {
+            id,
             mail_from,
             peer,
             tls_version,
             received_at,
-        }),
-    )
+        },
+    ))
 }
 
 /// What promotion needs of a case: its kind, state, whether the reporter

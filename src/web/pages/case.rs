@@ -57,6 +57,8 @@ struct CaseView {
     next_states: Vec<&'static str>,
     /// The whole conversation, in order.
     thread: Vec<super::conversation::EntryView>,
+    /// Likely duplicates: (reference, reason).
+    duplicates: Vec<(String, String)>,
     /// An unflagged case may be promoted to a report.
     promotable: bool,
     /// The fields an analyst may write: (name, label).
@@ -338,6 +340,11 @@ async fn case_page_with(
         has_locked,
         thread: super::conversation::thread_views(&d),
         promotable: s.kind == CaseKind::Unflagged,
+        duplicates: d
+            .duplicates
+            .iter()
+            .map(|h| (h.reference.clone(), h.reason.clone()))
+            .collect(),
         editable: EDITABLE.iter().map(|(f, l)| (f.as_str(), *l)).collect(),
         assignee,
         analysts,
