@@ -281,6 +281,24 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
         None => None,
     };
 
+    // Deadlines coming due and passing, for the webhooks to deliver.
+    let alert_task = (!config.webhooks.is_empty()).then(|| {
+        let cases = Arc::clone(&cases);
+        let mut stop = intake_stop.subscribe();
+        tokio::spawn(async move {
+            loop {
+                match cases.raise_clock_alerts().await {
+                    Ok(0) => {}
+                    Ok(n) => info!(alerts = n, "clock alerts raised"),
+                    Err(e) => tracing::warn!(error = %e, "clock alerts failed; will retry"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(crate::cases::alerts::ALERT_INTERVAL) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        })
+    });
     let webhook_task = (!config.webhooks.is_empty()).then(|| {
         tokio::spawn(crate::outbound::webhooks::run(
             store.clone(),
@@ -330,6 +348,9 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
         let _ = task.await;
     }
     if let Some(task) = webhook_task {
+        let _ = task.await;
+    }
+    if let Some(task) = alert_task {
         let _ = task.await;
     }
     store.close().await;

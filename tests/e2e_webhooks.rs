@@ -119,3 +119,115 @@ async fn signed_events_for_new_cases_and_state_changes_retried_until_delivered()
     };
     assert_eq!(all.len(), 3, "each event once: {all:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_coming_due_and_passing_reaches_the_webhook_once_each() {
+    let receiver = Receiver::start(0);
+    let server = Server::start(Opts {
+        intake: INTAKE_ON,
+        extra: format!(
+            "[[webhooks]]\nname = \"pager\"\nurl = \"http://127.0.0.1:{}/hook\"\nsecret = \"s3cret\"\n",
+            receiver.port
+        ),
+        ..Opts::default()
+    });
+    for (from, to, fixture_name) in [
+        (
+            "a@researcher.example",
+            "security@netcompany.example",
+            "en-netcompany-xss.eml",
+        ),
+        (
+            "soeren@borger.example",
+            "security@magenta.example",
+            "da-magenta-idor.eml",
+        ),
+    ] {
+        deliver_from(&server, from, to, &fixture(fixture_name)).await;
+    }
+    server.wait_filed(2);
+    let reference = |org: &str| server.case_of(org);
+    let (nc, mag) = (reference("netcompany"), reference("magenta"));
+    // Netcompany's receipt deadline is an hour away; Magenta's feedback
+    // deadline passed an hour ago (its receipt clock was acknowledged).
+    assert!(
+        server
+            .cli(&["cases", "transition", &mag, "acknowledged"], None)
+            .0
+    );
+    let mut db = server.db().await;
+    for (sql, r) in [
+        (
+            "UPDATE cases SET acknowledge_by = $1 WHERE reference = $2",
+            &nc,
+        ),
+        (
+            "UPDATE cases SET feedback_by = $1 WHERE reference = $2",
+            &mag,
+        ),
+    ] {
+        let now = jiff::Timestamp::now().as_second();
+        let at = if *r == nc { now + 3600 } else { now - 3600 };
+        sqlx::query(sql)
+            .bind(at)
+            .bind(r)
+            .execute(&mut db)
+            .await
+            .unwrap();
+    }
+    let start = Instant::now();
+    let alerts = loop {
+        let alerts: Vec<Value> = receiver
+            .hits()
+            .into_iter()
+            .map(|h| serde_json::from_str::<Value>(h["body"].as_str().unwrap()).unwrap())
+            .filter(|b| matches!(b["event"].as_str(), Some("case.due_soon" | "case.overdue")))
+            .collect();
+        if alerts.len() >= 2 {
+            break alerts;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "no alerts: {:?}",
+            receiver.hits()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let of = |event: &str| alerts.iter().find(|a| a["event"] == event).unwrap().clone();
+    let soon = of("case.due_soon");
+    assert_eq!(soon["reference"], nc.as_str());
+    assert!(
+        soon["change"].as_str().unwrap().starts_with("receipt due "),
+        "{soon}"
+    );
+    let late = of("case.overdue");
+    assert_eq!(late["reference"], mag.as_str());
+    assert!(
+        late["change"]
+            .as_str()
+            .unwrap()
+            .starts_with("feedback overdue since "),
+        "{late}"
+    );
+    // Once per deadline: another pass of the watcher raises nothing new.
+    std::thread::sleep(Duration::from_secs(11));
+    let count = receiver
+        .hits()
+        .iter()
+        .filter(|h| {
+            h["body"].as_str().unwrap().contains("case.due_soon")
+                || h["body"].as_str().unwrap().contains("case.overdue")
+        })
+        .count();
+    assert_eq!(count, 2);
+    // On the case's timeline too, by the clock.
+    let (_, out, _) = server.cli(&["cases", "show", &mag, "--json"], None);
+    let case: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        case["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "overdue" && e["actor"] == "clock")
+    );
+}

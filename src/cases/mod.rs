@@ -8,6 +8,7 @@
 //! case without a reason, lose the time a paused clock was paused, or let
 //! two doors answer the same action differently.
 
+pub mod alerts;
 pub mod feedback;
 pub mod filing;
 pub mod hints;

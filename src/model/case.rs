@@ -200,10 +200,14 @@ pub enum EventKind {
     Promote,
     /// A status update to the reporter.
     Feedback,
+    /// A deadline is less than one business day away.
+    DueSoon,
+    /// A deadline passed.
+    Overdue,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 16] = [
         EventKind::Received,
         EventKind::Parsed,
         EventKind::ParseFailed,
@@ -218,6 +222,8 @@ impl EventKind {
         EventKind::Edit,
         EventKind::Promote,
         EventKind::Feedback,
+        EventKind::DueSoon,
+        EventKind::Overdue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -236,6 +242,8 @@ impl EventKind {
             EventKind::Edit => "edit",
             EventKind::Promote => "promote",
             EventKind::Feedback => "feedback",
+            EventKind::DueSoon => "due-soon",
+            EventKind::Overdue => "overdue",
         }
     }
 

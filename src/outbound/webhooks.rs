@@ -1,4 +1,5 @@
-//! Webhooks: a signed POST on each new case and each state change.
+//! Webhooks: a signed POST on each new case, each state change, and each
+//! deadline that comes within a business day or passes (`cases::alerts`).
 //!
 //! The case timeline is the persisted queue: every new case has a
 //! `received` event and every state change a `transition` event. Each
@@ -164,7 +165,12 @@ async fn deliver_turn(
     for e in events {
         if hook.orgs.is_empty() || hook.orgs.contains(&e.org) {
             let mut body = serde_json::json!({
-                "event": if e.kind == EventKind::Received { "case.created" } else { "case.state_changed" },
+                "event": match e.kind {
+                    EventKind::Received => "case.created",
+                    EventKind::DueSoon => "case.due_soon",
+                    EventKind::Overdue => "case.overdue",
+                    _ => "case.state_changed",
+                },
                 "delivery": format!("{}-{}", hook.name, e.id),
                 "reference": e.reference,
                 "org": e.org,

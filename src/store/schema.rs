@@ -293,6 +293,16 @@ pub const SQLITE: &[&str] = &[
     // 14: feedback stops the feedback clock (#11): when the first reply or
     // status update to the reporter was queued.
     "ALTER TABLE cases ADD COLUMN feedback_at INTEGER;",
+    // 15: analysts hear about what matters (#11): each clock alert raised
+    // once per case, clock, kind and deadline (a moved deadline alerts
+    // again).
+    "CREATE TABLE clock_alerts (
+        case_id INTEGER NOT NULL REFERENCES cases (id),
+        clock   TEXT    NOT NULL,
+        kind    TEXT    NOT NULL,
+        due     INTEGER NOT NULL,
+        PRIMARY KEY (case_id, clock, kind, due)
+    );",
 ];
 
 pub const POSTGRES: &[&str] = &[
@@ -532,4 +542,12 @@ pub const POSTGRES: &[&str] = &[
     );",
     // 14
     "ALTER TABLE cases ADD COLUMN feedback_at BIGINT;",
+    // 15
+    "CREATE TABLE clock_alerts (
+        case_id BIGINT NOT NULL REFERENCES cases (id),
+        clock   TEXT   NOT NULL,
+        kind    TEXT   NOT NULL,
+        due     BIGINT NOT NULL,
+        PRIMARY KEY (case_id, clock, kind, due)
+    );",
 ];

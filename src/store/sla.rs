@@ -69,3 +69,72 @@ pub async fn clocks(pool: &AnyPool, org: &str, since: i64) -> Result<Vec<CaseClo
         })
         .collect()
 }
+
+/// An open disclosure case whose receipt or feedback deadline falls
+/// before a time.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub id: i64,
+    pub org: String,
+    pub state: CaseState,
+    pub acknowledge_by: i64,
+    pub feedback_by: i64,
+    /// Paused, or stopped by feedback given.
+    pub feedback_stopped: bool,
+}
+
+/// Open disclosure cases with a deadline at or before `until`.
+pub async fn clock_candidates(pool: &AnyPool, until: i64) -> Result<Vec<Candidate>, StoreError> {
+    let open: Vec<String> = CaseState::ALL
+        .into_iter()
+        .filter(|s| s.is_open())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    let sql = format!(
+        "SELECT id, org, state, acknowledge_by, feedback_by, feedback_paused_at, feedback_at FROM cases
+         WHERE kind = 'disclosure' AND state IN ({}) AND (acknowledge_by <= $1 OR feedback_by <= $1)",
+        open.join(", ")
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .persistent(false)
+        .bind(until)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| {
+            let state: String = r.try_get("state")?;
+            Ok(Candidate {
+                id: r.try_get("id")?,
+                org: r.try_get("org")?,
+                state: CaseState::parse(&state)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown case state {state:?}")))?,
+                acknowledge_by: r.try_get("acknowledge_by")?,
+                feedback_by: r.try_get("feedback_by")?,
+                feedback_stopped: r.try_get::<Option<i64>, _>("feedback_paused_at")?.is_some()
+                    || r.try_get::<Option<i64>, _>("feedback_at")?.is_some(),
+            })
+        })
+        .collect()
+}
+
+/// Records alert `kind` of `clock` for case `case_id` and deadline `due`;
+/// false when it was raised already.
+pub async fn note_alert(
+    tx: &mut super::WriteTx<'_>,
+    case_id: i64,
+    clock: &str,
+    kind: &str,
+    due: i64,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query(
+        "INSERT INTO clock_alerts (case_id, clock, kind, due) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(case_id)
+    .bind(clock)
+    .bind(kind)
+    .bind(due)
+    .execute(tx.conn())
+    .await?
+    .rows_affected()
+        == 1)
+}

@@ -86,7 +86,8 @@ impl Turn {
         let rows = sqlx::query(
             "SELECT e.id, e.case_id, e.at, e.kind, e.detail, c.reference, c.org, c.state
              FROM case_events e JOIN cases c ON c.id = e.case_id
-             WHERE e.id > $1 AND e.kind IN ('received', 'transition') ORDER BY e.id LIMIT $2",
+             WHERE e.id > $1 AND e.kind IN ('received', 'transition', 'due-soon', 'overdue')
+             ORDER BY e.id LIMIT $2",
         )
         .bind(after)
         .bind(limit)
@@ -99,7 +100,10 @@ impl Turn {
                 })?;
                 let state: String = r.try_get("state")?;
                 let case_id: i64 = r.try_get("case_id")?;
-                let change = if kind == EventKind::Transition {
+                let change = if matches!(
+                    kind,
+                    EventKind::Transition | EventKind::DueSoon | EventKind::Overdue
+                ) {
                     Some(sealer.open_text(
                         super::cases::case_child(case_id, "event"),
                         &r.try_get::<String, _>("detail")?,

@@ -252,7 +252,9 @@ impl Server {
         let config = std::fs::read_to_string(self.config_path()).unwrap();
         config
             .lines()
-            .find_map(|l| l.strip_prefix("url = \"").and_then(|u| u.split('"').next()))
+            .filter_map(|l| l.strip_prefix("url = \"").and_then(|u| u.split('"').next()))
+            // `[store] url`, not a webhook's.
+            .find(|u| u.starts_with("sqlite:") || u.starts_with("postgres"))
             .map(str::to_owned)
             .unwrap_or_else(|| {
                 format!(
