@@ -129,7 +129,7 @@ async fn status_updates_from_the_policys_templates_reach_the_reporter_and_stop_t
     );
     let thread = case["thread"].as_array().unwrap();
     assert!(
-        thread.iter().any(|e| e["kind"] == "reply"
+        thread.iter().any(|e| e["kind"] == "status-update"
             && e["delivery"] == "sent"
             && e["text"].as_str().unwrap().contains("næste uge")),
         "in the conversation: {thread:?}"

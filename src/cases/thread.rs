@@ -79,10 +79,10 @@ pub fn assemble(d: &CaseDetail) -> Vec<ThreadEntry> {
     }
     for o in &d.outbound {
         entries.push(ThreadEntry {
-            kind: if o.kind == "receipt" {
-                EntryKind::Receipt
-            } else {
-                EntryKind::Reply
+            kind: match o.kind.as_str() {
+                "receipt" => EntryKind::Receipt,
+                "feedback" => EntryKind::StatusUpdate,
+                _ => EntryKind::Reply,
             },
             at: o.created_at,
             internal: false,

@@ -545,7 +545,7 @@ fn print_conversation(c: &CaseDetail) {
         }
         if !matches!(
             m.kind,
-            EntryKind::Receipt | EntryKind::Reply | EntryKind::Note
+            EntryKind::Receipt | EntryKind::Reply | EntryKind::StatusUpdate | EntryKind::Note
         ) {
             head.push_str(&format!(
                 "  tls {}",

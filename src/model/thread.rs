@@ -200,6 +200,8 @@ pub enum EntryKind {
     Receipt,
     /// A reply an analyst wrote to the reporter.
     Reply,
+    /// A status update from the policy's templates.
+    StatusUpdate,
     /// An analyst's note: internal, never sent.
     Note,
 }
@@ -212,6 +214,7 @@ impl EntryKind {
             EntryKind::FollowUp => "follow-up",
             EntryKind::Receipt => "receipt",
             EntryKind::Reply => "reply",
+            EntryKind::StatusUpdate => "status-update",
             EntryKind::Note => "note",
         }
     }

@@ -255,8 +255,9 @@ pub async fn list(
         let ack_by: i64 = r.try_get("acknowledge_by")?;
         let feedback_by: i64 = r.try_get("feedback_by")?;
         // A paused clock, or one stopped by feedback, cannot run late.
-        let paused = r.try_get::<Option<i64>, _>("feedback_paused_at")?.is_some()
-            || r.try_get::<Option<i64>, _>("feedback_at")?.is_some();
+        let given: Option<i64> = r.try_get("feedback_at")?;
+        let paused =
+            r.try_get::<Option<i64>, _>("feedback_paused_at")?.is_some() || given.is_some();
         let reference: String = r.try_get("reference")?;
         let subject = sealer.open_text(
             case_field(&reference, "subject"),
@@ -279,6 +280,7 @@ pub async fn list(
             feedback_by,
             overdue: overdue(state, ack_by, feedback_by, paused, now),
             assignee: r.try_get("assignee")?,
+            feedback_given_at: given,
         });
     }
     let next = match limit {

@@ -83,6 +83,9 @@ pub struct CaseSummary {
     pub assignee: Option<String>,
     /// Give it as `--after`/`after` for the page that follows this case.
     pub cursor: String,
+    /// When the first reply or status update was queued (the feedback
+    /// clock stopped then).
+    pub feedback_given_at: Option<i64>,
 }
 
 pub(super) fn overdue(
@@ -270,6 +273,7 @@ pub async fn show(
                 reference: reference.to_owned(),
             }
             .encode(),
+            feedback_given_at: feedback_at,
         },
         close_reason: row.try_get("close_reason")?,
         reporter_name: field("reporter_name")?,

@@ -158,6 +158,8 @@ pub(crate) async fn list(
         .map(|c| {
             let clock = if !c.state.is_open() {
                 "closed".to_owned()
+            } else if c.feedback_given_at.is_some() {
+                "feedback given".to_owned()
             } else if !c.state.acknowledged() {
                 format!("receipt: {}", self::clock(c.acknowledge_by, now))
             } else {

@@ -37,6 +37,7 @@ fn label(e: &ThreadEntry) -> String {
         },
         EntryKind::Receipt => "Our receipt".into(),
         EntryKind::Reply => "Our reply".into(),
+        EntryKind::StatusUpdate => "Our status update".into(),
         EntryKind::Note => "Internal note (never sent)".into(),
     }
 }
@@ -55,7 +56,13 @@ pub(crate) fn thread_views(d: &CaseDetail) -> Vec<EntryView> {
             to: e.to.clone(),
             subject: e.subject.clone(),
             tls: match (e.kind, &e.tls_version) {
-                (EntryKind::Receipt | EntryKind::Reply | EntryKind::Note, _) => None,
+                (
+                    EntryKind::Receipt
+                    | EntryKind::Reply
+                    | EntryKind::StatusUpdate
+                    | EntryKind::Note,
+                    _,
+                ) => None,
                 (_, Some(v)) => Some(v.clone()),
                 (_, None) => Some("none: delivered without TLS".into()),
             },
