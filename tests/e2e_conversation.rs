@@ -505,11 +505,11 @@ async fn the_report_inside_an_archive_becomes_the_report_and_an_analysts_field_s
     );
     let (_, text, _) = server.cli(&["cases", "show", &reference], None);
     assert!(
-        text.contains("description (from the report inside the archive):"),
+        text.contains("description: (from the report inside the archive)"),
         "{text}"
     );
     assert!(
-        text.contains("mitigation (written by an analyst):"),
+        text.contains("mitigation: (written by an analyst)"),
         "{text}"
     );
     assert!(text.contains("report (found inside the archive)"), "{text}");

@@ -445,7 +445,7 @@ fn print_summary(c: &CaseDetail, now: i64) {
                 None => "",
             };
             println!(
-                "\n{label}{source}:\n{}",
+                "\n{label}:{source}\n{}",
                 v.lines()
                     .map(|l| format!("  {}", shown(l)))
                     .collect::<Vec<_>>()
