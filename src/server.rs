@@ -299,6 +299,51 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
             }
         })
     });
+    // Daily digests to the teams whose policies ask for one, through the
+    // relay (a second connection of the receipts' sender).
+    let wants_digest = shared_policies.iter().any(|p| p.digest.is_some());
+    let digest_task = match (
+        wants_digest,
+        Sender::new(&config.outbound, &config.smtp.hostname)?,
+    ) {
+        (true, Some(mut sender)) => {
+            let cases = Arc::clone(&cases);
+            let policies = Arc::clone(&shared_policies);
+            let mut stop = intake_stop.subscribe();
+            Some(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(crate::cases::alerts::ALERT_INTERVAL) => {}
+                        _ = stop.changed() => return,
+                    }
+                    let due = match cases.digests_due().await {
+                        Ok(due) => due,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "digests not computed; will retry");
+                            continue;
+                        }
+                    };
+                    for d in due {
+                        match sender
+                            .send_digest(&policies, &d.org, &d.to, &d.subject, d.body.clone())
+                            .await
+                        {
+                            Ok(()) => {
+                                info!(org = %d.org, day = %d.day, "digest sent");
+                                if let Err(e) = cases.digest_sent(&d).await {
+                                    tracing::warn!(error = %e, "digest not marked sent");
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(org = %d.org, error = %e, "digest not sent; will retry")
+                            }
+                        }
+                    }
+                }
+            }))
+        }
+        _ => None,
+    };
     let webhook_task = (!config.webhooks.is_empty()).then(|| {
         tokio::spawn(crate::outbound::webhooks::run(
             store.clone(),
@@ -351,6 +396,9 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
         let _ = task.await;
     }
     if let Some(task) = alert_task {
+        let _ = task.await;
+    }
+    if let Some(task) = digest_task {
         let _ = task.await;
     }
     store.close().await;

@@ -203,3 +203,76 @@ async fn service_levels_count_what_the_relay_accepted_and_only_ones_own() {
     assert!(page.contains("100% (2 of 2)"), "{page}");
     assert!(!page.contains("<script"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daily_digest_reaches_the_team_through_the_relay_once_a_day() {
+    let sink = Server::start(Opts {
+        smtp: "accept_for = [\"@researcher.example\"]",
+        ..Opts::default()
+    });
+    let policies = tempfile::tempdir().unwrap();
+    for name in ["netcompany.toml", "magenta.toml"] {
+        let mut text = std::fs::read_to_string(format!("policies/{name}")).unwrap();
+        if name == "netcompany.toml" {
+            // From midnight: due as soon as the service looks.
+            text.push_str("\n[digest]\nto = \"team@researcher.example\"\nhour = 0\n");
+        }
+        std::fs::write(policies.path().join(name), text).unwrap();
+    }
+    let mx = Server::start(Opts {
+        intake: INTAKE_ON,
+        extra: format!(
+            "[outbound]\nrelay = \"{}\"\nrelay_tls_name = \"localhost\"\nrelay_ca_file = {:?}\nretry_base = 1\n",
+            sink.addr,
+            sink.data_dir().join("tls/dev-cert.pem")
+        ),
+        env: vec![(
+            "DISCLOSURE_MX_POLICIES_DIR",
+            policies.path().display().to_string(),
+        )],
+        ..Opts::default()
+    });
+    deliver_from(
+        &mx,
+        "alice@researcher.example",
+        "security@netcompany.example",
+        &common::fixture("en-netcompany-xss.eml"),
+    )
+    .await;
+    mx.wait_filed(1);
+    let reference = mx.case_of("netcompany");
+    wait_for("the receipt and the digest", || sink.messages().len() >= 2);
+    let digests: Vec<_> = sink
+        .raw_messages()
+        .await
+        .into_iter()
+        .map(|r| {
+            mail_parser::MessageParser::default()
+                .parse(&r)
+                .unwrap()
+                .into_owned()
+        })
+        .filter(|m| m.subject().is_some_and(|s| s.contains("Daily digest")))
+        .collect();
+    assert_eq!(digests.len(), 1);
+    let d = &digests[0];
+    assert_eq!(
+        d.to().unwrap().first().unwrap().address(),
+        Some("team@researcher.example")
+    );
+    assert!(d.header_raw("Auto-Submitted").is_some(), "automatic mail");
+    let body = d.body_text(0).unwrap();
+    assert!(body.contains("Open cases: 1"), "{body}");
+    assert!(body.contains("Due within one business day: "), "{body}");
+    assert!(
+        !body.contains("support portal"),
+        "no report content: {body}"
+    );
+    assert!(
+        !body.contains(&reference) || body.contains(&format!("{reference} (")),
+        "{body}"
+    );
+    // Once a day: the next passes send nothing more.
+    std::thread::sleep(Duration::from_secs(12));
+    assert_eq!(sink.messages().len(), 2);
+}

@@ -9,6 +9,7 @@
 //! two doors answer the same action differently.
 
 pub mod alerts;
+pub mod digest;
 pub mod feedback;
 pub mod filing;
 pub mod hints;

@@ -74,6 +74,37 @@ impl Sender {
         }))
     }
 
+    /// Sends an organisation's digest to its team now (automatic mail,
+    /// from the organisation's security address); Err with the reason
+    /// when the relay did not accept it.
+    pub async fn send_digest(
+        &mut self,
+        policies: &crate::policy::PolicySet,
+        org: &str,
+        to: &str,
+        subject: &str,
+        body: String,
+    ) -> Result<(), String> {
+        let policy = policies.get(org).ok_or("no policy for the organisation")?;
+        let from = policy
+            .addresses
+            .first()
+            .and_then(|a| a.parse::<Address>().ok())
+            .map(|a| Mailbox::new(Some(format!("{} security", policy.name)), a))
+            .ok_or("no sender address for the organisation")?;
+        let message_id = format!(
+            "<digest.{org}.{}@{}>",
+            crate::store::cases::object_id(),
+            self.hostname
+        );
+        let message = self.build(from, to, subject, body, &message_id, None, true)?;
+        self.transport
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     /// Sends what is due; returns how many were sent.
     pub async fn send_due(
         &mut self,

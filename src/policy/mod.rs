@@ -226,6 +226,24 @@ struct PolicyFile {
     receipt: ReceiptTemplates,
     #[serde(default)]
     feedback: feedback::FeedbackTemplates,
+    #[serde(default)]
+    digest: Option<DigestConfig>,
+}
+
+/// `[digest]`: a daily summary mail to the team.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DigestConfig {
+    /// The team's address.
+    pub to: String,
+    /// The local hour (0-23, the policy's time zone) from which the day's
+    /// digest goes out.
+    #[serde(default = "default_digest_hour")]
+    pub hour: u8,
+}
+
+fn default_digest_hour() -> u8 {
+    8
 }
 
 /// A validated organisation policy.
@@ -259,6 +277,8 @@ pub struct Policy {
     pub receipt: ReceiptTemplates,
     /// Status updates to the reporter (`feedback::FeedbackTemplates`).
     pub feedback: feedback::FeedbackTemplates,
+    /// A daily digest to the team, if configured.
+    pub digest: Option<DigestConfig>,
     pub file: PathBuf,
 }
 
@@ -345,6 +365,20 @@ impl Policy {
                 && s.bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         };
+        if let Some(d) = &f.digest {
+            if d.hour > 23 {
+                return Err(invalid(
+                    "digest.hour",
+                    format!("{} is not an hour of the day (0-23)", d.hour),
+                ));
+            }
+            if d.to.parse::<lettre::Address>().is_err() {
+                return Err(invalid(
+                    "digest.to",
+                    format!("{:?} is not a mail address", d.to),
+                ));
+            }
+        }
         if !slug(&f.id) {
             return Err(invalid(
                 "id",
@@ -501,6 +535,7 @@ impl Policy {
             source: f.source,
             receipt: f.receipt,
             feedback: f.feedback,
+            digest: f.digest,
             file: file.to_path_buf(),
         })
     }

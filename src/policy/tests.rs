@@ -152,3 +152,24 @@ fn business_time_skips_weekends_and_danish_holidays() {
         0.0
     );
 }
+
+#[test]
+fn a_digest_needs_an_hour_of_the_day_and_an_address() {
+    let base = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/netcompany.toml"),
+    )
+    .unwrap();
+    let with = |digest: &str| {
+        PolicySet::from_sources(vec![(
+            "netcompany.toml".into(),
+            format!("{base}\n{digest}"),
+        )])
+    };
+    let ok = with("[digest]\nto = \"team@netcompany.example\"\n").unwrap();
+    let d = ok.get("netcompany").unwrap().digest.clone().unwrap();
+    assert_eq!((d.to.as_str(), d.hour), ("team@netcompany.example", 8));
+    let late = with("[digest]\nto = \"team@netcompany.example\"\nhour = 24\n").unwrap_err();
+    assert!(late.to_string().contains("digest.hour"), "{late}");
+    let nobody = with("[digest]\nto = \"the team\"\n").unwrap_err();
+    assert!(nobody.to_string().contains("digest.to"), "{nobody}");
+}

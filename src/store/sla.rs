@@ -75,6 +75,7 @@ pub async fn clocks(pool: &AnyPool, org: &str, since: i64) -> Result<Vec<CaseClo
 #[derive(Debug, Clone)]
 pub struct Candidate {
     pub id: i64,
+    pub reference: String,
     pub org: String,
     pub state: CaseState,
     pub acknowledge_by: i64,
@@ -91,7 +92,7 @@ pub async fn clock_candidates(pool: &AnyPool, until: i64) -> Result<Vec<Candidat
         .map(|s| format!("'{}'", s.as_str()))
         .collect();
     let sql = format!(
-        "SELECT id, org, state, acknowledge_by, feedback_by, feedback_paused_at, feedback_at FROM cases
+        "SELECT id, reference, org, state, acknowledge_by, feedback_by, feedback_paused_at, feedback_at FROM cases
          WHERE kind = 'disclosure' AND state IN ({}) AND (acknowledge_by <= $1 OR feedback_by <= $1)",
         open.join(", ")
     );
@@ -105,6 +106,7 @@ pub async fn clock_candidates(pool: &AnyPool, until: i64) -> Result<Vec<Candidat
             let state: String = r.try_get("state")?;
             Ok(Candidate {
                 id: r.try_get("id")?,
+                reference: r.try_get("reference")?,
                 org: r.try_get("org")?,
                 state: CaseState::parse(&state)
                     .ok_or_else(|| StoreError::Corrupt(format!("unknown case state {state:?}")))?,
@@ -137,4 +139,32 @@ pub async fn note_alert(
     .await?
     .rows_affected()
         == 1)
+}
+
+/// The last day (local date) `org`'s digest went out, if ever.
+pub async fn digest_day(pool: &AnyPool, org: &str) -> Result<Option<String>, StoreError> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT value FROM store_meta WHERE name = $1")
+        .bind(format!("digest:{org}"))
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(|(v,)| v))
+}
+
+/// Records that `org`'s digest for `day` went out.
+pub async fn set_digest_day(
+    tx: &mut super::WriteTx<'_>,
+    org: &str,
+    day: &str,
+) -> Result<(), StoreError> {
+    let name = format!("digest:{org}");
+    sqlx::query("DELETE FROM store_meta WHERE name = $1")
+        .bind(&name)
+        .execute(tx.conn())
+        .await?;
+    sqlx::query("INSERT INTO store_meta (name, value) VALUES ($1, $2)")
+        .bind(&name)
+        .bind(day)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
 }
