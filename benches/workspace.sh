@@ -21,6 +21,6 @@ token=$(target/release/disclosure-mx tokens create bench --org netcompany --org 
 DISCLOSURE_MX_SMTP_LISTEN=127.0.0.1:0 DISCLOSURE_MX_WEB_LISTEN=127.0.0.1:0 \
   target/release/disclosure-mx serve --dev-idp 2>"$dir/log" &
 pid=$!
-for _ in $(seq 1 300); do [ -s "$dir/data/api-listening" ] && break; sleep 0.1; done
+for _ in $(seq 1 1200); do [ -s "$dir/data/api-listening" ] && break; sleep 0.1; done
 python3 benches/workspace.py "http://$(head -n1 "$dir/data/api-listening")" "$token" \
   "$conversation" "$dir/data/disclosure-mx.db" "$cases"

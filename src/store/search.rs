@@ -115,15 +115,55 @@ pub async fn related(
         .collect())
 }
 
-/// How many cases hold `term`, counted up to `cap` (a common word stops
-/// costing at the cap).
-pub async fn frequency(pool: &sqlx::AnyPool, term: i64, cap: i64) -> Result<i64, StoreError> {
-    let (n,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM case_terms WHERE term = $1 LIMIT $2) AS t",
+/// How many cases hold each of `terms`, each counted up to `cap` (a
+/// common word stops costing at the cap), in one statement.
+pub async fn frequencies(
+    pool: &sqlx::AnyPool,
+    terms: &[i64],
+    cap: i64,
+) -> Result<Vec<(i64, i64)>, StoreError> {
+    if terms.is_empty() {
+        return Ok(Vec::new());
+    }
+    let parts: Vec<String> = (0..terms.len())
+        .map(|i| {
+            format!(
+                "SELECT ${} AS term, (SELECT COUNT(*) FROM (SELECT 1 FROM case_terms WHERE term = ${} LIMIT $1) AS t) AS n",
+                i + 2,
+                i + 2
+            )
+        })
+        .collect();
+    let mut q = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(parts.join(" UNION ALL ")))
+        .persistent(false)
+        .bind(cap);
+    for t in terms {
+        q = q.bind(*t);
+    }
+    Ok(q.fetch_all(pool).await?)
+}
+
+/// The cases other than `except` holding both `rarer` and `other`, read
+/// from `rarer`'s cases (each probed for `other` by the index), at most
+/// `limit`.
+pub async fn holding_both(
+    pool: &sqlx::AnyPool,
+    rarer: i64,
+    other: i64,
+    except: i64,
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT c.reference FROM case_terms a
+         JOIN case_terms b ON b.term = $2 AND b.case_id = a.case_id
+         JOIN cases c ON c.id = a.case_id
+         WHERE a.term = $1 AND a.case_id != $3 ORDER BY c.id LIMIT $4",
     )
-    .bind(term)
-    .bind(cap)
-    .fetch_one(pool)
+    .bind(rarer)
+    .bind(other)
+    .bind(except)
+    .bind(limit)
+    .fetch_all(pool)
     .await?;
-    Ok(n)
+    Ok(rows.into_iter().map(|(r,)| r).collect())
 }
