@@ -10,7 +10,7 @@ case "${1:-}" in
   run)   pkgs=(ca-certificates gcc "${saml[@]}") ;;
   test)  pkgs=(ca-certificates gcc openssl swaks libnet-ssleay-perl python3 sqlite3 postgresql postgresql-client curl procps p7zip-full
                "${saml[@]}" chromium chromium-driver fonts-dejavu-core
-               simplesamlphp php-cli php-xml php-mbstring) ;;
+               simplesamlphp php-cli php-xml php-mbstring python3-venv) ;;
   fixtures) pkgs=(p7zip-full zip python3) ;;
   bench) pkgs=(ca-certificates gcc openssl postfix p7zip-full procps python3 sqlite3 "${saml[@]}") ;;
   *) echo "usage: $0 run|test|bench|fixtures" >&2; exit 2 ;;
@@ -38,3 +38,10 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 command -v cargo >/dev/null || { echo "cargo not found: install Rust 1.95 (rustup) first" >&2; exit 1; }
+
+# An independent RFC 9116 parser for the security.txt test: the `sectxt`
+# package (Python), in a virtual environment of its own beside the build.
+if [ "$1" = test ] && [ ! -x target/sectxt-venv/bin/python ]; then
+  python3 -m venv target/sectxt-venv
+  target/sectxt-venv/bin/pip install -q sectxt==0.9.8
+fi

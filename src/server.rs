@@ -299,6 +299,34 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
             }
         })
     });
+    // Retention: the personal data of cases resolved or closed for longer
+    // than their policy's period is erased every `intake.retention_interval`.
+    let retention_task = {
+        let cases = Arc::clone(&cases);
+        let mut stop = intake_stop.subscribe();
+        let every = std::time::Duration::from_secs(config.intake.retention_interval.max(1));
+        tokio::spawn(async move {
+            let operator = crate::cases::Principal {
+                id: "retention".into(),
+                door: crate::cases::Door::Cli,
+                source: "service".into(),
+                scope: crate::cases::Scope::All,
+            };
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.changed() => return,
+                }
+                match cases.run_retention(&operator, false).await {
+                    Ok(erased) if !erased.is_empty() => {
+                        info!(cases = erased.len(), "retention erased personal data")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "retention failed; will retry"),
+                }
+            }
+        })
+    };
     // Daily digests to the teams whose policies ask for one, through the
     // relay (a second connection of the receipts' sender).
     let wants_digest = shared_policies.iter().any(|p| p.digest.is_some());
@@ -395,6 +423,7 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
     if let Some(task) = webhook_task {
         let _ = task.await;
     }
+    let _ = retention_task.await;
     if let Some(task) = alert_task {
         let _ = task.await;
     }

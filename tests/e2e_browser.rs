@@ -285,9 +285,39 @@ async fn an_analyst_works_a_case_in_chromium() {
             .contains("Expect a fix within two weeks.")
     );
 
+    // A personal-data breach the organisation knew of 80 hours ago: the
+    // authority's 72 hours have passed, and the case says so.
+    let aware = jiff::Timestamp::now()
+        .checked_sub(jiff::Span::new().hours(80))
+        .unwrap()
+        .to_string();
+    b.select("#flag-kind", "breach").await;
+    b.type_into("#flag-aware", &aware).await;
+    b.type_into("#flag-reason", "customer records in a public bucket")
+        .await;
+    b.submit("#flag-submit").await;
+    assert!(b.text("#notice").await.contains("Flagged"));
+    let clocks = b.text("#clocks").await;
+    assert!(
+        clocks.contains("gdpr-controller/authority-notification")
+            && clocks.contains("GDPR art. 33(1)"),
+        "{clocks}"
+    );
+    assert!(clocks.contains("OVERDUE"), "{clocks}");
+    // In the colour of lateness (--bad, #a4000f).
+    let colour = b
+        .find("#clocks tr.clock-overdue td.overdue")
+        .await
+        .css_value("color")
+        .await
+        .unwrap();
+    assert!(colour.contains("164, 0, 15"), "{colour}");
+    b.screenshot(&artifacts().join("clocks.png")).await;
+
     // The service levels: the receipts wait for a relay (none here), so
     // nothing is late yet; 56 reports this week.
     b.submit("a[href=\"/dashboard\"]").await;
+    assert!(b.text("#regulatory").await.contains("OVERDUE"));
     let dashboard = b.text("#sla-netcompany").await;
     assert!(dashboard.contains("Open cases"), "{dashboard}");
     assert!(

@@ -171,6 +171,15 @@ async fn analysts_reach_only_their_organisations_cases_and_evidence() {
         404
     );
     assert_eq!(alice.get(&format!("/cases/{nc}/evidence/1")).status, 404);
+    // Nor another organisation's regulatory drafts.
+    assert_eq!(
+        alice
+            .get(&format!(
+                "/cases/{mag}/draft/gdpr-controller/authority-notification"
+            ))
+            .status,
+        404
+    );
 
     // No action reaches it, even with a valid token.
     let csrf = alice.csrf("/cases");
@@ -179,6 +188,15 @@ async fn analysts_reach_only_their_organisations_cases_and_evidence() {
         ("transition", vec![("state", "triaged"), ("reason", "x")]),
         ("reply", vec![("text", "cross-org reply")]),
         ("breach", vec![]),
+        ("flag", vec![("flag", "incident")]),
+        ("mark", vec![("mark", "high-risk")]),
+        (
+            "submitted",
+            vec![
+                ("clock", "gdpr-controller/authority-notification"),
+                ("submission", "X-1"),
+            ],
+        ),
         ("unlock", vec![("password", "guess")]),
     ] {
         let mut f = fields.clone();
@@ -282,11 +300,14 @@ async fn analysts_reach_only_their_organisations_cases_and_evidence() {
     let r = alice.post(&format!("/cases/{nc}/breach"), &[("csrf", &csrf)]);
     assert_eq!(r.status, 303);
     let page = alice.get(&format!("/cases/{nc}")).text();
-    assert!(page.contains("notify the authority by"), "{page}");
+    // Netcompany is also a processor: the controller is told first, in
+    // 24 hours; the authority's 72 hours are in the clocks table.
+    assert!(page.contains("first notification due"), "{page}");
     assert!(
-        page.contains("(2 d 23 h left)") || page.contains("(3 d 0 h left)"),
+        page.contains("(23 h 59 min left)") || page.contains("(1 d 0 h left)"),
         "{page}"
     );
+    assert!(page.contains("GDPR art. 33(1)"), "{page}");
     assert!(!show(&sso, &nc)["breach_notify_by"].is_null());
 
     // The audit view is for admins only; it shows the chain's verdict and

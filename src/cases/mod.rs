@@ -9,7 +9,9 @@
 //! two doors answer the same action differently.
 
 pub mod alerts;
+pub mod clocks;
 pub mod digest;
+pub mod drafts;
 pub mod feedback;
 pub mod filing;
 pub mod hints;
@@ -17,6 +19,7 @@ pub mod inbox;
 pub mod input;
 pub mod principal;
 pub mod reads;
+pub mod retention;
 pub mod search;
 pub mod service;
 pub mod sla;
@@ -95,6 +98,36 @@ pub enum CaseError {
     },
     #[error("the reporter left no address to reply to")]
     NoAddress,
+    #[error("unknown clock state {0:?}: due, overdue, met or waiting")]
+    UnknownClockState(String),
+    #[error("unknown flag {0:?}: breach, exploited or incident")]
+    UnknownFlag(String),
+    #[error("unknown mark {0:?}: fix-available or high-risk")]
+    UnknownMark(String),
+    #[error("unknown language {0:?}: en or da")]
+    UnknownLanguage(String),
+    #[error(
+        "only an operator (the CLI without --for-org) or an admin may do this across organisations"
+    )]
+    OperatorOnly,
+    #[error("the mails of {0} were erased with the reporter's personal data")]
+    Erased(String),
+    #[error("that is not a mail address")]
+    NotAnAddress,
+    #[error("{0} is in the future")]
+    FutureTime(String),
+    #[error("{org}'s policy names no regime with a clock for {flag}")]
+    NoRegime { org: String, flag: &'static str },
+    #[error("no clock of this case runs from the record that {0}: flag the case first")]
+    NoClockFor(&'static str),
+    #[error("this case has no clock {0:?}")]
+    NoClock(String),
+    #[error("{clock} has not started: it runs from {runs_from}")]
+    ClockWaiting { clock: String, runs_from: String },
+    #[error("{0} was already submitted")]
+    ClockMet(String),
+    #[error("the submission of {0} cannot be before its clock started")]
+    BeforeStart(String),
     #[error("no policy for organisation {0:?}")]
     NoPolicy(String),
     #[error(
@@ -129,13 +162,18 @@ impl CaseError {
         use unlock::UnlockError as U;
         match self {
             CaseError::NotFound(_)
+            | CaseError::OperatorOnly
             | CaseError::NoEvidence(_)
             | CaseError::NoMessage(_)
             | CaseError::UnknownOrg(_) => ErrorClass::NotFound,
             CaseError::Store(StoreError::NotFound(_)) => ErrorClass::NotFound,
             CaseError::Transition { .. }
             | CaseError::NotUnflagged { .. }
-            | CaseError::NotOpen { .. } => ErrorClass::Conflict,
+            | CaseError::NotOpen { .. }
+            | CaseError::NoClockFor(_)
+            | CaseError::ClockWaiting { .. }
+            | CaseError::ClockMet(_)
+            | CaseError::Erased(_) => ErrorClass::Conflict,
             CaseError::Unlock(U::TooManyAttempts(_)) => ErrorClass::Limited,
             CaseError::Unlock(U::Busy | U::NothingLocked(_)) => ErrorClass::Conflict,
             CaseError::UnknownState(_)
@@ -154,6 +192,15 @@ impl CaseError {
             | CaseError::UnknownFeedback(_)
             | CaseError::UnknownAction(_)
             | CaseError::NotAnAnalyst { .. }
+            | CaseError::FutureTime(_)
+            | CaseError::NotAnAddress
+            | CaseError::UnknownClockState(_)
+            | CaseError::UnknownFlag(_)
+            | CaseError::UnknownMark(_)
+            | CaseError::UnknownLanguage(_)
+            | CaseError::NoRegime { .. }
+            | CaseError::NoClock(_)
+            | CaseError::BeforeStart(_)
             | CaseError::Unlock(U::WrongPassword | U::Worker(_)) => ErrorClass::Invalid,
             CaseError::NoPolicy(_) | CaseError::Outbound(_) | CaseError::Store(_) => {
                 ErrorClass::Internal
@@ -195,6 +242,29 @@ pub fn action_named(s: &str) -> Result<triage::BulkAction, CaseError> {
 
 /// `CaseState::parse`, refusing an unknown name with the error every door
 /// shows.
+pub fn clock_state_named(s: &str) -> Result<crate::model::clock::ClockState, CaseError> {
+    crate::model::clock::ClockState::parse(s)
+        .ok_or_else(|| CaseError::UnknownClockState(s.chars().take(40).collect()))
+}
+
+/// `Flag::parse`, refusing an unknown name with the error every door shows.
+pub fn flag_named(s: &str) -> Result<crate::model::clock::Flag, CaseError> {
+    crate::model::clock::Flag::parse(s)
+        .ok_or_else(|| CaseError::UnknownFlag(s.chars().take(40).collect()))
+}
+
+/// `Mark::parse`, likewise.
+pub fn mark_named(s: &str) -> Result<crate::model::clock::Mark, CaseError> {
+    crate::model::clock::Mark::parse(s)
+        .ok_or_else(|| CaseError::UnknownMark(s.chars().take(40).collect()))
+}
+
+/// A draft's language: en or da.
+pub fn language_named(s: &str) -> Result<crate::model::report::Language, CaseError> {
+    crate::model::report::Language::parse(s)
+        .ok_or_else(|| CaseError::UnknownLanguage(s.chars().take(40).collect()))
+}
+
 pub fn state_named(s: &str) -> Result<CaseState, CaseError> {
     CaseState::parse(s).ok_or_else(|| CaseError::UnknownState(s.to_owned()))
 }

@@ -76,12 +76,24 @@ impl Cases {
         Ok(detail)
     }
 
-    async fn read(&self, case: &Case) -> Result<CaseDetail, CaseError> {
+    pub(super) async fn read(&self, case: &Case) -> Result<CaseDetail, CaseError> {
         let mut d = repo::show(self.store.pool(), self.store.sealer(), case.id, self.now())
             .await?
             .ok_or_else(|| CaseError::NotFound(case.reference.clone()))?;
         d.thread = super::thread::assemble(&d);
         d.duplicates = self.duplicate_hints(case, &d).await?;
+        if let Some(policy) = self.policies.get(&case.org) {
+            let facts = crate::store::clocks::facts_of(self.store.pool(), case.id).await?;
+            d.clocks = super::clocks::compute(policy, &facts, self.now());
+            d.summary.clock_due = d
+                .clocks
+                .iter()
+                .filter(|c| c.met_at.is_none())
+                .filter_map(|c| c.due)
+                .min();
+            d.summary.clock_overdue = d.summary.clock_due.is_some_and(|t| t < self.now());
+            d.flags = facts.flags;
+        }
         Ok(d)
     }
 
@@ -231,14 +243,21 @@ impl Cases {
     }
 
     async fn mail(&self, case: &Authorized<Case>, message: i64) -> Result<Vec<u8>, CaseError> {
-        repo::raw_mail(self.store.pool(), self.store.sealer(), case.id, message)
+        let raw = repo::raw_mail(self.store.pool(), self.store.sealer(), case.id, message)
             .await?
-            .ok_or_else(|| CaseError::NoMessage(case.reference.clone()))
+            .ok_or_else(|| CaseError::NoMessage(case.reference.clone()))?;
+        if raw.is_empty() {
+            return Err(CaseError::Erased(case.reference.clone()));
+        }
+        Ok(raw)
     }
 
     /// The message the case was opened from, as it arrived; audited.
     pub async fn raw(&self, case: &Authorized<Case>) -> Result<Vec<u8>, CaseError> {
         let raw = self.store.raw_of_case(&case.reference).await?;
+        if raw.is_empty() {
+            return Err(CaseError::Erased(case.reference.clone()));
+        }
         self.audit_read(
             case.principal(),
             AuditAction::RawDownload,

@@ -167,43 +167,6 @@ impl Cases {
         Ok(())
     }
 
-    /// Flags a case as a personal-data breach: the authority must be told
-    /// by the deadline the case's policy sets from now
-    /// (`service_levels.breach_notification_within`; GDPR art. 33 gives 72
-    /// hours from awareness). Flagging twice keeps the first deadline.
-    pub async fn flag_breach(&self, case: &Authorized<Case>) -> Result<i64, CaseError> {
-        let policy = self
-            .policies
-            .get(&case.org)
-            .ok_or_else(|| CaseError::NoPolicy(case.org.clone()))?;
-        let now = self.now();
-        let from = jiff::Timestamp::from_second(now).unwrap_or_else(|_| jiff::Timestamp::now());
-        let due = policy
-            .due(from, policy.breach_notification_within)
-            .as_second();
-        let mut tx = self.store.write().await?;
-        if let Some(existing) = repo::breach_notify_by(&mut tx, case.id).await? {
-            return Ok(existing);
-        }
-        repo::set_breach_notify_by(&mut tx, case.id, due).await?;
-        record(
-            &mut tx,
-            self.store.sealer(),
-            case,
-            &case.principal().who(),
-            self.now(),
-            Change {
-                event: EventKind::Breach,
-                timeline: "flagged as a personal-data breach; notify the authority",
-                action: AuditAction::Breach,
-                audit: "flagged as a personal-data breach",
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(due)
-    }
-
     /// Gives the case to `assignee` (an analyst's stable identity), or
     /// takes it back (`None`). Only someone who has signed in with a role
     /// for the case's organisation can take it. Giving it to whoever has it

@@ -29,7 +29,7 @@ pub(super) fn local(t: i64) -> String {
 }
 
 /// "2d 4h left" or "overdue 3h".
-fn clock(due: i64, now: i64) -> String {
+pub(super) fn clock(due: i64, now: i64) -> String {
     let d = due - now;
     let (sign, d) = if d < 0 { ("overdue ", -d) } else { ("", d) };
     let text = if d >= 86_400 {
@@ -100,6 +100,7 @@ pub(super) async fn cases_command(
             overdue,
             assignee,
             breach,
+            clock: clock_state,
             since,
             before,
             search,
@@ -114,6 +115,10 @@ pub(super) async fn cases_command(
                 overdue,
                 assignee,
                 breach,
+                clock: clock_state
+                    .as_deref()
+                    .map(crate::cases::clock_state_named)
+                    .transpose()?,
                 received_from: since.as_deref().map(instant).transpose()?,
                 received_until: before.as_deref().map(instant).transpose()?,
                 ..Filter::default()
@@ -176,6 +181,13 @@ pub(super) async fn cases_command(
             cases.transition(&case, next, &reason).await?;
             println!("{reference}: {}", next.as_str());
         }
+        CasesCommand::Flag { .. }
+        | CasesCommand::Mark { .. }
+        | CasesCommand::Submitted { .. }
+        | CasesCommand::Clocks { .. }
+        | CasesCommand::Draft { .. } => {
+            super::clocks::clocks_command(cases, for_orgs, command).await?;
+        }
         CasesCommand::Breach {
             reference,
             actor: who,
@@ -183,7 +195,7 @@ pub(super) async fn cases_command(
             let case = cases.open(&operator(who), &reference).await?;
             let due = cases.flag_breach(&case).await?;
             println!(
-                "{reference}: personal-data breach; notify the authority by {}",
+                "{reference}: personal-data breach; the first notification is due {}",
                 local(due)
             );
         }
@@ -400,6 +412,7 @@ fn print_summary(c: &CaseDetail, now: i64) {
     if let Some(b) = c.breach_notify_by {
         println!("breach notify:  {}  ({})", local(b), clock(b, now));
     }
+    super::clocks::print_clocks(&c.clocks, now);
     if let Some(r) = &c.close_reason {
         println!("closed:         {r}");
     }

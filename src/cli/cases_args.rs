@@ -22,6 +22,10 @@ pub enum CasesCommand {
         /// Only cases flagged as a personal-data breach.
         #[arg(long)]
         breach: bool,
+        /// Only cases with a regulatory clock that is due, overdue, met or
+        /// waiting.
+        #[arg(long)]
+        clock: Option<String>,
         /// Received at or after: a date (YYYY-MM-DD, UTC) or RFC 3339 time.
         #[arg(long)]
         since: Option<String>,
@@ -65,6 +69,64 @@ pub enum CasesCommand {
         reference: String,
         #[arg(long)]
         actor: Option<String>,
+    },
+    /// Flag what a case is: breach (a personal-data breach), exploited (an
+    /// actively exploited vulnerability) or incident (a significant
+    /// incident). Starts every clock of the organisation's regimes from
+    /// --aware-at (default now). Flagging again with another --aware-at
+    /// moves the clocks and needs --reason.
+    Flag {
+        reference: String,
+        kind: String,
+        /// When the organisation became aware: RFC 3339, e.g.
+        /// 2026-12-23T10:00:00+01:00.
+        #[arg(long)]
+        aware_at: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Record what a later clock runs from: fix-available (CRA final
+    /// report) or high-risk (GDPR art. 34: tell the people affected).
+    Mark {
+        reference: String,
+        mark: String,
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Record that a clock's notification was submitted (the clock is met),
+    /// with the authority's reference for it.
+    Submitted {
+        reference: String,
+        /// The clock, as `cases clocks` names it (e.g.
+        /// gdpr-controller/authority-notification).
+        clock: String,
+        #[arg(long = "ref", value_name = "AUTHORITY_REFERENCE")]
+        submission: String,
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// A case's regulatory clocks: regime, step, article, what it runs
+    /// from, due time and state.
+    Clocks {
+        reference: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The pre-filled draft of a clock's notification, in the report's
+    /// language or --lang (en, da). Recorded in the audit trail.
+    Draft {
+        reference: String,
+        clock: String,
+        #[arg(long)]
+        lang: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Give a case to an analyst (someone who has signed in with a role
     /// for its organisation, named as the audit trail names them), or take

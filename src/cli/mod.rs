@@ -3,6 +3,8 @@
 
 mod cases;
 mod cases_args;
+mod clocks;
+mod privacy;
 mod report;
 
 use crate::cases::CaseError;
@@ -93,6 +95,17 @@ pub enum Command {
     Report {
         #[command(subcommand)]
         command: ReportCommand,
+    },
+    /// Personal data past its policy's retention period.
+    Retention {
+        #[command(subcommand)]
+        command: privacy::RetentionCommand,
+    },
+    /// A person's rights over what is stored about them: erasure and
+    /// access, across every organisation.
+    Reporters {
+        #[command(subcommand)]
+        command: privacy::ReportersCommand,
     },
     /// Single sign-on: what the identity provider's administrator needs.
     Saml {
@@ -281,6 +294,7 @@ fn init_logging(config: &Config) {
 fn policies_check(config: &Config) -> Result<(), CliError> {
     let set = PolicySet::load_dir(&config.policies_dir)?;
     let now = jiff::Timestamp::now();
+    let mut expired = Vec::new();
     for p in set.iter() {
         let d = p.deadlines(now);
         let local = |t: jiff::Timestamp| {
@@ -321,6 +335,39 @@ fn policies_check(config: &Config) -> Result<(), CliError> {
             "  plaintext:       {:?}; anonymous reports: {}; retention: {} days",
             p.plaintext, p.anonymous_reports, p.personal_data_retention_days
         );
+        for (name, r) in p.regimes.named() {
+            let law = crate::model::clock::Regime::parse(name).map_or("", |r| r.law());
+            println!(
+                "  regime:          {} ({}): {}{}",
+                name,
+                law,
+                r.authority,
+                r.target
+                    .map(|t| format!("; \"without undue delay\" target {t}"))
+                    .unwrap_or_default()
+            );
+        }
+        match &p.security_txt {
+            None => println!("  security.txt:    none"),
+            Some(s) => {
+                println!(
+                    "  security.txt:    for {}; expires {}",
+                    s.hosts.join(", "),
+                    s.expires
+                );
+                match s.expiry(now) {
+                    Ok(None) => {}
+                    Ok(Some(warning)) => println!("  warning:         {warning}"),
+                    Err(e) => {
+                        println!("  error:           {e}");
+                        expired.push(format!("{}: {e}", p.file.display()));
+                    }
+                }
+            }
+        }
+    }
+    if !expired.is_empty() {
+        return Err(CliError::Usage(expired.join("; ")));
     }
     Ok(())
 }
@@ -496,6 +543,14 @@ async fn run_command(
         Command::Report { command } => {
             let service = cases::service(store, config)?;
             report::report_command(&service, for_orgs, command).await
+        }
+        Command::Retention { command } => {
+            let service = cases::service(store, config)?;
+            privacy::retention_command(&service, for_orgs, command).await
+        }
+        Command::Reporters { command } => {
+            let service = cases::service(store, config)?;
+            privacy::reporters_command(&service, for_orgs, command).await
         }
         Command::Serve { .. } | Command::IntakeWorker { .. } => Ok(()),
         Command::Messages {

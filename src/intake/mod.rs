@@ -58,6 +58,10 @@ pub struct IntakeSettings {
     pub max_attempts: u32,
     /// How much larger the budget of `cases retry` is (4).
     pub retry_budget_factor: u32,
+    /// Seconds between retention passes (3600): each erases the personal
+    /// data of cases past their policy's retention period. The first pass
+    /// is one interval after start.
+    pub retention_interval: u64,
 }
 
 impl Default for IntakeSettings {
@@ -72,6 +76,7 @@ impl Default for IntakeSettings {
             parse_wall_seconds: 10,
             unlock_memory_mib: 768,
             unlock_cpu_seconds: 30,
+            retention_interval: 3600,
             max_attempts: 3,
             retry_budget_factor: 4,
         }

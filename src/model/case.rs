@@ -204,10 +204,18 @@ pub enum EventKind {
     DueSoon,
     /// A deadline passed.
     Overdue,
+    /// Flagged as a breach, an exploited vulnerability or an incident.
+    Flag,
+    /// A regulatory clock started.
+    ClockStarted,
+    /// A regulatory mark or submission.
+    Clock,
+    /// Retention or an erasure removed personal data.
+    Erased,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 16] = [
+    pub const ALL: [EventKind; 20] = [
         EventKind::Received,
         EventKind::Parsed,
         EventKind::ParseFailed,
@@ -224,6 +232,10 @@ impl EventKind {
         EventKind::Feedback,
         EventKind::DueSoon,
         EventKind::Overdue,
+        EventKind::Flag,
+        EventKind::ClockStarted,
+        EventKind::Clock,
+        EventKind::Erased,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -244,6 +256,10 @@ impl EventKind {
             EventKind::Feedback => "feedback",
             EventKind::DueSoon => "due-soon",
             EventKind::Overdue => "overdue",
+            EventKind::Flag => "flag",
+            EventKind::ClockStarted => "clock-started",
+            EventKind::Clock => "clock",
+            EventKind::Erased => "erased",
         }
     }
 

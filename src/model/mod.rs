@@ -8,5 +8,6 @@
 
 pub mod archive;
 pub mod case;
+pub mod clock;
 pub mod report;
 pub mod thread;

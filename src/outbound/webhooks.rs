@@ -169,6 +169,7 @@ async fn deliver_turn(
                     EventKind::Received => "case.created",
                     EventKind::DueSoon => "case.due_soon",
                     EventKind::Overdue => "case.overdue",
+                    EventKind::ClockStarted => "case.clock_started",
                     _ => "case.state_changed",
                 },
                 "delivery": format!("{}-{}", hook.name, e.id),

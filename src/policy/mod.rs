@@ -10,6 +10,8 @@
 
 pub mod calendar;
 pub mod feedback;
+pub mod regimes;
+pub mod security_txt;
 
 use calendar::{BusinessCalendar, HolidayRules};
 use jiff::{Timestamp, ToSpan, tz::TimeZone};
@@ -228,6 +230,11 @@ struct PolicyFile {
     feedback: feedback::FeedbackTemplates,
     #[serde(default)]
     digest: Option<DigestConfig>,
+    /// The laws the organisation is under (`regimes`).
+    #[serde(default)]
+    regimes: Option<regimes::RegimesFile>,
+    #[serde(default)]
+    security_txt: Option<security_txt::SecurityTxtFile>,
 }
 
 /// `[digest]`: a daily summary mail to the team.
@@ -279,6 +286,10 @@ pub struct Policy {
     pub feedback: feedback::FeedbackTemplates,
     /// A daily digest to the team, if configured.
     pub digest: Option<DigestConfig>,
+    /// The regulatory regimes whose clocks a flag starts.
+    pub regimes: regimes::Regimes,
+    /// Its RFC 9116 file, if it publishes one through us.
+    pub security_txt: Option<security_txt::SecurityTxt>,
     pub file: PathBuf,
 }
 
@@ -512,6 +523,15 @@ impl Policy {
                 "must be at least 1".into(),
             ));
         }
+        let regimes = match f.regimes {
+            Some(r) => regimes::Regimes::from_file(r).map_err(|(k, why)| invalid(&k, why))?,
+            None => regimes::Regimes::implied(),
+        };
+        let security_txt = f
+            .security_txt
+            .map(|s| security_txt::SecurityTxt::from_file(s, &addresses))
+            .transpose()
+            .map_err(|(k, why)| invalid(&k, why))?;
         Ok(Policy {
             id: f.id,
             name: f.name,
@@ -536,6 +556,8 @@ impl Policy {
             receipt: f.receipt,
             feedback: f.feedback,
             digest: f.digest,
+            regimes,
+            security_txt,
             file: file.to_path_buf(),
         })
     }

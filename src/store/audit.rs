@@ -69,6 +69,14 @@ pub enum AuditAction {
     Note,
     Reply,
     Breach,
+    /// A case flagged (breach, exploited, incident) or its awareness moved.
+    Flag,
+    /// A regulatory mark or submission recorded.
+    Clock,
+    /// Retention or an erasure removed personal data.
+    Erase,
+    /// Everything stored about a reporter, exported on request.
+    ReporterExport,
     /// A case given to an analyst, or taken back.
     Assign,
     Unlocked,
@@ -102,6 +110,10 @@ impl AuditAction {
             AuditAction::Note => "note",
             AuditAction::Reply => "reply",
             AuditAction::Breach => "breach",
+            AuditAction::Flag => "flag",
+            AuditAction::Clock => "clock",
+            AuditAction::Erase => "erase",
+            AuditAction::ReporterExport => "reporter-export",
             AuditAction::Assign => "assign",
             AuditAction::Unlocked => "unlocked",
             AuditAction::UnlockFailed => "unlock-failed",

@@ -238,11 +238,13 @@ impl Store {
 
     /// Requeues a quarantined message with its attempts reset and a parse
     /// budget `factor` times the usual one.
+    /// A message whose raw bytes were erased (`retention`) stays where it
+    /// is: there is nothing left to parse.
     async fn requeue_with(&self, queue_id: &str, factor: u32) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE messages SET state = 'pending', quarantine_reason = NULL, intake_attempts = 0,
                  intake_failure = NULL, claimed_until = NULL, budget_factor = $1
-             WHERE queue_id = $2 AND state = 'quarantined'",
+             WHERE queue_id = $2 AND state = 'quarantined' AND length(raw) > 0",
         )
         .bind(i64::from(factor.max(1)))
         .bind(queue_id)
@@ -286,6 +288,10 @@ impl Store {
         .await?;
         let (queue_id, sealed) =
             row.ok_or_else(|| StoreError::NotFound(format!("no message for case {reference}")))?;
+        if sealed.is_empty() {
+            // Erased (`retention`): nothing to open.
+            return Ok(Vec::new());
+        }
         Ok(self.sealer.open(Label::Message(&queue_id), &sealed)?)
     }
 

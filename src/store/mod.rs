@@ -104,9 +104,11 @@ pub struct MessageSummary {
 pub mod analysts;
 pub mod audit;
 pub mod cases;
+pub mod clocks;
 mod legacy;
 pub mod messages;
 pub mod outbox;
+pub mod retention;
 pub mod schema;
 pub mod seal;
 pub mod search;

@@ -303,6 +303,36 @@ pub const SQLITE: &[&str] = &[
         due     INTEGER NOT NULL,
         PRIMARY KEY (case_id, clock, kind, due)
     );",
+    // 16: regulatory clocks (#12): what a case was flagged as and since
+    // when the organisation knew, the marks later clocks run from, and each
+    // clock's due time as the cases service computed it (`None` while it
+    // waits), with its submission; when retention or an erasure removed a
+    // case's personal data, and the index entries of a case by case (an
+    // erasure removes them; without it, each removal reads every entry).
+    "CREATE TABLE case_flags (
+        case_id    INTEGER NOT NULL REFERENCES cases (id),
+        flag       TEXT    NOT NULL CHECK (flag IN ('breach', 'exploited', 'incident')),
+        aware_at   INTEGER NOT NULL,
+        flagged_at INTEGER NOT NULL,
+        PRIMARY KEY (case_id, flag)
+    );
+    CREATE TABLE case_marks (
+        case_id INTEGER NOT NULL REFERENCES cases (id),
+        mark    TEXT    NOT NULL CHECK (mark IN ('fix-available', 'high-risk')),
+        at      INTEGER NOT NULL,
+        PRIMARY KEY (case_id, mark)
+    );
+    CREATE TABLE case_clocks (
+        case_id   INTEGER NOT NULL REFERENCES cases (id),
+        clock     TEXT    NOT NULL,
+        due       INTEGER,
+        met_at    INTEGER,
+        reference TEXT,
+        PRIMARY KEY (case_id, clock)
+    );
+    CREATE INDEX case_clocks_open ON case_clocks (due) WHERE met_at IS NULL;
+    ALTER TABLE cases ADD COLUMN erased_at INTEGER;
+    CREATE INDEX case_terms_by_case ON case_terms (case_id);",
 ];
 
 pub const POSTGRES: &[&str] = &[
@@ -550,4 +580,34 @@ pub const POSTGRES: &[&str] = &[
         due     BIGINT NOT NULL,
         PRIMARY KEY (case_id, clock, kind, due)
     );",
+    // 16: regulatory clocks (#12): what a case was flagged as and since
+    // when the organisation knew, the marks later clocks run from, and each
+    // clock's due time as the cases service computed it (`None` while it
+    // waits), with its submission; when retention or an erasure removed a
+    // case's personal data, and the index entries of a case by case (an
+    // erasure removes them; without it, each removal reads every entry).
+    "CREATE TABLE case_flags (
+        case_id    BIGINT NOT NULL REFERENCES cases (id),
+        flag       TEXT    NOT NULL CHECK (flag IN ('breach', 'exploited', 'incident')),
+        aware_at   BIGINT NOT NULL,
+        flagged_at BIGINT NOT NULL,
+        PRIMARY KEY (case_id, flag)
+    );
+    CREATE TABLE case_marks (
+        case_id BIGINT NOT NULL REFERENCES cases (id),
+        mark    TEXT    NOT NULL CHECK (mark IN ('fix-available', 'high-risk')),
+        at      BIGINT NOT NULL,
+        PRIMARY KEY (case_id, mark)
+    );
+    CREATE TABLE case_clocks (
+        case_id   BIGINT NOT NULL REFERENCES cases (id),
+        clock     TEXT    NOT NULL,
+        due       BIGINT,
+        met_at    BIGINT,
+        reference TEXT,
+        PRIMARY KEY (case_id, clock)
+    );
+    CREATE INDEX case_clocks_open ON case_clocks (due) WHERE met_at IS NULL;
+    ALTER TABLE cases ADD COLUMN erased_at BIGINT;
+    CREATE INDEX case_terms_by_case ON case_terms (case_id);",
 ];

@@ -76,7 +76,8 @@ impl Turn {
         Ok(cursor.and_then(|c| c.0.parse().ok()).unwrap_or(0))
     }
 
-    /// Up to `limit` case creations and state changes after `after`.
+    /// Up to `limit` case creations, state changes, deadline alerts and
+    /// regulatory clocks started after `after`.
     pub async fn events_after(
         &mut self,
         sealer: &Sealer,
@@ -86,7 +87,7 @@ impl Turn {
         let rows = sqlx::query(
             "SELECT e.id, e.case_id, e.at, e.kind, e.detail, c.reference, c.org, c.state
              FROM case_events e JOIN cases c ON c.id = e.case_id
-             WHERE e.id > $1 AND e.kind IN ('received', 'transition', 'due-soon', 'overdue')
+             WHERE e.id > $1 AND e.kind IN ('received', 'transition', 'due-soon', 'overdue', 'clock-started')
              ORDER BY e.id LIMIT $2",
         )
         .bind(after)
@@ -102,7 +103,10 @@ impl Turn {
                 let case_id: i64 = r.try_get("case_id")?;
                 let change = if matches!(
                     kind,
-                    EventKind::Transition | EventKind::DueSoon | EventKind::Overdue
+                    EventKind::Transition
+                        | EventKind::DueSoon
+                        | EventKind::Overdue
+                        | EventKind::ClockStarted
                 ) {
                     Some(sealer.open_text(
                         super::cases::case_child(case_id, "event"),

@@ -3,6 +3,7 @@
 //! what it stored through its own CLI and the SQLite file itself.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod api;
 pub mod client;
 pub mod hooks;
 pub mod mail;
@@ -447,4 +448,13 @@ pub fn mail_with_attachments(subject: &str, note: &str, attachments: &[(&str, &[
         m = m.part(mail::Part::Attachment((*name).into(), data.to_vec()));
     }
     m.bytes()
+}
+
+/// Waits until `done` holds, checking every 100 ms, for at most `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

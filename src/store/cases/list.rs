@@ -7,6 +7,7 @@
 use super::case_field;
 use super::read::{CaseSummary, kind_of, overdue, state_of};
 use crate::model::case::{CaseKind, CaseState};
+use crate::model::clock::ClockState;
 use crate::store::StoreError;
 use crate::store::seal::Sealer;
 use sqlx::AnyPool;
@@ -24,6 +25,8 @@ pub struct Filter {
     pub assignee: Option<String>,
     /// Only cases flagged as a personal-data breach.
     pub breach: bool,
+    /// Only cases with a regulatory clock in this state.
+    pub clock: Option<ClockState>,
     /// Received at or after (Unix seconds).
     pub received_from: Option<i64>,
     /// Received before (Unix seconds).
@@ -165,6 +168,18 @@ fn clause(f: &Filter, now: i64) -> Clause {
     if f.breach {
         c.conditions.push("breach_notify_by IS NOT NULL".into());
     }
+    if let Some(state) = f.clock {
+        let m = c.arg(Arg::Int(now));
+        let when = match state {
+            ClockState::Waiting => "k.due IS NULL AND k.met_at IS NULL".to_owned(),
+            ClockState::Due => format!("k.met_at IS NULL AND k.due >= {m}"),
+            ClockState::Overdue => format!("k.met_at IS NULL AND k.due < {m}"),
+            ClockState::Met => "k.met_at IS NOT NULL".to_owned(),
+        };
+        c.conditions.push(format!(
+            "EXISTS (SELECT 1 FROM case_clocks k WHERE k.case_id = cases.id AND {when})"
+        ));
+    }
     if let Some(t) = f.received_from {
         let m = c.arg(Arg::Int(t));
         c.conditions.push(format!("received_at >= {m}"));
@@ -239,7 +254,8 @@ pub async fn list(
     }
     let mut sql = format!(
         "SELECT reference, org, kind, state, subject, received_at, acknowledge_by, feedback_by,
-                feedback_paused_at, feedback_at, assignee
+                feedback_paused_at, feedback_at, assignee,
+                (SELECT MIN(k.due) FROM case_clocks k WHERE k.case_id = cases.id AND k.met_at IS NULL) AS clock_due
          FROM cases WHERE {} ORDER BY received_at, reference",
         c.text()
     );
@@ -264,6 +280,7 @@ pub async fn list(
             &r.try_get::<String, _>("subject")?,
         )?;
         let received_at: i64 = r.try_get("received_at")?;
+        let clock_due: Option<i64> = r.try_get("clock_due")?;
         cases.push(CaseSummary {
             cursor: Cursor {
                 received_at,
@@ -281,6 +298,8 @@ pub async fn list(
             overdue: overdue(state, ack_by, feedback_by, paused, now),
             assignee: r.try_get("assignee")?,
             feedback_given_at: given,
+            clock_due,
+            clock_overdue: clock_due.is_some_and(|d| d < now),
         });
     }
     let next = match limit {

@@ -86,6 +86,10 @@ pub struct CaseSummary {
     /// When the first reply or status update was queued (the feedback
     /// clock stopped then).
     pub feedback_given_at: Option<i64>,
+    /// The earliest regulatory deadline not yet met (`cases::clocks`).
+    pub clock_due: Option<i64>,
+    /// That deadline has passed.
+    pub clock_overdue: bool,
 }
 
 pub(super) fn overdue(
@@ -185,6 +189,12 @@ pub struct CaseDetail {
     /// Likely duplicates within the organisation, with the reason: hints
     /// for the analyst (`cases::hints`), never acted on.
     pub duplicates: Vec<crate::model::thread::Hint>,
+    /// What the case was flagged as, and since when (`cases::clocks`).
+    pub flags: Vec<crate::model::clock::FlagRecord>,
+    /// Its regulatory clocks, as the cases service computed them.
+    pub clocks: Vec<crate::model::clock::Clock>,
+    /// When retention or an erasure removed its personal data.
+    pub erased_at: Option<i64>,
     /// The parts the thread is assembled from.
     #[serde(skip)]
     pub messages: Vec<CaseMessage>,
@@ -274,6 +284,8 @@ pub async fn show(
             }
             .encode(),
             feedback_given_at: feedback_at,
+            clock_due: None,
+            clock_overdue: false,
         },
         close_reason: row.try_get("close_reason")?,
         reporter_name: field("reporter_name")?,
@@ -306,6 +318,9 @@ pub async fn show(
         field_sources: FieldSources::from_json(&row.try_get::<String, _>("field_sources")?),
         thread: Vec::new(),
         duplicates: Vec::new(),
+        flags: Vec::new(),
+        clocks: Vec::new(),
+        erased_at: row.try_get("erased_at")?,
         messages,
         outbound,
         mails,

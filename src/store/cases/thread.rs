@@ -181,6 +181,12 @@ pub async fn raw_mail(
             .bind(case_id)
             .fetch_optional(pool)
             .await?;
-    row.map(|(queue_id, sealed)| Ok(sealer.open(Label::Message(&queue_id), &sealed)?))
-        .transpose()
+    row.map(|(queue_id, sealed)| {
+        if sealed.is_empty() {
+            // Erased (`retention`): nothing to open.
+            return Ok(Vec::new());
+        }
+        Ok(sealer.open(Label::Message(&queue_id), &sealed)?)
+    })
+    .transpose()
 }

@@ -9,6 +9,7 @@
 //! `openapi.json` beside this file describes every route, and a test keeps
 //! the two equal.
 
+mod clocks;
 pub mod tokens;
 
 use crate::cases::{
@@ -46,6 +47,11 @@ pub mod paths {
     pub const PROMOTE: &str = "/api/v1/cases/{reference}/promote";
     pub const FEEDBACK: &str = "/api/v1/cases/{reference}/feedback";
     pub const FEEDBACK_DRAFT: &str = "/api/v1/cases/{reference}/feedback/{kind}";
+    pub const CLOCKS: &str = "/api/v1/cases/{reference}/clocks";
+    pub const FLAGS: &str = "/api/v1/cases/{reference}/flags";
+    pub const MARKS: &str = "/api/v1/cases/{reference}/marks";
+    pub const SUBMISSION: &str = "/api/v1/cases/{reference}/clocks/{regime}/{step}/submission";
+    pub const DRAFT: &str = "/api/v1/cases/{reference}/clocks/{regime}/{step}/draft";
     pub const SLA: &str = "/api/v1/sla";
     pub const EXPORT: &str = "/api/v1/export";
     pub const OPENAPI: &str = "/api/v1/openapi.json";
@@ -67,6 +73,11 @@ fn routes() -> Vec<(Method, &'static str, MethodRouter<Api>)> {
         (Method::POST, paths::PROMOTE, post(promote)),
         (Method::POST, paths::FEEDBACK, post(send_feedback)),
         (Method::GET, paths::FEEDBACK_DRAFT, get(feedback_draft)),
+        (Method::GET, paths::CLOCKS, get(clocks::clocks)),
+        (Method::POST, paths::FLAGS, post(clocks::flag)),
+        (Method::POST, paths::MARKS, post(clocks::mark)),
+        (Method::POST, paths::SUBMISSION, post(clocks::submitted)),
+        (Method::GET, paths::DRAFT, get(clocks::draft)),
         (Method::GET, paths::SLA, get(sla)),
         (Method::GET, paths::EXPORT, get(export)),
         (Method::GET, paths::OPENAPI, get(openapi)),
@@ -190,6 +201,7 @@ struct ListQuery {
     assignee: Option<String>,
     #[serde(default)]
     breach: bool,
+    clock: Option<String>,
     received_since: Option<String>,
     received_before: Option<String>,
     q: Option<String>,
@@ -210,6 +222,11 @@ async fn list_cases(
         overdue: q.overdue,
         assignee: q.assignee,
         breach: q.breach,
+        clock: q
+            .clock
+            .as_deref()
+            .map(crate::cases::clock_state_named)
+            .transpose()?,
         received_from: q.received_since.as_deref().map(instant).transpose()?,
         received_until: q.received_before.as_deref().map(instant).transpose()?,
         ..Filter::default()

@@ -39,6 +39,12 @@ struct CaseView {
     feedback_clock: String,
     feedback_overdue: bool,
     breach_clock: Option<String>,
+    /// Regulatory clocks, and what the case may be flagged as:
+    /// (flag, description, flagged already).
+    clocks: Vec<super::clocks::ClockView>,
+    flag_choices: Vec<(&'static str, &'static str, bool)>,
+    /// The personal data was erased (retention or a request): when.
+    erased: Option<String>,
     anonymous: bool,
     reporter: String,
     reply_to: Option<String>,
@@ -105,6 +111,9 @@ fn notice_text(code: &str) -> Option<&'static str> {
             "Now a disclosure report: the receipt is in the outbox and the clocks run from its arrival."
         }
         "reply" => "Reply queued to the reporter; it is in the timeline.",
+        "flag" => "Flagged: the regulatory clocks are on the case.",
+        "mark" => "Recorded; the clocks that run from it have started.",
+        "submitted" => "Submission recorded: the clock is met.",
         "breach" => {
             "Flagged as a personal-data breach: the deadline to notify the authority is on the case."
         }
@@ -293,7 +302,21 @@ async fn case_page_with(
             && now > s.feedback_by,
         breach_clock: d
             .breach_notify_by
-            .map(|t| format!("notify the authority by {} ({})", when(t), clock(t, now))),
+            .map(|t| format!("first notification due {} ({})", when(t), clock(t, now))),
+        clocks: super::clocks::clock_views(&d.clocks),
+        flag_choices: ui
+            .cases
+            .flags_for(&s.org)
+            .into_iter()
+            .map(|f| {
+                (
+                    f.as_str(),
+                    f.describe(),
+                    d.flags.iter().any(|x| x.flag == f),
+                )
+            })
+            .collect(),
+        erased: d.erased_at.map(when),
         anonymous: d.anonymous,
         reporter,
         reply_to: d.reporter_address.clone(),

@@ -21,6 +21,9 @@ pub(crate) struct ListQuery {
     mine: Option<String>,
     #[serde(default)]
     breach: Option<String>,
+    /// Only cases with a regulatory clock in this state.
+    #[serde(default)]
+    clock: String,
     #[serde(default)]
     since: String,
     #[serde(default)]
@@ -42,6 +45,7 @@ struct ListFilterView {
     unflagged: bool,
     mine: bool,
     breach: bool,
+    clock: String,
     since: String,
     before: String,
     q: String,
@@ -54,6 +58,7 @@ impl ListFilterView {
         for (k, v) in [
             ("org", self.org.as_str()),
             ("state", &self.state),
+            ("clock", &self.clock),
             ("since", &self.since),
             ("before", &self.before),
             ("q", &self.q),
@@ -86,6 +91,9 @@ struct Row {
     received: String,
     clock: String,
     overdue: bool,
+    /// The earliest regulatory deadline not met, and whether it passed.
+    regulatory: Option<String>,
+    regulatory_overdue: bool,
 }
 
 #[derive(Template)]
@@ -117,6 +125,7 @@ pub(crate) async fn list(
         breach: q.breach.is_some(),
         org: q.org,
         state: q.state,
+        clock: q.clock,
         since: q.since,
         before: q.before,
         q: q.q,
@@ -136,6 +145,10 @@ pub(crate) async fn list(
         overdue: f.overdue,
         assignee: f.mine.then(|| a.session.actor.clone()),
         breach: f.breach,
+        clock: Some(f.clock.as_str())
+            .filter(|c| !c.is_empty())
+            .map(crate::cases::clock_state_named)
+            .transpose()?,
         received_from: day(&f.since)?,
         received_until: day(&f.before)?,
         ..Filter::default()
@@ -174,6 +187,14 @@ pub(crate) async fn list(
                 subject: c.subject,
                 clock,
                 overdue: c.overdue,
+                regulatory: c.clock_due.map(|d| {
+                    if c.clock_overdue {
+                        format!("was due {}", when(d))
+                    } else {
+                        format!("due {}", self::clock(d, now))
+                    }
+                }),
+                regulatory_overdue: c.clock_overdue,
             }
         })
         .collect();

@@ -44,6 +44,17 @@ struct OrgView {
 struct DashboardPage {
     base: Base,
     orgs: Vec<OrgView>,
+    clocks: Vec<ClockRow>,
+}
+
+/// A regulatory clock not yet met.
+struct ClockRow {
+    reference: String,
+    org: String,
+    clock: String,
+    article: &'static str,
+    due: String,
+    overdue: bool,
 }
 
 fn percent(share: Option<f64>, on_time: u64, due: u64) -> String {
@@ -122,8 +133,25 @@ fn view(f: OrgSla) -> OrgView {
 
 pub(crate) async fn page(State(ui): State<S>, a: Analyst) -> Result<Response, UiError> {
     let figures = ui.cases.sla(&a.principal(), None).await?;
+    let clocks = ui
+        .cases
+        .running_clocks(&a.principal())
+        .await?
+        .into_iter()
+        .map(|c| ClockRow {
+            due: jiff::Timestamp::from_second(c.due)
+                .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_default(),
+            reference: c.reference,
+            org: c.org,
+            clock: c.clock,
+            article: c.article,
+            overdue: c.overdue,
+        })
+        .collect();
     Ok(render(&DashboardPage {
         base: a.base("Service levels", &ui),
         orgs: figures.into_iter().map(view).collect(),
+        clocks,
     }))
 }

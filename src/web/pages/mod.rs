@@ -12,10 +12,13 @@
 
 pub mod case;
 pub mod cases;
+pub mod clocks;
 pub mod conversation;
 pub mod dashboard;
 pub mod evidence;
+pub mod reporters;
 pub mod trail;
+pub mod wellknown;
 
 use super::auth::devidp::DevIdp;
 use super::auth::saml::Sso;
@@ -73,6 +76,7 @@ pub fn router(ui: Ui) -> Router {
     let mut r = Router::new()
         .route("/", get(|| async { Redirect::to("/cases") }))
         .route("/static/app.css", get(stylesheet))
+        .route("/.well-known/security.txt", get(wellknown::security_txt))
         .route("/login", get(signin::login))
         .route("/saml/metadata", get(signin::metadata))
         .route("/saml/acs", post(signin::acs))
@@ -96,6 +100,13 @@ pub fn router(ui: Ui) -> Router {
         .route("/cases/{reference}/notes", post(case::note))
         .route("/cases/{reference}/reply", post(case::reply))
         .route("/cases/{reference}/breach", post(case::breach))
+        .route("/cases/{reference}/flag", post(clocks::flag))
+        .route("/cases/{reference}/mark", post(clocks::mark))
+        .route("/cases/{reference}/submitted", post(clocks::submitted))
+        .route(
+            "/cases/{reference}/draft/{regime}/{step}",
+            get(clocks::draft),
+        )
         .route("/cases/{reference}/assign", post(case::assign))
         .route("/cases/{reference}/fields", post(conversation::edit_field))
         .route("/cases/{reference}/bulk", post(conversation::bulk))
@@ -110,7 +121,10 @@ pub fn router(ui: Ui) -> Router {
             get(conversation::raw),
         )
         .route("/dashboard", get(dashboard::page))
-        .route("/audit", get(trail::page));
+        .route("/audit", get(trail::page))
+        .route("/admin/reporters", get(reporters::page))
+        .route("/admin/reporters/export", post(reporters::export))
+        .route("/admin/reporters/erase", post(reporters::erase));
     if dev {
         r = r.route("/dev-idp/sso", get(dev_signin::page).post(dev_signin::sign));
     }
