@@ -93,6 +93,16 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
     // Parse workers, started before any message can arrive: one pool for
     // intake (and nothing else), one for the plaintext rule in sessions.
     let settings = &config.intake;
+    // A security.txt about to expire, or expired, is still served (it is
+    // the policy's), but ops hear of it at every start.
+    for p in policies.iter() {
+        if let Some(s) = &p.security_txt {
+            match s.expiry(jiff::Timestamp::now()) {
+                Ok(None) => {}
+                Ok(Some(w)) | Err(w) => warn!(org = %p.id, "{w}"),
+            }
+        }
+    }
     let shared_policies = Arc::new(policies.clone());
     let intake_workers = WorkerPool::start(
         settings.workers,

@@ -125,11 +125,25 @@ fn policies_check_warns_before_expiry_and_fails_after() {
     assert!(ok, "{err}");
     assert!(!out.contains("warning"), "{out}");
     assert!(out.contains("regime:          nis2"), "{out}");
-    let (ok, out, err) = check(&policies_expiring(&at(now + 10 * 86_400)));
+    let soon = policies_expiring(&at(now + 10 * 86_400));
+    let (ok, out, err) = check(&soon);
     assert!(ok, "{err}");
     assert!(
         out.contains("warning:         security.txt expires at"),
         "{out}"
+    );
+    // The service still starts, and says so in its log.
+    let warned = Server::start(common::Opts {
+        env: vec![(
+            "DISCLOSURE_MX_POLICIES_DIR",
+            soon.path().display().to_string(),
+        )],
+        ..common::Opts::default()
+    });
+    assert!(
+        warned.log().contains("security.txt expires at"),
+        "{}",
+        warned.log()
     );
     let (ok, out, err) = check(&policies_expiring(&at(now - 60)));
     assert!(!ok, "{out}");

@@ -42,6 +42,8 @@ struct CaseView {
     /// Regulatory clocks, and what the case may be flagged as:
     /// (flag, description, flagged already).
     clocks: Vec<super::clocks::ClockView>,
+    /// Some clock can be submitted now.
+    any_open: bool,
     flag_choices: Vec<(&'static str, &'static str, bool)>,
     /// The personal data was erased (retention or a request): when.
     erased: Option<String>,
@@ -304,6 +306,12 @@ async fn case_page_with(
             .breach_notify_by
             .map(|t| format!("first notification due {} ({})", when(t), clock(t, now))),
         clocks: super::clocks::clock_views(&d.clocks),
+        any_open: d.clocks.iter().any(|k| {
+            matches!(
+                k.state,
+                crate::model::clock::ClockState::Due | crate::model::clock::ClockState::Overdue
+            )
+        }),
         flag_choices: ui
             .cases
             .flags_for(&s.org)
