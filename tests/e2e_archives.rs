@@ -45,12 +45,6 @@ fn mail_with_all(names: &[&str]) -> Vec<u8> {
     )
 }
 
-fn show(server: &Server, reference: &str) -> Value {
-    let (ok, out, err) = server.cli(&["cases", "show", reference, "--json"], None);
-    assert!(ok, "{err}");
-    serde_json::from_str(&out).unwrap()
-}
-
 fn only_case(server: &Server) -> String {
     let (ok, out, err) = server.cli(&["cases", "list", "--json"], None);
     assert!(ok, "{err}");
@@ -75,7 +69,7 @@ async fn an_encrypted_7z_waits_for_the_password_then_fills_the_case() {
     .await;
     server.wait_filed(1);
     let reference = only_case(&server);
-    let case = show(&server, &reference);
+    let case = server.case_json(&reference);
     assert_eq!(case["state"], "awaiting-password");
     assert!(
         case["description"]
@@ -108,7 +102,7 @@ async fn an_encrypted_7z_waits_for_the_password_then_fills_the_case() {
         server.cli(&["cases", "show", &reference], None).1
     );
     assert!(err.contains("wrong password: nothing was changed"), "{err}");
-    let after = show(&server, &reference);
+    let after = server.case_json(&reference);
     assert_eq!(after["state"], "awaiting-password");
     assert_eq!(after["evidence"].as_array().unwrap().len(), 1);
     let last = after["timeline"]
@@ -138,7 +132,7 @@ async fn an_encrypted_7z_waits_for_the_password_then_fills_the_case() {
         out.contains("opened 1 archive(s), extracted 2 file(s)"),
         "{out}"
     );
-    let open = show(&server, &reference);
+    let open = server.case_json(&reference);
     assert_eq!(open["state"], "new");
     assert!(
         open["steps"].as_str().unwrap().contains("export?all=1"),
@@ -212,7 +206,7 @@ async fn attempts_are_limited_per_case_and_zipcrypto_is_flagged() {
     .await;
     server.wait_filed(1);
     let reference = only_case(&server);
-    let case = show(&server, &reference);
+    let case = server.case_json(&reference);
     assert_eq!(case["state"], "awaiting-password");
     assert_eq!(case["evidence"][0]["archive"]["encryption"], "zipcrypto");
     let warning = case["suggestions"]
@@ -235,7 +229,7 @@ async fn attempts_are_limited_per_case_and_zipcrypto_is_flagged() {
         Some(&format!("{PASSWORD}\n")),
     );
     assert!(!ok && err.contains("too many failed attempts"), "{err}");
-    assert_eq!(show(&server, &reference)["state"], "awaiting-password");
+    assert_eq!(server.case_json(&reference)["state"], "awaiting-password");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,7 +274,7 @@ async fn aes_zip_and_zip_inside_7z_open_and_a_plain_zip_needs_nothing() {
             Some(&format!("{PASSWORD}\n")),
         );
         assert!(ok, "{err}");
-        let case = show(&server, reference);
+        let case = server.case_json(reference);
         assert_eq!(case["state"], "new");
         assert!(
             case["steps"]
@@ -290,7 +284,7 @@ async fn aes_zip_and_zip_inside_7z_open_and_a_plain_zip_needs_nothing() {
             "{case:#}"
         );
     }
-    let nested = show(&server, list[1]["reference"].as_str().unwrap());
+    let nested = server.case_json(list[1]["reference"].as_str().unwrap());
     let names: Vec<&str> = nested["evidence"]
         .as_array()
         .unwrap()
@@ -298,7 +292,7 @@ async fn aes_zip_and_zip_inside_7z_open_and_a_plain_zip_needs_nothing() {
         .map(|e| e["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, vec!["zip-in-7z.7z", "inner.zip", "report.txt"]);
-    let plain = show(&server, list[2]["reference"].as_str().unwrap());
+    let plain = server.case_json(list[2]["reference"].as_str().unwrap());
     assert_eq!(plain["evidence"][0]["archive"]["encryption"], "none");
 }
 
@@ -327,7 +321,7 @@ async fn hostile_archives_are_refused_with_reasons_and_the_rest_of_the_report_op
     .await;
     server.wait_filed(1);
     let reference = only_case(&server);
-    let case = show(&server, &reference);
+    let case = server.case_json(&reference);
     assert_eq!(case["state"], "awaiting-password");
     let ev = case["evidence"].as_array().unwrap().clone();
     let truncated = ev
@@ -391,7 +385,7 @@ async fn hostile_archives_are_refused_with_reasons_and_the_rest_of_the_report_op
             "{name}: {stdout}"
         );
     }
-    let case = show(&server, &reference);
+    let case = server.case_json(&reference);
     assert_eq!(
         case["state"], "new",
         "refused archives no longer hold the case"
@@ -480,7 +474,7 @@ async fn an_archive_inside_a_forwarded_message_is_found_too() {
     .await;
     server.wait_filed(1);
     let reference = only_case(&server);
-    let case = show(&server, &reference);
+    let case = server.case_json(&reference);
     assert_eq!(case["state"], "awaiting-password");
     let ev = &case["evidence"][0];
     assert_eq!(
@@ -495,5 +489,5 @@ async fn an_archive_inside_a_forwarded_message_is_found_too() {
         Some(&format!("{PASSWORD}\n")),
     );
     assert!(ok, "{err}");
-    assert_eq!(show(&server, &reference)["state"], "new");
+    assert_eq!(server.case_json(&reference)["state"], "new");
 }

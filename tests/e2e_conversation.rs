@@ -16,12 +16,6 @@ use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn show(server: &Server, reference: &str) -> Value {
-    let (ok, out, err) = server.cli(&["cases", "show", reference, "--json"], None);
-    assert!(ok, "{err}");
-    serde_json::from_str(&out).unwrap()
-}
-
 fn kinds(case: &Value) -> Vec<String> {
     case["thread"]
         .as_array()
@@ -129,7 +123,7 @@ async fn the_whole_conversation_reads_in_order_with_each_mails_headers_and_origi
     assert!(ok, "{err}");
 
     // ------------------------------------------------------------ CLI JSON
-    let case = show(mx, &reference);
+    let case = mx.case_json(&reference);
     assert_eq!(
         kinds(&case),
         ["report", "receipt", "follow-up", "note"],
@@ -284,7 +278,7 @@ async fn the_whole_conversation_reads_in_order_with_each_mails_headers_and_origi
         .map(|c| c["reference"].as_str().unwrap())
         .find(|r| *r != reference)
         .unwrap();
-    let other = show(mx, other_case)["thread"][0]["message"]
+    let other = mx.case_json(other_case)["thread"][0]["message"]
         .as_i64()
         .unwrap();
     let (status, _, body) = api_get(
@@ -421,7 +415,7 @@ async fn the_report_inside_an_archive_becomes_the_report_and_an_analysts_field_s
     .await;
     server.wait_filed(1);
     let reference = server.case_of("netcompany");
-    let before = show(&server, &reference);
+    let before = server.case_json(&reference);
     assert_eq!(before["state"], "awaiting-password");
     assert_eq!(before["field_sources"]["description"], "mail");
     // The receipt waits for a relay (none here).
@@ -454,7 +448,7 @@ async fn the_report_inside_an_archive_becomes_the_report_and_an_analysts_field_s
         out.contains("the report inside is now the case's report"),
         "{out}"
     );
-    let case = show(&server, &reference);
+    let case = server.case_json(&reference);
     assert!(
         case["description"]
             .as_str()
@@ -519,7 +513,7 @@ async fn the_report_inside_an_archive_becomes_the_report_and_an_analysts_field_s
         None,
     );
     assert!(ok, "{err}");
-    let after = show(&server, &reference);
+    let after = server.case_json(&reference);
     assert!(after["mitigation"].is_null());
     assert!(after["field_sources"]["mitigation"].is_null());
     let edits: Vec<&str> = after["timeline"]

@@ -12,24 +12,7 @@ use common::{INTAKE_ON, Opts, Server, deliver_from, sh};
 use mail_parser::MessageParser;
 use serde_json::Value;
 use std::process::Command;
-use std::time::{Duration, Instant};
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn show(server: &Server, reference: &str) -> Value {
-    let (ok, out, err) = server.cli(&["cases", "show", reference, "--json"], None);
-    assert!(ok, "{err}");
-    serde_json::from_str(&out).unwrap()
-}
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_updates_from_the_policys_templates_reach_the_reporter_and_stop_the_clock() {
@@ -61,7 +44,9 @@ async fn status_updates_from_the_policys_templates_reach_the_reporter_and_stop_t
     mx.wait_filed(2);
     let nc = mx.case_of("netcompany");
     let mag = mx.case_of("magenta");
-    wait_for("two receipts", || sink.messages().len() == 2);
+    common::wait_until("two receipts", Duration::from_secs(30), || {
+        sink.messages().len() == 2
+    });
 
     // The CLI: Magenta's own Danish wording for a Danish report.
     let (ok, draft, err) = mx.cli(
@@ -94,7 +79,9 @@ async fn status_updates_from_the_policys_templates_reach_the_reporter_and_stop_t
         out.contains("status update (investigating) queued to soeren@borger.example"),
         "{out}"
     );
-    wait_for("the update at the relay", || sink.messages().len() == 3);
+    common::wait_until("the update at the relay", Duration::from_secs(30), || {
+        sink.messages().len() == 3
+    });
     let raws = sink.raw_messages().await;
     let update = raws
         .iter()
@@ -118,7 +105,7 @@ async fn status_updates_from_the_policys_templates_reach_the_reporter_and_stop_t
         update.header_raw("Auto-Submitted").is_none(),
         "a person wrote it"
     );
-    let case = show(mx, &mag);
+    let case = mx.case_json(&mag);
     assert!(case["feedback_given_at"].is_i64(), "the clock stopped");
     assert!(
         case["timeline"]
@@ -212,9 +199,11 @@ async fn status_updates_from_the_policys_templates_reach_the_reporter_and_stop_t
         ],
     );
     assert_eq!(r.status, 303, "{}", r.text());
-    wait_for("the web's update at the relay", || {
-        sink.messages().len() == 4
-    });
+    common::wait_until(
+        "the web's update at the relay",
+        Duration::from_secs(30),
+        || sink.messages().len() == 4,
+    );
     let after = web.get(&format!("/cases/{nc}")).text();
     assert!(
         after.contains("given "),

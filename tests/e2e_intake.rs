@@ -18,12 +18,6 @@ fn cases(server: &Server) -> Vec<Value> {
     serde_json::from_str(&out).unwrap()
 }
 
-fn show(server: &Server, reference: &str) -> Value {
-    let (ok, out, err) = server.cli(&["cases", "show", reference, "--json"], None);
-    assert!(ok, "{err}");
-    serde_json::from_str(&out).unwrap()
-}
-
 fn by_subject<'a>(list: &'a [Value], needle: &str) -> &'a Value {
     list.iter()
         .find(|c| c["subject"].as_str().unwrap().contains(needle))
@@ -87,7 +81,7 @@ async fn fixtures_become_cases_with_their_fields() {
     );
 
     // English, flagged, with every section.
-    let en = show(&server, &xss_ref);
+    let en = server.case_json(&xss_ref);
     assert_eq!(en["org"], "netcompany");
     assert_eq!(en["kind"], "disclosure");
     assert_eq!(en["state"], "new");
@@ -167,7 +161,7 @@ async fn fixtures_become_cases_with_their_fields() {
 
     // Danish, quoted-printable, RFC 2047 names; Magenta needs no flag.
     let da = by_subject(&list, "Sikkerhedsbrist i borgerportalen");
-    let da = show(&server, da["reference"].as_str().unwrap());
+    let da = server.case_json(da["reference"].as_str().unwrap());
     assert!(da["reference"].as_str().unwrap().starts_with("MAG-"));
     assert_eq!(da["kind"], "disclosure");
     assert_eq!(da["reporter_name"], "Søren Sørensen");
@@ -196,8 +190,7 @@ async fn fixtures_become_cases_with_their_fields() {
     );
 
     // HTML only, flag in an encoded word inside brackets.
-    let html = show(
-        &server,
+    let html = server.case_json(
         by_subject(&list, "open redirect")["reference"]
             .as_str()
             .unwrap(),
@@ -213,8 +206,7 @@ async fn fixtures_become_cases_with_their_fields() {
     assert_eq!(strs(&html["cwe_ids"]), vec!["CWE-601"]);
 
     // Screenshots are typed by content; SVG is never an image.
-    let shots = show(
-        &server,
+    let shots = server.case_json(
         by_subject(&list, "exposed admin panel")["reference"]
             .as_str()
             .unwrap(),
@@ -240,8 +232,7 @@ async fn fixtures_become_cases_with_their_fields() {
     );
 
     // A forwarded .eml: its text and its screenshot belong to the case.
-    let fwd = show(
-        &server,
+    let fwd = server.case_json(
         by_subject(&list, "Fwd: Responsible disclosure: SQL injection")["reference"]
             .as_str()
             .unwrap(),
@@ -264,8 +255,7 @@ async fn fixtures_become_cases_with_their_fields() {
     );
 
     // Anonymous.
-    let anon = show(
-        &server,
+    let anon = server.case_json(
         by_subject(&list, "Data exposure")["reference"]
             .as_str()
             .unwrap(),
@@ -274,8 +264,7 @@ async fn fixtures_become_cases_with_their_fields() {
     assert_eq!(anon["org"], "magenta");
 
     // Unflagged mail is kept for triage, with a routing suggestion.
-    let unflagged = show(
-        &server,
+    let unflagged = server.case_json(
         by_subject(&list, "Question about my invoice")["reference"]
             .as_str()
             .unwrap(),
@@ -289,8 +278,7 @@ async fn fixtures_become_cases_with_their_fields() {
     );
 
     // Out-of-scope suggestions, which decide nothing.
-    let oos = show(
-        &server,
+    let oos = server.case_json(
         by_subject(&list, "missing DMARC")["reference"]
             .as_str()
             .unwrap(),
@@ -428,12 +416,12 @@ async fn the_lifecycle_through_the_cli() {
         ])
         .0
     );
-    let before = show(&server, a)["feedback_by"].as_i64().unwrap();
+    let before = server.case_json(a)["feedback_by"].as_i64().unwrap();
     assert!(step(&["cases", "transition", a, "needs-information"]).0);
-    assert_eq!(show(&server, a)["feedback_paused"], true);
+    assert_eq!(server.case_json(a)["feedback_paused"], true);
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert!(step(&["cases", "transition", a, "in-progress"]).0);
-    let after = show(&server, a)["feedback_by"].as_i64().unwrap();
+    let after = server.case_json(a)["feedback_by"].as_i64().unwrap();
     assert!(
         after >= before + 2,
         "the paused time is added back: {before} -> {after}"
@@ -452,7 +440,7 @@ async fn the_lifecycle_through_the_cli() {
     assert!(!ok && err.contains("no such case"), "{err}");
     let reason = format!("duplicate:{a}");
     assert!(step(&["cases", "transition", b, "closed", "--reason", &reason]).0);
-    let closed = show(&server, b);
+    let closed = server.case_json(b);
     assert_eq!(closed["state"], "closed");
     assert_eq!(closed["close_reason"], reason.as_str());
 
@@ -462,7 +450,7 @@ async fn the_lifecycle_through_the_cli() {
     );
     assert!(ok, "{err}");
     assert!(out.contains("note added"));
-    let timeline = show(&server, a)["timeline"].as_array().unwrap().clone();
+    let timeline = server.case_json(a)["timeline"].as_array().unwrap().clone();
     let kinds: Vec<&str> = timeline
         .iter()
         .map(|e| e["kind"].as_str().unwrap())

@@ -9,21 +9,9 @@ mod common;
 
 use common::mail::Mail;
 use common::web::Sso;
-use common::{INTAKE_ON, Opts, Server, deliver_from, sh};
+use common::{INTAKE_ON, Opts, Server, deliver_from};
 use serde_json::Value;
-use std::process::Command;
-use std::time::{Duration, Instant};
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use std::time::Duration;
 
 fn sla(server: &Server, org: &str) -> Value {
     let (ok, out, err) = server.cli(&["report", "sla", "--org", org, "--json"], None);
@@ -31,16 +19,6 @@ fn sla(server: &Server, org: &str) -> Value {
     let all: Vec<Value> = serde_json::from_str(&out).unwrap();
     assert_eq!(all.len(), 1);
     all[0].clone()
-}
-
-fn api(base: &str, token: &str, path: &str) -> (u16, Value) {
-    let (ok, out) = sh(Command::new("curl")
-        .args(["-sS", "-w", "\n%{http_code}"])
-        .args(["-H", &format!("Authorization: Bearer {token}")])
-        .arg(format!("{base}{path}")));
-    assert!(ok, "{out}");
-    let (body, status) = out.trim_end().rsplit_once('\n').unwrap();
-    (status.parse().unwrap(), serde_json::from_str(body).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,7 +66,11 @@ async fn service_levels_count_what_the_relay_accepted_and_only_ones_own() {
         let outbox: Vec<Value> = serde_json::from_str(&out).unwrap();
         outbox.iter().filter(|o| o["state"] == "sent").count()
     };
-    wait_for("four receipts accepted by the relay", || sent() == 4);
+    common::wait_until(
+        "four receipts accepted by the relay",
+        Duration::from_secs(30),
+        || sent() == 4,
+    );
 
     let nc = sla(mx, "netcompany");
     assert_eq!(nc["receipts_due"], 3, "{nc:#}");
@@ -119,7 +101,11 @@ async fn service_levels_count_what_the_relay_accepted_and_only_ones_own() {
         ],
     );
     assert_eq!(r.status, 303, "{}", r.text());
-    wait_for("the reply accepted by the relay", || sent() == 5);
+    common::wait_until(
+        "the reply accepted by the relay",
+        Duration::from_secs(30),
+        || sent() == 5,
+    );
     let nc = sla(mx, "netcompany");
     assert_eq!(
         (nc["feedback_due"].as_u64(), nc["feedback_on_time"].as_u64()),
@@ -175,7 +161,7 @@ async fn service_levels_count_what_the_relay_accepted_and_only_ones_own() {
     // The API: a token sees its own organisations' figures only.
     let (ok, token, err) = mx.cli(&["tokens", "create", "mag-bot", "--org", "magenta"], None);
     assert!(ok, "{err}");
-    let (status, all) = api(&sso.base, token.trim(), "/api/v1/sla");
+    let (status, all) = common::api::call(&sso.base, token.trim(), "GET", "/api/v1/sla", None);
     assert_eq!(status, 200);
     let orgs: Vec<&str> = all
         .as_array()
@@ -186,7 +172,13 @@ async fn service_levels_count_what_the_relay_accepted_and_only_ones_own() {
     assert_eq!(orgs, ["magenta"]);
     assert_eq!(all[0]["receipts_due"], 1);
     assert_eq!(all[0]["open"], 1);
-    let (status, refused) = api(&sso.base, token.trim(), "/api/v1/sla?org=netcompany");
+    let (status, refused) = common::api::call(
+        &sso.base,
+        token.trim(),
+        "GET",
+        "/api/v1/sla?org=netcompany",
+        None,
+    );
     assert_eq!(status, 404);
     assert_eq!(
         refused["error"],
@@ -241,7 +233,11 @@ async fn a_daily_digest_reaches_the_team_through_the_relay_once_a_day() {
     .await;
     mx.wait_filed(1);
     let reference = mx.case_of("netcompany");
-    wait_for("the receipt and the digest", || sink.messages().len() >= 2);
+    common::wait_until(
+        "the receipt and the digest",
+        Duration::from_secs(30),
+        || sink.messages().len() >= 2,
+    );
     let digests: Vec<_> = sink
         .raw_messages()
         .await

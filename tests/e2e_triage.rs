@@ -14,7 +14,7 @@ use common::mail::Mail;
 use common::{INTAKE_ON, Opts, Server, deliver_from, sh};
 use serde_json::Value;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const FLOOD: usize = 5_000;
 const SENDERS: usize = 50;
@@ -29,17 +29,6 @@ fn sla(server: &Server, org: &str) -> Value {
     let (ok, out, err) = server.cli(&["report", "sla", "--org", org, "--json"], None);
     assert!(ok, "{err}");
     serde_json::from_str::<Vec<Value>>(&out).unwrap()[0].clone()
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn relay(sink: &Server) -> String {
@@ -92,7 +81,7 @@ async fn a_flood_leaves_few_receipts_and_three_actions_junk_it_without_moving_a_
     )
     .await;
     mx.wait_filed(1);
-    wait_for("the genuine receipt", || {
+    common::wait_until("the genuine receipt", Duration::from_secs(60), || {
         outbox(&mx).iter().any(|o| o["state"] == "sent")
     });
     let before = sla(&mx, "magenta");
@@ -200,7 +189,7 @@ async fn a_flood_leaves_few_receipts_and_three_actions_junk_it_without_moving_a_
     assert_eq!(bulk.len(), 3, "one entry per action");
     assert!(bulk.iter().all(|e| e["actor"] == "nina"));
     // Nothing junk still waits to be sent, and no figure moved.
-    wait_for("the relay idle", || {
+    common::wait_until("the relay idle", Duration::from_secs(60), || {
         outbox(&mx).iter().all(|o| o["state"] != "pending")
     });
     assert!(sink.messages().len() <= caps + 1);
@@ -263,7 +252,9 @@ async fn an_unflagged_report_is_promoted_with_its_receipt_and_clocks_from_arriva
         out.contains("receipt queued to alice@researcher.example"),
         "{out}"
     );
-    wait_for("the receipt at the relay", || sink.messages().len() == 1);
+    common::wait_until("the receipt at the relay", Duration::from_secs(60), || {
+        sink.messages().len() == 1
+    });
     let (_, out, _) = mx.cli(&["cases", "show", &reference, "--json"], None);
     let promoted: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(promoted["kind"], "disclosure");

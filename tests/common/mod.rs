@@ -208,6 +208,13 @@ impl Server {
     }
 
     /// The reference of the first case of organisation `org`.
+    /// `cases show REFERENCE --json`, parsed.
+    pub fn case_json(&self, reference: &str) -> serde_json::Value {
+        let (ok, out, err) = self.cli(&["cases", "show", reference, "--json"], None);
+        assert!(ok, "{err}");
+        serde_json::from_str(&out).unwrap()
+    }
+
     pub fn case_of(&self, org: &str) -> String {
         let (ok, out, err) = self.cli(&["cases", "list", "--json"], None);
         assert!(ok, "{err}");
