@@ -10,32 +10,6 @@ use common::{INTAKE_ON, Opts, Server, deliver_from, fixture, sh};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-/// Everything the database holds, as bytes: the SQLite files (WAL too), or
-/// a pg_dump.
-fn dump(server: &Server) -> Vec<u8> {
-    if server.is_postgres() {
-        let out = Command::new("pg_dump")
-            .arg(server.store_url())
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        return out.stdout;
-    }
-    let mut all = Vec::new();
-    for entry in std::fs::read_dir(server.data_dir()).unwrap() {
-        let path = entry.unwrap().path();
-        if path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("disclosure-mx.db")
-        {
-            all.extend(std::fs::read(path).unwrap());
-        }
-    }
-    all
-}
-
 fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
@@ -83,7 +57,7 @@ async fn a_dump_of_the_database_reveals_no_report_content() {
             .await
             .unwrap();
     }
-    let dump = dump(&server);
+    let dump = server.database_bytes();
     assert!(dump.len() > 10_000, "the dump holds the data");
     for phrase in [
         "renders HTML without escaping",
@@ -255,7 +229,7 @@ async fn plaintext_left_by_an_older_version_is_sealed_at_start_up() {
             .await
             .unwrap();
     }
-    let dump = dump(&server);
+    let dump = server.database_bytes();
     for phrase in [
         "legacy subject phrase",
         "legacy description phrase",
@@ -331,7 +305,7 @@ async fn every_value_a_report_gave_is_sealed() {
     // What a dump holds before any report: the schema, and pg_dump's own
     // preamble ("SET client_min_messages = warning;"). A value found there
     // proves nothing.
-    let empty = dump(&server);
+    let empty = server.database_bytes();
     let zipcrypto = std::fs::read(format!(
         "{}/fixtures/archives/report-zipcrypto.zip",
         env!("CARGO_MANIFEST_DIR")
@@ -405,7 +379,7 @@ async fn every_value_a_report_gave_is_sealed() {
             .await
             .unwrap();
     }
-    let dump = dump(&server);
+    let dump = server.database_bytes();
     // The envelope is ops metadata, in clear by design; a value that is
     // part of it (the recipient's domain as an asset) proves nothing.
     let envelope: Vec<String> = server

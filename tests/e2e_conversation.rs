@@ -65,11 +65,7 @@ async fn the_whole_conversation_reads_in_order_with_each_mails_headers_and_origi
         smtp: "accept_for = [\"@researcher.example\"]",
         ..Opts::default()
     });
-    let outbound = format!(
-        "[outbound]\nrelay = \"{}\"\nrelay_tls_name = \"localhost\"\nrelay_ca_file = {:?}\nretry_base = 1\n",
-        sink.addr,
-        sink.data_dir().join("tls/dev-cert.pem")
-    );
+    let outbound = sink.as_relay();
     let sso = Sso::start_with("", INTAKE_ON, &outbound);
     let mx = &sso.server;
     deliver_from(

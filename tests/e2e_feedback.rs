@@ -20,11 +20,7 @@ async fn status_updates_from_the_policys_templates_reach_the_reporter_and_stop_t
         smtp: "accept_for = [\"@researcher.example\", \"@borger.example\"]",
         ..Opts::default()
     });
-    let outbound = format!(
-        "[outbound]\nrelay = \"{}\"\nrelay_tls_name = \"localhost\"\nrelay_ca_file = {:?}\nretry_base = 1\n",
-        sink.addr,
-        sink.data_dir().join("tls/dev-cert.pem")
-    );
+    let outbound = sink.as_relay();
     let sso = Sso::start_with("", INTAKE_ON, &outbound);
     let mx = &sso.server;
     deliver_from(

@@ -21,11 +21,7 @@ fn sink() -> Server {
 }
 
 fn outbound_to(sink: &Server, extra: &str) -> String {
-    format!(
-        "[outbound]\nrelay = \"{}\"\nrelay_tls_name = \"localhost\"\nrelay_ca_file = {:?}\nretry_base = 1\n{extra}",
-        sink.addr,
-        sink.data_dir().join("tls/dev-cert.pem")
-    )
+    format!("{}{extra}", sink.as_relay())
 }
 
 fn outbox(server: &Server) -> Vec<Value> {

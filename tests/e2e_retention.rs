@@ -9,35 +9,11 @@ mod common;
 
 use common::mail::Mail;
 use common::web::Sso;
-use common::{INTAKE_ON, Server, deliver_from, sh};
+use common::{INTAKE_ON, Server, deliver_from};
 use serde_json::Value;
-use std::process::Command;
 
 const ALICE: &str = "alice@researcher.example";
 const BOB: &str = "bob@elsewhere.example";
-
-/// The database as files (SQLite: the database, its WAL and shared
-/// memory) or as a dump (PostgreSQL).
-fn dump(server: &Server) -> Vec<u8> {
-    if server.is_postgres() {
-        let (ok, out) = sh(Command::new("pg_dump").arg(server.store_url()));
-        assert!(ok);
-        return out.into_bytes();
-    }
-    let mut all = Vec::new();
-    for entry in std::fs::read_dir(server.data_dir()).unwrap() {
-        let path = entry.unwrap().path();
-        if path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("disclosure-mx.db")
-        {
-            all.extend(std::fs::read(path).unwrap());
-        }
-    }
-    all
-}
 
 fn hits(hay: &[u8], needle: &str) -> usize {
     hay.windows(needle.len())
@@ -95,7 +71,7 @@ async fn retention_then_erasure_leave_no_trace_of_the_address() {
     let mag = by_subject("Account enumeration");
     let bobs = by_subject("open redirect");
     assert!(
-        hits(&dump(mx), ALICE) > 0,
+        hits(&mx.database_bytes(), ALICE) > 0,
         "in clear before: envelope, outbox"
     );
 
@@ -261,7 +237,7 @@ async fn retention_then_erasure_leave_no_trace_of_the_address() {
     assert!(!audit.to_string().to_lowercase().contains(ALICE));
 
     // The database holds the address nowhere; Bob's is still there.
-    let dump = dump(mx);
+    let dump = mx.database_bytes();
     assert_eq!(hits(&dump, ALICE), 0);
     assert!(hits(&dump, BOB) > 0, "the search for it works");
 }

@@ -27,11 +27,7 @@ async fn service_levels_count_what_the_relay_accepted_and_only_ones_own() {
         smtp: "accept_for = [\"@researcher.example\", \"@borger.example\"]",
         ..Opts::default()
     });
-    let outbound = format!(
-        "[outbound]\nrelay = \"{}\"\nrelay_tls_name = \"localhost\"\nrelay_ca_file = {:?}\nretry_base = 1\n",
-        sink.addr,
-        sink.data_dir().join("tls/dev-cert.pem")
-    );
+    let outbound = sink.as_relay();
     let sso = Sso::start_with("", INTAKE_ON, &outbound);
     let mx = &sso.server;
     for n in 1..=3 {
@@ -213,11 +209,7 @@ async fn a_daily_digest_reaches_the_team_through_the_relay_once_a_day() {
     }
     let mx = Server::start(Opts {
         intake: INTAKE_ON,
-        extra: format!(
-            "[outbound]\nrelay = \"{}\"\nrelay_tls_name = \"localhost\"\nrelay_ca_file = {:?}\nretry_base = 1\n",
-            sink.addr,
-            sink.data_dir().join("tls/dev-cert.pem")
-        ),
+        extra: sink.as_relay(),
         env: vec![(
             "DISCLOSURE_MX_POLICIES_DIR",
             policies.path().display().to_string(),

@@ -31,14 +31,6 @@ fn sla(server: &Server, org: &str) -> Value {
     serde_json::from_str::<Vec<Value>>(&out).unwrap()[0].clone()
 }
 
-fn relay(sink: &Server) -> String {
-    format!(
-        "[outbound]\nrelay = \"{}\"\nrelay_tls_name = \"localhost\"\nrelay_ca_file = {:?}\nretry_base = 1\n",
-        sink.addr,
-        sink.data_dir().join("tls/dev-cert.pem")
-    )
-}
-
 fn total(server: &Server, args: &[&str]) -> usize {
     let mut all = vec!["cases", "list", "--limit", "1"];
     all.extend(args);
@@ -61,7 +53,7 @@ async fn a_flood_leaves_few_receipts_and_three_actions_junk_it_without_moving_a_
     });
     let mx = Server::start(Opts {
         intake: INTAKE_ON,
-        extra: relay(&sink),
+        extra: sink.as_relay(),
         ..Opts::default()
     });
     // One genuine report first, answered on time.
@@ -222,7 +214,7 @@ async fn an_unflagged_report_is_promoted_with_its_receipt_and_clocks_from_arriva
     });
     let mx = Server::start(Opts {
         intake: INTAKE_ON,
-        extra: format!("{}\n[web]\nlisten = \"127.0.0.1:0\"\n", relay(&sink)),
+        extra: format!("{}\n[web]\nlisten = \"127.0.0.1:0\"\n", sink.as_relay()),
         ..Opts::default()
     });
     let mail = Mail::new(

@@ -277,22 +277,19 @@ impl Cases {
             None => format!("flagged as {}", flag.describe()),
             Some(_) => format!("awareness of {} moved", flag.describe()),
         };
-        let clocks = self
-            .recompute(
-                &mut tx,
-                case,
-                policy,
-                now,
-                Change {
-                    event,
-                    timeline: &detail,
-                    action,
-                    audit: &audit,
-                },
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(clocks)
+        self.recompute(
+            tx,
+            case,
+            policy,
+            now,
+            Change {
+                event,
+                timeline: &detail,
+                action,
+                audit: &audit,
+            },
+        )
+        .await
     }
 
     /// `cases breach` and the case page's breach button: flags a
@@ -334,22 +331,19 @@ impl Cases {
         store::set_mark(&mut tx, case.id, mark, at).await?;
         let detail = format!("recorded that {} ({})", mark.describe(), utc(at));
         let audit = format!("mark {}", mark.as_str());
-        let clocks = self
-            .recompute(
-                &mut tx,
-                case,
-                policy,
-                now,
-                Change {
-                    event: EventKind::Clock,
-                    timeline: &detail,
-                    action: AuditAction::Clock,
-                    audit: &audit,
-                },
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(clocks)
+        self.recompute(
+            tx,
+            case,
+            policy,
+            now,
+            Change {
+                event: EventKind::Clock,
+                timeline: &detail,
+                action: AuditAction::Clock,
+                audit: &audit,
+            },
+        )
+        .await
     }
 
     /// Records that a clock's notification was submitted, with the
@@ -406,30 +400,27 @@ impl Cases {
             if late { ", after its deadline" } else { "" }
         );
         let audit = format!("submitted {clock}");
-        let clocks = self
-            .recompute(
-                &mut tx,
-                case,
-                policy,
-                now,
-                Change {
-                    event: EventKind::Clock,
-                    timeline: &detail,
-                    action: AuditAction::Clock,
-                    audit: &audit,
-                },
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(clocks)
+        self.recompute(
+            tx,
+            case,
+            policy,
+            now,
+            Change {
+                event: EventKind::Clock,
+                timeline: &detail,
+                action: AuditAction::Clock,
+                audit: &audit,
+            },
+        )
+        .await
     }
 
-    /// Writes the change, then every clock's due time as now computed; a
-    /// clock that started with this change gets its own timeline entry
-    /// (and so its webhook, `case.clock_started`).
+    /// Writes the change, then every clock's due time as now computed, and
+    /// commits; a clock that started with this change gets its own timeline
+    /// entry (and so its webhook, `case.clock_started`).
     async fn recompute(
         &self,
-        tx: &mut WriteTx<'_>,
+        mut tx: WriteTx<'_>,
         case: &Authorized<Case>,
         policy: &Policy,
         now: i64,
@@ -437,15 +428,15 @@ impl Cases {
     ) -> Result<Vec<Clock>, CaseError> {
         let who = case.principal().who();
         let sealer = self.store.sealer();
-        record(tx, sealer, case, &who, now, change).await?;
-        let facts = store::facts_in(tx, case.id).await?;
+        record(&mut tx, sealer, case, &who, now, change).await?;
+        let facts = store::facts_in(&mut tx, case.id).await?;
         let clocks = compute(policy, &facts, now);
         for c in &clocks {
             let before = facts.clocks.iter().find(|s| s.clock == c.clock);
             if before.map(|s| s.due) == Some(c.due) {
                 continue;
             }
-            store::put_clock(tx, case.id, &c.clock, c.due).await?;
+            store::put_clock(&mut tx, case.id, &c.clock, c.due).await?;
             if let (Some(due), None | Some(None)) = (c.due, before.map(|s| s.due)) {
                 let detail = format!(
                     "clock started: {} ({}) to {}, due {}; runs from {}",
@@ -456,7 +447,7 @@ impl Cases {
                     c.runs_from
                 );
                 repo::add_event(
-                    tx,
+                    &mut tx,
                     sealer,
                     case.id,
                     now,
@@ -471,8 +462,9 @@ impl Cases {
         // The breach clock the list's `--breach` filter and older readers
         // know: the earliest notification a breach requires.
         if let Some(due) = breach_due(&clocks) {
-            repo::set_breach_notify_by(tx, case.id, due).await?;
+            repo::set_breach_notify_by(&mut tx, case.id, due).await?;
         }
+        tx.commit().await?;
         Ok(clocks)
     }
 }

@@ -208,6 +208,42 @@ impl Server {
     }
 
     /// The reference of the first case of organisation `org`.
+    /// An `[outbound]` table that relays through this server (a sink),
+    /// trusting its development certificate, retrying after a second.
+    pub fn as_relay(&self) -> String {
+        format!(
+            "[outbound]\nrelay = \"{}\"\nrelay_tls_name = \"localhost\"\nrelay_ca_file = {:?}\nretry_base = 1\n",
+            self.addr,
+            self.data_dir().join("tls/dev-cert.pem")
+        )
+    }
+
+    /// The database as bytes: SQLite's files (the database, its WAL and
+    /// shared memory) read whole, or PostgreSQL's `pg_dump`.
+    pub fn database_bytes(&self) -> Vec<u8> {
+        if self.is_postgres() {
+            let out = Command::new("pg_dump")
+                .arg(self.store_url())
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            return out.stdout;
+        }
+        let mut all = Vec::new();
+        for entry in std::fs::read_dir(self.data_dir()).unwrap() {
+            let path = entry.unwrap().path();
+            if path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("disclosure-mx.db")
+            {
+                all.extend(std::fs::read(path).unwrap());
+            }
+        }
+        all
+    }
+
     /// `cases show REFERENCE --json`, parsed.
     pub fn case_json(&self, reference: &str) -> serde_json::Value {
         let (ok, out, err) = self.cli(&["cases", "show", reference, "--json"], None);
