@@ -10,7 +10,9 @@
 pub mod cases;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod intake;
+pub mod keyring;
 pub mod model;
 pub mod outbound;
 pub mod policy;

@@ -43,6 +43,8 @@ pub enum ServeError {
     Web(#[from] crate::web::WebError),
     #[error(transparent)]
     Worker(#[from] Failure),
+    #[error(transparent)]
+    Keys(#[from] crate::keyring::KeyError),
     #[error("building the search index: {0}")]
     Index(#[from] crate::cases::CaseError),
     #[error("{what}: {source}")]
@@ -104,6 +106,14 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
         }
     }
     let shared_policies = Arc::new(policies.clone());
+    // Decryption keys: checked now, so a key others can read, or a file
+    // that is no key, stops the start rather than the first report.
+    let keyring = Arc::new(crate::keyring::Keyring::load(&policies)?);
+    for p in policies.iter() {
+        if let Some((fingerprint, true)) = keyring.openpgp_status(&p.id) {
+            warn!(org = %p.id, %fingerprint, "OpenPGP key is passphrase-protected: reports encrypted to it wait until `disclosure-mx keys unlock {}`", p.id);
+        }
+    }
     let intake_workers = WorkerPool::start(
         settings.workers,
         settings.parse_budget(),
@@ -131,7 +141,8 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
             config.smtp.hostname.clone(),
             settings.retry_budget_factor,
         )
-        .with_outbound(config.outbound.clone()),
+        .with_outbound(config.outbound.clone())
+        .with_keyring(Arc::clone(&keyring)),
     );
     // Cases filed before the search index existed are indexed once.
     if let Some(n) = cases.reindex_if_needed().await? {
@@ -151,10 +162,21 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
             receipts,
             Arc::clone(&intake_workers),
             config.intake.clone(),
-        );
+        )
+        .with_keyring(Arc::clone(&keyring), config.limits.max_message_size);
         let every = std::time::Duration::from_secs(config.intake.poll_interval.max(1));
         tokio::spawn(intake.run(Arc::clone(&stored), every, intake_stop_rx))
     });
+
+    let control_task = {
+        let listener =
+            crate::control::bind(&config.data_dir).map_err(io("binding the control socket"))?;
+        tokio::spawn(crate::control::serve(
+            listener,
+            Arc::clone(&cases),
+            intake_stop.subscribe(),
+        ))
+    };
 
     let sender_task = match Sender::new(&config.outbound, &config.smtp.hostname)? {
         Some(sender) => Some(tokio::spawn(sender.run(
@@ -434,6 +456,8 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
         let _ = task.await;
     }
     let _ = retention_task.await;
+    let _ = control_task.await;
+    let _ = std::fs::remove_file(crate::control::path(&config.data_dir));
     if let Some(task) = alert_task {
         let _ = task.await;
     }

@@ -16,12 +16,14 @@ use super::search;
 use super::{Case, CaseKind, CaseState, EventKind, Reason};
 use crate::intake::analysis::Analysis;
 use crate::intake::evidence::Evidence;
+use crate::model::crypto::Decryption;
 use crate::model::report::Language;
 use crate::model::thread::MessageKind;
 use crate::outbound::{self, ReceiptFacts, Recipient};
 use crate::policy::Policy;
 use crate::store::audit::Who;
 use crate::store::cases::{self as case_store, NewCase, NewMessage};
+use crate::store::crypto as crypto_store;
 use crate::store::messages::{self, Claimed};
 use crate::store::outbox;
 use crate::store::seal::Sealer;
@@ -38,10 +40,16 @@ pub(crate) async fn file(
     now: i64,
 ) -> Result<Filed, InboxError> {
     let sealer = store.sealer();
+    let encryption = a.encryption.clone();
     let (filed, case_id) = if let Some(case_id) = p.case_id {
         let reference = case_store::reference_of(tx, case_id).await?;
         let new = new_case(policy, &a, p);
+        crypto_store::forget_report_text(tx, case_id, p.id).await?;
         case_store::refile(tx, sealer, case_id, &reference, &new, now).await?;
+        if new.state != CaseState::AwaitingKey {
+            // Decrypted now that the key is unlocked.
+            crypto_store::leave_awaiting_key(tx, case_id, new.state, now).await?;
+        }
         search::index_case(tx, sealer, case_id, &new, &client_ip(&p.peer)).await?;
         (Filed::Refiled { reference }, case_id)
     } else if let Some((case_id, reference, token)) = thread_of(tx, policy, &a).await? {
@@ -98,6 +106,9 @@ pub(crate) async fn file(
             case_id,
         )
     };
+    if let Some(e) = &encryption {
+        crypto_store::record(tx, sealer, p.id, case_id, e).await?;
+    }
     if !messages::mark_filed(tx, p.id, case_id).await? {
         // Filed by someone else meanwhile: roll back rather than file twice.
         return Err(InboxError::AlreadyFiled(p.queue_id.clone()));
@@ -182,12 +193,14 @@ fn new_case(policy: &Policy, a: &Analysis, p: &Claimed) -> NewCase {
         .is_none_or(|x| x.is_empty() || !x.contains('@'));
     let evidence = evidence(a);
     let locked = evidence.iter().any(Evidence::locked);
+    let decryption = a.encryption.as_ref().map(|e| e.decryption);
     NewCase {
         org: policy.id.clone(),
-        state: if locked {
-            CaseState::AwaitingPassword
-        } else {
-            CaseState::New
+        state: match decryption {
+            Some(Decryption::AwaitingKey) => CaseState::AwaitingKey,
+            Some(Decryption::Password) => CaseState::AwaitingPassword,
+            _ if locked => CaseState::AwaitingPassword,
+            _ => CaseState::New,
         },
         reference_prefix: policy.reference_prefix.clone(),
         kind: if a.flagged {

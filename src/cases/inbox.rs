@@ -16,10 +16,12 @@
 //! parses it again with a larger budget and fills that case.
 
 use super::CaseKind;
+use super::decrypt;
 use super::filing;
 use crate::intake::mime::MimeLimits;
 use crate::intake::worker::{self, Failure, WorkerPool};
 use crate::intake::{IntakeSettings, analysis};
+use crate::keyring::Keyring;
 use crate::outbound::OutboundConfig;
 use crate::policy::{Policy, PolicySet};
 use crate::store::messages::{self, Batch, Claimed};
@@ -105,6 +107,12 @@ pub struct Inbox {
     receipts: Receipts,
     workers: Arc<WorkerPool>,
     settings: IntakeSettings,
+    /// The organisations' decryption keys (`keyring`).
+    keyring: Arc<Keyring>,
+    /// Most plaintext one encrypted message may open to: the message size
+    /// limit, so decryption cannot make a report larger than one we would
+    /// have accepted in clear.
+    max_plain: usize,
 }
 
 impl Inbox {
@@ -122,7 +130,16 @@ impl Inbox {
             receipts,
             workers,
             settings,
+            keyring: Arc::new(Keyring::default()),
+            max_plain: 25 * 1024 * 1024,
         }
+    }
+
+    /// Decrypts reports with `keyring`, to at most `max_plain` bytes each.
+    pub fn with_keyring(mut self, keyring: Arc<Keyring>, max_plain: usize) -> Self {
+        self.keyring = keyring;
+        self.max_plain = max_plain;
+        self
     }
 
     /// Files pending messages until none is left; returns what each became.
@@ -197,6 +214,7 @@ impl Inbox {
             );
             let (limits, factor, queue_id) =
                 (self.limits.clone(), p.budget_factor, p.queue_id.clone());
+            let (keyring, max_plain) = (Arc::clone(&self.keyring), self.max_plain);
             jobs.spawn(async move {
                 let parsed = if factor > 1 {
                     worker::pool::analyse_once(
@@ -209,6 +227,14 @@ impl Inbox {
                     .await
                 } else {
                     workers.analyse(&raw, Some(&policy_id), &limits).await
+                };
+                let parsed = match parsed {
+                    Ok((Ok(a), stats)) => {
+                        decrypt::open(&keyring, &workers, &policy_id, a, &limits, max_plain)
+                            .await
+                            .map(|a| (Ok(a), stats))
+                    }
+                    other => other,
                 };
                 let outcome = match parsed {
                     Ok((Ok(a), stats)) => {

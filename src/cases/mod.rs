@@ -10,6 +10,7 @@
 
 pub mod alerts;
 pub mod clocks;
+mod decrypt;
 pub mod digest;
 pub mod drafts;
 pub mod feedback;
@@ -17,6 +18,7 @@ pub mod filing;
 pub mod hints;
 pub mod inbox;
 pub mod input;
+pub mod keys;
 pub mod principal;
 pub mod reads;
 pub mod retention;
@@ -110,6 +112,10 @@ pub enum CaseError {
         "only an operator (the CLI without --for-org) or an admin may do this across organisations"
     )]
     OperatorOnly,
+    #[error("organisation {0:?} has no OpenPGP key configured")]
+    NoKey(String),
+    #[error("the passphrase does not unlock {0:?}'s OpenPGP key")]
+    WrongPassphrase(String),
     #[error("the mails of {0} were erased with the reporter's personal data")]
     Erased(String),
     #[error("that is not a mail address")]
@@ -165,6 +171,7 @@ impl CaseError {
             | CaseError::OperatorOnly
             | CaseError::NoEvidence(_)
             | CaseError::NoMessage(_)
+            | CaseError::NoKey(_)
             | CaseError::UnknownOrg(_) => ErrorClass::NotFound,
             CaseError::Store(StoreError::NotFound(_)) => ErrorClass::NotFound,
             CaseError::Transition { .. }
@@ -201,6 +208,7 @@ impl CaseError {
             | CaseError::NoRegime { .. }
             | CaseError::NoClock(_)
             | CaseError::BeforeStart(_)
+            | CaseError::WrongPassphrase(_)
             | CaseError::Unlock(U::WrongPassword | U::Worker(_)) => ErrorClass::Invalid,
             CaseError::NoPolicy(_) | CaseError::Outbound(_) | CaseError::Store(_) => {
                 ErrorClass::Internal

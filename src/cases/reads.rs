@@ -81,6 +81,11 @@ impl Cases {
             .await?
             .ok_or_else(|| CaseError::NotFound(case.reference.clone()))?;
         d.thread = super::thread::assemble(&d);
+        d.encryption = crate::store::crypto::of_case(self.store.pool(), case.id)
+            .await?
+            .into_iter()
+            .map(|(message, e)| crate::model::crypto::MessageEncryption::new(message, e))
+            .collect();
         d.duplicates = self.duplicate_hints(case, &d).await?;
         if let Some(policy) = self.policies.get(&case.org) {
             let facts = crate::store::clocks::facts_of(self.store.pool(), case.id).await?;

@@ -61,6 +61,9 @@ pub struct Cases {
     /// The receipt limits, for a receipt a promotion sends.
     pub(super) outbound: crate::outbound::OutboundConfig,
     pub(super) clock: Clock,
+    /// The organisations' decryption keys (`keyring`), for unlocking and
+    /// publishing them.
+    pub(super) keyring: Arc<crate::keyring::Keyring>,
 }
 
 impl Cases {
@@ -79,10 +82,17 @@ impl Cases {
             retry_budget_factor,
             outbound: crate::outbound::OutboundConfig::default(),
             clock: Arc::new(|| jiff::Timestamp::now().as_second()),
+            keyring: Arc::new(crate::keyring::Keyring::default()),
         }
     }
 
     /// The outbound configuration (receipt limits) intake uses too.
+    /// The same service holding `keyring`.
+    pub fn with_keyring(mut self, keyring: Arc<crate::keyring::Keyring>) -> Cases {
+        self.keyring = keyring;
+        self
+    }
+
     pub fn with_outbound(mut self, outbound: crate::outbound::OutboundConfig) -> Cases {
         self.outbound = outbound;
         self

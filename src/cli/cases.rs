@@ -430,6 +430,9 @@ fn print_summary(c: &CaseDetail, now: i64) {
         c.tls_version.as_deref().unwrap_or("none"),
         c.tls_cipher.as_deref().unwrap_or("")
     );
+    for e in &c.encryption {
+        println!("encryption:     {}", e.summary);
+    }
     if let Some(v) = &c.cvss_vector {
         println!(
             "cvss:           {v}  score {:.1} ({})",
@@ -619,7 +622,7 @@ pub(super) async fn unlock(
     who: Option<String>,
 ) -> Result<(), CliError> {
     let case = cases.open(&principal(who, for_orgs), reference).await?;
-    let password = read_password(reference, password_stdin)?;
+    let password = super::keys::read_password(reference, password_stdin)?;
     let outcome = cases.unlock(&case, password).await?;
     println!(
         "{reference}: opened {} archive(s), extracted {} file(s)",
@@ -674,26 +677,4 @@ fn csv_field(s: &str) -> String {
         "\"{}\"",
         guarded.replace('"', "\"\"").replace(['\r', '\n'], " ")
     )
-}
-
-/// The password, from a no-echo prompt or the first line of stdin, in a
-/// buffer wiped on drop. It is never logged or stored.
-fn read_password(
-    reference: &str,
-    from_stdin: bool,
-) -> Result<zeroize::Zeroizing<String>, CliError> {
-    let mut line = zeroize::Zeroizing::new(String::new());
-    if from_stdin {
-        std::io::stdin()
-            .read_line(&mut line)
-            .map_err(CliError::Stdin)?;
-    } else {
-        *line = rpassword::prompt_password(format!("Password for {reference}: "))
-            .map_err(CliError::Stdin)?;
-    }
-    let trimmed = zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
-    if trimmed.is_empty() {
-        return Err(CliError::Usage("empty password".into()));
-    }
-    Ok(trimmed)
 }

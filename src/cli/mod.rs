@@ -4,6 +4,7 @@
 mod cases;
 mod cases_args;
 mod clocks;
+mod keys;
 mod privacy;
 mod report;
 
@@ -106,6 +107,11 @@ pub enum Command {
     Reporters {
         #[command(subcommand)]
         command: privacy::ReportersCommand,
+    },
+    /// The organisations' decryption keys: status, unlocking, publishing.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
     },
     /// Single sign-on: what the identity provider's administrator needs.
     Saml {
@@ -264,6 +270,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     runtime.block_on(async {
         if let Command::Serve { dev_idp } = cli.command {
             return Ok(server::serve(config, dev_idp).await?);
+        }
+        if let Command::Keys { command } = cli.command {
+            return keys::run(&config, command).await;
         }
         let store = Store::open(
             &config.store.url,
@@ -475,7 +484,7 @@ async fn run_command(
     command: Command,
 ) -> Result<(), CliError> {
     match command {
-        Command::Policies { .. } => Ok(()),
+        Command::Policies { .. } | Command::Keys { .. } => Ok(()),
         Command::Saml {
             command: SamlCommand::Metadata,
         } => {

@@ -38,6 +38,11 @@ pub struct Analysis {
     /// This organisation's case references named in the subject,
     /// In-Reply-To or References, in that order.
     pub references: Vec<String>,
+    /// For an encrypted message, what became of its decryption: set by
+    /// the service (`cases::decrypt`), which holds the keys; a worker
+    /// never does.
+    #[serde(skip)]
+    pub encryption: Option<crate::model::crypto::Encryption>,
 }
 
 /// Parses and analyses one message for `policy`.
@@ -94,6 +99,7 @@ pub fn analyse(
         suggestions,
         flagged,
         references,
+        encryption: None,
     })
 }
 

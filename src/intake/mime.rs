@@ -99,6 +99,10 @@ pub struct Mail {
     /// Text of forwarded messages, each with its own subject line.
     pub forwarded_text: Vec<String>,
     pub attachments: Vec<Attachment>,
+    /// Where its ciphertext is, if the message is encrypted
+    /// (`encrypted::find`).
+    #[serde(default)]
+    pub encrypted: Option<super::encrypted::Encrypted>,
 }
 
 /// What to do with HTML bodies.
@@ -158,6 +162,7 @@ pub fn parse_with(raw: &[u8], limits: &MimeLimits, html: Html) -> Result<Mail, M
         .filter_map(|a| a.name.as_deref())
         .map(|n| n.chars().count())
         .sum::<usize>();
+    mail.encrypted = super::encrypted::find(&message, &mut mail);
     Ok(mail)
 }
 

@@ -9,6 +9,7 @@
 
 pub mod analysis;
 pub mod archive;
+pub mod encrypted;
 pub mod evidence;
 pub mod extract;
 pub mod html;

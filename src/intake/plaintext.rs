@@ -5,9 +5,15 @@
 //! therefore deliver only when:
 //!
 //! 1. the message parses within intake's MIME bounds;
-//! 2. it has at least one attachment, and every attachment is a zip or 7z
-//!    (found by content) whose every entry is encrypted — signature parts
-//!    (`application/pkcs7-signature`, `application/pgp-signature`) aside;
+//! 2. it carries something encrypted, and nothing else: a PGP/MIME
+//!    `multipart/encrypted` message, a text body that is one inline
+//!    `BEGIN PGP MESSAGE` block, S/MIME enveloped data (each checked to
+//!    be ciphertext by its packets or DER header, `encrypted`), or zip and
+//!    7z attachments (found by content) whose every entry is encrypted —
+//!    signature parts (`application/pkcs7-signature`,
+//!    `application/pgp-signature`) and the PGP/MIME control part aside.
+//!    A clear mail with an encrypted OpenPGP file attached is refused: its
+//!    body is not what the sender encrypted;
 //! 3. it forwards no message (a forwarded `.eml` is report content);
 //! 4. its Subject is at most `MAX_SUBJECT` characters; and
 //! 5. everything a reader sees without a password — the text bodies, the
@@ -21,6 +27,7 @@
 //! a stranger's bytes; a worker that dies or runs out of budget on a
 //! message refuses it the same way. Pure: no I/O.
 
+use crate::intake::encrypted::{self, Envelope};
 use crate::intake::{archive, mime};
 use serde::{Deserialize, Serialize};
 
@@ -39,9 +46,11 @@ pub const MAX_SUBJECT: usize = 200;
 pub enum PlaintextRefusal {
     #[error("unparseable message")]
     Unparseable,
-    #[error("no encrypted archive attached")]
+    #[error("nothing encrypted: no encrypted message and no encrypted archive")]
     NoArchive,
-    #[error("an attachment is not a zip or 7z whose every entry is encrypted")]
+    #[error(
+        "an attachment is neither the encrypted message nor a zip or 7z whose every entry is encrypted"
+    )]
     NotEncrypted,
     #[error("a forwarded message")]
     Forwarded,
@@ -67,8 +76,28 @@ pub fn check(raw: &[u8], limits: &mime::MimeLimits) -> Result<(), PlaintextRefus
         return Err(PlaintextRefusal::Forwarded);
     }
     let mut archives = 0;
-    for a in &mail.attachments {
-        if SIGNATURES.contains(&a.declared_type.as_str()) {
+    let ciphertext = match mail.encrypted {
+        Some(e) => {
+            let data = mail
+                .attachments
+                .get(e.attachment)
+                .map(|a| a.data.as_slice());
+            if !data.is_some_and(|d| encrypted::is_ciphertext(e.envelope, d)) {
+                return Err(PlaintextRefusal::NotEncrypted);
+            }
+            archives += 1;
+            Some(e)
+        }
+        None => None,
+    };
+    for (i, a) in mail.attachments.iter().enumerate() {
+        if SIGNATURES.contains(&a.declared_type.as_str())
+            || ciphertext.is_some_and(|e| {
+                e.attachment == i
+                    || (e.envelope == Envelope::PgpMime
+                        && a.declared_type == encrypted::PGP_CONTROL)
+            })
+        {
             continue;
         }
         match archive::inspect(&a.data) {

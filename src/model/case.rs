@@ -9,6 +9,9 @@ use serde::Serialize;
 pub enum CaseState {
     /// Holds encrypted archives; waits for the out-of-band password.
     AwaitingPassword,
+    /// Encrypted to the organisation's OpenPGP key, which waits for its
+    /// passphrase: an admin's unlock decrypts it and makes it `new`.
+    AwaitingKey,
     New,
     Acknowledged,
     Triaged,
@@ -24,8 +27,9 @@ pub enum CaseState {
 }
 
 impl CaseState {
-    pub const ALL: [CaseState; 9] = [
+    pub const ALL: [CaseState; 10] = [
         CaseState::AwaitingPassword,
+        CaseState::AwaitingKey,
         CaseState::New,
         CaseState::Acknowledged,
         CaseState::Triaged,
@@ -39,6 +43,7 @@ impl CaseState {
     pub fn as_str(self) -> &'static str {
         match self {
             CaseState::AwaitingPassword => "awaiting-password",
+            CaseState::AwaitingKey => "awaiting-key",
             CaseState::New => "new",
             CaseState::Acknowledged => "acknowledged",
             CaseState::Triaged => "triaged",
@@ -64,7 +69,9 @@ impl CaseState {
             (a, b) if a == b => false,
             // Unlocking leads to "new"; an analyst may also acknowledge,
             // ask for information (e.g. the password) or close meanwhile.
-            (AwaitingPassword, New | Acknowledged | NeedsInformation | Closed) => true,
+            (AwaitingPassword | AwaitingKey, New | Acknowledged | NeedsInformation | Closed) => {
+                true
+            }
             (New, Acknowledged | Triaged) => true,
             (Acknowledged, Triaged | InProgress) => true,
             (Triaged, InProgress | Resolved) => true,
@@ -76,7 +83,7 @@ impl CaseState {
             }
             (Resolved | Closed, Triaged) => true,
             // Junk is for mail nobody has started on; it can come back.
-            (AwaitingPassword | New | Acknowledged | NeedsInformation, Junk) => true,
+            (AwaitingPassword | AwaitingKey | New | Acknowledged | NeedsInformation, Junk) => true,
             (Junk, New) => true,
             _ => false,
         }
@@ -89,10 +96,13 @@ impl CaseState {
         )
     }
 
-    /// Any move out of "new" (or "awaiting-password") is the
-    /// acknowledgement the receipt clock waits for.
+    /// Any move out of "new" (or "awaiting-password", "awaiting-key") is
+    /// the acknowledgement the receipt clock waits for.
     pub fn acknowledged(self) -> bool {
-        !matches!(self, CaseState::New | CaseState::AwaitingPassword)
+        !matches!(
+            self,
+            CaseState::New | CaseState::AwaitingPassword | CaseState::AwaitingKey
+        )
     }
 }
 

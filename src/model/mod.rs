@@ -9,5 +9,6 @@
 pub mod archive;
 pub mod case;
 pub mod clock;
+pub mod crypto;
 pub mod report;
 pub mod thread;

@@ -5,7 +5,7 @@ use super::{OutboundConfig, OutboundError};
 use crate::store::Store;
 use crate::store::outbox;
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
-use lettre::message::{Body, Mailbox};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -15,6 +15,74 @@ use tracing::{info, warn};
 /// How long a claimed entry is kept from other senders: past the relay
 /// conversation's own time limits (60 s per command).
 const SEND_LEASE_SECONDS: i64 = 300;
+
+/// A mail with its headers set and its body still to be put in: in
+/// clear, or encrypted to the reporter's key (RFC 3156 PGP/MIME).
+pub(super) struct Draft {
+    builder: lettre::message::MessageBuilder,
+    body: Content,
+}
+
+enum Content {
+    Plain(String),
+    Encrypted(String),
+}
+
+impl Draft {
+    /// The same mail, its body encrypted to `key` (armored public key).
+    /// The text goes in a MIME part of its own inside the encryption, so
+    /// the reporter's client shows it as the message.
+    fn encrypted_to(self, key: &str) -> Result<Draft, String> {
+        let Content::Plain(text) = self.body else {
+            return Ok(self);
+        };
+        let part = SinglePart::builder()
+            .header(ContentType::TEXT_PLAIN)
+            .header(ContentTransferEncoding::Base64)
+            .body(text);
+        let reply = crate::keyring::encrypt_reply(key, &part.formatted())?;
+        Ok(Draft {
+            builder: self.builder,
+            body: Content::Encrypted(reply.armored),
+        })
+    }
+
+    fn finish(self) -> Result<Message, String> {
+        match self.body {
+            // Base64 body: no line of it can start with a dot, whatever
+            // the template says, so dot-stuffing cannot matter on the way
+            // out.
+            Content::Plain(text) => {
+                let body = Body::new_with_encoding(text, ContentTransferEncoding::Base64)
+                    .map_err(|_| "body encoding".to_owned())?;
+                self.builder
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(body)
+                    .map_err(|e| e.to_string())
+            }
+            Content::Encrypted(armored) => {
+                let control =
+                    ContentType::parse("application/pgp-encrypted").map_err(|e| e.to_string())?;
+                let data = ContentType::parse("application/octet-stream; name=\"encrypted.asc\"")
+                    .map_err(|e| e.to_string())?;
+                let multipart = MultiPart::encrypted("application/pgp-encrypted".into())
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(control)
+                            .header(ContentTransferEncoding::SevenBit)
+                            .body(String::from("Version: 1\r\n")),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(data)
+                            .header(ContentTransferEncoding::SevenBit)
+                            .body(armored),
+                    );
+                self.builder.multipart(multipart).map_err(|e| e.to_string())
+            }
+        }
+    }
+}
 
 /// Delivers due outbox entries through the relay.
 pub struct Sender {
@@ -97,7 +165,9 @@ impl Sender {
             crate::store::cases::object_id(),
             self.hostname
         );
-        let message = self.build(from, to, subject, body, &message_id, None, true)?;
+        let message = self
+            .build(from, to, subject, body, &message_id, None, true)
+            .and_then(Draft::finish)?;
         self.transport
             .send(message)
             .await
@@ -151,6 +221,11 @@ impl Sender {
                     due.in_reply_to,
                     due.automatic,
                 )
+                .and_then(|m| match &due.encrypt_to {
+                    Some(key) => m.encrypted_to(key),
+                    None => Ok(m),
+                })
+                .and_then(Draft::finish)
             });
         let result = match built {
             Ok(message) => self
@@ -192,7 +267,7 @@ impl Sender {
         message_id: &str,
         in_reply_to: Option<String>,
         automatic: bool,
-    ) -> Result<Message, String> {
+    ) -> Result<Draft, String> {
         let to: Mailbox = to.parse().map_err(|e| format!("invalid recipient: {e}"))?;
         let to_address = to.email.clone();
         let from_address = from.email.clone();
@@ -201,8 +276,7 @@ impl Sender {
             .to(to)
             .subject(subject)
             .date_now()
-            .message_id(Some(message_id.to_owned()))
-            .header(ContentType::TEXT_PLAIN);
+            .message_id(Some(message_id.to_owned()));
         if automatic {
             // RFC 3834: an automatic reply; well-behaved responders will
             // not answer it, so no loop can start.
@@ -214,10 +288,7 @@ impl Sender {
         if let Some(parent) = in_reply_to {
             builder = builder.in_reply_to(parent.clone()).references(parent);
         }
-        // Base64 body: no line of it can start with a dot, whatever the
-        // template says, so dot-stuffing cannot matter on the way out.
-        let body = Body::new_with_encoding(body, ContentTransferEncoding::Base64)
-            .map_err(|_| "body encoding".to_owned())?;
+
         // RFC 3834 §3.3: an automatic response goes out with a null reverse
         // path, so nothing ever bounces back into a loop.
         // A person's reply keeps the security address as its reverse path,
@@ -225,10 +296,10 @@ impl Sender {
         let envelope =
             lettre::address::Envelope::new((!automatic).then_some(from_address), vec![to_address])
                 .map_err(|e| e.to_string())?;
-        builder
-            .envelope(envelope)
-            .body(body)
-            .map_err(|e| e.to_string())
+        Ok(Draft {
+            builder: builder.envelope(envelope),
+            body: Content::Plain(body),
+        })
     }
 
     /// Runs until `stop` fires, sending every `every` and when woken.
@@ -277,6 +348,7 @@ mod tests {
                 None,
                 true,
             )
+            .and_then(Draft::finish)
             .unwrap();
         let wire = String::from_utf8(message.formatted()).unwrap();
         assert!(wire.contains("Content-Transfer-Encoding: base64"), "{wire}");
@@ -296,6 +368,7 @@ mod tests {
                 Some("<orig@example.org>".into()),
                 false,
             )
+            .and_then(Draft::finish)
             .unwrap();
         let wire = String::from_utf8(reply.formatted()).unwrap();
         assert!(!wire.contains("Auto-Submitted"), "{wire}");

@@ -10,6 +10,7 @@
 
 pub mod calendar;
 pub mod feedback;
+pub mod keys;
 pub mod regimes;
 pub mod security_txt;
 
@@ -235,6 +236,10 @@ struct PolicyFile {
     regimes: Option<regimes::RegimesFile>,
     #[serde(default)]
     security_txt: Option<security_txt::SecurityTxtFile>,
+    #[serde(default)]
+    openpgp: Option<keys::OpenPgpFile>,
+    #[serde(default)]
+    smime: Option<keys::SmimeFile>,
 }
 
 /// `[digest]`: a daily summary mail to the team.
@@ -290,6 +295,8 @@ pub struct Policy {
     pub regimes: regimes::Regimes,
     /// Its RFC 9116 file, if it publishes one through us.
     pub security_txt: Option<security_txt::SecurityTxt>,
+    /// Its decryption keys (`[openpgp]`, `[smime]`), as paths.
+    pub keys: keys::KeyFiles,
     pub file: PathBuf,
 }
 
@@ -532,6 +539,8 @@ impl Policy {
             .map(|s| security_txt::SecurityTxt::from_file(s, &addresses))
             .transpose()
             .map_err(|(k, why)| invalid(&k, why))?;
+        let keys = keys::KeyFiles::resolve(file, f.openpgp, f.smime)
+            .map_err(|(k, why)| invalid(&k, why))?;
         Ok(Policy {
             id: f.id,
             name: f.name,
@@ -558,6 +567,7 @@ impl Policy {
             digest: f.digest,
             regimes,
             security_txt,
+            keys,
             file: file.to_path_buf(),
         })
     }

@@ -85,6 +85,10 @@ pub enum AuditAction {
     AuditView,
     TokenCreate,
     TokenRevoke,
+    /// An organisation's OpenPGP key unlocked for the running service.
+    KeyUnlocked,
+    /// A passphrase that did not unlock it.
+    KeyUnlockFailed,
 }
 
 impl AuditAction {
@@ -121,6 +125,8 @@ impl AuditAction {
             AuditAction::AuditView => "audit-view",
             AuditAction::TokenCreate => "token-create",
             AuditAction::TokenRevoke => "token-revoke",
+            AuditAction::KeyUnlocked => "key-unlocked",
+            AuditAction::KeyUnlockFailed => "key-unlock-failed",
         }
     }
 }

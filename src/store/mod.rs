@@ -105,6 +105,7 @@ pub mod analysts;
 pub mod audit;
 pub mod cases;
 pub mod clocks;
+pub mod crypto;
 mod legacy;
 pub mod messages;
 pub mod outbox;

@@ -196,6 +196,9 @@ pub struct Due {
     pub message_id: String,
     pub in_reply_to: Option<String>,
     pub attempts: i64,
+    /// The reporter's public OpenPGP key, when their report carried one:
+    /// the mail goes out encrypted to it.
+    pub encrypt_to: Option<String>,
 }
 
 /// Claims the oldest due entry for `lease` seconds: its next attempt moves
@@ -217,7 +220,7 @@ pub async fn claim_due(store: &Store, now: i64, lease: i64) -> Result<Option<Due
     }
     let mut tx = store.write().await?;
     let sql = format!(
-        "SELECT o.id, o.kind, o.to_address, o.subject, o.body, o.message_id, o.in_reply_to, o.attempts, c.org
+        "SELECT o.id, o.case_id, o.kind, o.to_address, o.subject, o.body, o.message_id, o.in_reply_to, o.attempts, c.org
          FROM outbox o JOIN cases c ON c.id = o.case_id
          WHERE o.state = 'pending' AND o.next_attempt_at <= $1 ORDER BY o.id LIMIT 1{}",
         tx.backend().skip_locked_of("o")
@@ -238,6 +241,8 @@ pub async fn claim_due(store: &Store, now: i64, lease: i64) -> Result<Option<Due
     tx.commit().await?;
     let sealer = store.sealer();
     let message_id: String = r.try_get("message_id")?;
+    let case_id: i64 = r.try_get("case_id")?;
+    let encrypt_to = super::crypto::reporter_key(store.pool(), sealer, case_id).await?;
     Ok(Some(Due {
         id,
         org: r.try_get("org")?,
@@ -254,6 +259,7 @@ pub async fn claim_due(store: &Store, now: i64, lease: i64) -> Result<Option<Due
         message_id,
         in_reply_to: r.try_get("in_reply_to")?,
         attempts: r.try_get("attempts")?,
+        encrypt_to,
     }))
 }
 

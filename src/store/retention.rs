@@ -121,6 +121,8 @@ pub async fn erase(
         .execute(tx.conn())
         .await?
         .rows_affected();
+    // A public key names its owner.
+    super::crypto::erase_keys(tx, case_id).await?;
     sqlx::query(
         "UPDATE outbox SET state = 'suppressed', reason = 'erased' WHERE case_id = $1 AND state = 'pending'",
     )

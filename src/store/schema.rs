@@ -333,6 +333,22 @@ pub const SQLITE: &[&str] = &[
     CREATE INDEX case_clocks_open ON case_clocks (due) WHERE met_at IS NULL;
     ALTER TABLE cases ADD COLUMN erased_at INTEGER;
     CREATE INDEX case_terms_by_case ON case_terms (case_id);",
+    // 17: encrypted reports (#13): how each encrypted message was wrapped,
+    // what became of its decryption, its signature, and the reporter's
+    // public key (sealed) our replies are encrypted to.
+    "CREATE TABLE message_encryption (
+        message_id  INTEGER PRIMARY KEY REFERENCES messages (id),
+        case_id     INTEGER NOT NULL REFERENCES cases (id),
+        envelope    TEXT    NOT NULL CHECK (envelope IN ('pgp-mime', 'pgp-inline', 'smime')),
+        decryption  TEXT    NOT NULL,
+        key_ids     TEXT    NOT NULL,
+        signer      TEXT,
+        signature   TEXT,
+        reason      TEXT,
+        reporter_key BLOB,
+        reporter_key_fingerprint TEXT
+    );
+    CREATE INDEX message_encryption_by_case ON message_encryption (case_id);",
 ];
 
 pub const POSTGRES: &[&str] = &[
@@ -610,4 +626,18 @@ pub const POSTGRES: &[&str] = &[
     CREATE INDEX case_clocks_open ON case_clocks (due) WHERE met_at IS NULL;
     ALTER TABLE cases ADD COLUMN erased_at BIGINT;
     CREATE INDEX case_terms_by_case ON case_terms (case_id);",
+    // 17
+    "CREATE TABLE message_encryption (
+        message_id  BIGINT PRIMARY KEY REFERENCES messages (id),
+        case_id     BIGINT NOT NULL REFERENCES cases (id),
+        envelope    TEXT   NOT NULL CHECK (envelope IN ('pgp-mime', 'pgp-inline', 'smime')),
+        decryption  TEXT   NOT NULL,
+        key_ids     TEXT   NOT NULL,
+        signer      TEXT,
+        signature   TEXT,
+        reason      TEXT,
+        reporter_key BYTEA,
+        reporter_key_fingerprint TEXT
+    );
+    CREATE INDEX message_encryption_by_case ON message_encryption (case_id);",
 ];

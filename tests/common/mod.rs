@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod client;
+pub mod gpg;
 pub mod hooks;
 pub mod mail;
 pub mod simplesamlphp;

@@ -195,6 +195,9 @@ pub struct CaseDetail {
     pub clocks: Vec<crate::model::clock::Clock>,
     /// When retention or an erasure removed its personal data.
     pub erased_at: Option<i64>,
+    /// Its encrypted mails: how each was encrypted, whether it was
+    /// decrypted, and what its signature proved.
+    pub encryption: Vec<crate::model::crypto::MessageEncryption>,
     /// The parts the thread is assembled from.
     #[serde(skip)]
     pub messages: Vec<CaseMessage>,
@@ -321,6 +324,7 @@ pub async fn show(
         flags: Vec::new(),
         clocks: Vec::new(),
         erased_at: row.try_get("erased_at")?,
+        encryption: Vec::new(),
         messages,
         outbound,
         mails,

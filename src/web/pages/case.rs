@@ -59,6 +59,8 @@ struct CaseView {
     suggestions: Vec<(String, String)>,
     evidence: Vec<EvidenceView>,
     tls: String,
+    /// One plain-language line per encrypted mail.
+    encryption: Vec<String>,
     auth_results: String,
     timeline: Vec<EventView>,
     has_locked: bool,
@@ -354,6 +356,7 @@ async fn case_page_with(
             (Some(v), None) => v.clone(),
             _ => "none: delivered without TLS".into(),
         },
+        encryption: d.encryption.iter().map(|e| e.summary.clone()).collect(),
         auth_results: d
             .authentication_results
             .clone()

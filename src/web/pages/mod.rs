@@ -16,6 +16,7 @@ pub mod clocks;
 pub mod conversation;
 pub mod dashboard;
 pub mod evidence;
+pub mod keys;
 pub mod reporters;
 pub mod trail;
 pub mod wellknown;
@@ -77,6 +78,7 @@ pub fn router(ui: Ui) -> Router {
         .route("/", get(|| async { Redirect::to("/cases") }))
         .route("/static/app.css", get(stylesheet))
         .route("/.well-known/security.txt", get(wellknown::security_txt))
+        .route("/pgp-key.asc", get(wellknown::openpgp_key))
         .route("/login", get(signin::login))
         .route("/saml/metadata", get(signin::metadata))
         .route("/saml/acs", post(signin::acs))
@@ -122,6 +124,8 @@ pub fn router(ui: Ui) -> Router {
         )
         .route("/dashboard", get(dashboard::page))
         .route("/audit", get(trail::page))
+        .route("/admin/keys", get(keys::page))
+        .route("/admin/keys/unlock", post(keys::unlock))
         .route("/admin/reporters", get(reporters::page))
         .route("/admin/reporters/export", post(reporters::export))
         .route("/admin/reporters/erase", post(reporters::erase));

@@ -15,7 +15,7 @@ struct ReportersPage {
     error: Option<String>,
 }
 
-fn admin_principal(a: &Analyst) -> Result<Principal, UiError> {
+pub(crate) fn admin_principal(a: &Analyst) -> Result<Principal, UiError> {
     if !a.session.roles.admin {
         // Like the audit trail: not there for anyone else.
         return Err(UiError::NotFound);

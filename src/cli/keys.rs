@@ -1,0 +1,119 @@
+//! `keys`: the organisations' decryption keys. `status` and `unlock` talk
+//! to the running service over its control socket (`control`): a
+//! passphrase unlocks the key in the service's memory and goes nowhere
+//! else. `public` prints a key to publish.
+
+use super::CliError;
+use crate::config::Config;
+use crate::control::{self, Request};
+use crate::policy::PolicySet;
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Each organisation's OpenPGP key in the running service: its
+    /// fingerprint, and whether it waits for its passphrase.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Unlock an organisation's passphrase-protected OpenPGP key in the
+    /// running service; the reports that waited for it are then
+    /// decrypted. Prompts without echo.
+    Unlock {
+        org: String,
+        /// Read the passphrase from the first line of standard input.
+        #[arg(long)]
+        passphrase_stdin: bool,
+        /// Who does it, for the audit trail (default: $USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Print an organisation's public OpenPGP key (armored), to publish
+    /// where its security.txt `Encryption:` points.
+    Public { org: String },
+}
+
+pub(super) async fn run(config: &Config, command: KeysCommand) -> Result<(), CliError> {
+    let failed = |e: String| CliError::Usage(e);
+    match command {
+        KeysCommand::Status { json } => {
+            let status = control::call(&config.data_dir, &Request::KeyStatus)
+                .await
+                .map_err(failed)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                println!("{:<14} {:<8} FINGERPRINT", "ORGANISATION", "STATE");
+                for k in status.as_array().into_iter().flatten() {
+                    let locked = k["locked"].as_bool().unwrap_or(false);
+                    println!(
+                        "{:<14} {:<8} {}",
+                        k["org"].as_str().unwrap_or(""),
+                        if locked { "locked" } else { "ready" },
+                        k["fingerprint"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            Ok(())
+        }
+        KeysCommand::Unlock {
+            org,
+            passphrase_stdin,
+            actor,
+        } => {
+            let passphrase = read_password(&format!("{org}'s OpenPGP key"), passphrase_stdin)?;
+            let request = Request::UnlockKey {
+                org,
+                passphrase,
+                actor: super::cases::actor(actor),
+            };
+            let done = control::call(&config.data_dir, &request)
+                .await
+                .map_err(failed)?;
+            println!(
+                "{} unlocked ({}); {} report(s) queued to decrypt",
+                done["org"].as_str().unwrap_or(""),
+                done["fingerprint"].as_str().unwrap_or(""),
+                done["requeued"]
+            );
+            Ok(())
+        }
+        KeysCommand::Public { org } => {
+            let policies = PolicySet::load_dir(&config.policies_dir)?;
+            let keyring = crate::keyring::Keyring::load(&policies)
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            match keyring.public_key(&org) {
+                Some(key) => {
+                    print!("{key}");
+                    Ok(())
+                }
+                None => Err(CliError::Usage(format!(
+                    "organisation {org:?} has no OpenPGP key"
+                ))),
+            }
+        }
+    }
+}
+
+/// The password, from a no-echo prompt or the first line of stdin, in a
+/// buffer wiped on drop. It is never logged or stored.
+pub(super) fn read_password(
+    reference: &str,
+    from_stdin: bool,
+) -> Result<zeroize::Zeroizing<String>, CliError> {
+    let mut line = zeroize::Zeroizing::new(String::new());
+    if from_stdin {
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(CliError::Stdin)?;
+    } else {
+        *line = rpassword::prompt_password(format!("Password for {reference}: "))
+            .map_err(CliError::Stdin)?;
+    }
+    let trimmed = zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
+    if trimmed.is_empty() {
+        return Err(CliError::Usage("empty password".into()));
+    }
+    Ok(trimmed)
+}

@@ -1,0 +1,414 @@
+//! OpenPGP reports end to end, with keys and messages made by the real
+//! `gpg` at test time: PGP/MIME and inline messages to the organisation's
+//! key are decrypted into cases (over STARTTLS, and without TLS under the
+//! plaintext rule), the reporter's signature is checked with the key they
+//! sent, our receipt goes back encrypted to that key and `gpg` decrypts
+//! it; a message to another key is filed and named undecryptable; a
+//! passphrase-protected key holds its reports in `awaiting-key` until the
+//! operator unlocks it; and nothing decrypted, nor the passphrase, reaches
+//! the database or the log.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::client::Client;
+use common::gpg::{self, Gpg};
+use common::{INTAKE_ON, Opts, Server, deliver_from, wait_until};
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt as _;
+use std::time::Duration;
+
+const REPORTER: &str = "Rita Reporter <r@researcher.example>";
+const MAGENTA: &str = "security@magenta.example";
+const NETCOMPANY: &str = "security@netcompany.example";
+const PASSPHRASE: &str = "correct horse battery staple";
+
+/// The seed policies, Magenta with an unprotected OpenPGP key and
+/// Netcompany with a passphrase-protected one, both made by `gpg`.
+struct World {
+    gpg: Gpg,
+    policies: tempfile::TempDir,
+    magenta: String,
+    netcompany: String,
+    reporter: String,
+    other: String,
+}
+
+fn world() -> World {
+    let gpg = Gpg::new();
+    let magenta = gpg.generate("Magenta Security <security@magenta.example>", "");
+    let netcompany = gpg.generate(
+        "Netcompany Security <security@netcompany.example>",
+        PASSPHRASE,
+    );
+    let reporter = gpg.generate(REPORTER, "");
+    let other = gpg.generate("Someone Else <someone@elsewhere.example>", "");
+    let policies = tempfile::tempdir().unwrap();
+    for (name, fpr, pass) in [
+        ("magenta", &magenta, ""),
+        ("netcompany", &netcompany, PASSPHRASE),
+    ] {
+        let text = std::fs::read_to_string(format!("policies/{name}.toml")).unwrap();
+        let key = policies.path().join(format!("{name}.key.asc"));
+        std::fs::write(&key, gpg.export_secret(fpr, pass)).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(
+            policies.path().join(format!("{name}.toml")),
+            format!("{text}\n[openpgp]\nsecret_key_file = \"{name}.key.asc\"\n"),
+        )
+        .unwrap();
+    }
+    World {
+        gpg,
+        policies,
+        magenta,
+        netcompany,
+        reporter,
+        other,
+    }
+}
+
+fn sink() -> Server {
+    Server::start(Opts {
+        smtp: "accept_for = [\"@researcher.example\"]",
+        ..Opts::default()
+    })
+}
+
+fn server(w: &World, extra: String) -> Server {
+    Server::start(Opts {
+        intake: INTAKE_ON,
+        extra,
+        env: vec![(
+            "DISCLOSURE_MX_POLICIES_DIR",
+            w.policies.path().to_string_lossy().into_owned(),
+        )],
+        ..Opts::default()
+    })
+}
+
+async fn plaintext_send(server: &Server, to: &str, body: &[u8]) -> String {
+    let (mut c, _) = Client::connect(server.addr).await.unwrap();
+    c.cmd("EHLO plain.example", "250").await.unwrap();
+    match c.send("r@researcher.example", to, body).await {
+        Ok(reply) => reply,
+        Err(e) => e.to_string(),
+    }
+}
+
+fn cases(server: &Server) -> Vec<Value> {
+    let (ok, out, err) = server.cli(&["cases", "list", "--json"], None);
+    assert!(ok, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+/// The case whose subject is `subject`, whole.
+fn case_by_subject(server: &Server, subject: &str) -> Value {
+    let list = cases(server);
+    let reference = list
+        .iter()
+        .find(|c| c["subject"] == subject)
+        .and_then(|c| c["reference"].as_str())
+        .unwrap_or_else(|| panic!("no case {subject:?}: {list:?}"));
+    server.case_json(reference)
+}
+
+fn report_text(case: &Value) -> String {
+    case["thread"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["text"].as_str().unwrap_or_default().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openpgp_reports_are_decrypted_their_signatures_checked_and_receipts_encrypted() {
+    let w = world();
+    let sink = sink();
+    let mx = server(&w, sink.as_relay());
+    let reporter_key = w.gpg.export_public(&w.reporter);
+
+    // 1. PGP/MIME, signed, the reporter's key inside, over STARTTLS.
+    let inner = gpg::inner_report(
+        None,
+        "Description: KUMQUAT-ORCHID lets any customer read another's invoices\n\
+         Impact: every invoice of every customer\n\
+         Steps to reproduce: change the id in /invoices/42 to 43",
+        Some(&reporter_key),
+    );
+    let armored = w.gpg.encrypt(&w.magenta, Some(&w.reporter), &inner);
+    let signed = gpg::pgp_mime(
+        REPORTER,
+        MAGENTA,
+        "Signed report",
+        "pgp1@researcher.example",
+        &armored,
+    );
+    deliver_from(&mx, "r@researcher.example", MAGENTA, &signed).await;
+
+    // 2. The same shape without TLS: admitted by the plaintext rule.
+    let inner = gpg::inner_report(
+        None,
+        "Description: PLAINTEXT-PERSIMMON in the login form",
+        None,
+    );
+    let armored = w.gpg.encrypt(&w.magenta, None, &inner);
+    let plain = gpg::pgp_mime(
+        REPORTER,
+        MAGENTA,
+        "Sent in clear",
+        "pgp2@researcher.example",
+        &armored,
+    );
+    let reply = plaintext_send(&mx, MAGENTA, &plain).await;
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+
+    // 3. Inline, signed by a key that did not come with it, a short note
+    // before the block.
+    let armored = w.gpg.encrypt(
+        &w.magenta,
+        Some(&w.reporter),
+        b"Description: INLINE-QUINCE: the admin panel has no password\n",
+    );
+    let inline = gpg::inline(
+        REPORTER,
+        MAGENTA,
+        "Inline report",
+        "pgp3@researcher.example",
+        "The report is below, encrypted to your key.",
+        &armored,
+    );
+    let reply = plaintext_send(&mx, MAGENTA, &inline).await;
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+
+    // 4. Encrypted to a key we do not hold: filed, never lost.
+    let armored = w
+        .gpg
+        .encrypt(&w.other, None, b"Description: for someone else\n");
+    let elsewhere = gpg::pgp_mime(
+        REPORTER,
+        MAGENTA,
+        "Wrong key",
+        "pgp4@researcher.example",
+        &armored,
+    );
+    deliver_from(&mx, "r@researcher.example", MAGENTA, &elsewhere).await;
+
+    // Refused without TLS: a clear report with an encrypted file attached,
+    // and an inline block whose clear text is over the covering-note limit.
+    let attached = common::mail_with_attachments(
+        "Responsible disclosure",
+        "Description: the whole report in clear, with an encrypted file attached",
+        &[("report.asc", armored.as_bytes())],
+    );
+    let reply = plaintext_send(&mx, NETCOMPANY, &attached).await;
+    assert!(reply.starts_with("550 5.7.10"), "{reply}");
+    let long_note = "This is the report in clear. ".repeat(40);
+    let armored = w.gpg.encrypt(&w.magenta, None, b"Description: short\n");
+    let long = gpg::inline(
+        REPORTER,
+        MAGENTA,
+        "Long note",
+        "pgp5@researcher.example",
+        &long_note,
+        &armored,
+    );
+    let reply = plaintext_send(&mx, MAGENTA, &long).await;
+    assert!(reply.starts_with("550 5.7.10"), "{reply}");
+
+    mx.wait_filed(4);
+
+    let c = case_by_subject(&mx, "Signed report");
+    assert_eq!(c["state"], "new");
+    assert!(
+        c["description"]
+            .as_str()
+            .unwrap()
+            .contains("KUMQUAT-ORCHID"),
+        "{c}"
+    );
+    let e = &c["encryption"][0];
+    assert_eq!(e["envelope"], "pgp-mime", "{c}");
+    assert_eq!(e["decryption"], "decrypted", "{c}");
+    assert_eq!(e["signature"]["status"], "valid", "{c}");
+    assert_eq!(e["signature"]["signer"], w.reporter.as_str(), "{c}");
+    assert_eq!(e["reporter_key_fingerprint"], w.reporter.as_str(), "{c}");
+    assert!(
+        e["summary"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("signed by {}, valid", w.reporter)),
+        "{e}"
+    );
+    let (_, shown, _) = mx.cli(&["cases", "show", c["reference"].as_str().unwrap()], None);
+    assert!(
+        shown.contains("encryption:     OpenPGP (PGP/MIME), decrypted"),
+        "{shown}"
+    );
+
+    let c = case_by_subject(&mx, "Sent in clear");
+    assert!(c["tls_version"].is_null(), "{c}");
+    assert_eq!(c["encryption"][0]["decryption"], "decrypted");
+    assert!(
+        c["description"]
+            .as_str()
+            .unwrap()
+            .contains("PLAINTEXT-PERSIMMON")
+    );
+    assert!(c["encryption"][0]["signature"].is_null(), "unsigned: {c}");
+
+    let c = case_by_subject(&mx, "Inline report");
+    let e = &c["encryption"][0];
+    assert_eq!(e["envelope"], "pgp-inline", "{c}");
+    assert_eq!(e["decryption"], "decrypted", "{c}");
+    assert_eq!(e["signature"]["status"], "unknown-key", "{c}");
+    let text = report_text(&c);
+    assert!(text.contains("INLINE-QUINCE"), "{text}");
+    assert!(
+        text.contains("encrypted to your key"),
+        "the covering note is kept: {text}"
+    );
+
+    let c = case_by_subject(&mx, "Wrong key");
+    let e = &c["encryption"][0];
+    assert_eq!(e["decryption"], "other-key", "{c}");
+    let other_id = w.gpg.encryption_key_id(&w.other);
+    assert_eq!(e["key_ids"][0], other_id.as_str(), "{c}");
+    assert!(e["summary"].as_str().unwrap().contains(&other_id), "{e}");
+    assert!(
+        c["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["name"] == "encrypted.asc"),
+        "the ciphertext is kept: {c}"
+    );
+
+    // The receipt of the signed report went out encrypted to the key that
+    // came with it, and the reporter's gpg opens it.
+    let signed_ref = case_by_subject(&mx, "Signed report")["reference"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut encrypted = None;
+    wait_until("receipts at the sink", Duration::from_secs(30), || {
+        sink.messages().len() >= 4
+    });
+    for raw in sink.raw_messages().await {
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        if text.contains("multipart/encrypted") {
+            assert!(
+                !text.contains("registered as case"),
+                "the body is not in clear: {text}"
+            );
+            encrypted = Some(text);
+        }
+    }
+    let encrypted = encrypted.expect("one receipt went out encrypted");
+    let start = encrypted.find("-----BEGIN PGP MESSAGE-----").unwrap();
+    let end = encrypted.find("-----END PGP MESSAGE-----").unwrap();
+    let opened = w.gpg.decrypt(&encrypted.as_bytes()[start..end + 25]);
+    let opened = String::from_utf8_lossy(&opened);
+    let body = opened.split("\r\n\r\n").nth(1).unwrap_or_default();
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(body.replace(['\r', '\n'], ""))
+        .unwrap();
+    let body = String::from_utf8(body).unwrap();
+    assert!(body.contains(&signed_ref), "{body}");
+    let clear: Vec<String> = sink
+        .raw_messages()
+        .await
+        .iter()
+        .map(|r| String::from_utf8_lossy(r).into_owned())
+        .filter(|t| !t.contains("multipart/encrypted"))
+        .collect();
+    assert_eq!(clear.len(), 3, "the others had no key: in clear");
+
+    // Nothing decrypted is in the database in clear.
+    let db = mx.database_bytes();
+    for secret in ["KUMQUAT-ORCHID", "PLAINTEXT-PERSIMMON", "INLINE-QUINCE"] {
+        assert!(
+            !db.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{secret} is in the database in clear"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passphrase_protected_key_holds_reports_until_the_operator_unlocks_it() {
+    let w = world();
+    let mx = server(&w, String::new());
+    let inner = gpg::inner_report(
+        None,
+        "Description: LOCKED-LYCHEE: the backup bucket is public",
+        None,
+    );
+    let armored = w.gpg.encrypt(&w.netcompany, None, &inner);
+    let mail = gpg::pgp_mime(
+        REPORTER,
+        NETCOMPANY,
+        "Responsible disclosure: backups",
+        "locked@researcher.example",
+        &armored,
+    );
+    deliver_from(&mx, "r@researcher.example", NETCOMPANY, &mail).await;
+    mx.wait_filed(1);
+    let c = case_by_subject(&mx, "Responsible disclosure: backups");
+    assert_eq!(c["state"], "awaiting-key", "{c}");
+    assert_eq!(c["encryption"][0]["decryption"], "awaiting-key", "{c}");
+    assert!(!report_text(&c).contains("LOCKED-LYCHEE"));
+
+    let (ok, out, err) = mx.cli(&["keys", "status", "--json"], None);
+    assert!(ok, "{err}");
+    let status: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let nc = status.iter().find(|k| k["org"] == "netcompany").unwrap();
+    assert_eq!(nc["locked"], true);
+    assert_eq!(nc["fingerprint"], w.netcompany.as_str());
+    let mg = status.iter().find(|k| k["org"] == "magenta").unwrap();
+    assert_eq!(mg["locked"], false);
+
+    let (ok, _, err) = mx.cli(
+        &["keys", "unlock", "netcompany", "--passphrase-stdin"],
+        Some("not the passphrase\n"),
+    );
+    assert!(!ok);
+    assert!(err.contains("does not unlock"), "{err}");
+    let (ok, out, err) = mx.cli(
+        &["keys", "unlock", "netcompany", "--passphrase-stdin"],
+        Some(&format!("{PASSPHRASE}\n")),
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("1 report(s) queued to decrypt"), "{out}");
+
+    let reference = c["reference"].as_str().unwrap().to_owned();
+    wait_until("the report decrypted", Duration::from_secs(30), || {
+        mx.case_json(&reference)["state"] == "new"
+    });
+    let c = mx.case_json(&reference);
+    assert!(
+        c["description"].as_str().unwrap().contains("LOCKED-LYCHEE"),
+        "{c}"
+    );
+    assert_eq!(c["encryption"][0]["decryption"], "decrypted", "{c}");
+    let (_, status, _) = mx.cli(&["keys", "status"], None);
+    assert!(status.contains("ready"), "{status}");
+
+    // The passphrase is nowhere but in the service's memory.
+    let (_, audit, _) = mx.cli(&["audit", "list", "--json"], None);
+    assert!(audit.contains("key-unlocked") && audit.contains("key-unlock-failed"));
+    for place in [
+        mx.log().into_bytes(),
+        mx.database_bytes(),
+        audit.into_bytes(),
+    ] {
+        for secret in [PASSPHRASE, "not the passphrase", "LOCKED-LYCHEE"] {
+            assert!(
+                !place.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret:?} leaked"
+            );
+        }
+    }
+}
