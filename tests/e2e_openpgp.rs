@@ -412,3 +412,50 @@ async fn a_passphrase_protected_key_holds_reports_until_the_operator_unlocks_it(
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_encrypted_message_waits_for_the_password_like_an_archive() {
+    let w = world();
+    let mx = server(&w, String::new());
+    let armored = w.gpg.encrypt_symmetric(
+        "the password I phoned you",
+        b"Description: SYMMETRIC-SATSUMA: the VPN accepts any certificate\n",
+    );
+    let mail = gpg::inline(
+        REPORTER,
+        MAGENTA,
+        "Password-encrypted report",
+        "sym@researcher.example",
+        "Encrypted with gpg -c; I will phone you the password.",
+        &armored,
+    );
+    let reply = plaintext_send(&mx, MAGENTA, &mail).await;
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    mx.wait_filed(1);
+    let c = case_by_subject(&mx, "Password-encrypted report");
+    let reference = c["reference"].as_str().unwrap().to_owned();
+    assert_eq!(c["state"], "awaiting-password", "{c}");
+    assert_eq!(c["encryption"][0]["decryption"], "password", "{c}");
+    assert!(!report_text(&c).contains("SYMMETRIC-SATSUMA"));
+
+    let (ok, _, err) = mx.cli(
+        &["unlock", &reference, "--password-stdin"],
+        Some("a wrong guess\n"),
+    );
+    assert!(!ok && err.contains("wrong password"), "{err}");
+    let (ok, out, err) = mx.cli(
+        &["unlock", &reference, "--password-stdin"],
+        Some("the password I phoned you\n"),
+    );
+    assert!(ok, "{out}{err}");
+    let c = mx.case_json(&reference);
+    assert_eq!(c["state"], "new", "{c}");
+    assert_eq!(c["encryption"][0]["decryption"], "decrypted", "{c}");
+    assert!(
+        c["description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("SYMMETRIC-SATSUMA"),
+        "{c}"
+    );
+}

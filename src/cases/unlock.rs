@@ -311,6 +311,9 @@ impl Unlocker {
         unlocks::close_attempt(&mut tx, attempt, "opened").await?;
         let still_locked = unlocks::count_locked(&mut tx, case.id).await?;
         let state = case_store::lifecycle(&mut tx, case.id).await?.state;
+        if still_locked == 0 {
+            crate::store::crypto::opened_with_password(&mut tx, case.id).await?;
+        }
         if still_locked == 0 && state == CaseState::AwaitingPassword {
             let reason = Reason::new(Some("all archives opened"))?;
             transition_in(&mut tx, sealer, case, who, CaseState::New, &reason, now).await?;

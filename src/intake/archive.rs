@@ -24,14 +24,49 @@ const SEVENZ: &[u8] = b"7z\xBC\xAF\x27\x1C";
 
 pub use crate::model::archive::{ArchiveInfo, Format};
 
-/// The archive format of `data`, by its first bytes.
+/// The archive format of `data`, by its first bytes; for OpenPGP, by its
+/// first packets: a message encrypted with a password and to no key.
 pub fn detect(data: &[u8]) -> Option<Format> {
     if data.starts_with(ZIP_LOCAL) || data.starts_with(ZIP_EMPTY) {
         Some(Format::Zip)
     } else if data.starts_with(SEVENZ) {
         Some(Format::SevenZ)
+    } else if password_only(data) {
+        Some(Format::OpenPgp)
     } else {
         None
+    }
+}
+
+const PGP_ARMOR: &[u8] = b"-----BEGIN PGP MESSAGE-----";
+
+/// `data` as an OpenPGP message (armored or binary), its header packets
+/// read; the encrypted content is not touched.
+pub fn openpgp_message(data: &[u8]) -> Option<pgp::composed::Message<'_>> {
+    let start = data.iter().position(|b| !b.is_ascii_whitespace())?;
+    let data = &data[start..];
+    if data.starts_with(PGP_ARMOR) {
+        pgp::composed::Message::from_armor(data)
+            .ok()
+            .map(|(m, _)| m)
+    } else if data.first().is_some_and(|b| b & 0x80 != 0) {
+        pgp::composed::Message::from_bytes(data).ok()
+    } else {
+        None
+    }
+}
+
+/// An OpenPGP message whose session key is encrypted with passwords only.
+fn password_only(data: &[u8]) -> bool {
+    use pgp::composed::{Esk, Message};
+    match openpgp_message(data) {
+        Some(Message::Encrypted { esk, .. }) => {
+            !esk.is_empty()
+                && esk
+                    .iter()
+                    .all(|e| matches!(e, Esk::SymKeyEncryptedSessionKey(_)))
+        }
+        _ => false,
     }
 }
 
@@ -40,6 +75,11 @@ pub fn inspect(data: &[u8]) -> Option<ArchiveInfo> {
     match detect(data)? {
         Format::Zip => Some(inspect_zip(data)),
         Format::SevenZ => Some(inspect_7z(data)),
+        Format::OpenPgp => Some(ArchiveInfo {
+            encryption: "openpgp-password".into(),
+            entry_count: 1,
+            ..ArchiveInfo::empty(Format::OpenPgp)
+        }),
     }
 }
 

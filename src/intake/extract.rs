@@ -47,6 +47,10 @@ pub struct ExtractLimits {
     /// (about 20 ms); more only serves to make each wrong guess cost
     /// seconds, so a larger N is refused before any round runs.
     pub max_kdf_power: u8,
+    /// Memory an OpenPGP password message's Argon2 key derivation may
+    /// claim, in KiB (256 MiB): RFC 9580's low-memory choice is 64 MiB; a
+    /// sender may ask for 2 GiB per guess, which is refused first.
+    pub max_argon2_memory_kb: u64,
 }
 
 impl Default for ExtractLimits {
@@ -61,6 +65,7 @@ impl Default for ExtractLimits {
             max_time: Duration::from_secs(30),
             sevenz_memory_kb: 256 * 1024,
             max_kdf_power: 19,
+            max_argon2_memory_kb: 256 * 1024,
         }
     }
 }
@@ -78,6 +83,7 @@ pub enum Limit {
     MaxTime,
     SevenzMemoryKb,
     KdfRounds,
+    Argon2MemoryKb,
 }
 
 impl Limit {
@@ -93,6 +99,7 @@ impl Limit {
             Limit::MaxTime => "max_time",
             Limit::SevenzMemoryKb => "sevenz_memory_kb",
             Limit::KdfRounds => "kdf_rounds",
+            Limit::Argon2MemoryKb => "max_argon2_memory_kb",
         }
     }
 }
@@ -307,6 +314,7 @@ fn extract_into(
     match archive::detect(data) {
         Some(Format::Zip) => extract_zip(data, password, depth, budget, out)?,
         Some(Format::SevenZ) => extract_7z(data, password, depth, budget, out)?,
+        Some(Format::OpenPgp) => openpgp::extract(data, password, depth, budget, &mut out.files)?,
         None => return Err(ExtractError::Damaged("not a zip or 7z archive".into())),
     }
     // Archives inside: opened with the same password when encrypted.
@@ -494,3 +502,5 @@ fn kdf_limit(power: u8, max: u8) -> ExtractError {
 
 #[cfg(test)]
 mod tests;
+
+mod openpgp;

@@ -10,14 +10,16 @@ pub enum Format {
     Zip,
     #[serde(rename = "7z")]
     SevenZ,
+    /// An OpenPGP message encrypted with a password only (`gpg -c`).
+    OpenPgp,
 }
 
 /// What is known of one archive before any password.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArchiveInfo {
     pub format: Format,
-    /// `none`, `zipcrypto`, `winzip-aes-128`/`-192`/`-256`, `7zaes`, or
-    /// `mixed` when entries differ.
+    /// `none`, `zipcrypto`, `winzip-aes-128`/`-192`/`-256`, `7zaes`,
+    /// `openpgp-password`, or `mixed` when entries differ.
     pub encryption: String,
     pub headers_encrypted: bool,
     /// Readable entry names (display only), at most `MAX_LISTED`.

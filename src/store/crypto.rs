@@ -181,3 +181,15 @@ pub async fn forget_report_text(
     .await?;
     Ok(())
 }
+
+/// A case's password-encrypted messages were opened by an unlock.
+pub async fn opened_with_password(tx: &mut WriteTx<'_>, case_id: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE message_encryption SET decryption = 'decrypted'
+         WHERE case_id = $1 AND decryption = 'password'",
+    )
+    .bind(case_id)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
