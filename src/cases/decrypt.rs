@@ -75,7 +75,10 @@ pub(super) async fn open(
         .collect();
     let (signature, reporter) = pending.check(&mime, &keys);
     drop(mime);
-    record.signature = signature;
+    // An S/MIME signature was checked when the envelope was opened.
+    if signature.is_some() {
+        record.signature = signature;
+    }
     if let Some((key, fingerprint)) = reporter {
         record.reporter_key = Some(key);
         record.reporter_key_fingerprint = Some(fingerprint);

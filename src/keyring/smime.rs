@@ -4,9 +4,15 @@
 
 use super::{Opened, Pending, closed};
 use crate::model::crypto::{Decryption, Envelope};
+use crate::model::crypto::{Signature, SignatureStatus};
 use openssl::cms::CmsContentInfo;
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
 use openssl::pkey::{PKey, Private};
+use openssl::stack::Stack;
 use openssl::x509::X509;
+use openssl::x509::store::X509StoreBuilder;
 use zeroize::Zeroizing;
 
 pub(super) struct OrgCert {
@@ -45,12 +51,85 @@ pub(super) fn open(org: Option<&OrgCert>, der: &[u8], max_plain: usize) -> Opene
         Ok(plain) if plain.len() > max_plain => fail(format!(
             "the plaintext is over the message size limit ({max_plain} bytes)"
         )),
-        Ok(plain) => Opened::Plain {
-            mime: Zeroizing::new(plain),
-            pending: Pending::none(),
-            record: closed(Envelope::Smime, Decryption::Decrypted, None),
-        },
+        Ok(plain) => {
+            let plain = Zeroizing::new(plain);
+            let mut record = closed(Envelope::Smime, Decryption::Decrypted, None);
+            let (mime, signature) = match signed(&plain) {
+                Some((content, signature)) => (content, Some(signature)),
+                None => (plain, None),
+            };
+            record.signature = signature;
+            Opened::Plain {
+                mime,
+                pending: Pending::none(),
+                record,
+            }
+        }
         // OpenSSL cannot tell "not for this certificate" from damage.
         Err(_) => Opened::Closed(closed(Envelope::Smime, Decryption::OtherKey, None)),
     }
+}
+
+/// The content of an S/MIME signed message (RFC 8551: `multipart/signed`,
+/// or `application/pkcs7-mime; smime-type=signed-data`) and what its
+/// signature proved; None when `mime` is not signed. The signature is
+/// checked against the certificate it carries; whose certificate that is,
+/// no CA here vouches: the case names its subject and fingerprint.
+fn signed(mime: &[u8]) -> Option<(Zeroizing<Vec<u8>>, Signature)> {
+    let (p7, detached) = Pkcs7::from_smime(mime).ok()?;
+    let none = Stack::new().ok()?;
+    let store = X509StoreBuilder::new().ok()?.build();
+    let signer = p7
+        .signers(&none, Pkcs7Flags::empty())
+        .ok()
+        .and_then(|s| s.iter().next().map(describe));
+    let mut content = Vec::new();
+    let verified = p7.verify(
+        &none,
+        &store,
+        detached.as_deref(),
+        Some(&mut content),
+        Pkcs7Flags::NOVERIFY,
+    );
+    let status = match (&signer, verified) {
+        (None, _) => SignatureStatus::UnknownKey,
+        (Some(_), Ok(())) => SignatureStatus::Valid,
+        (Some(_), Err(_)) => SignatureStatus::Invalid,
+    };
+    let content = match detached {
+        Some(d) => d,
+        None if !content.is_empty() => content,
+        None => return None,
+    };
+    Some((
+        Zeroizing::new(content),
+        Signature {
+            signer: signer.unwrap_or_else(|| "an unnamed certificate".into()),
+            status,
+        },
+    ))
+}
+
+/// "security@example.org (SHA-256 AB:CD…)": the certificate's e-mail
+/// address or common name, and its fingerprint.
+fn describe(cert: &openssl::x509::X509Ref) -> String {
+    let name = cert
+        .subject_alt_names()
+        .and_then(|names| names.iter().find_map(|n| n.email().map(str::to_owned)))
+        .or_else(|| {
+            [Nid::PKCS9_EMAILADDRESS, Nid::COMMONNAME]
+                .into_iter()
+                .find_map(|nid| {
+                    cert.subject_name()
+                        .entries_by_nid(nid)
+                        .next()
+                        .and_then(|e| e.data().to_string().ok())
+                })
+        })
+        .unwrap_or_else(|| "an unnamed certificate".into());
+    let fingerprint = cert
+        .digest(MessageDigest::sha256())
+        .map(|d| hex::encode_upper(d))
+        .unwrap_or_default();
+    format!("{name} (SHA-256 {fingerprint})")
 }
