@@ -129,7 +129,7 @@ fn describe(cert: &openssl::x509::X509Ref) -> String {
         .unwrap_or_else(|| "an unnamed certificate".into());
     let fingerprint = cert
         .digest(MessageDigest::sha256())
-        .map(|d| hex::encode_upper(d))
+        .map(hex::encode_upper)
         .unwrap_or_default();
     format!("{name} (SHA-256 {fingerprint})")
 }
