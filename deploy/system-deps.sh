@@ -39,9 +39,11 @@ if ((${#missing[@]})); then
 fi
 command -v cargo >/dev/null || { echo "cargo not found: install Rust 1.95 (rustup) first" >&2; exit 1; }
 
-# An independent RFC 9116 parser for the security.txt test: the `sectxt`
-# package (Python), in a virtual environment of its own beside the build.
-if [ "$1" = test ] && [ ! -x target/sectxt-venv/bin/python ]; then
-  python3 -m venv target/sectxt-venv
-  target/sectxt-venv/bin/pip install -q sectxt==0.9.8
+# Python helpers of the tests, in a virtual environment of their own
+# beside the build: `sectxt`, an independent RFC 9116 parser for the
+# security.txt test, and `dnslib`, for the DNS server the sender
+# authentication tests start on loopback.
+if [ "$1" = test ] && ! target/test-venv/bin/python -c 'import sectxt, dnslib' 2>/dev/null; then
+  python3 -m venv target/test-venv
+  target/test-venv/bin/pip install -q sectxt==0.9.8 dnslib==0.9.25
 fi

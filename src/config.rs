@@ -42,6 +42,8 @@ pub struct Config {
     pub limits: Limits,
     pub intake: crate::intake::IntakeSettings,
     pub outbound: crate::outbound::OutboundConfig,
+    /// `[sender_auth]`: SPF, DKIM, DMARC and ARC computed after filing.
+    pub sender_auth: crate::sender_auth::SenderAuthSettings,
     pub web: WebConfig,
     pub saml: SamlConfig,
     /// `[[webhooks]]`: signed POSTs on new cases and state changes.
@@ -299,6 +301,7 @@ impl Default for Config {
             limits: Limits::default(),
             intake: crate::intake::IntakeSettings::default(),
             outbound: crate::outbound::OutboundConfig::default(),
+            sender_auth: crate::sender_auth::SenderAuthSettings::default(),
             web: WebConfig::default(),
             saml: SamlConfig::default(),
             webhooks: Vec::new(),

@@ -45,6 +45,8 @@ pub enum ServeError {
     Worker(#[from] Failure),
     #[error(transparent)]
     Keys(#[from] crate::keyring::KeyError),
+    #[error("{0}")]
+    SenderAuth(String),
     #[error("building the search index: {0}")]
     Index(#[from] crate::cases::CaseError),
     #[error("{what}: {source}")]
@@ -151,10 +153,27 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
 
     let stored = Arc::new(tokio::sync::Notify::new());
     let (intake_stop, intake_stop_rx) = tokio::sync::watch::channel(false);
+    // Sender authentication: filed messages are assessed after the fact,
+    // woken by intake (`cases::authenticate`).
+    let filed = Arc::new(tokio::sync::Notify::new());
+    let auth_task = if config.sender_auth.enabled && config.intake.enabled {
+        let auth = crate::sender_auth::SenderAuth::new(&config.sender_auth, &config.smtp.hostname)
+            .map_err(|e| ServeError::SenderAuth(e.to_string()))?;
+        let every = std::time::Duration::from_secs(config.intake.poll_interval.max(1));
+        let authenticator = crate::cases::authenticate::Authenticator::new(store.clone(), auth);
+        Some(tokio::spawn(authenticator.run(
+            Arc::clone(&filed),
+            every,
+            intake_stop.subscribe(),
+        )))
+    } else {
+        None
+    };
     let intake_task = config.intake.enabled.then(|| {
         let receipts = Receipts {
             hostname: config.smtp.hostname.clone(),
             outbound: config.outbound.clone(),
+            hold_for_sender_auth: config.sender_auth.enabled,
         };
         let intake = Inbox::new(
             store.clone(),
@@ -163,7 +182,8 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
             Arc::clone(&intake_workers),
             config.intake.clone(),
         )
-        .with_keyring(Arc::clone(&keyring), config.limits.max_message_size);
+        .with_keyring(Arc::clone(&keyring), config.limits.max_message_size)
+        .notifying(Arc::clone(&filed));
         let every = std::time::Duration::from_secs(config.intake.poll_interval.max(1));
         tokio::spawn(intake.run(Arc::clone(&stored), every, intake_stop_rx))
     });
@@ -457,6 +477,9 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
     }
     let _ = retention_task.await;
     let _ = control_task.await;
+    if let Some(task) = auth_task {
+        let _ = task.await;
+    }
     let _ = std::fs::remove_file(crate::control::path(&config.data_dir));
     if let Some(task) = alert_task {
         let _ = task.await;

@@ -118,12 +118,10 @@ async fn fixtures_become_cases_with_their_fields() {
     assert_eq!(en["cvss_score"], 8.7);
     assert_eq!(en["cvss_severity"], "high");
     assert_eq!(en["tls_version"], "TLSv1.3");
-    assert!(
-        en["authentication_results"]
-            .as_str()
-            .unwrap()
-            .contains("dkim=pass")
-    );
+    // The fixture carries the sender's own `Authentication-Results:
+    // ... dkim=pass`. At a public MX the sender wrote it: it is never
+    // shown (our own results are `e2e_sender_auth`'s; off here).
+    assert!(en["authentication_results"].is_null(), "{en}");
     let assets = en["assets"].as_array().unwrap();
     assert!(
         assets

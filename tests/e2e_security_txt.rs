@@ -32,10 +32,7 @@ fn parse(body: &str, canonical: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("security.txt");
     std::fs::write(&file, body).unwrap();
-    let python = format!(
-        "{}/target/sectxt-venv/bin/python",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let python = format!("{}/target/test-venv/bin/python", env!("CARGO_MANIFEST_DIR"));
     let (ok, out) = sh(Command::new(python)
         .arg("-c")
         .arg(PARSE)

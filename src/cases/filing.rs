@@ -216,7 +216,9 @@ fn new_case(policy: &Policy, a: &Analysis, p: &Claimed) -> NewCase {
         suggestions: a.suggestions.clone(),
         tls_version: p.tls_version.clone(),
         tls_cipher: p.tls_cipher.clone(),
-        authentication_results: mail.authentication_results.clone(),
+        // The sender's own claims prove nothing at a public MX: the case
+        // shows only what we computed (`cases::authenticate`).
+        authentication_results: None,
         message_id: mail.message_id.clone(),
         received_at: p.received_at,
         acknowledge_by: deadlines.acknowledge_by.as_second(),
@@ -296,6 +298,9 @@ async fn queue_receipt(
         now,
     )
     .await?;
+    if receipts.hold_for_sender_auth {
+        outbox::suppress_pending(tx, case_id, "receipt", super::authenticate::AWAITING).await?;
+    }
     Ok(())
 }
 

@@ -97,6 +97,9 @@ pub struct Receipts {
     /// Our host name, for receipt Message-IDs.
     pub hostname: String,
     pub outbound: OutboundConfig,
+    /// Hold each receipt until the sender is assessed
+    /// (`cases::authenticate`): sender authentication is on.
+    pub hold_for_sender_auth: bool,
 }
 
 /// The inbox loop over one store.
@@ -113,6 +116,9 @@ pub struct Inbox {
     /// limit, so decryption cannot make a report larger than one we would
     /// have accepted in clear.
     max_plain: usize,
+    /// Told after a pass that filed something (sender authentication
+    /// waits on it).
+    filed: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Inbox {
@@ -132,7 +138,14 @@ impl Inbox {
             settings,
             keyring: Arc::new(Keyring::default()),
             max_plain: 25 * 1024 * 1024,
+            filed: None,
         }
+    }
+
+    /// Tells `filed` after each pass that filed a message.
+    pub fn notifying(mut self, filed: Arc<tokio::sync::Notify>) -> Self {
+        self.filed = Some(filed);
+        self
     }
 
     /// Decrypts reports with `keyring`, to at most `max_plain` bytes each.
@@ -357,8 +370,14 @@ impl Inbox {
             warn!(error = %e, "intake cannot release old leases");
         }
         loop {
-            if let Err(e) = self.drain().await {
-                warn!(error = %e, "intake pass failed; retrying");
+            match self.drain().await {
+                Ok(filed) if !filed.is_empty() => {
+                    if let Some(n) = &self.filed {
+                        n.notify_one();
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "intake pass failed; retrying"),
             }
             tokio::select! {
                 _ = wake.notified() => {}

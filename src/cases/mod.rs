@@ -9,6 +9,7 @@
 //! two doors answer the same action differently.
 
 pub mod alerts;
+pub mod authenticate;
 pub mod clocks;
 mod decrypt;
 pub mod digest;
@@ -112,6 +113,8 @@ pub enum CaseError {
         "only an operator (the CLI without --for-org) or an admin may do this across organisations"
     )]
     OperatorOnly,
+    #[error("{0} has no receipt held for an unauthenticated sender")]
+    NoHeldReceipt(String),
     #[error("organisation {0:?} has no OpenPGP key configured")]
     NoKey(String),
     #[error("the passphrase does not unlock {0:?}'s OpenPGP key")]
@@ -180,6 +183,7 @@ impl CaseError {
             | CaseError::NoClockFor(_)
             | CaseError::ClockWaiting { .. }
             | CaseError::ClockMet(_)
+            | CaseError::NoHeldReceipt(_)
             | CaseError::Erased(_) => ErrorClass::Conflict,
             CaseError::Unlock(U::TooManyAttempts(_)) => ErrorClass::Limited,
             CaseError::Unlock(U::Busy | U::NothingLocked(_)) => ErrorClass::Conflict,

@@ -86,6 +86,8 @@ impl Cases {
             .into_iter()
             .map(|(message, e)| crate::model::crypto::MessageEncryption::new(message, e))
             .collect();
+        d.sender_auth =
+            crate::store::auth::of_case(self.store.pool(), self.store.sealer(), case.id).await?;
         d.duplicates = self.duplicate_hints(case, &d).await?;
         if let Some(policy) = self.policies.get(&case.org) {
             let facts = crate::store::clocks::facts_of(self.store.pool(), case.id).await?;

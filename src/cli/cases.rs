@@ -323,6 +323,14 @@ pub(super) async fn cases_command(
                 kind.as_str()
             );
         }
+        CasesCommand::ReleaseReceipt {
+            reference,
+            actor: who,
+        } => {
+            let case = cases.open(&operator(who), &reference).await?;
+            cases.release_receipt(&case).await?;
+            println!("{reference}: receipt released");
+        }
         CasesCommand::Promote {
             reference,
             actor: who,
@@ -432,6 +440,9 @@ fn print_summary(c: &CaseDetail, now: i64) {
     );
     for e in &c.encryption {
         println!("encryption:     {}", e.summary);
+    }
+    for line in c.sender_auth.iter().flat_map(|a| a.lines()) {
+        println!("sender:         {line}");
     }
     if let Some(v) = &c.cvss_vector {
         println!(

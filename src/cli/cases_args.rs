@@ -207,6 +207,13 @@ pub enum CasesCommand {
         #[arg(long)]
         actor: Option<String>,
     },
+    /// Send a case's receipt that was held because the sender is not
+    /// authenticated (no SPF pass, no aligned DKIM): the report is genuine.
+    ReleaseReceipt {
+        reference: String,
+        #[arg(long)]
+        actor: Option<String>,
+    },
     /// Index every case for search again (start-up does it once for a
     /// store from before the index).
     Reindex,

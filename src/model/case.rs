@@ -222,10 +222,12 @@ pub enum EventKind {
     Clock,
     /// Retention or an erasure removed personal data.
     Erased,
+    /// A receipt held for an unauthenticated sender was released.
+    ReceiptReleased,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 21] = [
         EventKind::Received,
         EventKind::Parsed,
         EventKind::ParseFailed,
@@ -246,6 +248,7 @@ impl EventKind {
         EventKind::ClockStarted,
         EventKind::Clock,
         EventKind::Erased,
+        EventKind::ReceiptReleased,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -270,6 +273,7 @@ impl EventKind {
             EventKind::ClockStarted => "clock-started",
             EventKind::Clock => "clock",
             EventKind::Erased => "erased",
+            EventKind::ReceiptReleased => "receipt-released",
         }
     }
 

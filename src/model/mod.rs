@@ -7,6 +7,7 @@
 //! the two importing each other.
 
 pub mod archive;
+pub mod auth;
 pub mod case;
 pub mod clock;
 pub mod crypto;

@@ -89,6 +89,8 @@ pub enum AuditAction {
     KeyUnlocked,
     /// A passphrase that did not unlock it.
     KeyUnlockFailed,
+    /// A receipt held for an unauthenticated sender released.
+    ReceiptRelease,
 }
 
 impl AuditAction {
@@ -127,6 +129,7 @@ impl AuditAction {
             AuditAction::TokenRevoke => "token-revoke",
             AuditAction::KeyUnlocked => "key-unlocked",
             AuditAction::KeyUnlockFailed => "key-unlock-failed",
+            AuditAction::ReceiptRelease => "receipt-release",
         }
     }
 }

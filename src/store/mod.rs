@@ -103,6 +103,7 @@ pub struct MessageSummary {
 
 pub mod analysts;
 pub mod audit;
+pub mod auth;
 pub mod cases;
 pub mod clocks;
 pub mod crypto;

@@ -338,3 +338,25 @@ pub async fn resume_suppressed(
     .await?
     .rows_affected())
 }
+
+/// Changes why the case's suppressed `kind` messages wait: from `from`
+/// to `to`; returns how many.
+pub async fn resuppress(
+    tx: &mut WriteTx<'_>,
+    case_id: i64,
+    kind: &str,
+    from: &str,
+    to: &str,
+) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE outbox SET reason = $1
+         WHERE case_id = $2 AND kind = $3 AND state = 'suppressed' AND reason = $4",
+    )
+    .bind(to)
+    .bind(case_id)
+    .bind(kind)
+    .bind(from)
+    .execute(tx.conn())
+    .await?
+    .rows_affected())
+}

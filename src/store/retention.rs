@@ -121,8 +121,13 @@ pub async fn erase(
         .execute(tx.conn())
         .await?
         .rows_affected();
-    // A public key names its owner.
+    // A public key names its owner; our authentication results name the
+    // envelope sender.
     super::crypto::erase_keys(tx, case_id).await?;
+    sqlx::query("UPDATE message_auth SET header = '', checks = '' WHERE case_id = $1")
+        .bind(case_id)
+        .execute(tx.conn())
+        .await?;
     sqlx::query(
         "UPDATE outbox SET state = 'suppressed', reason = 'erased' WHERE case_id = $1 AND state = 'pending'",
     )

@@ -349,6 +349,22 @@ pub const SQLITE: &[&str] = &[
         reporter_key_fingerprint TEXT
     );
     CREATE INDEX message_encryption_by_case ON message_encryption (case_id);",
+    // 18: sender authentication we computed (#13): our Authentication-
+    // Results header and the plain-language checks (both sealed), and
+    // whether the sender is authenticated for an automatic receipt. Mail
+    // filed before this release is marked as never assessed (an empty
+    // header), so an upgrade does not look up old mail.
+    "CREATE TABLE message_auth (
+        message_id    INTEGER PRIMARY KEY REFERENCES messages (id),
+        case_id       INTEGER NOT NULL REFERENCES cases (id),
+        at            INTEGER NOT NULL,
+        header        TEXT    NOT NULL,
+        checks        TEXT    NOT NULL,
+        authenticated INTEGER NOT NULL
+    );
+    CREATE INDEX message_auth_by_case ON message_auth (case_id);
+    INSERT INTO message_auth (message_id, case_id, at, header, checks, authenticated)
+        SELECT id, case_id, 0, '', '', 0 FROM messages WHERE case_id IS NOT NULL;",
 ];
 
 pub const POSTGRES: &[&str] = &[
@@ -640,4 +656,16 @@ pub const POSTGRES: &[&str] = &[
         reporter_key_fingerprint TEXT
     );
     CREATE INDEX message_encryption_by_case ON message_encryption (case_id);",
+    // 18
+    "CREATE TABLE message_auth (
+        message_id    BIGINT PRIMARY KEY REFERENCES messages (id),
+        case_id       BIGINT NOT NULL REFERENCES cases (id),
+        at            BIGINT NOT NULL,
+        header        TEXT   NOT NULL,
+        checks        TEXT   NOT NULL,
+        authenticated INTEGER NOT NULL
+    );
+    CREATE INDEX message_auth_by_case ON message_auth (case_id);
+    INSERT INTO message_auth (message_id, case_id, at, header, checks, authenticated)
+        SELECT id, case_id, 0, '', '', 0 FROM messages WHERE case_id IS NOT NULL;",
 ];

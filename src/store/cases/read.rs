@@ -198,6 +198,9 @@ pub struct CaseDetail {
     /// Its encrypted mails: how each was encrypted, whether it was
     /// decrypted, and what its signature proved.
     pub encryption: Vec<crate::model::crypto::MessageEncryption>,
+    /// Sender authentication as we computed it for the report (SPF, DKIM,
+    /// DMARC, ARC), once assessed; `authentication_results` is its header.
+    pub sender_auth: Option<crate::model::auth::Assessment>,
     /// The parts the thread is assembled from.
     #[serde(skip)]
     pub messages: Vec<CaseMessage>,
@@ -325,6 +328,7 @@ pub async fn show(
         clocks: Vec::new(),
         erased_at: row.try_get("erased_at")?,
         encryption: Vec::new(),
+        sender_auth: None,
         messages,
         outbound,
         mails,

@@ -45,6 +45,7 @@ pub mod paths {
     pub const RAW: &str = "/api/v1/cases/{reference}/messages/{message}/raw";
     pub const BULK: &str = "/api/v1/cases/{reference}/bulk";
     pub const PROMOTE: &str = "/api/v1/cases/{reference}/promote";
+    pub const RELEASE_RECEIPT: &str = "/api/v1/cases/{reference}/receipt/release";
     pub const FEEDBACK: &str = "/api/v1/cases/{reference}/feedback";
     pub const FEEDBACK_DRAFT: &str = "/api/v1/cases/{reference}/feedback/{kind}";
     pub const CLOCKS: &str = "/api/v1/cases/{reference}/clocks";
@@ -71,6 +72,7 @@ fn routes() -> Vec<(Method, &'static str, MethodRouter<Api>)> {
         (Method::GET, paths::RAW, get(raw)),
         (Method::POST, paths::BULK, post(bulk)),
         (Method::POST, paths::PROMOTE, post(promote)),
+        (Method::POST, paths::RELEASE_RECEIPT, post(release_receipt)),
         (Method::POST, paths::FEEDBACK, post(send_feedback)),
         (Method::GET, paths::FEEDBACK_DRAFT, get(feedback_draft)),
         (Method::GET, paths::CLOCKS, get(clocks::clocks)),
@@ -438,6 +440,19 @@ async fn promote(
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "reference": reference, "kind": "disclosure", "receipt_to": to }),
+    ))
+}
+
+async fn release_receipt(
+    State(api): State<Api>,
+    Caller(p): Caller,
+    Path(reference): Path<String>,
+) -> Result<Response, ApiError> {
+    let case = api.cases.open(&p, &reference).await?;
+    api.cases.release_receipt(&case).await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "reference": reference, "released": true }),
     ))
 }
 

@@ -71,6 +71,10 @@ struct CaseView {
     duplicates: Vec<(String, String)>,
     /// An unflagged case may be promoted to a report.
     promotable: bool,
+    /// Its receipt waits because the sender is not authenticated.
+    receipt_held: bool,
+    /// Sender authentication as we computed it, one line per check.
+    sender_auth: Vec<String>,
     /// The fields an analyst may write: (name, label).
     editable: Vec<(&'static str, &'static str)>,
     /// Who works it, by display name, and who could: (actor, display).
@@ -115,6 +119,7 @@ fn notice_text(code: &str) -> Option<&'static str> {
             "Now a disclosure report: the receipt is in the outbox and the clocks run from its arrival."
         }
         "reply" => "Reply queued to the reporter; it is in the timeline.",
+        "receipt-released" => "Receipt released: it is in the outbox.",
         "flag" => "Flagged: the regulatory clocks are on the case.",
         "mark" => "Recorded; the clocks that run from it have started.",
         "submitted" => "Submission recorded: the clock is met.",
@@ -374,6 +379,12 @@ async fn case_page_with(
         has_locked,
         thread: super::conversation::thread_views(&d),
         promotable: s.kind == CaseKind::Unflagged,
+        receipt_held: d.outbound.iter().any(|o| {
+            o.kind == "receipt"
+                && o.state == "suppressed"
+                && o.reason.as_deref() == Some(crate::cases::authenticate::UNAUTHENTICATED)
+        }),
+        sender_auth: d.sender_auth.iter().flat_map(|a| a.lines()).collect(),
         duplicates: d
             .duplicates
             .iter()

@@ -184,6 +184,21 @@ pub(crate) async fn promote(
     }
 }
 
+/// Sends the receipt held because the sender is not authenticated.
+pub(crate) async fn release_receipt(
+    State(ui): State<S>,
+    a: Analyst,
+    Path(reference): Path<String>,
+    Form(f): Form<crate::web::auth::logout::CsrfForm>,
+) -> Result<Response, UiError> {
+    a.check_csrf(&f.csrf)?;
+    let case = a.open(&ui, &reference).await?;
+    match ui.cases.release_receipt(&case).await {
+        Ok(_) => Ok(super::case::done(&case.reference, "receipt-released")),
+        Err(e) => super::case::refused(&ui, &a, &case, e).await,
+    }
+}
+
 #[derive(Deserialize)]
 pub(crate) struct FeedbackForm {
     csrf: String,

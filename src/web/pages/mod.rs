@@ -113,6 +113,10 @@ pub fn router(ui: Ui) -> Router {
         .route("/cases/{reference}/fields", post(conversation::edit_field))
         .route("/cases/{reference}/bulk", post(conversation::bulk))
         .route("/cases/{reference}/promote", post(conversation::promote))
+        .route(
+            "/cases/{reference}/receipt/release",
+            post(conversation::release_receipt),
+        )
         .route("/cases/{reference}/feedback", post(conversation::feedback))
         .route(
             "/cases/{reference}/messages/{message}/headers",
