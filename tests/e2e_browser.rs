@@ -423,3 +423,114 @@ async fn an_analyst_works_a_case_in_chromium() {
     }
     assert!(!out.contains(PASSWORD) && !server.log().contains(PASSWORD));
 }
+
+/// An admin unlocks an organisation's passphrase-protected OpenPGP key on
+/// the keys page; an analyst reads a report that came encrypted and
+/// signed, decrypted, with its signature line. Keys and mail made by
+/// `gpg`.
+#[tokio::test]
+async fn an_encrypted_signed_report_reads_decrypted_in_chromium() {
+    use common::gpg::{self, Gpg};
+    let gpg = Gpg::new();
+    let magenta = gpg.generate("Magenta Security <security@magenta.example>", "");
+    let netcompany = gpg.generate(
+        "Netcompany Security <security@netcompany.example>",
+        PASSWORD,
+    );
+    let reporter = gpg.generate("Rita Reporter <r@researcher.example>", "");
+    let policies = gpg::keyed_policies(
+        &gpg,
+        &[
+            ("magenta", &magenta, ""),
+            ("netcompany", &netcompany, PASSWORD),
+        ],
+    );
+    let server = Server::start(Opts {
+        intake: INTAKE_ON,
+        extra: "[web]\nlisten = \"127.0.0.1:0\"\n".into(),
+        serve_args: vec!["--dev-idp"],
+        env: vec![(
+            "DISCLOSURE_MX_POLICIES_DIR",
+            policies.path().to_string_lossy().into_owned(),
+        )],
+        ..Opts::default()
+    });
+    let inner = gpg::inner_report(
+        None,
+        "Description: the <b>billing</b> API returns every customer's card\nImpact: card data",
+        Some(&gpg.export_public(&reporter)),
+    );
+    let armored = gpg.encrypt(&magenta, Some(&reporter), &inner);
+    let mail = gpg::pgp_mime(
+        "Rita Reporter <r@researcher.example>",
+        "security@magenta.example",
+        "Encrypted report",
+        "browser-pgp@researcher.example",
+        &armored,
+    );
+    deliver_from(
+        &server,
+        "r@researcher.example",
+        "security@magenta.example",
+        &mail,
+    )
+    .await;
+    let armored = gpg.encrypt(&netcompany, None, b"Description: waits for the key\n");
+    let locked = gpg::pgp_mime(
+        "Rita Reporter <r@researcher.example>",
+        "security@netcompany.example",
+        "Responsible disclosure: locked",
+        "browser-locked@researcher.example",
+        &armored,
+    );
+    deliver_from(
+        &server,
+        "r@researcher.example",
+        "security@netcompany.example",
+        &locked,
+    )
+    .await;
+    server.wait_filed(2);
+    let reference = server.case_of("magenta");
+    let waiting = server.case_of("netcompany");
+    let base = format!("http://{}", common::web::web_addr(&server.data_dir()));
+
+    let downloads = tempfile::tempdir().unwrap();
+    let b = Driver::start(downloads.path()).await;
+    b.goto(&format!("{base}/admin/keys")).await;
+    b.submit("button[value=\"admin\"]").await;
+    b.submit("#continue").await;
+    b.goto(&format!("{base}/admin/keys")).await;
+    assert_eq!(b.text("#state-magenta").await, "ready");
+    assert_eq!(b.text("#state-netcompany").await, "locked");
+    b.type_into("#passphrase-netcompany", "not it").await;
+    b.submit("#unlock-netcompany").await;
+    assert!(b.text("#error").await.contains("does not unlock"));
+    b.type_into("#passphrase-netcompany", PASSWORD).await;
+    b.submit("#unlock-netcompany").await;
+    assert!(b.text("#notice").await.contains("1 report(s) queued"));
+    assert_eq!(b.text("#state-netcompany").await, "ready");
+    assert!(!b.source().await.contains(PASSWORD));
+
+    b.goto(&format!("{base}/cases/{reference}")).await;
+    let line = b.text(".encryption").await;
+    assert!(
+        line.contains(&format!(
+            "OpenPGP (PGP/MIME), decrypted with our key; signed by {reporter}, valid"
+        )),
+        "{line}"
+    );
+    let thread = b.text("#thread").await;
+    assert!(
+        thread.contains("the <b>billing</b> API"),
+        "decrypted, shown as text: {thread}"
+    );
+    b.resize(1280, 2000).await;
+    b.screenshot(&artifacts().join("encrypted-case.png")).await;
+
+    let start = Instant::now();
+    while server.case_json(&waiting)["state"] != "new" {
+        assert!(start.elapsed() < Duration::from_secs(30), "still waiting");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

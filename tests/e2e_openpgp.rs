@@ -15,7 +15,6 @@ use common::client::Client;
 use common::gpg::{self, Gpg};
 use common::{INTAKE_ON, Opts, Server, deliver_from, wait_until};
 use serde_json::Value;
-use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
 
 const REPORTER: &str = "Rita Reporter <r@researcher.example>";
@@ -43,21 +42,13 @@ fn world() -> World {
     );
     let reporter = gpg.generate(REPORTER, "");
     let other = gpg.generate("Someone Else <someone@elsewhere.example>", "");
-    let policies = tempfile::tempdir().unwrap();
-    for (name, fpr, pass) in [
-        ("magenta", &magenta, ""),
-        ("netcompany", &netcompany, PASSPHRASE),
-    ] {
-        let text = std::fs::read_to_string(format!("policies/{name}.toml")).unwrap();
-        let key = policies.path().join(format!("{name}.key.asc"));
-        std::fs::write(&key, gpg.export_secret(fpr, pass)).unwrap();
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-        std::fs::write(
-            policies.path().join(format!("{name}.toml")),
-            format!("{text}\n[openpgp]\nsecret_key_file = \"{name}.key.asc\"\n"),
-        )
-        .unwrap();
-    }
+    let policies = gpg::keyed_policies(
+        &gpg,
+        &[
+            ("magenta", &magenta, ""),
+            ("netcompany", &netcompany, PASSPHRASE),
+        ],
+    );
     World {
         gpg,
         policies,

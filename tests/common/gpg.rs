@@ -198,3 +198,29 @@ pub fn inner_report(subject: Option<&str>, text: &str, key: Option<&[u8]>) -> Ve
     m.push_str("--in--\r\n");
     m.into_bytes()
 }
+
+/// The seed policies in a directory of their own, each organisation in
+/// `keys` with its OpenPGP secret key (`fingerprint`, protected by
+/// `passphrase` when not empty) exported by `gpg` beside it, mode 0600.
+pub fn keyed_policies(gpg: &Gpg, keys: &[(&str, &str, &str)]) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt as _;
+    let policies = tempfile::tempdir().unwrap();
+    for name in ["magenta", "netcompany"] {
+        let text = std::fs::read_to_string(format!(
+            "{}/policies/{name}.toml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let text = match keys.iter().find(|(org, _, _)| *org == name) {
+            Some((_, fpr, pass)) => {
+                let key = policies.path().join(format!("{name}.key.asc"));
+                std::fs::write(&key, gpg.export_secret(fpr, pass)).unwrap();
+                std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+                format!("{text}\n[openpgp]\nsecret_key_file = \"{name}.key.asc\"\n")
+            }
+            None => text,
+        };
+        std::fs::write(policies.path().join(format!("{name}.toml")), text).unwrap();
+    }
+    policies
+}
