@@ -353,6 +353,7 @@ pub const ENV_OVERRIDES: &[&str] = &[
     "DISCLOSURE_MX_STORE_URL",
     "DISCLOSURE_MX_WEB_LISTEN",
     "DISCLOSURE_MX_LOG_LEVEL",
+    "DISCLOSURE_MX_SENDER_AUTH_NAMESERVERS",
 ];
 
 impl Config {
@@ -409,6 +410,16 @@ impl Config {
                             reason: e.to_string(),
                         })?,
                 );
+        }
+        if let Some(v) = var("DISCLOSURE_MX_SENDER_AUTH_NAMESERVERS") {
+            self.sender_auth.nameservers = list(v)
+                .iter()
+                .map(|a| a.parse())
+                .collect::<Result<_, _>>()
+                .map_err(|e: std::net::AddrParseError| ConfigError::Env {
+                    name: "DISCLOSURE_MX_SENDER_AUTH_NAMESERVERS",
+                    reason: e.to_string(),
+                })?;
         }
         if let Some(v) = var("DISCLOSURE_MX_SMTP_HOSTNAME") {
             self.smtp.hostname = v;
@@ -554,6 +565,10 @@ mod tests {
         assert_eq!(c.store.key_file, d.store.key_file);
         assert_eq!(format!("{:?}", c.outbound), format!("{:?}", d.outbound));
         assert_eq!(format!("{:?}", c.intake), format!("{:?}", d.intake));
+        assert_eq!(
+            format!("{:?}", c.sender_auth),
+            format!("{:?}", d.sender_auth)
+        );
         assert_eq!(c.web.listen, d.web.listen);
         assert!(c.webhooks.is_empty());
     }

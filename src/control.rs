@@ -29,7 +29,9 @@ const MAX_REQUEST: u64 = 16 * 1024;
 /// A client that sends nothing for this long is dropped.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Serialize, Deserialize)]
+/// No `Debug`: a request can hold a passphrase, which must never reach a
+/// log line.
+#[derive(Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "kebab-case")]
 pub enum Request {
     /// Unlock `org`'s OpenPGP key with `passphrase`.

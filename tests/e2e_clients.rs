@@ -95,7 +95,7 @@ s.quit()
         .arg(&cafile));
     assert!(ok, "{out}");
     assert!(
-        out.contains("plain-data 550 5.7.10 Without TLS only an encrypted zip or 7z"),
+        out.contains("plain-data 550 5.7.10 Without TLS only an encrypted report"),
         "{out}"
     );
     assert!(out.contains("tls TLSv1.2 ECDHE-"), "{out}");
@@ -155,7 +155,7 @@ fn swaks_without_tls_and_without_an_encrypted_archive_is_refused_and_nothing_is_
     ]));
     assert!(!ok);
     assert!(
-        out.contains("<** 550 5.7.10 Without TLS only an encrypted zip or 7z"),
+        out.contains("<** 550 5.7.10 Without TLS only an encrypted report"),
         "{out}"
     );
     assert!(server.messages().is_empty());

@@ -54,30 +54,52 @@ impl Authenticator {
                 return Ok(done);
             }
             let mut jobs = tokio::task::JoinSet::new();
-            for m in batch {
+            for mut m in batch {
                 let auth = Arc::clone(&self.auth);
-                // A panic in a verifier costs this message's assessment
-                // (recorded as not assessed), not the loop.
                 jobs.spawn(async move {
                     let peer = m
                         .peer
                         .parse::<std::net::SocketAddr>()
                         .map(|a| a.ip())
                         .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-                    let envelope = Envelope {
-                        ip: peer,
-                        helo: &m.helo,
-                        mail_from: &m.mail_from,
-                    };
-                    let original = after_our_trace(&m.raw);
-                    let a = auth.assess(original, &envelope).await;
-                    (m, a)
+                    let (helo, mail_from) = (m.helo.clone(), m.mail_from.clone());
+                    let raw = std::mem::take(&mut m.raw);
+                    // A panic in a verifier costs this message's
+                    // assessment (recorded as not assessed, its stored
+                    // mail left as it is), never the loop, and the message
+                    // is not tried again.
+                    let inner = Arc::clone(&auth);
+                    let assessed = tokio::spawn(async move {
+                        let envelope = Envelope {
+                            ip: peer,
+                            helo: &helo,
+                            mail_from: &mail_from,
+                        };
+                        let a = inner.assess(after_our_trace(&raw), &envelope).await;
+                        (raw, a)
+                    })
+                    .await;
+                    match assessed {
+                        Ok((raw, a)) => {
+                            m.raw = raw;
+                            (m, a, true)
+                        }
+                        Err(_) => {
+                            let envelope = Envelope {
+                                ip: peer,
+                                helo: &m.helo,
+                                mail_from: &m.mail_from,
+                            };
+                            let a = auth.unassessed(&envelope, "the verifier failed");
+                            (m, a, false)
+                        }
+                    }
                 });
             }
             let mut assessed = Vec::new();
             while let Some(r) = jobs.join_next().await {
                 match r {
-                    Ok(pair) => assessed.push(pair),
+                    Ok(done) => assessed.push(done),
                     Err(e) => warn!(error = %e, "a sender assessment failed"),
                 }
             }
@@ -88,9 +110,11 @@ impl Authenticator {
             }
             let now = jiff::Timestamp::now().as_second();
             let mut tx = self.store.write().await?;
-            for (m, a) in &assessed {
-                let annotated = sender_auth::annotate(&m.raw, self.auth.authserv_id(), &a.header);
-                if !auth_store::record(&mut tx, self.store.sealer(), m, a, &annotated, now).await? {
+            for (m, a, whole) in &assessed {
+                let annotated = whole
+                    .then(|| sender_auth::annotate(&m.raw, self.auth.authserv_id(), &a.header));
+                let sealer = self.store.sealer();
+                if !auth_store::record(&mut tx, sealer, m, a, annotated.as_deref(), now).await? {
                     continue;
                 }
                 if m.opened_case {

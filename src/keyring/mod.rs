@@ -146,6 +146,15 @@ impl Keyring {
     }
 }
 
+/// What an S/MIME signed message's signature proves (no key involved):
+/// the signed content and the verdict, or None when it is not one.
+pub fn smime_signature(mime: &[u8]) -> Option<(Vec<u8>, crate::model::crypto::Signature)> {
+    std::panic::catch_unwind(|| smime::signed(mime))
+        .ok()
+        .flatten()
+        .map(|(content, s)| (content.to_vec(), s))
+}
+
 /// A record of a message that was not decrypted.
 fn closed(envelope: Envelope, decryption: Decryption, reason: Option<String>) -> Encryption {
     Encryption {

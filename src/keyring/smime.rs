@@ -75,7 +75,7 @@ pub(super) fn open(org: Option<&OrgCert>, der: &[u8], max_plain: usize) -> Opene
 /// signature proved; None when `mime` is not signed. The signature is
 /// checked against the certificate it carries; whose certificate that is,
 /// no CA here vouches: the case names its subject and fingerprint.
-fn signed(mime: &[u8]) -> Option<(Zeroizing<Vec<u8>>, Signature)> {
+pub(super) fn signed(mime: &[u8]) -> Option<(Zeroizing<Vec<u8>>, Signature)> {
     let (p7, detached) = Pkcs7::from_smime(mime).ok()?;
     let none = Stack::new().ok()?;
     let store = X509StoreBuilder::new().ok()?.build();

@@ -274,7 +274,7 @@ impl SenderAuth {
     }
 
     /// What is recorded when nothing could be assessed.
-    fn unassessed(&self, envelope: &Envelope<'_>, why: &str) -> Assessment {
+    pub fn unassessed(&self, envelope: &Envelope<'_>, why: &str) -> Assessment {
         Assessment {
             header: format!(
                 "{}; spf=temperror smtp.mailfrom={}; dkim=temperror",

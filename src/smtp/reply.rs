@@ -197,9 +197,9 @@ impl Reply {
             Reply::PlaintextRefused => (
                 550,
                 "5.7.10",
-                "Without TLS only an encrypted zip or 7z with a short covering note is accepted: \
-                 use STARTTLS with TLS 1.2 or newer, or send the report in a password-protected archive \
-                 and the password by another channel",
+                "Without TLS only an encrypted report (OpenPGP, S/MIME, or a zip or 7z with a password) \
+                 with a short covering note is accepted: use STARTTLS with TLS 1.2 or newer, or encrypt \
+                 the report to our key or in a password-protected archive and send the password by another channel",
             ),
             Reply::CheckUnavailable => (
                 451,

@@ -61,7 +61,8 @@ pub async fn unassessed(
     Ok(out)
 }
 
-/// Records `a` for message `m`, and stores `annotated` as its raw bytes;
+/// Records `a` for message `m`, and stores `annotated` (if given) as its
+/// raw bytes;
 /// for the report of a case, `a`'s header becomes the case's
 /// `authentication_results`. False if another receiver recorded it first.
 pub async fn record(
@@ -69,7 +70,7 @@ pub async fn record(
     sealer: &Sealer,
     m: &Unassessed,
     a: &Assessment,
-    annotated: &[u8],
+    annotated: Option<&[u8]>,
     now: i64,
 ) -> Result<bool, StoreError> {
     let label = Label::CaseChild(m.case_id, TABLE);
@@ -90,11 +91,13 @@ pub async fn record(
     if done.rows_affected() == 0 {
         return Ok(false);
     }
-    sqlx::query("UPDATE messages SET raw = $1 WHERE id = $2 AND length(raw) > 0")
-        .bind(sealer.seal(Label::Message(&m.queue_id), annotated))
-        .bind(m.id)
-        .execute(tx.conn())
-        .await?;
+    if let Some(annotated) = annotated {
+        sqlx::query("UPDATE messages SET raw = $1 WHERE id = $2 AND length(raw) > 0")
+            .bind(sealer.seal(Label::Message(&m.queue_id), annotated))
+            .bind(m.id)
+            .execute(tx.conn())
+            .await?;
+    }
     if m.opened_case {
         let reference: (String,) = sqlx::query_as("SELECT reference FROM cases WHERE id = $1")
             .bind(m.case_id)
