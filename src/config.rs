@@ -353,6 +353,7 @@ pub const ENV_OVERRIDES: &[&str] = &[
     "DISCLOSURE_MX_STORE_URL",
     "DISCLOSURE_MX_WEB_LISTEN",
     "DISCLOSURE_MX_LOG_LEVEL",
+    "DISCLOSURE_MX_SENDER_AUTH_ENABLED",
     "DISCLOSURE_MX_SENDER_AUTH_NAMESERVERS",
 ];
 
@@ -410,6 +411,18 @@ impl Config {
                             reason: e.to_string(),
                         })?,
                 );
+        }
+        if let Some(v) = var("DISCLOSURE_MX_SENDER_AUTH_ENABLED") {
+            self.sender_auth.enabled = match v.as_str() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" => false,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "DISCLOSURE_MX_SENDER_AUTH_ENABLED",
+                        reason: "expected true or false".into(),
+                    });
+                }
+            };
         }
         if let Some(v) = var("DISCLOSURE_MX_SENDER_AUTH_NAMESERVERS") {
             self.sender_auth.nameservers = list(v)
