@@ -69,7 +69,8 @@ fn sink() -> Server {
 fn server(w: &World, extra: String) -> Server {
     Server::start(Opts {
         intake: INTAKE_ON,
-        extra,
+        extra: format!("{extra}\n[web]\nlisten = \"127.0.0.1:0\"\n"),
+        serve_args: vec!["--dev-idp"],
         env: vec![(
             "DISCLOSURE_MX_POLICIES_DIR",
             w.policies.path().to_string_lossy().into_owned(),
@@ -386,6 +387,33 @@ async fn a_passphrase_protected_key_holds_reports_until_the_operator_unlocks_it(
     assert_eq!(c["encryption"][0]["decryption"], "decrypted", "{c}");
     let (_, status, _) = mx.cli(&["keys", "status"], None);
     assert!(status.contains("ready"), "{status}");
+
+    // The public keys are published for each organisation's domain, as
+    // `keys public` prints them, and gpg reads them.
+    let web = common::web::web_addr(&mx.data_dir());
+    for (host, fpr, org) in [
+        ("magenta.example", &w.magenta, "magenta"),
+        ("netcompany.example:8443", &w.netcompany, "netcompany"),
+    ] {
+        let (ok, served) = common::sh(
+            std::process::Command::new("curl")
+                .args(["-sS", "--fail", "-H", &format!("Host: {host}")])
+                .arg(format!("http://{web}/pgp-key.asc")),
+        );
+        assert!(ok, "{served}");
+        let (ok, printed, err) = mx.cli(&["keys", "public", org], None);
+        assert!(ok, "{err}");
+        assert_eq!(served.trim(), printed.trim());
+        let reader = Gpg::new();
+        reader.import(served.as_bytes());
+        assert_eq!(&reader.fingerprint(org), fpr);
+    }
+    let (ok, _) = common::sh(
+        std::process::Command::new("curl")
+            .args(["-sS", "--fail", "-H", "Host: elsewhere.example"])
+            .arg(format!("http://{web}/pgp-key.asc")),
+    );
+    assert!(!ok, "no key for a host of no organisation");
 
     // The passphrase is nowhere but in the service's memory.
     let (_, audit, _) = mx.cli(&["audit", "list", "--json"], None);
