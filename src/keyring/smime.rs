@@ -76,6 +76,13 @@ pub(super) fn open(org: Option<&OrgCert>, der: &[u8], max_plain: usize) -> Opene
 /// checked against the certificate it carries; whose certificate that is,
 /// no CA here vouches: the case names its subject and fingerprint.
 pub(super) fn signed(mime: &[u8]) -> Option<(Zeroizing<Vec<u8>>, Signature)> {
+    // OpenSSL quotes header values in its errors, and the `openssl` crate
+    // panics on an error text that is not UTF-8 (found by the `encrypted`
+    // fuzz target): MIME headers are ASCII (RFC 2045), so anything else
+    // is no S/MIME structure OpenSSL needs to see.
+    if !headers_are_ascii(mime) {
+        return None;
+    }
     let (p7, detached) = Pkcs7::from_smime(mime).ok()?;
     let none = Stack::new().ok()?;
     let store = X509StoreBuilder::new().ok()?.build();
@@ -110,6 +117,23 @@ pub(super) fn signed(mime: &[u8]) -> Option<(Zeroizing<Vec<u8>>, Signature)> {
     ))
 }
 
+/// Every header line — of the entity, and of each part after a boundary
+/// line — is ASCII.
+fn headers_are_ascii(mime: &[u8]) -> bool {
+    let mut in_headers = true;
+    for line in mime.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.starts_with(b"--") {
+            in_headers = true;
+        } else if line.is_empty() {
+            in_headers = false;
+        } else if in_headers && !line.is_ascii() {
+            return false;
+        }
+    }
+    true
+}
+
 /// "security@example.org (SHA-256 AB:CD…)": the certificate's e-mail
 /// address or common name, and its fingerprint.
 fn describe(cert: &openssl::x509::X509Ref) -> String {
@@ -132,4 +156,19 @@ fn describe(cert: &openssl::x509::X509Ref) -> String {
         .map(hex::encode_upper)
         .unwrap_or_default();
     format!("{name} (SHA-256 {fingerprint})")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_header_that_is_not_ascii_never_reaches_openssl() {
+        // The shape the fuzzer found: OpenSSL's error quotes the content
+        // type, and the `openssl` crate panicked on its bytes.
+        let hostile =
+            b"Content-Type: multipart/\x84\x5e\x03\xda; boundary=b\r\n\r\n--b\r\nx\r\n--b--\r\n";
+        assert!(super::signed(hostile).is_none());
+        assert!(super::headers_are_ascii(
+            b"Content-Type: text/plain\r\n\r\nbody in UTF-8: \xc3\xa6\r\n"
+        ));
+    }
 }
