@@ -340,6 +340,31 @@ impl Default for LogConfig {
     }
 }
 
+/// A true/false environment value (`1`/`0`, `yes`/`no` too).
+fn env_bool(name: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" => Ok(false),
+        _ => Err(ConfigError::Env {
+            name,
+            reason: "expected true or false".into(),
+        }),
+    }
+}
+
+/// A comma-separated list of socket addresses.
+fn env_addrs(name: &'static str, v: String) -> Result<Vec<SocketAddr>, ConfigError> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|a| a.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e: std::net::AddrParseError| ConfigError::Env {
+            name,
+            reason: e.to_string(),
+        })
+}
+
 /// Environment overrides, applied after the file. Lists are comma-separated.
 pub const ENV_OVERRIDES: &[&str] = &[
     "DISCLOSURE_MX_DATA_DIR",
@@ -392,14 +417,7 @@ impl Config {
             self.policies_dir = v.into();
         }
         if let Some(v) = var("DISCLOSURE_MX_SMTP_LISTEN") {
-            self.smtp.listen = list(v)
-                .iter()
-                .map(|a| a.parse())
-                .collect::<Result<_, _>>()
-                .map_err(|e: std::net::AddrParseError| ConfigError::Env {
-                    name: "DISCLOSURE_MX_SMTP_LISTEN",
-                    reason: e.to_string(),
-                })?;
+            self.smtp.listen = env_addrs("DISCLOSURE_MX_SMTP_LISTEN", v)?;
         }
         if let Some(v) = var("DISCLOSURE_MX_WEB_LISTEN") {
             self.web.listen =
@@ -413,26 +431,10 @@ impl Config {
                 );
         }
         if let Some(v) = var("DISCLOSURE_MX_SENDER_AUTH_ENABLED") {
-            self.sender_auth.enabled = match v.as_str() {
-                "1" | "true" | "yes" => true,
-                "0" | "false" | "no" => false,
-                _ => {
-                    return Err(ConfigError::Env {
-                        name: "DISCLOSURE_MX_SENDER_AUTH_ENABLED",
-                        reason: "expected true or false".into(),
-                    });
-                }
-            };
+            self.sender_auth.enabled = env_bool("DISCLOSURE_MX_SENDER_AUTH_ENABLED", &v)?;
         }
         if let Some(v) = var("DISCLOSURE_MX_SENDER_AUTH_NAMESERVERS") {
-            self.sender_auth.nameservers = list(v)
-                .iter()
-                .map(|a| a.parse())
-                .collect::<Result<_, _>>()
-                .map_err(|e: std::net::AddrParseError| ConfigError::Env {
-                    name: "DISCLOSURE_MX_SENDER_AUTH_NAMESERVERS",
-                    reason: e.to_string(),
-                })?;
+            self.sender_auth.nameservers = env_addrs("DISCLOSURE_MX_SENDER_AUTH_NAMESERVERS", v)?;
         }
         if let Some(v) = var("DISCLOSURE_MX_SMTP_HOSTNAME") {
             self.smtp.hostname = v;
@@ -441,16 +443,7 @@ impl Config {
             self.smtp.accept_for = list(v);
         }
         if let Some(v) = var("DISCLOSURE_MX_SMTP_ALLOW_PLAINTEXT") {
-            self.smtp.allow_plaintext = match v.as_str() {
-                "1" | "true" | "yes" => true,
-                "0" | "false" | "no" => false,
-                _ => {
-                    return Err(ConfigError::Env {
-                        name: "DISCLOSURE_MX_SMTP_ALLOW_PLAINTEXT",
-                        reason: "expected true or false".into(),
-                    });
-                }
-            };
+            self.smtp.allow_plaintext = env_bool("DISCLOSURE_MX_SMTP_ALLOW_PLAINTEXT", &v)?;
         }
         if let Some(v) = var("DISCLOSURE_MX_TLS_CERT_FILE") {
             self.tls.cert_file = Some(v.into());

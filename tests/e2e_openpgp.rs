@@ -11,7 +11,6 @@
 
 mod common;
 
-use common::client::Client;
 use common::gpg::{self, Gpg};
 use common::{INTAKE_ON, Opts, Server, deliver_from, wait_until};
 use serde_json::Value;
@@ -79,32 +78,7 @@ fn server(w: &World, extra: String) -> Server {
     })
 }
 
-async fn plaintext_send(server: &Server, to: &str, body: &[u8]) -> String {
-    let (mut c, _) = Client::connect(server.addr).await.unwrap();
-    c.cmd("EHLO plain.example", "250").await.unwrap();
-    match c.send("r@researcher.example", to, body).await {
-        Ok(reply) => reply,
-        Err(e) => e.to_string(),
-    }
-}
-
-fn cases(server: &Server) -> Vec<Value> {
-    let (ok, out, err) = server.cli(&["cases", "list", "--json"], None);
-    assert!(ok, "{err}");
-    serde_json::from_str(&out).unwrap()
-}
-
 /// The case whose subject is `subject`, whole.
-fn case_by_subject(server: &Server, subject: &str) -> Value {
-    let list = cases(server);
-    let reference = list
-        .iter()
-        .find(|c| c["subject"] == subject)
-        .and_then(|c| c["reference"].as_str())
-        .unwrap_or_else(|| panic!("no case {subject:?}: {list:?}"));
-    server.case_json(reference)
-}
-
 fn report_text(case: &Value) -> String {
     case["thread"]
         .as_array()
@@ -154,7 +128,7 @@ async fn openpgp_reports_are_decrypted_their_signatures_checked_and_receipts_enc
         "pgp2@researcher.example",
         &armored,
     );
-    let reply = plaintext_send(&mx, MAGENTA, &plain).await;
+    let reply = common::plaintext_send(&mx, MAGENTA, &plain).await;
     assert!(reply.starts_with("250 2.0.0"), "{reply}");
 
     // 3. Inline, signed by a key that did not come with it, a short note
@@ -172,7 +146,7 @@ async fn openpgp_reports_are_decrypted_their_signatures_checked_and_receipts_enc
         "The report is below, encrypted to your key.",
         &armored,
     );
-    let reply = plaintext_send(&mx, MAGENTA, &inline).await;
+    let reply = common::plaintext_send(&mx, MAGENTA, &inline).await;
     assert!(reply.starts_with("250 2.0.0"), "{reply}");
 
     // 4. Encrypted to a key we do not hold: filed, never lost.
@@ -195,7 +169,7 @@ async fn openpgp_reports_are_decrypted_their_signatures_checked_and_receipts_enc
         "Description: the whole report in clear, with an encrypted file attached",
         &[("report.asc", armored.as_bytes())],
     );
-    let reply = plaintext_send(&mx, NETCOMPANY, &attached).await;
+    let reply = common::plaintext_send(&mx, NETCOMPANY, &attached).await;
     assert!(reply.starts_with("550 5.7.10"), "{reply}");
     let long_note = "This is the report in clear. ".repeat(40);
     let armored = w.gpg.encrypt(&w.magenta, None, b"Description: short\n");
@@ -207,12 +181,12 @@ async fn openpgp_reports_are_decrypted_their_signatures_checked_and_receipts_enc
         &long_note,
         &armored,
     );
-    let reply = plaintext_send(&mx, MAGENTA, &long).await;
+    let reply = common::plaintext_send(&mx, MAGENTA, &long).await;
     assert!(reply.starts_with("550 5.7.10"), "{reply}");
 
     mx.wait_filed(4);
 
-    let c = case_by_subject(&mx, "Signed report");
+    let c = mx.case_by_subject("Signed report");
     assert_eq!(c["state"], "new");
     assert!(
         c["description"]
@@ -240,7 +214,7 @@ async fn openpgp_reports_are_decrypted_their_signatures_checked_and_receipts_enc
         "{shown}"
     );
 
-    let c = case_by_subject(&mx, "Sent in clear");
+    let c = mx.case_by_subject("Sent in clear");
     assert!(c["tls_version"].is_null(), "{c}");
     assert_eq!(c["encryption"][0]["decryption"], "decrypted");
     assert!(
@@ -251,7 +225,7 @@ async fn openpgp_reports_are_decrypted_their_signatures_checked_and_receipts_enc
     );
     assert!(c["encryption"][0]["signature"].is_null(), "unsigned: {c}");
 
-    let c = case_by_subject(&mx, "Inline report");
+    let c = mx.case_by_subject("Inline report");
     let e = &c["encryption"][0];
     assert_eq!(e["envelope"], "pgp-inline", "{c}");
     assert_eq!(e["decryption"], "decrypted", "{c}");
@@ -263,7 +237,7 @@ async fn openpgp_reports_are_decrypted_their_signatures_checked_and_receipts_enc
         "the covering note is kept: {text}"
     );
 
-    let c = case_by_subject(&mx, "Wrong key");
+    let c = mx.case_by_subject("Wrong key");
     let e = &c["encryption"][0];
     assert_eq!(e["decryption"], "other-key", "{c}");
     let other_id = w.gpg.encryption_key_id(&w.other);
@@ -280,7 +254,7 @@ async fn openpgp_reports_are_decrypted_their_signatures_checked_and_receipts_enc
 
     // The receipt of the signed report went out encrypted to the key that
     // came with it, and the reporter's gpg opens it.
-    let signed_ref = case_by_subject(&mx, "Signed report")["reference"]
+    let signed_ref = mx.case_by_subject("Signed report")["reference"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -348,7 +322,7 @@ async fn a_passphrase_protected_key_holds_reports_until_the_operator_unlocks_it(
     );
     deliver_from(&mx, "r@researcher.example", NETCOMPANY, &mail).await;
     mx.wait_filed(1);
-    let c = case_by_subject(&mx, "Responsible disclosure: backups");
+    let c = mx.case_by_subject("Responsible disclosure: backups");
     assert_eq!(c["state"], "awaiting-key", "{c}");
     assert_eq!(c["encryption"][0]["decryption"], "awaiting-key", "{c}");
     assert!(!report_text(&c).contains("LOCKED-LYCHEE"));
@@ -448,10 +422,10 @@ async fn a_password_encrypted_message_waits_for_the_password_like_an_archive() {
         "Encrypted with gpg -c; I will phone you the password.",
         &armored,
     );
-    let reply = plaintext_send(&mx, MAGENTA, &mail).await;
+    let reply = common::plaintext_send(&mx, MAGENTA, &mail).await;
     assert!(reply.starts_with("250 2.0.0"), "{reply}");
     mx.wait_filed(1);
-    let c = case_by_subject(&mx, "Password-encrypted report");
+    let c = mx.case_by_subject("Password-encrypted report");
     let reference = c["reference"].as_str().unwrap().to_owned();
     assert_eq!(c["state"], "awaiting-password", "{c}");
     assert_eq!(c["encryption"][0]["decryption"], "password", "{c}");

@@ -26,15 +26,6 @@ fn mail(note: &str, attachments: &[(&str, Vec<u8>)]) -> Vec<u8> {
     common::mail_with_attachments("Responsible disclosure", note, &parts)
 }
 
-async fn plaintext_send(server: &Server, to: &str, body: &[u8]) -> String {
-    let (mut c, _) = Client::connect(server.addr).await.unwrap();
-    c.cmd("EHLO plain.example", "250").await.unwrap();
-    match c.send("r@researcher.example", to, body).await {
-        Ok(reply) => reply,
-        Err(e) => e.to_string(),
-    }
-}
-
 const NOTE: &str = "The report is in the attached archive; I will phone you the password.";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -43,7 +34,7 @@ async fn an_encrypted_archive_with_a_covering_note_is_accepted_without_tls() {
         intake: INTAKE_ON,
         ..Opts::default()
     });
-    let reply = plaintext_send(
+    let reply = common::plaintext_send(
         &server,
         "security@netcompany.example",
         &mail(NOTE, &[("r.7z", archive("report-aes-he.7z"))]),
@@ -86,9 +77,9 @@ async fn anything_else_without_tls_is_refused_after_data_and_nothing_is_stored()
         ("a forwarded report", fixture("forwarded-netcompany.eml")),
     ];
     for (what, body) in cases {
-        let reply = plaintext_send(&server, "security@netcompany.example", &body).await;
+        let reply = common::plaintext_send(&server, "security@netcompany.example", &body).await;
         assert!(reply.contains("550 5.7.10"), "{what}: {reply}");
-        assert!(reply.contains("use STARTTLS with TLS 1.2 or newer, or send the report in a password-protected archive"), "{reply}");
+        assert!(reply.contains("use STARTTLS with TLS 1.2 or newer, or encrypt the report to our key or in a password-protected archive"), "{reply}");
     }
     assert!(server.messages().is_empty(), "nothing refused is stored");
     // The same report over TLS is fine.
@@ -151,9 +142,10 @@ async fn the_rule_means_what_it_says() {
     let to = "security@netcompany.example";
     // Every entry must be encrypted: a clear readme beside the report is
     // report content in clear. A folder entry has no content to encrypt.
-    let reply = plaintext_send(&server, to, &mail(NOTE, &[("m.zip", archive("mixed.zip"))])).await;
+    let reply =
+        common::plaintext_send(&server, to, &mail(NOTE, &[("m.zip", archive("mixed.zip"))])).await;
     assert!(reply.starts_with("550 5.7.10"), "mixed: {reply}");
-    let reply = plaintext_send(
+    let reply = common::plaintext_send(
         &server,
         to,
         &mail(NOTE, &[("f.zip", archive("with-folder.zip"))]),
@@ -165,7 +157,7 @@ async fn the_rule_means_what_it_says() {
     let long_subject = format!("Responsible disclosure {}", "x".repeat(6000));
     let sz = archive_bytes();
     let parts: Vec<(&str, &[u8])> = vec![("r.7z", &sz)];
-    let reply = plaintext_send(
+    let reply = common::plaintext_send(
         &server,
         to,
         &common::mail_with_attachments(&long_subject, NOTE, &parts),
@@ -175,7 +167,7 @@ async fn the_rule_means_what_it_says() {
     // A Subject just under its own limit, but with the note, over the total.
     let subject = format!("Responsible disclosure {}", "y".repeat(150));
     let note = "z".repeat(900);
-    let reply = plaintext_send(
+    let reply = common::plaintext_send(
         &server,
         to,
         &common::mail_with_attachments(&subject, &note, &parts),
@@ -187,7 +179,7 @@ async fn the_rule_means_what_it_says() {
         .part(Part::Html("<div>".repeat(300)))
         .part(Part::Attachment("r.7z".into(), archive_bytes()))
         .bytes();
-    let reply = plaintext_send(&server, to, &html).await;
+    let reply = common::plaintext_send(&server, to, &html).await;
     assert!(reply.starts_with("550 5.7.10"), "html: {reply}");
     assert_eq!(server.messages().len(), 1, "only the folder zip was stored");
 }
@@ -204,7 +196,7 @@ async fn a_check_that_dies_refuses_the_message_and_the_server_carries_on() {
         ..Opts::default()
     });
     let big = vec![1u8; 9 * 1024 * 1024];
-    let reply = plaintext_send(
+    let reply = common::plaintext_send(
         &server,
         "security@netcompany.example",
         &mail(NOTE, &[("r.7z", big)]),
@@ -218,7 +210,7 @@ async fn a_check_that_dies_refuses_the_message_and_the_server_carries_on() {
         "the reason is logged"
     );
     // The next one is checked by a fresh worker.
-    let reply = plaintext_send(
+    let reply = common::plaintext_send(
         &server,
         "security@netcompany.example",
         &mail(NOTE, &[("r.7z", archive("report-aes-he.7z"))]),

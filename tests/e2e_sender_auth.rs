@@ -85,18 +85,6 @@ fn signed(key: &[u8], message: &str) -> String {
     format!("{}{message}", signature.to_header())
 }
 
-fn case_by_subject(server: &Server, subject: &str) -> Value {
-    let (ok, out, err) = server.cli(&["cases", "list", "--json"], None);
-    assert!(ok, "{err}");
-    let list: Vec<Value> = serde_json::from_str(&out).unwrap();
-    let reference = list
-        .iter()
-        .find(|c| c["subject"] == subject)
-        .and_then(|c| c["reference"].as_str())
-        .unwrap_or_else(|| panic!("no case {subject:?}: {out}"));
-    server.case_json(reference)
-}
-
 fn lines(case: &Value) -> String {
     case["sender_auth"]["checks"]
         .as_array()
@@ -180,7 +168,7 @@ async fn senders_are_assessed_after_filing_and_only_authenticated_ones_get_a_rec
                 .all(|c| !mx.case_json(c["reference"].as_str().unwrap())["sender_auth"].is_null())
     });
 
-    let c = case_by_subject(&mx, "SPF pass");
+    let c = mx.case_by_subject("SPF pass");
     assert_eq!(c["sender_auth"]["authenticated"], true, "{c}");
     let l = lines(&c);
     assert!(
@@ -197,13 +185,13 @@ async fn senders_are_assessed_after_filing_and_only_authenticated_ones_get_a_rec
     assert!(raw.starts_with("Authentication-Results: mx.test;"), "{raw}");
     assert!(!raw.contains("FORGED-BY-SENDER"), "stripped: {raw}");
 
-    let c = case_by_subject(&mx, "DKIM valid");
+    let c = mx.case_by_subject("DKIM valid");
     assert_eq!(c["sender_auth"]["authenticated"], true, "{c}");
     let l = lines(&c);
     assert!(l.contains("DKIM: signed by signer.example, valid"), "{l}");
     assert!(l.contains("NOT authorised by its domain"), "{l}");
 
-    let c = case_by_subject(&mx, "DKIM broken");
+    let c = mx.case_by_subject("DKIM broken");
     assert_eq!(c["sender_auth"]["authenticated"], false, "{c}");
     assert!(
         lines(&c).contains("DKIM: signed by signer.example, INVALID"),
@@ -211,7 +199,7 @@ async fn senders_are_assessed_after_filing_and_only_authenticated_ones_get_a_rec
     );
     let broken_ref = c["reference"].as_str().unwrap().to_owned();
 
-    let c = case_by_subject(&mx, "DMARC reject");
+    let c = mx.case_by_subject("DMARC reject");
     assert_eq!(c["sender_auth"]["authenticated"], false, "{c}");
     let l = lines(&c);
     assert!(
@@ -220,7 +208,7 @@ async fn senders_are_assessed_after_filing_and_only_authenticated_ones_get_a_rec
     );
     assert_eq!(c["kind"], "disclosure");
 
-    let c = case_by_subject(&mx, "Lookup fails");
+    let c = mx.case_by_subject("Lookup fails");
     assert_eq!(c["sender_auth"]["authenticated"], false, "{c}");
     assert_eq!(c["sender_auth"]["checks"][0]["result"], "temperror", "{c}");
 

@@ -9,7 +9,6 @@ mod common;
 
 use common::client::Client;
 use common::{INTAKE_ON, Opts, Server, deliver_from, sh};
-use serde_json::Value;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::Command;
@@ -106,18 +105,6 @@ const REPORT: &str = "Content-Type: text/plain; charset=utf-8\n\n\
                       Description: SMIME-SAPODILLA: the intranet search leaks salaries\n\
                       Impact: every employee's salary\n";
 
-fn case_by_subject(server: &Server, subject: &str) -> Value {
-    let (ok, out, err) = server.cli(&["cases", "list", "--json"], None);
-    assert!(ok, "{err}");
-    let list: Vec<Value> = serde_json::from_str(&out).unwrap();
-    let reference = list
-        .iter()
-        .find(|c| c["subject"] == subject)
-        .and_then(|c| c["reference"].as_str())
-        .unwrap_or_else(|| panic!("no case {subject:?}: {out}"));
-    server.case_json(reference)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smime_reports_are_decrypted_and_their_signers_named() {
     let certs = tempfile::tempdir().unwrap();
@@ -200,7 +187,7 @@ async fn smime_reports_are_decrypted_and_their_signers_named() {
     deliver_from(&mx, "r@researcher.example", MAGENTA, &tampered).await;
     mx.wait_filed(4);
 
-    let c = case_by_subject(&mx, "SMIME tampered");
+    let c = mx.case_by_subject("SMIME tampered");
     assert_eq!(c["encryption"][0]["signature"]["status"], "invalid", "{c}");
     assert!(
         c["encryption"][0]["summary"]
@@ -210,7 +197,7 @@ async fn smime_reports_are_decrypted_and_their_signers_named() {
         "{c}"
     );
 
-    let c = case_by_subject(&mx, "SMIME encrypted");
+    let c = mx.case_by_subject("SMIME encrypted");
     let e = &c["encryption"][0];
     assert_eq!(e["envelope"], "smime", "{c}");
     assert_eq!(e["decryption"], "decrypted", "{c}");
@@ -223,7 +210,7 @@ async fn smime_reports_are_decrypted_and_their_signers_named() {
         "{c}"
     );
 
-    let c = case_by_subject(&mx, "SMIME signed");
+    let c = mx.case_by_subject("SMIME signed");
     assert!(c["tls_version"].is_null());
     let e = &c["encryption"][0];
     assert_eq!(e["decryption"], "decrypted", "{c}");
@@ -241,7 +228,7 @@ async fn smime_reports_are_decrypted_and_their_signers_named() {
         "{c}"
     );
 
-    let c = case_by_subject(&mx, "SMIME elsewhere");
+    let c = mx.case_by_subject("SMIME elsewhere");
     assert_eq!(c["encryption"][0]["decryption"], "other-key", "{c}");
     assert!(
         c["evidence"]

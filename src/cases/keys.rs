@@ -70,30 +70,28 @@ impl Cases {
             return Err(CaseError::NoKey(org.to_owned()));
         };
         let who = p.who();
+        let audit = |action, detail: String| async move {
+            let entry = Entry {
+                actor: who.actor,
+                action,
+                target: org,
+                source: who.source,
+                detail: &detail,
+            };
+            audit::record_now(&self.store, &entry).await
+        };
         match self.keyring.unlock(org, passphrase) {
             Ok(()) => {}
             Err(KeyError::Passphrase(_)) => {
-                let entry = Entry {
-                    actor: who.actor,
-                    action: AuditAction::KeyUnlockFailed,
-                    target: org,
-                    source: who.source,
-                    detail: &format!("OpenPGP key {fingerprint}: wrong passphrase"),
-                };
-                audit::record_now(&self.store, &entry).await?;
+                let detail = format!("OpenPGP key {fingerprint}: wrong passphrase");
+                audit(AuditAction::KeyUnlockFailed, detail).await?;
                 return Err(CaseError::WrongPassphrase(org.to_owned()));
             }
             Err(_) => return Err(CaseError::NoKey(org.to_owned())),
         }
         let requeued = crypto::requeue_awaiting_key(self.store.pool(), org).await?;
-        let entry = Entry {
-            actor: who.actor,
-            action: AuditAction::KeyUnlocked,
-            target: org,
-            source: who.source,
-            detail: &format!("OpenPGP key {fingerprint}; {requeued} report(s) queued to decrypt"),
-        };
-        audit::record_now(&self.store, &entry).await?;
+        let detail = format!("OpenPGP key {fingerprint}; {requeued} report(s) queued to decrypt");
+        audit(AuditAction::KeyUnlocked, detail).await?;
         Ok(Unlocked {
             org: org.to_owned(),
             fingerprint,

@@ -262,13 +262,23 @@ impl Server {
     }
 
     pub fn case_of(&self, org: &str) -> String {
+        self.reference_where(|c| c["org"] == org, org)
+    }
+
+    /// The case whose subject is `subject`, whole (`cases show --json`).
+    pub fn case_by_subject(&self, subject: &str) -> serde_json::Value {
+        self.case_json(&self.reference_where(|c| c["subject"] == subject, subject))
+    }
+
+    /// The reference of the first listed case that `pick` chooses.
+    fn reference_where(&self, pick: impl Fn(&serde_json::Value) -> bool, what: &str) -> String {
         let (ok, out, err) = self.cli(&["cases", "list", "--json"], None);
         assert!(ok, "{err}");
         let list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
         list.iter()
-            .find(|c| c["org"] == org)
+            .find(|c| pick(c))
             .and_then(|c| c["reference"].as_str())
-            .unwrap_or_else(|| panic!("no case of {org}: {out}"))
+            .unwrap_or_else(|| panic!("no case {what:?}: {out}"))
             .to_owned()
     }
 
@@ -471,6 +481,17 @@ pub async fn deliver_from(server: &Server, from: &str, to: &str, body: &[u8]) {
         .unwrap();
     let reply = c.send(from, to, body).await.unwrap();
     assert!(reply.starts_with("250 2.0.0"), "{reply}");
+}
+
+/// Delivers `body` from `r@researcher.example` to `to` without TLS; the
+/// final reply, or the error that ended the session.
+pub async fn plaintext_send(server: &Server, to: &str, body: &[u8]) -> String {
+    let (mut c, _) = client::Client::connect(server.addr).await.unwrap();
+    c.cmd("EHLO plain.example", "250").await.unwrap();
+    match c.send("r@researcher.example", to, body).await {
+        Ok(reply) => reply,
+        Err(e) => e.to_string(),
+    }
 }
 
 /// Base64 in 76-character lines, as mail clients write attachments.

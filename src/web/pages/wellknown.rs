@@ -17,6 +17,15 @@ fn host_of(value: &str) -> &str {
     value.rsplit_once(':').map_or(value, |(h, _)| h)
 }
 
+fn not_found(text: &'static str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
 fn request_host(headers: &HeaderMap) -> String {
     headers
         .get(header::HOST)
@@ -49,12 +58,7 @@ pub(crate) async fn openpgp_key(State(ui): State<S>, headers: HeaderMap) -> Resp
             key.to_owned(),
         )
             .into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            "no OpenPGP key for this host\n",
-        )
-            .into_response(),
+        None => not_found("no OpenPGP key for this host\n"),
     }
 }
 
@@ -75,12 +79,7 @@ pub(crate) async fn security_txt(State(ui): State<S>, headers: HeaderMap) -> Res
             s.render(),
         )
             .into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            "no security.txt for this host\n",
-        )
-            .into_response(),
+        None => not_found("no security.txt for this host\n"),
     }
 }
 
