@@ -33,9 +33,8 @@ pub async fn unassessed(
     let rows = sqlx::query(
         "SELECT m.id, m.queue_id, m.case_id, m.peer, m.helo, m.mail_from, m.raw,
                 (SELECT MIN(x.id) FROM messages x WHERE x.case_id = m.case_id) AS first_id
-         FROM messages m LEFT JOIN message_auth a ON a.message_id = m.id
-         WHERE m.state = 'filed' AND m.case_id IS NOT NULL AND a.message_id IS NULL
-           AND length(m.raw) > 0
+         FROM messages m
+         WHERE m.auth_pending = 1 AND length(m.raw) > 0
          ORDER BY m.id LIMIT $1",
     )
     .bind(limit)
@@ -76,9 +75,23 @@ pub async fn record(
     let label = Label::CaseChild(m.case_id, TABLE);
     let checks = serde_json::to_string(&a.checks)
         .map_err(|e| StoreError::Corrupt(format!("checks: {e}")))?;
-    let done = sqlx::query(
+    // Claimed here: another receiver that assessed it too records nothing.
+    let claimed =
+        sqlx::query("UPDATE messages SET auth_pending = NULL WHERE id = $1 AND auth_pending = 1")
+            .bind(m.id)
+            .execute(tx.conn())
+            .await?;
+    if claimed.rows_affected() == 0 {
+        return Ok(false);
+    }
+    // A message filed again (decrypted once its key was unlocked) is
+    // assessed again: the newer record replaces the older.
+    sqlx::query(
         "INSERT INTO message_auth (message_id, case_id, at, header, checks, authenticated)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (message_id) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (message_id) DO UPDATE SET case_id = excluded.case_id, at = excluded.at,
+             header = excluded.header, checks = excluded.checks,
+             authenticated = excluded.authenticated",
     )
     .bind(m.id)
     .bind(m.case_id)
@@ -88,9 +101,6 @@ pub async fn record(
     .bind(i64::from(a.authenticated))
     .execute(tx.conn())
     .await?;
-    if done.rows_affected() == 0 {
-        return Ok(false);
-    }
     if let Some(annotated) = annotated {
         sqlx::query("UPDATE messages SET raw = $1 WHERE id = $2 AND length(raw) > 0")
             .bind(sealer.seal(Label::Message(&m.queue_id), annotated))

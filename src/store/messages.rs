@@ -157,7 +157,8 @@ pub async fn mark_filed(
     case_id: i64,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE messages SET state = 'filed', case_id = $1, claimed_until = NULL, intake_failure = NULL
+        "UPDATE messages SET state = 'filed', case_id = $1, claimed_until = NULL, intake_failure = NULL,
+             auth_pending = 1
          WHERE id = $2 AND state = 'pending'",
     )
     .bind(case_id)

@@ -108,7 +108,8 @@ pub async fn erase(
 ) -> Result<Removed, StoreError> {
     let empty_sender = sealer.seal_text(super::cases::case_child(case_id, "conversation"), "");
     let raw = sqlx::query(
-        "UPDATE messages SET raw = $1, mail_from = '', peer = '', helo = '' WHERE case_id = $2",
+        "UPDATE messages SET raw = $1, mail_from = '', peer = '', helo = '', auth_pending = NULL
+         WHERE case_id = $2",
     )
     .bind(Vec::<u8>::new())
     .bind(case_id)

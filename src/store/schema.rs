@@ -351,9 +351,11 @@ pub const SQLITE: &[&str] = &[
     CREATE INDEX message_encryption_by_case ON message_encryption (case_id);",
     // 18: sender authentication we computed (#13): our Authentication-
     // Results header and the plain-language checks (both sealed), and
-    // whether the sender is authenticated for an automatic receipt. Mail
-    // filed before this release is marked as never assessed (an empty
-    // header), so an upgrade does not look up old mail.
+    // whether the sender is authenticated for an automatic receipt; a
+    // filed message waits for its assessment with `auth_pending` set
+    // (a partial index finds the few that wait among all filed mail).
+    // Mail filed before this release is not assessed: an upgrade looks up
+    // nothing old.
     "CREATE TABLE message_auth (
         message_id    INTEGER PRIMARY KEY REFERENCES messages (id),
         case_id       INTEGER NOT NULL REFERENCES cases (id),
@@ -363,8 +365,8 @@ pub const SQLITE: &[&str] = &[
         authenticated INTEGER NOT NULL
     );
     CREATE INDEX message_auth_by_case ON message_auth (case_id);
-    INSERT INTO message_auth (message_id, case_id, at, header, checks, authenticated)
-        SELECT id, case_id, 0, '', '', 0 FROM messages WHERE case_id IS NOT NULL;",
+    ALTER TABLE messages ADD COLUMN auth_pending INTEGER;
+    CREATE INDEX messages_auth_pending ON messages (id) WHERE auth_pending = 1;",
 ];
 
 pub const POSTGRES: &[&str] = &[
@@ -666,6 +668,6 @@ pub const POSTGRES: &[&str] = &[
         authenticated INTEGER NOT NULL
     );
     CREATE INDEX message_auth_by_case ON message_auth (case_id);
-    INSERT INTO message_auth (message_id, case_id, at, header, checks, authenticated)
-        SELECT id, case_id, 0, '', '', 0 FROM messages WHERE case_id IS NOT NULL;",
+    ALTER TABLE messages ADD COLUMN auth_pending INTEGER;
+    CREATE INDEX messages_auth_pending ON messages (id) WHERE auth_pending = 1;",
 ];
