@@ -252,3 +252,42 @@ async fn senders_are_assessed_after_filing_and_only_authenticated_ones_get_a_rec
     );
     assert!(asked.contains("_dmarc.forged.example TXT"), "{asked}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolver_that_never_answers_does_not_hold_the_shutdown() {
+    // A UDP socket on loopback that reads queries and never answers.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let mut mx = Server::start(Opts {
+        intake: INTAKE_ON,
+        extra: format!(
+            "[sender_auth]\nenabled = true\nnameservers = [\"127.0.0.1:{port}\"]\ntimeout = 5\n"
+        ),
+        ..Opts::default()
+    });
+    let report = mail(
+        "r@researcher.example",
+        "Silent resolver",
+        "",
+        "Description: one",
+    );
+    deliver_from(&mx, "r@researcher.example", MAGENTA, report.as_bytes()).await;
+    mx.wait_filed(1);
+    // The assessment is now waiting on the silent resolver.
+    let mut buf = [0u8; 512];
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert!(
+        silent.recv_from(&mut buf).is_ok(),
+        "a query reached the resolver"
+    );
+    let asked = std::time::Instant::now();
+    mx.signal("TERM");
+    assert!(
+        mx.wait_exit(Duration::from_secs(5)),
+        "still running 5 s after SIGTERM:\n{}",
+        mx.log()
+    );
+    assert!(asked.elapsed() < Duration::from_secs(5));
+}

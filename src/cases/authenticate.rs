@@ -135,8 +135,17 @@ impl Authenticator {
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
         loop {
-            if let Err(e) = self.drain().await {
-                warn!(error = %e, "sender assessment pass failed; retrying");
+            // A pass may wait on a slow resolver for its whole budget:
+            // shutdown does not wait for it. Nothing is half-recorded
+            // (each batch is one transaction), and what was not recorded
+            // is assessed at the next start.
+            tokio::select! {
+                r = self.drain() => {
+                    if let Err(e) = r {
+                        warn!(error = %e, "sender assessment pass failed; retrying");
+                    }
+                }
+                _ = stop.changed() => return,
             }
             tokio::select! {
                 _ = wake.notified() => {}
