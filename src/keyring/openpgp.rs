@@ -17,6 +17,9 @@ use zeroize::Zeroizing;
 /// A public key found with a report is at most this large (armored): a
 /// real key with many signatures is a few tens of KiB.
 const MAX_PUBLIC_KEY: usize = 256 * 1024;
+/// Public keys read from one report: a reporter sends one; a mail with
+/// hundreds is a way to make the service verify hundreds.
+const MAX_PUBLIC_KEYS: usize = 8;
 
 pub(super) struct OrgKey {
     secret: SignedSecretKey,
@@ -124,6 +127,7 @@ impl Pending {
         let keys: Vec<SignedPublicKey> = keys
             .iter()
             .filter(|k| k.len() <= MAX_PUBLIC_KEY)
+            .take(MAX_PUBLIC_KEYS)
             .filter_map(|k| SignedPublicKey::from_reader_single(*k).ok())
             .map(|(k, _)| k)
             .filter(|k| k.verify_bindings().is_ok())
