@@ -71,6 +71,11 @@ pub struct WebConfig {
     /// Seconds after sign-in at which a session ends whatever its use
     /// (default 28800, a working day): a stolen cookie has a bounded life.
     pub session_absolute_seconds: u64,
+    /// Networks of the reverse proxies in front of the web listener (CIDR).
+    /// From them alone `Forwarded` / `X-Forwarded-For` name the client
+    /// that sign-in records and the audit trail show; from anyone else
+    /// those headers are ignored. Empty (the default): none is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for WebConfig {
@@ -81,6 +86,7 @@ impl Default for WebConfig {
             public_url: None,
             session_idle_seconds: 1800,
             session_absolute_seconds: 8 * 3600,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -246,6 +252,13 @@ pub struct SmtpConfig {
     pub accept_for: Vec<String>,
     /// Allow MAIL without STARTTLS. Off: the policies demand TLS 1.2+.
     pub allow_plaintext: bool,
+    /// Networks of the load balancers in front of the receiver (CIDR, e.g.
+    /// `10.0.0.0/24`). A connection from one of them must open with a
+    /// PROXY header (v1 or v2) naming the client, whose address then
+    /// drives admission, the per-IP cap, `Received:` and the records. A
+    /// PROXY header from anywhere else is refused with 554 5.7.1. Empty
+    /// (the default): no proxy is trusted.
+    pub proxy_protocol_from: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -317,6 +330,7 @@ impl Default for SmtpConfig {
             hostname: "localhost".into(),
             accept_for: Vec::new(),
             allow_plaintext: false,
+            proxy_protocol_from: Vec::new(),
         }
     }
 }

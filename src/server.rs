@@ -235,6 +235,7 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
             workers: check_workers,
             limits: MimeLimits::default(),
         }),
+        trusted_proxies: config.smtp.proxy_protocol_from.clone(),
     });
     let admission = Admission::new(&config.limits);
     let control = ShutdownControl::new();
@@ -311,6 +312,7 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
                     warn!("analyst interface off: saml.idp_metadata is not set (JSON API only)")
                 }
             }
+            let app = crate::web::forwarded::layer(app, config.web.trusted_proxies.clone());
             let mut stop = intake_stop.subscribe();
             let shutdown = async move {
                 let _ = stop.changed().await;

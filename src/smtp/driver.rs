@@ -13,7 +13,7 @@ use super::limits::Limits;
 use super::reply::Reply;
 use super::session::{Action, Delivery, Session, SessionConfig};
 use super::sink::{MessageSink, Stamp};
-use super::{tls, trace};
+use super::{proxy, tls, trace};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -42,6 +42,9 @@ pub struct Receiver {
     pub stored: Arc<tokio::sync::Notify>,
     /// Judges what arrived without TLS (the plaintext rule).
     pub content: Arc<dyn ContentCheck>,
+    /// Peers that must, and alone may, open with a PROXY header naming
+    /// the client they relay for (`smtp.proxy_protocol_from`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The shutdown signal and the tracker that tells when the last session has
@@ -183,27 +186,106 @@ pub async fn accept_loop(
             },
             _ = signal.changed() => return,
         };
-        let Some(permit) = admission.try_admit(peer.ip()) else {
-            // Best effort, without waiting: a full socket buffer on a fresh
-            // connection is impossible in practice, and if it happens the
-            // client just sees the close.
-            let _ = tcp.try_write(Reply::TooBusy.render().as_bytes());
-            debug!(%peer, "refused: session cap reached");
-            continue;
-        };
         let _ = tcp.set_nodelay(true);
         let receiver = Arc::clone(&receiver);
         let shutdown = shutdown.clone();
+        let admission = admission.clone();
         let id = session_id();
-        let span = info_span!("session", id = %id, %peer);
-        tokio::spawn(
-            async move {
-                run_session(tcp, peer, &receiver, shutdown, &id).await;
-                drop(permit);
-            }
-            .instrument(span),
-        );
+        if receiver
+            .trusted_proxies
+            .iter()
+            .any(|n| n.contains(&peer.ip()))
+        {
+            // The client's address comes first; admission counts the client,
+            // not the balancer. Read in the session's task, never in accept.
+            let proxy = peer;
+            tokio::spawn(async move {
+                let limits = &receiver.session.limits;
+                let Some((peer, early)) = proxy_header(&tcp, limits).await else {
+                    let _ = tcp.try_write(Reply::ProxyMissing.render().as_bytes());
+                    return;
+                };
+                let span = info_span!("session", id = %id, %peer, %proxy);
+                admit_and_run(tcp, peer, early, receiver, admission, shutdown, id)
+                    .instrument(span)
+                    .await;
+            });
+        } else {
+            let span = info_span!("session", id = %id, %peer);
+            tokio::spawn(
+                admit_and_run(tcp, peer, Vec::new(), receiver, admission, shutdown, id)
+                    .instrument(span),
+            );
+        }
     }
+}
+
+/// Reads a trusted proxy's PROXY header: the client's address (the proxy's
+/// own for LOCAL) and any bytes that followed it, or None (logged) when no
+/// valid header came within `Limits::proxy_header_timeout`.
+async fn proxy_header(tcp: &TcpStream, limits: &Limits) -> Option<(SocketAddr, Vec<u8>)> {
+    let own = tcp.peer_addr().ok()?;
+    let mut buf = Vec::with_capacity(256);
+    let mut chunk = [0u8; 512];
+    let deadline = Instant::now() + limits.proxy_header_timeout;
+    loop {
+        match proxy::parse(&buf) {
+            proxy::Parsed::NeedMore => {}
+            proxy::Parsed::Header { source, len } => {
+                let client = match source {
+                    proxy::Source::Client(addr) => addr,
+                    proxy::Source::Local => own,
+                };
+                return Some((client, buf.split_off(len)));
+            }
+            proxy::Parsed::Invalid(why) => {
+                info!(proxy = %own, reason = why, "refused: no valid PROXY header");
+                return None;
+            }
+        }
+        let room = (proxy::MAX_PROXY_HEADER - buf.len()).min(chunk.len());
+        let read = timeout_at(deadline, async {
+            loop {
+                tcp.readable().await?;
+                match tcp.try_read(&mut chunk[..room]) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    r => return r,
+                }
+            }
+        })
+        .await;
+        match read {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            Ok(_) => return None,
+            Err(_) => {
+                info!(proxy = %own, "refused: PROXY header timed out");
+                return None;
+            }
+        }
+    }
+}
+
+/// Admits the client under both caps (refusing with 421 without waiting
+/// when either is full), then runs its session.
+async fn admit_and_run(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    early: Vec<u8>,
+    receiver: Arc<Receiver>,
+    admission: Admission,
+    shutdown: Shutdown,
+    id: String,
+) {
+    let Some(permit) = admission.try_admit(peer.ip()) else {
+        // Best effort, without waiting: a full socket buffer on a fresh
+        // connection is impossible in practice, and if it happens the
+        // client just sees the close.
+        let _ = tcp.try_write(Reply::TooBusy.render().as_bytes());
+        debug!("refused: session cap reached");
+        return;
+    };
+    run_session(tcp, peer, early, &receiver, shutdown, &id).await;
+    drop(permit);
 }
 
 enum Next {
@@ -214,6 +296,7 @@ enum Next {
 async fn run_session(
     mut tcp: TcpStream,
     peer: SocketAddr,
+    early: Vec<u8>,
     receiver: &Receiver,
     mut shutdown: Shutdown,
     id: &str,
@@ -233,8 +316,11 @@ async fn run_session(
     info!("connected");
 
     // RFC 5321 §3.1: the client waits for the greeting. Listen first.
+    // Bytes that came behind a PROXY header were sent before it too.
     let mut first = Vec::new();
-    if !limits.greeting_delay.is_zero()
+    if !early.is_empty() {
+        first = session.feed(&early);
+    } else if !limits.greeting_delay.is_zero()
         && let Ok(r) = timeout(limits.greeting_delay, tcp.read(&mut ctx.buf)).await
     {
         match r {

@@ -70,6 +70,12 @@ pub struct Limits {
     /// Bytes of client input held unprocessed (pipelined commands waiting
     /// behind a delivery). Far above any honest pipeline, far below harm.
     pub max_pending_input: usize,
+    /// Seconds a trusted proxy (`smtp.proxy_protocol_from`) has to send its
+    /// PROXY header. A balancer sends it at once on connecting; 5 s is
+    /// Postfix's `smtpd_upstream_proxy_timeout`, and stops a stalled
+    /// connection from the balancer's address holding a task.
+    #[serde(with = "seconds")]
+    pub proxy_header_timeout: Duration,
     /// Seconds a draining shutdown waits for sessions before giving up.
     #[serde(with = "seconds")]
     pub shutdown_grace: Duration,
@@ -89,6 +95,7 @@ impl Default for Limits {
             max_sessions_per_ip: 10,
             max_inflight_body_bytes: 512 * 1024 * 1024,
             max_pending_input: 64 * 1024,
+            proxy_header_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(30),
         }
     }

@@ -56,6 +56,10 @@ pub enum Reply {
     NoRecipients,
     PipelinedData,
     TalkedFirst,
+    /// A PROXY header from a peer not in `smtp.proxy_protocol_from`.
+    ProxyRefused,
+    /// A trusted proxy sent no valid PROXY header in time.
+    ProxyMissing,
     TooManyErrors,
     TooBusy,
     IdleTimeout,
@@ -174,6 +178,16 @@ impl Reply {
                 554,
                 "5.5.0",
                 "Client talked before the greeting; closing connection",
+            ),
+            Reply::ProxyRefused => (
+                554,
+                "5.7.1",
+                "PROXY header refused: not from a trusted proxy; closing connection",
+            ),
+            Reply::ProxyMissing => (
+                421,
+                "4.7.0",
+                "No valid PROXY header from the proxy; closing connection",
             ),
             Reply::TooManyErrors => (421, "4.7.0", "Too many errors; closing connection"),
             Reply::TooBusy => (421, "4.7.0", "Too many connections; try again later"),

@@ -188,6 +188,9 @@ pub struct Session {
     errors: u32,
     /// Shutdown was requested while a message was in flight.
     closing: bool,
+    /// The client has sent something (a PROXY header is refused only as
+    /// its first bytes).
+    spoke: bool,
 }
 
 impl Session {
@@ -201,6 +204,7 @@ impl Session {
             helo: None,
             errors: 0,
             closing: false,
+            spoke: false,
         }
     }
 
@@ -223,6 +227,13 @@ impl Session {
     /// Feeds bytes read from the client.
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<Action> {
         let mut out = Vec::new();
+        let first = !std::mem::replace(&mut self.spoke, true);
+        if first && self.tls.is_none() && super::proxy::is_header_start(bytes) {
+            // Only a trusted proxy may name the client, and the driver reads
+            // its header before any session exists.
+            self.fail(Reply::ProxyRefused, &mut out);
+            return out;
+        }
         match self.state {
             State::Closed | State::AwaitingTls => return out,
             State::ExpectGreeting => {

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod forwarded;
 pub mod listener;
 pub mod pages;
 

@@ -48,6 +48,23 @@ impl Client {
         Ok((c, greeting))
     }
 
+    /// Connects from `source` (another loopback address, say) and reads
+    /// the greeting.
+    pub async fn connect_from(
+        addr: SocketAddr,
+        source: std::net::IpAddr,
+    ) -> Result<(Client, String)> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(source, 0))?;
+        let tcp = socket.connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let mut c = Client {
+            io: BufReader::new(Box::new(tcp)),
+        };
+        let greeting = c.reply().await?;
+        Ok((c, greeting))
+    }
+
     /// Connects, greets, upgrades to TLS and greets again.
     pub async fn connect_tls(addr: SocketAddr, tls: Arc<rustls::ClientConfig>) -> Result<Client> {
         let tcp = TcpStream::connect(addr).await?;

@@ -7,6 +7,7 @@ pub mod api;
 pub mod client;
 pub mod dns;
 pub mod gpg;
+pub mod haproxy;
 pub mod hooks;
 pub mod mail;
 pub mod simplesamlphp;
