@@ -157,7 +157,7 @@ fn start_ours(group_commit_max: usize) -> Ours {
     let config = format!(
         "data_dir = {data:?}\n[smtp]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"mx.bench\"\n\
          [limits]\ngreeting_delay = 0\nmax_sessions = 4096\nmax_sessions_per_ip = 4096\n\
-         [store]\ngroup_commit_max = {group_commit_max}\n[intake]\nenabled = false\n[sender_auth]\nenabled=false\n[log]\nlevel = \"warn\"\n"
+         [store]\ngroup_commit_max = {group_commit_max}\n[intake]\nenabled = false\n[sender_auth]\nenabled=false\n[metrics]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n"
     );
     std::fs::write(dir.path().join("config.toml"), config).unwrap();
     let child = Command::new(BIN)

@@ -48,6 +48,8 @@ pub struct Config {
     pub saml: SamlConfig,
     /// `[[webhooks]]`: signed POSTs on new cases and state changes.
     pub webhooks: Vec<crate::outbound::webhooks::WebhookConfig>,
+    /// `[metrics]`: Prometheus text and health checks on their own listener.
+    pub metrics: crate::telemetry::MetricsConfig,
     pub log: LogConfig,
 }
 
@@ -318,6 +320,7 @@ impl Default for Config {
             web: WebConfig::default(),
             saml: SamlConfig::default(),
             webhooks: Vec::new(),
+            metrics: crate::telemetry::MetricsConfig::default(),
             log: LogConfig::default(),
         }
     }

@@ -21,4 +21,5 @@ pub mod sender_auth;
 pub mod server;
 pub mod smtp;
 pub mod store;
+pub mod telemetry;
 pub mod web;

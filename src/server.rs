@@ -47,6 +47,8 @@ pub enum ServeError {
     Keys(#[from] crate::keyring::KeyError),
     #[error("{0}")]
     SenderAuth(String),
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
     #[error("building the search index: {0}")]
     Index(#[from] crate::cases::CaseError),
     #[error("{what}: {source}")]
@@ -240,6 +242,43 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
     let admission = Admission::new(&config.limits);
     let control = ShutdownControl::new();
 
+    // Metrics and health first, so a readiness probe can say "not yet"
+    // while the other listeners come up.
+    let listening_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let metrics_task = if config.metrics.enabled {
+        let handle = crate::telemetry::install()?;
+        let addr = config.metrics.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        let local = listener.local_addr().map_err(io("reading bound address"))?;
+        info!(addr = %local, "metrics listening");
+        std::fs::write(
+            config.data_dir.join("metrics-listening"),
+            format!("{local}\n"),
+        )
+        .map_err(io("writing metrics-listening file"))?;
+        let probe = Arc::new(crate::telemetry::Probe {
+            handle,
+            store: store.clone(),
+            body_memory: Arc::clone(&receiver.body_memory),
+            body_limit_kib: body_kib as usize,
+            webhooks: config.webhooks.iter().map(|w| w.name.clone()).collect(),
+            orgs: policies.iter().map(|p| p.id.clone()).collect(),
+            listening: Arc::clone(&listening_flag),
+        });
+        let mut stop = intake_stop.subscribe();
+        Some(tokio::spawn(crate::telemetry::serve(
+            listener,
+            probe,
+            async move {
+                let _ = stop.changed().await;
+            },
+        )))
+    } else {
+        None
+    };
+
     let mut bound = String::new();
     let mut loops = Vec::new();
     for addr in &config.smtp.listen {
@@ -334,6 +373,8 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
         }
         None => None,
     };
+
+    listening_flag.store(true, std::sync::atomic::Ordering::Release);
 
     // Deadlines coming due and passing, for the webhooks to deliver.
     let alert_task = (!config.webhooks.is_empty()).then(|| {
@@ -449,6 +490,7 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
     }
 
     info!("shutting down: no new sessions; finishing messages in flight");
+    listening_flag.store(false, std::sync::atomic::Ordering::Release);
     let _ = std::fs::remove_file(&listening);
     let all_ended = control.drain(config.limits.shutdown_grace).await;
     if !all_ended {
@@ -487,6 +529,9 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
         let _ = task.await;
     }
     if let Some(task) = digest_task {
+        let _ = task.await;
+    }
+    if let Some(task) = metrics_task {
         let _ = task.await;
     }
     store.close().await;

@@ -45,7 +45,7 @@ impl Server {
         let config = format!(
             "data_dir = {data:?}\npolicies_dir = {policies:?}\n[smtp]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"mx.bench\"\n\
              [limits]\ngreeting_delay = 0\nmax_sessions = 4096\nmax_sessions_per_ip = 4096\n\
-             [intake]\nenabled = {intake}\npoll_interval = 1\n[log]\nlevel = \"info\"\n"
+             [intake]\nenabled = {intake}\npoll_interval = 1\n[metrics]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"info\"\n"
         );
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();

@@ -174,6 +174,8 @@ impl Inbox {
         let mut batch = messages::claim(&mut tx, sealer, now(), limits).await?;
         tx.commit().await?;
         while !batch.is_empty() {
+            let started = std::time::Instant::now();
+            let settled_before = out.len();
             let outcomes = self.parse_all(&mut batch).await;
             let mut tx = self.store.write().await?;
             let mut no_worker = None;
@@ -187,6 +189,7 @@ impl Inbox {
                 log(&p.queue_id, &filed);
                 out.push(filed);
             }
+            let settled = out.len() - settled_before;
             if let Some(failure) = no_worker {
                 tx.commit().await?;
                 return Err(failure.into());
@@ -195,6 +198,12 @@ impl Inbox {
             // one: one fsync per batch.
             batch = messages::claim(&mut tx, sealer, now(), limits).await?;
             tx.commit().await?;
+            // Each message's time in intake: claimed to committed.
+            let took = started.elapsed().as_secs_f64();
+            for filed in &out[out.len() - settled..] {
+                metrics::histogram!(INTAKE_DURATION).record(took);
+                metrics::counter!(INTAKE_FILED, "outcome" => filed.outcome()).increment(1);
+            }
         }
         Ok(out)
     }
@@ -390,6 +399,24 @@ impl Inbox {
 
 fn now() -> i64 {
     jiff::Timestamp::now().as_second()
+}
+
+/// Seconds each message spent in intake, claimed to committed (histogram).
+pub const INTAKE_DURATION: &str = "dmx_intake_duration_seconds";
+/// Messages intake settled, by `outcome` (`Filed::outcome`).
+pub const INTAKE_FILED: &str = "dmx_intake_messages_total";
+
+impl Filed {
+    /// A label for metrics.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Filed::NewCase { .. } => "new_case",
+            Filed::Correspondence { .. } => "follow_up",
+            Filed::Refiled { .. } => "refiled",
+            Filed::Quarantined { .. } => "quarantined",
+            Filed::Retrying { .. } => "retrying",
+        }
+    }
 }
 
 fn log(queue_id: &str, filed: &Filed) {

@@ -10,6 +10,7 @@
 
 use super::content::{ContentCheck, Verdict};
 use super::limits::Limits;
+use super::metrics as names;
 use super::reply::Reply;
 use super::session::{Action, Delivery, Session, SessionConfig};
 use super::sink::{MessageSink, Stamp};
@@ -202,6 +203,7 @@ pub async fn accept_loop(
             tokio::spawn(async move {
                 let limits = &receiver.session.limits;
                 let Some((peer, early)) = proxy_header(&tcp, limits).await else {
+                    connection_ended("no_proxy_header");
                     let _ = tcp.try_write(Reply::ProxyMissing.render().as_bytes());
                     return;
                 };
@@ -282,10 +284,22 @@ async fn admit_and_run(
         // client just sees the close.
         let _ = tcp.try_write(Reply::TooBusy.render().as_bytes());
         debug!("refused: session cap reached");
+        connection_ended("busy");
         return;
     };
-    run_session(tcp, peer, early, &receiver, shutdown, &id).await;
+    let open = metrics::gauge!(names::SESSIONS_OPEN);
+    open.increment(1.0);
+    let outcome = run_session(tcp, peer, early, &receiver, shutdown, &id).await;
+    open.decrement(1.0);
+    connection_ended(outcome);
     drop(permit);
+}
+
+/// Counts a connection by how it ended: `closed` (the session ran to its
+/// end, whatever it refused), `lost` (an I/O error), `tls_failed`, `busy`
+/// (a cap was full), `no_proxy_header`.
+fn connection_ended(outcome: &'static str) {
+    metrics::counter!(names::CONNECTIONS, "outcome" => outcome).increment(1);
 }
 
 enum Next {
@@ -300,7 +314,7 @@ async fn run_session(
     receiver: &Receiver,
     mut shutdown: Shutdown,
     id: &str,
-) {
+) -> &'static str {
     let limits = &receiver.session.limits;
     let deadline = Instant::now() + limits.session_timeout;
     let mut session = Session::new(Arc::clone(&receiver.session), peer);
@@ -324,8 +338,12 @@ async fn run_session(
         && let Ok(r) = timeout(limits.greeting_delay, tcp.read(&mut ctx.buf)).await
     {
         match r {
-            Ok(0) | Err(_) => return,
-            Ok(n) => first = session.feed(&ctx.buf[..n]),
+            Ok(0) => return "closed",
+            Err(_) => return "lost",
+            Ok(n) => {
+                metrics::counter!(names::BYTES).increment(n as u64);
+                first = session.feed(&ctx.buf[..n]);
+            }
         }
     }
     if first.is_empty() {
@@ -338,6 +356,8 @@ async fn run_session(
                 Ok(Ok(mut stream)) => {
                     let info = tls::negotiated(stream.get_ref().1);
                     info!(version = %info.version, cipher = %info.cipher, "tls established");
+                    metrics::counter!(names::TLS, "version" => info.version.clone(), "cipher" => info.cipher.clone())
+                        .increment(1);
                     session.tls_established(info);
                     converse(
                         &mut stream,
@@ -351,11 +371,11 @@ async fn run_session(
                 }
                 Ok(Err(e)) => {
                     info!(error = %e, "tls handshake failed");
-                    Ok(())
+                    return "tls_failed";
                 }
                 Err(_) => {
                     info!("tls handshake timed out");
-                    Ok(())
+                    return "tls_failed";
                 }
             }
         }
@@ -363,8 +383,14 @@ async fn run_session(
         Err(e) => Err(e),
     };
     match result {
-        Ok(()) => info!(messages = ctx.delivered, "closed"),
-        Err(e) => info!(messages = ctx.delivered, error = %e, "connection lost"),
+        Ok(()) => {
+            info!(messages = ctx.delivered, "closed");
+            "closed"
+        }
+        Err(e) => {
+            info!(messages = ctx.delivered, error = %e, "connection lost");
+            "lost"
+        }
     }
 }
 
@@ -397,6 +423,8 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
         while let Some(action) = pending.pop_front() {
             match action {
                 Action::Reply(reply) => {
+                    metrics::counter!(names::REPLIES, "class" => reply.class(), "reason" => reply.reason())
+                        .increment(1);
                     if reply.code() >= 400 {
                         debug!(code = reply.code(), reply = ?reply, "refused");
                     }
@@ -428,6 +456,7 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
             r = timeout_at(wake, stream.read(&mut ctx.buf)) => match r {
                 Ok(Ok(0)) => return Ok(Next::Close),
                 Ok(Ok(n)) => {
+                    metrics::counter!(names::BYTES).increment(n as u64);
                     pending.extend(session.feed(&ctx.buf[..n]));
                     reserve_body_memory(session, ctx);
                 }
@@ -535,6 +564,7 @@ async fn deliver(ctx: &mut Ctx<'_>, delivery: Delivery) -> Result<String, Reply>
     match ctx.receiver.store.commit(delivery, stamp).await {
         Ok(()) => {
             ctx.delivered += 1;
+            metrics::counter!(names::MESSAGES).increment(1);
             ctx.receiver.stored.notify_one();
             info!(queue_id = %queue_id, size, "stored");
             Ok(queue_id)

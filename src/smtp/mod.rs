@@ -11,6 +11,7 @@ pub mod command;
 pub mod content;
 pub mod driver;
 pub mod limits;
+pub mod metrics;
 pub mod proxy;
 pub mod reply;
 pub mod session;

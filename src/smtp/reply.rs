@@ -74,6 +74,66 @@ pub enum Reply {
 }
 
 impl Reply {
+    /// A stable name for metrics labels (`dmx_smtp_replies_total`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Reply::Greeting { .. } => "greeting",
+            Reply::Ehlo { .. } => "ehlo",
+            Reply::Helo { .. } => "helo",
+            Reply::Ok => "ok",
+            Reply::SenderOk => "sender_ok",
+            Reply::RecipientOk => "recipient_ok",
+            Reply::StartData => "start_data",
+            Reply::Queued { .. } => "queued",
+            Reply::ReadyToStartTls => "ready_to_start_tls",
+            Reply::Help => "help",
+            Reply::CannotVrfy => "cannot_vrfy",
+            Reply::Bye { .. } => "bye",
+            Reply::SyntaxUnrecognized => "syntax_unrecognized",
+            Reply::SyntaxBadArgs => "syntax_bad_args",
+            Reply::LineTooLong => "line_too_long",
+            Reply::PipelineOverflow => "pipeline_overflow",
+            Reply::BareLineEnding => "bare_line_ending",
+            Reply::NulInData => "nul_in_data",
+            Reply::BadSequence => "bad_sequence",
+            Reply::AlreadyTls => "already_tls",
+            Reply::HeloFirst => "helo_first",
+            Reply::MustStartTls => "must_start_tls",
+            Reply::MustUseSmtpUtf8 => "must_use_smtputf8",
+            Reply::PathTooLong => "path_too_long",
+            Reply::BadAddress => "bad_address",
+            Reply::UnknownParameter => "unknown_parameter",
+            Reply::SizeTooLarge => "size_too_large",
+            Reply::MessageTooLarge => "message_too_large",
+            Reply::UnknownRecipient => "unknown_recipient",
+            Reply::TooManyRecipients => "too_many_recipients",
+            Reply::NoRecipients => "no_recipients",
+            Reply::PipelinedData => "pipelined_data",
+            Reply::TalkedFirst => "talked_first",
+            Reply::ProxyRefused => "proxy_refused",
+            Reply::ProxyMissing => "proxy_missing",
+            Reply::TooManyErrors => "too_many_errors",
+            Reply::TooBusy => "too_busy",
+            Reply::IdleTimeout => "idle_timeout",
+            Reply::SessionTimeout => "session_timeout",
+            Reply::ShuttingDown => "shutting_down",
+            Reply::StoreFailed => "store_failed",
+            Reply::PlaintextRefused => "plaintext_refused",
+            Reply::CheckUnavailable => "check_unavailable",
+            Reply::BusyMemory => "busy_memory",
+            Reply::NotImplemented => "not_implemented",
+        }
+    }
+
+    /// "2xx", "4xx", "5xx"...
+    pub fn class(&self) -> &'static str {
+        match self.code() / 100 {
+            2 => "2xx",
+            3 => "3xx",
+            4 => "4xx",
+            _ => "5xx",
+        }
+    }
     /// The three-digit code; 4xx and 5xx are refusals.
     pub fn code(&self) -> u16 {
         self.parts().0

@@ -107,6 +107,7 @@ pub mod auth;
 pub mod cases;
 pub mod clocks;
 pub mod crypto;
+pub mod gauges;
 mod legacy;
 pub mod messages;
 pub mod outbox;

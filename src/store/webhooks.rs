@@ -28,6 +28,30 @@ impl Drop for Turn {
     }
 }
 
+/// The timeline entries webhooks report.
+const HOOK_KINDS: &str = "'received', 'transition', 'due-soon', 'overdue', 'clock-started'";
+
+fn cursor_key(name: &str) -> String {
+    format!("webhook:{name}")
+}
+
+/// Seconds the oldest event webhook `name` has not yet delivered has been
+/// waiting (0 when it is up to date), for the metrics endpoint.
+pub async fn lag(store: &Store, name: &str, now: i64) -> Result<i64, StoreError> {
+    let cursor: Option<(String,)> = sqlx::query_as("SELECT value FROM store_meta WHERE name = $1")
+        .bind(cursor_key(name))
+        .fetch_optional(store.pool())
+        .await?;
+    let after: i64 = cursor.and_then(|c| c.0.parse().ok()).unwrap_or(0);
+    let oldest: Option<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT at FROM case_events WHERE id > $1 AND kind IN ({HOOK_KINDS}) ORDER BY id LIMIT 1"
+    )))
+    .bind(after)
+    .fetch_optional(store.pool())
+    .await?;
+    Ok(oldest.map_or(0, |(at,)| (now - at).max(0)))
+}
+
 /// An event a webhook reports.
 pub struct HookEvent {
     pub id: i64,
@@ -63,7 +87,7 @@ pub async fn take_turn(store: &Store, name: &str) -> Result<Option<Turn>, StoreE
 
 impl Turn {
     fn key(&self) -> String {
-        format!("webhook:{}", self.name)
+        cursor_key(&self.name)
     }
 
     /// The last event delivered (0: none yet).
@@ -84,12 +108,12 @@ impl Turn {
         after: i64,
         limit: i64,
     ) -> Result<Vec<HookEvent>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT e.id, e.case_id, e.at, e.kind, e.detail, c.reference, c.org, c.state
              FROM case_events e JOIN cases c ON c.id = e.case_id
-             WHERE e.id > $1 AND e.kind IN ('received', 'transition', 'due-soon', 'overdue', 'clock-started')
+             WHERE e.id > $1 AND e.kind IN ({HOOK_KINDS})
              ORDER BY e.id LIMIT $2",
-        )
+        )))
         .bind(after)
         .bind(limit)
         .fetch_all(&mut *self.conn)

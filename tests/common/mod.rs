@@ -80,12 +80,18 @@ impl Server {
             },
             // Sender authentication looks up DNS; suites that test it
             // start their own server on loopback and say so.
-            extra = if opts.extra.contains("[sender_auth]") {
-                opts.extra.clone()
-            } else {
-                // (Written without spaces: suites that turn intake on by
-                // replacing "enabled = false" leave this one alone.)
-                format!("{}\n[sender_auth]\nenabled=false\n", opts.extra)
+            extra = {
+                let mut extra = opts.extra.clone();
+                if !extra.contains("[sender_auth]") {
+                    // (Written without spaces: suites that turn intake on by
+                    // replacing "enabled = false" leave this one alone.)
+                    extra.push_str("\n[sender_auth]\nenabled=false\n");
+                }
+                // Servers run side by side: each its own metrics port.
+                if !extra.contains("[metrics]") {
+                    extra.push_str("\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
+                }
+                extra
             },
         );
         std::fs::write(dir.path().join("config.toml"), config).unwrap();

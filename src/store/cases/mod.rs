@@ -22,6 +22,7 @@ use fields::SealedFields;
 pub(crate) use fields::write_fields;
 pub use fields::{fields_of, mark_opened, merge_archive_fields, write_text_fields};
 pub use list::{Cursor, Filter, Listing, list};
+pub(in crate::store) use read::overdue as is_overdue;
 use read::state_of;
 pub use read::{
     AssetRow, CaseDetail, CaseSummary, ConversationEntry, Event, EvidenceInfo, evidence, show,

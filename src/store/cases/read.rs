@@ -92,7 +92,7 @@ pub struct CaseSummary {
     pub clock_overdue: bool,
 }
 
-pub(super) fn overdue(
+pub(in crate::store) fn overdue(
     state: CaseState,
     ack_by: i64,
     feedback_by: i64,
