@@ -2,7 +2,7 @@
 CONFIG ?=
 CARGO ?= cargo
 
-.PHONY: run test bench build fuzz
+.PHONY: run test bench build deb fuzz
 
 run:
 	bash deploy/system-deps.sh run
@@ -23,6 +23,9 @@ test:
 	  $(CARGO) test --lib --bins --tests && \
 	  DISCLOSURE_MX_TEST_BACKEND=postgres $(CARGO) test --test e2e_durability --test e2e_intake --test e2e_receipts --test e2e_archives --test e2e_plaintext --test e2e_at_rest --test e2e_audit --test e2e_api --test e2e_webhooks --test e2e_saml --test e2e_logout --test e2e_web --test e2e_hostile --test e2e_poison --test e2e_parity --test e2e_conversation --test e2e_search --test e2e_sla --test e2e_feedback --test e2e_clocks --test e2e_retention --test e2e_openpgp --test e2e_sender_auth'
 	bash deploy/smoke-run.sh
+	# The .deb from the smoke run's release binary: installed with dpkg,
+	# run by a real systemd with the packaged unit, then purged.
+	bash deploy/test-package.sh
 
 # Throughput, latency and memory against Postfix in the same run; sign-in
 # latency; the workspace over 100,000 seeded cases; retention and erasure
@@ -36,6 +39,10 @@ bench:
 
 build:
 	$(CARGO) build --release
+
+# target/debian/disclosure-mx_<version>-1_<arch>.deb (cargo-deb).
+deb: build
+	bash deploy/package.sh
 
 # Coverage-guided fuzzing of the parsers of hostile input (cargo-fuzz;
 # libFuzzer needs nightly features, which RUSTC_BOOTSTRAP unlocks on the

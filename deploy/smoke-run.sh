@@ -17,6 +17,7 @@ trap cleanup EXIT
 export DISCLOSURE_MX_DATA_DIR="$dir/data"
 export DISCLOSURE_MX_SMTP_LISTEN=127.0.0.1:0
 export DISCLOSURE_MX_WEB_LISTEN=127.0.0.1:0
+export DISCLOSURE_MX_METRICS_LISTEN=127.0.0.1:0
 # Sender authentication stays on, asking a loopback port where no DNS
 # server listens: every look-up is a temperror, none leaves the machine.
 export DISCLOSURE_MX_SENDER_AUTH_NAMESERVERS=127.0.0.1:9

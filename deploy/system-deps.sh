@@ -10,7 +10,8 @@ case "${1:-}" in
   run)   pkgs=(ca-certificates gcc "${saml[@]}") ;;
   test)  pkgs=(ca-certificates gcc openssl swaks libnet-ssleay-perl python3 sqlite3 postgresql postgresql-client curl procps p7zip-full
                "${saml[@]}" chromium chromium-driver fonts-dejavu-core
-               simplesamlphp php-cli php-xml php-mbstring python3-venv gnupg haproxy) ;;
+               simplesamlphp php-cli php-xml php-mbstring python3-venv gnupg haproxy
+               systemd-container dpkg-dev adduser) ;;
   fixtures) pkgs=(p7zip-full zip python3) ;;
   bench) pkgs=(ca-certificates gcc openssl postfix p7zip-full procps python3 sqlite3 "${saml[@]}") ;;
   *) echo "usage: $0 run|test|bench|fixtures" >&2; exit 2 ;;

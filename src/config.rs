@@ -397,6 +397,7 @@ pub const ENV_OVERRIDES: &[&str] = &[
     "DISCLOSURE_MX_LOG_LEVEL",
     "DISCLOSURE_MX_SENDER_AUTH_ENABLED",
     "DISCLOSURE_MX_SENDER_AUTH_NAMESERVERS",
+    "DISCLOSURE_MX_METRICS_LISTEN",
 ];
 
 impl Config {
@@ -452,6 +453,15 @@ impl Config {
         }
         if let Some(v) = var("DISCLOSURE_MX_SENDER_AUTH_NAMESERVERS") {
             self.sender_auth.nameservers = env_addrs("DISCLOSURE_MX_SENDER_AUTH_NAMESERVERS", v)?;
+        }
+        if let Some(v) = var("DISCLOSURE_MX_METRICS_LISTEN") {
+            self.metrics.listen =
+                v.trim()
+                    .parse()
+                    .map_err(|e: std::net::AddrParseError| ConfigError::Env {
+                        name: "DISCLOSURE_MX_METRICS_LISTEN",
+                        reason: e.to_string(),
+                    })?;
         }
         if let Some(v) = var("DISCLOSURE_MX_SMTP_HOSTNAME") {
             self.smtp.hostname = v;

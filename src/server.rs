@@ -248,7 +248,7 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
     let metrics_task = if config.metrics.enabled {
         let handle = crate::telemetry::install()?;
         let addr = config.metrics.listen;
-        let listener = TcpListener::bind(addr)
+        let listener = bind(addr)
             .await
             .map_err(|source| ServeError::Bind { addr, source })?;
         let local = listener.local_addr().map_err(io("reading bound address"))?;
@@ -282,12 +282,10 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
     let mut bound = String::new();
     let mut loops = Vec::new();
     for addr in &config.smtp.listen {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: *addr,
-                source,
-            })?;
+        let listener = bind(*addr).await.map_err(|source| ServeError::Bind {
+            addr: *addr,
+            source,
+        })?;
         let local = listener.local_addr().map_err(io("reading bound address"))?;
         info!(addr = %local, "listening");
         bound.push_str(&format!("{local}\n"));
@@ -320,7 +318,7 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
             if dev_idp {
                 crate::web::check_dev_idp(&config, addr)?;
             }
-            let listener = TcpListener::bind(addr)
+            let listener = bind(addr)
                 .await
                 .map_err(|source| ServeError::Bind { addr, source })?;
             let local = listener.local_addr().map_err(io("reading bound address"))?;
@@ -375,6 +373,7 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
     };
 
     listening_flag.store(true, std::sync::atomic::Ordering::Release);
+    let watchdog_task = notify_systemd(&intake_stop);
 
     // Deadlines coming due and passing, for the webhooks to deliver.
     let alert_task = (!config.webhooks.is_empty()).then(|| {
@@ -491,6 +490,10 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
 
     info!("shutting down: no new sessions; finishing messages in flight");
     listening_flag.store(false, std::sync::atomic::Ordering::Release);
+    let _ = sd_notify::notify(&[
+        sd_notify::NotifyState::Stopping,
+        sd_notify::NotifyState::Status("draining"),
+    ]);
     let _ = std::fs::remove_file(&listening);
     let all_ended = control.drain(config.limits.shutdown_grace).await;
     if !all_ended {
@@ -534,9 +537,55 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
     if let Some(task) = metrics_task {
         let _ = task.await;
     }
+    if let Some(task) = watchdog_task {
+        let _ = task.await;
+    }
     store.close().await;
     info!("stopped");
     Ok(())
+}
+
+/// A listening socket. An IPv6 one is IPv6 only (`IPV6_V6ONLY`), as
+/// Postfix makes it, so `listen = ["0.0.0.0:25", "[::]:25"]` binds both
+/// families instead of the second failing with "address in use" on a
+/// dual-stack host; and SO_REUSEADDR, so a restart does not wait for the
+/// last connections' TIME_WAIT.
+async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Under systemd (`Type=notify`): READY=1 now that every listener is
+/// bound, and, when the unit sets `WatchdogSec=`, a ping at half the
+/// interval from a task on the same runtime, so a runtime that stops
+/// making progress stops pinging and systemd restarts the service. Without
+/// `NOTIFY_SOCKET` both are no-ops.
+fn notify_systemd(stop: &tokio::sync::watch::Sender<bool>) -> Option<tokio::task::JoinHandle<()>> {
+    if let Err(e) = sd_notify::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("accepting mail"),
+    ]) {
+        warn!(error = %e, "could not tell systemd we are ready");
+    }
+    let every = sd_notify::watchdog_enabled()? / 2;
+    let mut stop = stop.subscribe();
+    Some(tokio::spawn(async move {
+        loop {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }))
 }
 
 /// The plaintext rule, run in a parse worker for the receiver.

@@ -198,6 +198,44 @@ fn openssl_tls_1_1_and_weak_ciphers_are_refused_1_2_and_1_3_accepted() {
 }
 
 #[test]
+fn the_server_chooses_the_cipher_not_the_client() {
+    let server = Server::start(Opts::default());
+    // The client prefers ChaCha20; the server's order puts AES-256-GCM
+    // first, and both offer it.
+    let (ok, out) = s_client(
+        &server,
+        &[
+            "-tls1_2",
+            "-cipher",
+            "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("ECDHE-ECDSA-AES256-GCM-SHA384"), "{out}");
+    let (ok, out) = s_client(
+        &server,
+        &[
+            "-tls1_3",
+            "-ciphersuites",
+            "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("TLS_AES_256_GCM_SHA384"), "{out}");
+    // The development certificate names its hosts in subjectAltName.
+    let (ok, out) = sh(Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+        .arg(server.data_dir().join("tls/dev-cert.pem")));
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("DNS:mx.test")
+            && out.contains("DNS:localhost")
+            && out.contains("IP Address:127.0.0.1"),
+        "{out}"
+    );
+}
+
+#[test]
 fn sighup_reloads_the_certificate_without_dropping_sessions() {
     let dir = tempfile::tempdir().unwrap();
     let make_cert = |cn: &str| {

@@ -5,6 +5,7 @@ mod cases;
 mod cases_args;
 mod clocks;
 mod keys;
+mod ops;
 mod privacy;
 mod report;
 
@@ -118,6 +119,11 @@ pub enum Command {
         #[command(subcommand)]
         command: SamlCommand,
     },
+    /// Shell completions for bash, zsh, fish, elvish or PowerShell, on
+    /// standard output (the package installs them).
+    Completions { shell: clap_complete::Shell },
+    /// The man page, disclosure-mx(1), as roff on standard output.
+    Manpage,
     /// Internal: a parse worker, started by the service itself with an
     /// empty environment and only its pipes (`intake::worker`).
     #[command(name = "intake-worker", hide = true)]
@@ -253,6 +259,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             code if code == std::process::ExitCode::SUCCESS => Ok(()),
             _ => Err(CliError::Usage("intake worker stopped".into())),
         };
+    }
+    match cli.command {
+        Command::Completions { shell } => return ops::completions(shell),
+        Command::Manpage => return ops::manpage(),
+        _ => {}
     }
     let mut config = Config::load(cli.config.as_deref())?;
     config.log.json |= cli.log_json;
@@ -561,7 +572,10 @@ async fn run_command(
             let service = cases::service(store, config)?;
             privacy::reporters_command(&service, for_orgs, command).await
         }
-        Command::Serve { .. } | Command::IntakeWorker { .. } => Ok(()),
+        Command::Serve { .. }
+        | Command::IntakeWorker { .. }
+        | Command::Completions { .. }
+        | Command::Manpage => Ok(()),
         Command::Messages {
             command: MessagesCommand::Requeue { queue_id },
         } => {

@@ -135,10 +135,14 @@ fn strict_provider() -> CryptoProvider {
 
 /// The server configuration every STARTTLS handshake uses.
 pub fn server_config(certs: Arc<CertStore>) -> Result<Arc<ServerConfig>, TlsError> {
-    let config = ServerConfig::builder_with_provider(Arc::new(strict_provider()))
+    let mut config = ServerConfig::builder_with_provider(Arc::new(strict_provider()))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_cert_resolver(certs);
+    // Our order (`strict_provider`: AES-256 first, then AES-128, then
+    // ChaCha20), not the client's: a peer that lists a weaker suite first
+    // still gets the strongest both support.
+    config.ignore_client_order = true;
     Ok(Arc::new(config))
 }
 
