@@ -289,6 +289,103 @@ async fn an_unreachable_relay_is_retried_then_marked_failed_and_the_outbox_persi
     let after = outbox(&mx);
     assert_eq!(after[0]["state"], "failed");
     assert_eq!(after[0]["to_address"], "alice@researcher.example");
+
+    // The relay is fixed: an operator sends it again. Another
+    // organisation's operator cannot see it, and a sent message cannot be
+    // retried or cancelled.
+    let sink = sink();
+    let config = std::fs::read_to_string(mx.config_path()).unwrap().replace(
+        &format!("relay = \"127.0.0.1:{closed_port}\""),
+        &sink
+            .as_relay()
+            .lines()
+            .skip(1)
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    std::fs::write(mx.config_path(), config).unwrap();
+    mx.kill9();
+    mx.restart();
+    let id = after[0]["id"].to_string();
+    let (ok, _, err) = mx.cli(&["--for-org", "magenta", "outbox", "retry", &id], None);
+    assert!(
+        !ok && err.contains(&format!("no outbox message {id}")),
+        "{err}"
+    );
+    let (ok, out, err) = mx.cli(&["outbox", "retry", &id, "--actor", "ops"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("queued to be sent now"), "{out}");
+    wait_for("sent after the retry", || {
+        let e = outbox(&mx);
+        (e[0]["state"] == "sent").then_some(())
+    });
+    assert_eq!(outbox(&mx)[0]["attempts"], 1, "a fresh count");
+    assert_eq!(sink.messages().len(), 1, "the receipt reached the relay");
+    for verb in ["retry", "cancel"] {
+        let (ok, _, err) = mx.cli(&["outbox", verb, &id], None);
+        assert!(!ok && err.contains("is sent: it has gone"), "{err}");
+    }
+    let (_, out, _) = mx.cli(&["audit", "list", "--json"], None);
+    let audit: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["action"] == "outbox-retry" && e["actor"] == "ops"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_cancels_a_message_that_waits() {
+    let closed_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mx = Server::start(Opts {
+        intake: INTAKE_ON,
+        extra: format!(
+            "[outbound]\nrelay = \"127.0.0.1:{closed_port}\"\nretry_base = 3600\nmax_attempts = 5\n"
+        ),
+        ..Opts::default()
+    });
+    deliver_from(
+        &mx,
+        "alice@researcher.example",
+        "security@netcompany.example",
+        &fixture("en-netcompany-xss.eml"),
+    )
+    .await;
+    let entry = wait_for("a receipt waiting", || {
+        let e = outbox(&mx);
+        (e.len() == 1 && e[0]["attempts"].as_i64().unwrap() >= 1).then(|| e[0].clone())
+    });
+    assert_eq!(entry["state"], "pending");
+    let id = entry["id"].to_string();
+    let (ok, out, err) = mx.cli(&["outbox", "cancel", &id], None);
+    assert!(ok && out.contains("cancelled"), "{err}");
+    let after = &outbox(&mx)[0];
+    assert_eq!(
+        (after["state"].as_str(), after["reason"].as_str()),
+        (Some("suppressed"), Some("cancelled by an operator"))
+    );
+    let (ok, _, err) = mx.cli(&["outbox", "cancel", &id], None);
+    assert!(!ok && err.contains("will not be sent"), "{err}");
+    let (ok, _, err) = mx.cli(&["outbox", "retry", &id], None);
+    assert!(!ok && err.contains("is suppressed"), "{err}");
+    let (ok, _, err) = mx.cli(&["outbox", "retry", "999"], None);
+    assert!(!ok && err.contains("no outbox message 999"), "{err}");
+    // The case's timeline says so.
+    let reference = mx.case_of("netcompany");
+    let case = mx.case_json(&reference);
+    assert!(
+        case["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "outbox"),
+        "{case}"
+    );
 }
 
 /// An analyst's reply from the web interface goes out through the same

@@ -20,6 +20,7 @@ pub mod hints;
 pub mod inbox;
 pub mod input;
 pub mod keys;
+pub mod outbox;
 pub mod principal;
 pub mod reads;
 pub mod retention;
@@ -115,6 +116,14 @@ pub enum CaseError {
     OperatorOnly,
     #[error("{0} has no receipt held for an unauthenticated sender")]
     NoHeldReceipt(String),
+    #[error("no outbox message {0}")]
+    NoOutboxEntry(i64),
+    #[error("outbox message {id} is {state}: {why}")]
+    OutboxState {
+        id: i64,
+        state: String,
+        why: &'static str,
+    },
     #[error("organisation {0:?} has no OpenPGP key configured")]
     NoKey(String),
     #[error("the passphrase does not unlock {0:?}'s OpenPGP key")]
@@ -171,6 +180,7 @@ impl CaseError {
         use unlock::UnlockError as U;
         match self {
             CaseError::NotFound(_)
+            | CaseError::NoOutboxEntry(_)
             | CaseError::OperatorOnly
             | CaseError::NoEvidence(_)
             | CaseError::NoMessage(_)
@@ -184,6 +194,7 @@ impl CaseError {
             | CaseError::ClockWaiting { .. }
             | CaseError::ClockMet(_)
             | CaseError::NoHeldReceipt(_)
+            | CaseError::OutboxState { .. }
             | CaseError::Erased(_) => ErrorClass::Conflict,
             CaseError::Unlock(U::TooManyAttempts(_)) => ErrorClass::Limited,
             CaseError::Unlock(U::Busy | U::NothingLocked(_)) => ErrorClass::Conflict,

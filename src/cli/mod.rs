@@ -183,6 +183,22 @@ pub enum OutboxCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Send a pending or failed message now, with a fresh count of
+    /// attempts (after fixing the relay, say).
+    Retry {
+        id: i64,
+        /// Who does it, for the case timeline (default: $USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Never send a pending or failed message (it stays listed as
+    /// suppressed, "cancelled by an operator").
+    Cancel {
+        id: i64,
+        /// Who does it, for the case timeline (default: $USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -554,6 +570,28 @@ async fn run_command(
                     );
                 }
             }
+            Ok(())
+        }
+        Command::Outbox {
+            command: OutboxCommand::Retry { id, actor },
+        } => {
+            let service = cases::service(store, config)?;
+            let who = cases::principal(actor, for_orgs);
+            service
+                .outbox_change(&who, id, crate::cases::outbox::OutboxAction::Retry)
+                .await?;
+            println!("outbox {id}: queued to be sent now");
+            Ok(())
+        }
+        Command::Outbox {
+            command: OutboxCommand::Cancel { id, actor },
+        } => {
+            let service = cases::service(store, config)?;
+            let who = cases::principal(actor, for_orgs);
+            service
+                .outbox_change(&who, id, crate::cases::outbox::OutboxAction::Cancel)
+                .await?;
+            println!("outbox {id}: cancelled");
             Ok(())
         }
         Command::Cases { command } => {

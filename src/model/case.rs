@@ -224,10 +224,12 @@ pub enum EventKind {
     Erased,
     /// A receipt held for an unauthenticated sender was released.
     ReceiptReleased,
+    /// An operator retried or cancelled one of the case's outgoing mails.
+    Outbox,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 21] = [
+    pub const ALL: [EventKind; 22] = [
         EventKind::Received,
         EventKind::Parsed,
         EventKind::ParseFailed,
@@ -249,6 +251,7 @@ impl EventKind {
         EventKind::Clock,
         EventKind::Erased,
         EventKind::ReceiptReleased,
+        EventKind::Outbox,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -274,6 +277,7 @@ impl EventKind {
             EventKind::Clock => "clock",
             EventKind::Erased => "erased",
             EventKind::ReceiptReleased => "receipt-released",
+            EventKind::Outbox => "outbox",
         }
     }
 

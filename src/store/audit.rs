@@ -91,6 +91,9 @@ pub enum AuditAction {
     KeyUnlockFailed,
     /// A receipt held for an unauthenticated sender released.
     ReceiptRelease,
+    /// An outgoing mail sent again, or not at all.
+    OutboxRetry,
+    OutboxCancel,
 }
 
 impl AuditAction {
@@ -130,6 +133,8 @@ impl AuditAction {
             AuditAction::KeyUnlocked => "key-unlocked",
             AuditAction::KeyUnlockFailed => "key-unlock-failed",
             AuditAction::ReceiptRelease => "receipt-release",
+            AuditAction::OutboxRetry => "outbox-retry",
+            AuditAction::OutboxCancel => "outbox-cancel",
         }
     }
 }

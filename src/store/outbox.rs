@@ -360,3 +360,71 @@ pub async fn resuppress(
     .await?
     .rows_affected())
 }
+
+/// What an operator sees of one entry before retrying or cancelling it.
+pub struct EntryState {
+    pub case_reference: String,
+    pub state: String,
+    pub kind: String,
+    /// A suppressed receipt that was never written has no body to send.
+    pub has_body: bool,
+}
+
+pub async fn entry_state(store: &Store, id: i64) -> Result<Option<EntryState>, StoreError> {
+    let row = sqlx::query(
+        "SELECT c.reference, o.state, o.kind, o.body FROM outbox o JOIN cases c ON c.id = o.case_id
+         WHERE o.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(store.pool())
+    .await?;
+    row.map(|r| {
+        Ok(EntryState {
+            case_reference: r.try_get("reference")?,
+            state: r.try_get("state")?,
+            kind: r.try_get("kind")?,
+            has_body: !r.try_get::<String, _>("body")?.is_empty(),
+        })
+    })
+    .transpose()
+}
+
+/// Due now, with a fresh count of attempts, if it is still `from`
+/// (pending or failed); false when another change got there first.
+pub async fn retry_now(
+    tx: &mut WriteTx<'_>,
+    id: i64,
+    from: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1, reason = NULL
+         WHERE id = $2 AND state = $3",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(from)
+    .execute(tx.conn())
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Never sent: suppressed with `reason`, if it is still `from`.
+pub async fn cancel(
+    tx: &mut WriteTx<'_>,
+    id: i64,
+    from: &str,
+    reason: &str,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE outbox SET state = 'suppressed', reason = $1 WHERE id = $2 AND state = $3",
+    )
+    .bind(reason)
+    .bind(id)
+    .bind(from)
+    .execute(tx.conn())
+    .await?
+    .rows_affected()
+        == 1)
+}
