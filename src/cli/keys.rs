@@ -32,6 +32,17 @@ pub enum KeysCommand {
     /// Print an organisation's public OpenPGP key (armored), to publish
     /// where its security.txt `Encryption:` points.
     Public { org: String },
+    /// Write the master key wrapped under a passphrase (PBKDF2, AES-GCM)
+    /// to FILE, to keep apart from the backups it opens. Prompts twice
+    /// without echo; at least 12 characters.
+    Export {
+        /// Where the wrapped key goes (mode 0600; never overwritten).
+        #[arg(long = "wrap", value_name = "FILE")]
+        wrap: std::path::PathBuf,
+        /// Read the passphrase from the first line of standard input.
+        #[arg(long)]
+        passphrase_stdin: bool,
+    },
 }
 
 pub(super) async fn run(config: &Config, command: KeysCommand) -> Result<(), CliError> {
@@ -76,6 +87,36 @@ pub(super) async fn run(config: &Config, command: KeysCommand) -> Result<(), Cli
                 done["org"].as_str().unwrap_or(""),
                 done["fingerprint"].as_str().unwrap_or(""),
                 done["requeued"]
+            );
+            Ok(())
+        }
+        KeysCommand::Export {
+            wrap,
+            passphrase_stdin,
+        } => {
+            let key = crate::store::seal::read_master_key(&config.store.key_path(&config.data_dir))
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            let passphrase = read_password("the wrapped key", passphrase_stdin)?;
+            if !passphrase_stdin {
+                let again = read_password("the wrapped key (again)", false)?;
+                if *again != *passphrase {
+                    return Err(CliError::Usage("the passphrases differ".into()));
+                }
+            }
+            let text = crate::store::seal::wrap(&key, &passphrase)
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            if wrap.exists() {
+                return Err(CliError::Usage(format!(
+                    "{} exists; not overwritten",
+                    wrap.display()
+                )));
+            }
+            crate::private_file::write(&wrap, text.as_bytes())
+                .map_err(|e| CliError::Usage(format!("{}: {e}", wrap.display())))?;
+            println!(
+                "master key {} wrapped into {}",
+                crate::store::seal::wrapped_key_id(&text).unwrap_or_default(),
+                wrap.display()
             );
             Ok(())
         }

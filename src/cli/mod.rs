@@ -1,6 +1,7 @@
 //! The command line: `serve` and `messages list`, over the same library
 //! functions the server uses. Every subcommand reads the same configuration.
 
+mod backup;
 mod cases;
 mod cases_args;
 mod clocks;
@@ -118,6 +119,11 @@ pub enum Command {
     Saml {
         #[command(subcommand)]
         command: SamlCommand,
+    },
+    /// Online backups of the store, and their restore.
+    Backup {
+        #[command(subcommand)]
+        command: backup::BackupCommand,
     },
     /// Shell completions for bash, zsh, fish, elvish or PowerShell, on
     /// standard output (the package installs them).
@@ -301,13 +307,32 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         if let Command::Keys { command } = cli.command {
             return keys::run(&config, command).await;
         }
+        let command = match cli.command {
+            Command::Backup {
+                command: backup::BackupCommand::Create { file },
+            } => {
+                let store = Store::open(
+                    &config.store.url,
+                    &config.data_dir,
+                    &config.store.key_path(&config.data_dir),
+                )
+                .await?;
+                let result = backup::create(&store, file).await;
+                store.close().await;
+                return result;
+            }
+            Command::Backup { command } => {
+                return backup::run_without_store(&config, command).await;
+            }
+            other => other,
+        };
         let store = Store::open(
             &config.store.url,
             &config.data_dir,
             &config.store.key_path(&config.data_dir),
         )
         .await?;
-        let result = run_command(&store, &config, &cli.for_orgs, cli.command).await;
+        let result = run_command(&store, &config, &cli.for_orgs, command).await;
         store.close().await;
         result
     })
@@ -613,6 +638,7 @@ async fn run_command(
         Command::Serve { .. }
         | Command::IntakeWorker { .. }
         | Command::Completions { .. }
+        | Command::Backup { .. }
         | Command::Manpage => Ok(()),
         Command::Messages {
             command: MessagesCommand::Requeue { queue_id },

@@ -104,6 +104,7 @@ pub struct MessageSummary {
 pub mod analysts;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod cases;
 pub mod clocks;
 pub mod crypto;

@@ -69,6 +69,8 @@ pub enum SealError {
     Open(String),
     #[error("no randomness from the operating system")]
     Random,
+    #[error("wrapped key: {0}")]
+    Wrapped(&'static str),
 }
 
 /// What a sealed value is: its purpose, and the identity of the row and
@@ -218,46 +220,17 @@ impl Sealer {
     /// The key from the environment, else from `path`. With `may_create`,
     /// a missing file is generated (mode 0600).
     pub fn load(path: &Path, may_create: bool) -> Result<(Sealer, bool), SealError> {
-        if let Ok(hex) = std::env::var(KEY_ENV) {
-            let bytes = parse_hex(&hex).ok_or(SealError::KeyEnv)?;
-            return Ok((Sealer::from_bytes(&bytes)?, false));
-        }
-        let file_err = |reason: String| SealError::KeyFile {
-            path: path.to_path_buf(),
-            reason,
-        };
-        match std::fs::metadata(path) {
-            Ok(meta) => {
-                let mode = meta.permissions().mode() & 0o777;
-                if mode & 0o077 != 0 {
-                    return Err(SealError::Permissions {
-                        path: path.to_path_buf(),
-                        mode,
-                    });
-                }
-                let text = Zeroizing::new(
-                    std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?,
-                );
-                let bytes =
-                    parse_hex(&text).ok_or_else(|| file_err("expected 64 hex digits".into()))?;
-                Ok((Sealer::from_bytes(&bytes)?, false))
-            }
-            Err(_) if may_create => {
+        match read_master_key(path) {
+            Ok(bytes) => Ok((Sealer::from_bytes(&bytes)?, false)),
+            Err(SealError::KeyMissing { .. }) if may_create => {
                 let mut bytes = Zeroizing::new(vec![0u8; 32]);
                 SystemRandom::new()
                     .fill(&mut bytes)
                     .map_err(|_| SealError::Random)?;
-                let hex = Zeroizing::new(hex::encode(&bytes[..]) + "\n");
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| file_err(e.to_string()))?;
-                }
-                crate::private_file::write(path, hex.as_bytes())
-                    .map_err(|e| file_err(e.to_string()))?;
+                write_master_key(path, &bytes)?;
                 Ok((Sealer::from_bytes(&bytes)?, true))
             }
-            Err(_) => Err(SealError::KeyMissing {
-                path: path.to_path_buf(),
-            }),
+            Err(e) => Err(e),
         }
     }
 
@@ -421,6 +394,163 @@ impl Sealer {
     }
 }
 
+/// The master key's bytes: from the environment, else from `path`
+/// (which others may not read).
+pub fn read_master_key(path: &Path) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    if let Ok(hex) = std::env::var(KEY_ENV) {
+        return parse_hex(&hex).ok_or(SealError::KeyEnv);
+    }
+    let file_err = |reason: String| SealError::KeyFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|_| SealError::KeyMissing {
+        path: path.to_path_buf(),
+    })?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(SealError::Permissions {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?);
+    parse_hex(&text).ok_or_else(|| file_err("expected 64 hex digits".into()))
+}
+
+/// Writes a master key file (mode 0600); never over an existing one.
+pub fn write_master_key(path: &Path, bytes: &[u8]) -> Result<(), SealError> {
+    let file_err = |reason: String| SealError::KeyFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if path.exists() {
+        return Err(file_err("exists already; not overwritten".into()));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| file_err(e.to_string()))?;
+    }
+    let hex = Zeroizing::new(hex::encode(bytes) + "\n");
+    crate::private_file::write(path, hex.as_bytes()).map_err(|e| file_err(e.to_string()))
+}
+
+/// The id (16 hex digits) of the master key `bytes`.
+pub fn key_id_of(bytes: &[u8]) -> Result<String, SealError> {
+    Ok(Sealer::from_bytes(bytes)?.key_id())
+}
+
+/// What `wrap` writes: the format, the key's id, and the key sealed under
+/// a key derived from a passphrase.
+const WRAP_FORMAT: &str = "disclosure-mx wrapped key 1";
+/// PBKDF2-HMAC-SHA256 rounds: OWASP's 2023 figure for this function.
+/// About half a second here, once per export or restore; every guess at
+/// the passphrase costs the same.
+const WRAP_ROUNDS: u32 = 600_000;
+/// A wrapping passphrase shorter than this is refused: the wrapped key
+/// sits beside backups, where anyone who takes them can guess offline.
+pub const WRAP_MIN_PASSPHRASE: usize = 12;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Wrapped {
+    format: String,
+    key_id: String,
+    kdf: String,
+    rounds: u32,
+    salt: String,
+    nonce: String,
+    sealed: String,
+}
+
+fn wrapping_key(passphrase: &str, salt: &[u8], rounds: u32) -> Result<LessSafeKey, SealError> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    let rounds = std::num::NonZeroU32::new(rounds).ok_or(SealError::Wrapped("no rounds"))?;
+    ring::pbkdf2::derive(
+        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        rounds,
+        salt,
+        passphrase.as_bytes(),
+        &mut key[..],
+    );
+    Ok(LessSafeKey::new(
+        UnboundKey::new(&AES_256_GCM, &key[..]).map_err(|_| SealError::Random)?,
+    ))
+}
+
+/// The master key `bytes` sealed under `passphrase`, as JSON text that
+/// names the key's id (and nothing else of it).
+pub fn wrap(bytes: &[u8], passphrase: &str) -> Result<String, SealError> {
+    if passphrase.chars().count() < WRAP_MIN_PASSPHRASE {
+        return Err(SealError::Wrapped(
+            "the passphrase is shorter than 12 characters",
+        ));
+    }
+    let key_id = key_id_of(bytes)?;
+    let rng = SystemRandom::new();
+    let (mut salt, mut nonce) = ([0u8; 16], [0u8; NONCE_LEN]);
+    rng.fill(&mut salt).map_err(|_| SealError::Random)?;
+    rng.fill(&mut nonce).map_err(|_| SealError::Random)?;
+    let key = wrapping_key(passphrase, &salt, WRAP_ROUNDS)?;
+    let mut buf = bytes.to_vec();
+    let aad = format!("{WRAP_FORMAT} {key_id}");
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(aad.as_bytes()),
+        &mut buf,
+    )
+    .map_err(|_| SealError::Random)?;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let wrapped = Wrapped {
+        format: WRAP_FORMAT.into(),
+        key_id,
+        kdf: "PBKDF2-HMAC-SHA256".into(),
+        rounds: WRAP_ROUNDS,
+        salt: b64(&salt),
+        nonce: b64(&nonce),
+        sealed: b64(&buf),
+    };
+    serde_json::to_string_pretty(&wrapped).map_err(|_| SealError::Wrapped("cannot encode"))
+}
+
+/// The key id a wrapped key names, without the passphrase.
+pub fn wrapped_key_id(text: &str) -> Result<String, SealError> {
+    let w: Wrapped =
+        serde_json::from_str(text).map_err(|_| SealError::Wrapped("not a wrapped key"))?;
+    Ok(w.key_id)
+}
+
+/// The master key `wrap` sealed, or why not (a wrong passphrase and a
+/// tampered file look the same).
+pub fn unwrap(text: &str, passphrase: &str) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    let w: Wrapped =
+        serde_json::from_str(text).map_err(|_| SealError::Wrapped("not a wrapped key"))?;
+    if w.format != WRAP_FORMAT || w.kdf != "PBKDF2-HMAC-SHA256" {
+        return Err(SealError::Wrapped("an unknown wrapped-key format"));
+    }
+    // A file that asks for a million times the work is not ours.
+    if !(100_000..=10_000_000).contains(&w.rounds) {
+        return Err(SealError::Wrapped("an implausible number of rounds"));
+    }
+    let b64 = |s: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map_err(|_| SealError::Wrapped("not base64"))
+    };
+    let (salt, nonce, sealed) = (b64(&w.salt)?, b64(&w.nonce)?, b64(&w.sealed)?);
+    let key = wrapping_key(passphrase, &salt, w.rounds)?;
+    let nonce =
+        Nonce::try_assume_unique_for_key(&nonce).map_err(|_| SealError::Wrapped("a bad nonce"))?;
+    let aad = format!("{WRAP_FORMAT} {}", w.key_id);
+    let mut buf = Zeroizing::new(sealed);
+    let plain = key
+        .open_in_place(nonce, Aad::from(aad.as_bytes()), &mut buf)
+        .map_err(|_| SealError::Wrapped("wrong passphrase, or the file was changed"))?;
+    let bytes = Zeroizing::new(plain.to_vec());
+    if key_id_of(&bytes)? != w.key_id {
+        return Err(SealError::Wrapped("the key does not match its id"));
+    }
+    Ok(bytes)
+}
+
 /// Whether `stored` (a text column) is sealed, in either format.
 pub fn is_sealed_text(stored: &str) -> bool {
     stored.starts_with(TEXT_PREFIX) || stored.starts_with(TEXT_PREFIX_V1)
@@ -558,5 +688,22 @@ mod tests {
             Sealer::load(&path, true),
             Err(SealError::Permissions { .. })
         ));
+    }
+
+    #[test]
+    fn a_wrapped_key_opens_only_with_its_passphrase_and_unchanged() {
+        let key = [9u8; 32];
+        let text = wrap(&key, "a passphrase of some length").unwrap();
+        assert!(!text.contains(&hex::encode(key)));
+        assert_eq!(wrapped_key_id(&text).unwrap(), key_id_of(&key).unwrap());
+        assert_eq!(
+            &unwrap(&text, "a passphrase of some length").unwrap()[..],
+            &key[..]
+        );
+        assert!(unwrap(&text, "another passphrase here").is_err());
+        // Naming another key id is tampering: the id is bound into the seal.
+        let tampered = text.replace(&key_id_of(&key).unwrap(), &key_id_of(&[1u8; 32]).unwrap());
+        assert!(unwrap(&tampered, "a passphrase of some length").is_err());
+        assert!(wrap(&key, "short").is_err());
     }
 }
