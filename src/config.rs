@@ -48,6 +48,9 @@ pub struct Config {
     pub saml: SamlConfig,
     /// `[[webhooks]]`: signed POSTs on new cases and state changes.
     pub webhooks: Vec<crate::outbound::webhooks::WebhookConfig>,
+    /// `[mta_sts]`: the MTA-STS policy the web listener serves, and what
+    /// `dns records` prints.
+    pub mta_sts: crate::publish::MtaStsConfig,
     /// `[metrics]`: Prometheus text and health checks on their own listener.
     pub metrics: crate::telemetry::MetricsConfig,
     pub log: LogConfig,
@@ -321,6 +324,7 @@ impl Default for Config {
             saml: SamlConfig::default(),
             webhooks: Vec::new(),
             metrics: crate::telemetry::MetricsConfig::default(),
+            mta_sts: crate::publish::MtaStsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -603,6 +607,10 @@ mod tests {
             format!("{:?}", d.sender_auth)
         );
         assert_eq!(c.web.listen, d.web.listen);
+        assert_eq!(c.web.trusted_proxies, d.web.trusted_proxies);
+        assert_eq!(c.smtp.proxy_protocol_from, d.smtp.proxy_protocol_from);
+        assert_eq!(format!("{:?}", c.metrics), format!("{:?}", d.metrics));
+        assert_eq!(format!("{:?}", c.mta_sts), format!("{:?}", d.mta_sts));
         assert!(c.webhooks.is_empty());
     }
 

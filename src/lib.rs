@@ -17,6 +17,7 @@ pub mod model;
 pub mod outbound;
 pub mod policy;
 pub mod private_file;
+pub mod publish;
 pub mod sender_auth;
 pub mod server;
 pub mod smtp;

@@ -325,7 +325,10 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
             info!(addr = %local, "api listening");
             std::fs::write(config.data_dir.join("api-listening"), format!("{local}\n"))
                 .map_err(io("writing api-listening file"))?;
-            let mut app = crate::web::api::router(store.clone(), Arc::clone(&cases));
+            let domains = crate::publish::domains(recipients.iter().map(String::as_str));
+            let mut app = crate::web::api::router(store.clone(), Arc::clone(&cases)).merge(
+                crate::web::mta_sts::router(config.mta_sts.policy(&config.smtp.hostname), domains),
+            );
             match crate::web::interface(
                 &config,
                 &store,

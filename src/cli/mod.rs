@@ -120,6 +120,11 @@ pub enum Command {
         #[command(subcommand)]
         command: SamlCommand,
     },
+    /// What to publish in DNS for this MX.
+    Dns {
+        #[command(subcommand)]
+        command: ops::DnsCommand,
+    },
     /// Online backups of the store, and their restore.
     Backup {
         #[command(subcommand)]
@@ -299,6 +304,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     } = cli.command
     {
         return policies_check(&config);
+    }
+    if let Command::Dns { command } = cli.command {
+        return ops::dns(&config, command);
     }
     runtime.block_on(async {
         if let Command::Serve { dev_idp } = cli.command {
@@ -639,6 +647,7 @@ async fn run_command(
         | Command::IntakeWorker { .. }
         | Command::Completions { .. }
         | Command::Backup { .. }
+        | Command::Dns { .. }
         | Command::Manpage => Ok(()),
         Command::Messages {
             command: MessagesCommand::Requeue { queue_id },

@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod forwarded;
 pub mod listener;
+pub mod mta_sts;
 pub mod pages;
 
 use crate::cases::Cases;

@@ -17,7 +17,7 @@ fn host_of(value: &str) -> &str {
     value.rsplit_once(':').map_or(value, |(h, _)| h)
 }
 
-fn not_found(text: &'static str) -> Response {
+pub(crate) fn not_found(text: &'static str) -> Response {
     (
         StatusCode::NOT_FOUND,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -26,7 +26,7 @@ fn not_found(text: &'static str) -> Response {
         .into_response()
 }
 
-fn request_host(headers: &HeaderMap) -> String {
+pub(crate) fn request_host(headers: &HeaderMap) -> String {
     headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
