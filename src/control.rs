@@ -43,6 +43,8 @@ pub enum Request {
     },
     /// Every organisation's OpenPGP key: fingerprint, locked or not.
     KeyStatus,
+    /// Re-read the master key files (a rotation switched them).
+    ReloadMasterKey,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -151,6 +153,33 @@ async fn handle(request: Request, uid: Option<u32>, cases: &Cases) -> Answer {
             error: None,
             result: serde_json::to_value(cases.key_status(&operator("cli"))).unwrap_or_default(),
         },
+        Request::ReloadMasterKey => match cases.reload_master_key() {
+            Ok((current, retired)) => Answer {
+                ok: true,
+                error: None,
+                result: serde_json::json!({ "key_id": current, "retired_kept": retired }),
+            },
+            Err(e) => refused(e.to_string()),
+        },
+    }
+}
+
+/// Like `call`, but Ok(None) when no service runs on `data_dir` (no
+/// socket, or a stale one nobody listens on).
+pub async fn call_if_running(
+    data_dir: &Path,
+    request: &Request,
+) -> Result<Option<serde_json::Value>, String> {
+    match UnixStream::connect(path(data_dir)).await {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            Ok(None)
+        }
+        _ => call(data_dir, request).await.map(Some),
     }
 }
 

@@ -99,3 +99,18 @@ impl Cases {
         })
     }
 }
+
+impl super::Cases {
+    /// Re-reads the store's master keys from their files (a rotation's
+    /// `keys rotate` asks the running service through the control socket):
+    /// every part of the service then seals with the new key and opens with
+    /// the old ones still kept. Returns (current key id, retired ids kept).
+    pub fn reload_master_key(&self) -> Result<(String, Vec<String>), CaseError> {
+        let sealer = self.store.sealer();
+        let id = sealer
+            .reload()
+            .map_err(|e| CaseError::Store(crate::store::StoreError::from(e)))?;
+        tracing::info!(key = %id, retired_kept = sealer.older_key_ids().len(), "master key reloaded");
+        Ok((id, sealer.older_key_ids()))
+    }
+}

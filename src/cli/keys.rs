@@ -32,6 +32,18 @@ pub enum KeysCommand {
     /// Print an organisation's public OpenPGP key (armored), to publish
     /// where its security.txt `Encryption:` points.
     Public { org: String },
+    /// Replace the master key: a new key, every sealed value re-sealed
+    /// under it in small batches while the service runs, the audit chain
+    /// re-signed, the search index rebuilt, then the old key deleted. Safe
+    /// to kill at any point; run it again to resume.
+    Rotate {
+        /// Values re-sealed per committed transaction.
+        #[arg(long, default_value_t = 200)]
+        batch: i64,
+        /// Who does it, for the audit trail (default: $USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
     /// Write the master key wrapped under a passphrase (PBKDF2, AES-GCM)
     /// to FILE, to keep apart from the backups it opens. Prompts twice
     /// without echo; at least 12 characters.
@@ -120,6 +132,7 @@ pub(super) async fn run(config: &Config, command: KeysCommand) -> Result<(), Cli
             );
             Ok(())
         }
+        KeysCommand::Rotate { batch, actor } => rotate(config, batch, actor).await,
         KeysCommand::Public { org } => {
             let policies = PolicySet::load_dir(&config.policies_dir)?;
             let keyring = crate::keyring::Keyring::load(&policies)
@@ -157,4 +170,81 @@ pub(super) fn read_password(
         return Err(CliError::Usage("empty password".into()));
     }
     Ok(trimmed)
+}
+
+/// Tells the running service, if any, to load the key files again, and
+/// checks it now seals with `expect`.
+async fn reload_service(config: &Config, expect: &str) -> Result<bool, CliError> {
+    match control::call_if_running(&config.data_dir, &Request::ReloadMasterKey).await {
+        Ok(None) => Ok(false),
+        Ok(Some(answer)) if answer["key_id"] == expect => Ok(true),
+        Ok(Some(answer)) => Err(CliError::Usage(format!(
+            "the running service reloaded key {} instead of {expect}; nothing retired",
+            answer["key_id"]
+        ))),
+        Err(e) => Err(CliError::Usage(format!(
+            "the running service did not take the new key ({e}); nothing retired, run it again"
+        ))),
+    }
+}
+
+async fn rotate(config: &Config, batch: i64, actor: Option<String>) -> Result<(), CliError> {
+    use crate::store::rotate;
+    let failed = |e: rotate::RotateError| CliError::Usage(e.to_string());
+    let key_file = config.store.key_path(&config.data_dir);
+    let (old, new) = rotate::begin(&key_file).map_err(failed)?;
+    println!("master key {} -> {new}", old.join(", "));
+    let running = reload_service(config, &new).await?;
+    if running {
+        println!("the running service seals with {new} now");
+    }
+    let store = crate::store::Store::open(&config.store.url, &config.data_dir, &key_file).await?;
+    let resealed = rotate::reseal(&store, batch, |_| {})
+        .await
+        .map_err(failed)?;
+    println!("{resealed} values re-sealed");
+    match crate::store::audit::rekey(&store).await? {
+        Ok(n) => println!("audit chain: {n} entries verified and re-signed"),
+        Err(verdict) => {
+            store.close().await;
+            return Err(CliError::Usage(format!(
+                "audit chain does not verify ({verdict:?}): not re-signed; the old key is kept"
+            )));
+        }
+    }
+    let service = super::cases::service(&store, config)?;
+    let indexed = service.reindex().await?;
+    println!("search index rebuilt ({indexed} cases)");
+    // What the service sealed under the old key before it reloaded.
+    rotate::reseal(&store, batch, |_| {})
+        .await
+        .map_err(failed)?;
+    let stale = rotate::stale(&store).await.map_err(failed)?;
+    if !stale.is_empty() {
+        store.close().await;
+        return Err(CliError::Usage(format!(
+            "values still sealed under another key ({stale:?}); the old key is kept: run keys rotate again"
+        )));
+    }
+    let who = super::cases::actor(actor);
+    crate::store::audit::record_now(
+        &store,
+        &crate::store::audit::Who {
+            actor: &who,
+            source: "cli",
+        }
+        .entry(
+            crate::store::audit::AuditAction::KeyRotated,
+            "store",
+            &format!("master key {} replaced by {new}", old.join(", ")),
+        ),
+    )
+    .await?;
+    store.close().await;
+    let retired = rotate::retire(&key_file).map_err(failed)?;
+    if running {
+        reload_service(config, &new).await?;
+    }
+    println!("retired and deleted: {}", retired.join(", "));
+    Ok(())
 }

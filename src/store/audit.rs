@@ -94,6 +94,8 @@ pub enum AuditAction {
     /// An outgoing mail sent again, or not at all.
     OutboxRetry,
     OutboxCancel,
+    /// The master key replaced (`keys rotate`).
+    KeyRotated,
 }
 
 impl AuditAction {
@@ -135,6 +137,7 @@ impl AuditAction {
             AuditAction::ReceiptRelease => "receipt-release",
             AuditAction::OutboxRetry => "outbox-retry",
             AuditAction::OutboxCancel => "outbox-cancel",
+            AuditAction::KeyRotated => "key-rotated",
         }
     }
 }
@@ -217,9 +220,9 @@ fn head_mac(sealer: &Sealer, count: i64, last: &str) -> String {
 fn mac_matches(sealer: &Sealer, stored: &str, msg: &[u8], current_seen: &mut bool) -> bool {
     if stored.starts_with("v2:") {
         *current_seen = true;
-        sealer.audit_mac(msg) == stored
+        sealer.audit_mac_verifies(msg, stored)
     } else {
-        !*current_seen && sealer.legacy_audit_mac(msg) == stored
+        !*current_seen && sealer.legacy_audit_verifies(msg, stored)
     }
 }
 
@@ -398,4 +401,79 @@ pub async fn verify(pool: &AnyPool, sealer: &Sealer) -> Result<Verdict, StoreErr
             reason: "the newest entries were removed or the head was altered".into(),
         }),
     }
+}
+
+/// Recomputes every MAC of the chain, and its head, under the current key,
+/// after checking the whole chain under the keys the sealer holds (a
+/// rotation's old and new): a chain that does not verify is never
+/// re-signed. One transaction, holding the chain's write lock. Returns the
+/// number of entries.
+pub async fn rekey(store: &super::Store) -> Result<Result<u64, Verdict>, StoreError> {
+    let sealer = store.sealer();
+    let mut tx = store.write().await?;
+    if tx.backend() == super::Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(super::SharedLock::AuditChain.id())
+            .execute(tx.conn())
+            .await?;
+    }
+    let rows = sqlx::query(
+        "SELECT id, at, actor, action, target, source, detail, mac FROM audit_log ORDER BY id",
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    let (mut prev_old, mut prev_new) = (String::new(), String::new());
+    let mut current_seen = false;
+    let mut updates = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let id: i64 = r.try_get("id")?;
+        let at: i64 = r.try_get("at")?;
+        let fields: [String; 5] = [
+            r.try_get("actor")?,
+            r.try_get("action")?,
+            r.try_get("target")?,
+            r.try_get("source")?,
+            r.try_get("detail")?,
+        ];
+        let f = [
+            fields[0].as_str(),
+            fields[1].as_str(),
+            fields[2].as_str(),
+            fields[3].as_str(),
+            fields[4].as_str(),
+        ];
+        let stored: String = r.try_get("mac")?;
+        if !mac_matches(
+            sealer,
+            &stored,
+            &message(&prev_old, at, f),
+            &mut current_seen,
+        ) {
+            return Ok(Err(Verdict::Broken {
+                at_entry: id,
+                reason: "entry edited, or an entry before it removed or reordered".into(),
+            }));
+        }
+        let new = mac(sealer, &prev_new, at, f);
+        prev_old = stored;
+        prev_new = new.clone();
+        updates.push((id, new));
+    }
+    for (id, new) in &updates {
+        sqlx::query("UPDATE audit_log SET mac = $1 WHERE id = $2")
+            .bind(new)
+            .bind(id)
+            .execute(tx.conn())
+            .await?;
+    }
+    let count = updates.len() as i64;
+    if count > 0 {
+        let value = format!("{count}:{prev_new}:{}", head_mac(sealer, count, &prev_new));
+        sqlx::query("UPDATE store_meta SET value = $1 WHERE name = 'audit_head'")
+            .bind(&value)
+            .execute(tx.conn())
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(Ok(count as u64))
 }

@@ -28,9 +28,13 @@ use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::hkdf;
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
+
+pub use super::keyfile::{
+    WRAP_MIN_PASSPHRASE, read_master_key, retired_key_files, retired_key_path, unwrap, wrap,
+    wrapped_key_id, write_master_key,
+};
 
 /// Sealed binary values of this release start with this.
 pub const MAGIC: &[u8] = b"DMX2";
@@ -127,8 +131,8 @@ impl Label<'_> {
     }
 }
 
-/// The master key's derived keys, ready to seal and open.
-pub struct Sealer {
+/// One master key's derived keys.
+struct Keys {
     /// Seals and opens `DMX2` values.
     seal: LessSafeKey,
     /// Names the master key in every value it seals.
@@ -140,7 +144,6 @@ pub struct Sealer {
     prk: hkdf::Prk,
     /// What older releases sealed and MAC'd with: read, never written.
     legacy: Legacy,
-    rng: SystemRandom,
 }
 
 /// The keys of releases before the versioned format.
@@ -151,20 +154,37 @@ struct Legacy {
     audit: hmac::Key,
 }
 
+/// The key that seals, and during a rotation (`store::rotate`) the keys
+/// it replaces, which only open: every value names its key by id.
+struct Ring {
+    current: Keys,
+    older: Vec<Keys>,
+}
+
+impl Ring {
+    fn all(&self) -> impl Iterator<Item = &Keys> {
+        std::iter::once(&self.current).chain(self.older.iter())
+    }
+
+    fn by_id(&self, id: &[u8]) -> Option<&Keys> {
+        self.all().find(|k| k.key_id[..] == *id)
+    }
+}
+
+/// The master key's derived keys, ready to seal and open; shared by every
+/// part of a running service, so a rotation's `reload` reaches them all.
+pub struct Sealer {
+    ring: std::sync::RwLock<std::sync::Arc<Ring>>,
+    /// The key file, for `reload` (None: the key came from the
+    /// environment, or from bytes).
+    source: Option<PathBuf>,
+    rng: SystemRandom,
+}
+
 impl std::fmt::Debug for Sealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Sealer(key {})", self.key_id())
     }
-}
-
-fn parse_hex(s: &str) -> Option<Zeroizing<Vec<u8>>> {
-    let s = s.trim();
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = Zeroizing::new(vec![0u8; 32]);
-    hex::decode_to_slice(s, &mut out[..]).ok()?;
-    Some(out)
 }
 
 /// An HKDF output length for `Okm::fill`.
@@ -187,8 +207,8 @@ fn expand<const N: usize>(prk: &hkdf::Prk, info: &[u8]) -> Zeroizing<[u8; N]> {
     out
 }
 
-impl Sealer {
-    fn from_bytes(bytes: &[u8]) -> Result<Sealer, SealError> {
+impl Keys {
+    fn from_bytes(bytes: &[u8]) -> Result<Keys, SealError> {
         let legacy_key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| SealError::KeyEnv)?;
         let legacy_derive = hmac::Key::new(hmac::HMAC_SHA256, bytes);
         let legacy_audit = hmac::sign(&legacy_derive, b"disclosure-mx audit chain v1");
@@ -196,7 +216,7 @@ impl Sealer {
         let seal_key = expand::<32>(&prk, b"disclosure-mx seal v2");
         let audit_key = expand::<32>(&prk, b"disclosure-mx audit chain v2");
         let key_id = *expand::<KEY_ID_LEN>(&prk, b"disclosure-mx key id v2");
-        Ok(Sealer {
+        Ok(Keys {
             seal: LessSafeKey::new(
                 UnboundKey::new(&AES_256_GCM, &seal_key[..]).map_err(|_| SealError::KeyEnv)?,
             ),
@@ -207,31 +227,7 @@ impl Sealer {
                 seal: LessSafeKey::new(legacy_key),
                 audit: hmac::Key::new(hmac::HMAC_SHA256, legacy_audit.as_ref()),
             },
-            rng: SystemRandom::new(),
         })
-    }
-
-    /// The id of the master key in use (16 hex digits): it names the key in
-    /// what it seals, and reveals nothing of it.
-    pub fn key_id(&self) -> String {
-        hex::encode(self.key_id)
-    }
-
-    /// The key from the environment, else from `path`. With `may_create`,
-    /// a missing file is generated (mode 0600).
-    pub fn load(path: &Path, may_create: bool) -> Result<(Sealer, bool), SealError> {
-        match read_master_key(path) {
-            Ok(bytes) => Ok((Sealer::from_bytes(&bytes)?, false)),
-            Err(SealError::KeyMissing { .. }) if may_create => {
-                let mut bytes = Zeroizing::new(vec![0u8; 32]);
-                SystemRandom::new()
-                    .fill(&mut bytes)
-                    .map_err(|_| SealError::Random)?;
-                write_master_key(path, &bytes)?;
-                Ok((Sealer::from_bytes(&bytes)?, true))
-            }
-            Err(e) => Err(e),
-        }
     }
 
     /// The header of a `DMX2` value for `label`, which is also bound into
@@ -244,65 +240,7 @@ impl Sealer {
         h
     }
 
-    /// Seals `plain` as `label`: header, nonce, ciphertext and tag.
-    pub fn seal(&self, label: Label<'_>, plain: &[u8]) -> Vec<u8> {
-        let mut nonce = [0u8; NONCE_LEN];
-        // SystemRandom only fails when the OS has no randomness at all; a
-        // zero nonce would then repeat, so stop rather than seal.
-        #[allow(clippy::expect_used)]
-        self.rng
-            .fill(&mut nonce)
-            .expect("operating system randomness");
-        let header = self.header(label);
-        let mut aad = header.clone();
-        aad.extend_from_slice(label.object().as_bytes());
-        let mut buf = plain.to_vec();
-        // Sealing with a valid key and a fresh nonce cannot fail in ring
-        // except for inputs over 64 GiB, which never reach here.
-        #[allow(clippy::expect_used)]
-        self.seal
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(&aad[..]),
-                &mut buf,
-            )
-            .expect("AES-GCM seal");
-        let mut out = header;
-        out.reserve(NONCE_LEN + buf.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&buf);
-        out
-    }
-
-    /// Opens what `seal` made for the same `label`, or what an older
-    /// release sealed for it. Refuses anything else: unsealed bytes, a
-    /// value sealed for another purpose or under another key.
-    pub fn open(&self, label: Label<'_>, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
-        let object = label.object();
-        if let Some(rest) = sealed.strip_prefix(MAGIC_V1) {
-            return self.dangerous_open_v1(&object, rest);
-        }
-        if !sealed.starts_with(MAGIC) {
-            return Err(SealError::Unsealed(object));
-        }
-        let header_len = MAGIC.len() + 1 + KEY_ID_LEN;
-        if sealed.len() < header_len + NONCE_LEN {
-            return Err(SealError::Open(format!("{object}: truncated")));
-        }
-        let (header, rest) = sealed.split_at(header_len);
-        if header[MAGIC.len()] != label.purpose() {
-            return Err(SealError::Open(format!(
-                "{object}: sealed for another purpose"
-            )));
-        }
-        let key_id = &header[MAGIC.len() + 1..];
-        if key_id != self.key_id {
-            return Err(SealError::OtherKey(
-                object,
-                hex::encode(key_id),
-                self.key_id(),
-            ));
-        }
+    fn open(&self, object: String, header: &[u8], rest: &[u8]) -> Result<Vec<u8>, SealError> {
         let (nonce, body) = rest.split_at(NONCE_LEN);
         let nonce =
             Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::Open(object.clone()))?;
@@ -336,6 +274,162 @@ impl Sealer {
             .map_err(|_| SealError::Open(format!("{object}: authentication failed")))?;
         Ok(plain.to_vec())
     }
+}
+
+impl Sealer {
+    fn from_bytes(bytes: &[u8]) -> Result<Sealer, SealError> {
+        Ok(Sealer::from_ring(
+            Ring {
+                current: Keys::from_bytes(bytes)?,
+                older: Vec::new(),
+            },
+            None,
+        ))
+    }
+
+    fn from_ring(ring: Ring, source: Option<PathBuf>) -> Sealer {
+        Sealer {
+            ring: std::sync::RwLock::new(std::sync::Arc::new(ring)),
+            source,
+            rng: SystemRandom::new(),
+        }
+    }
+
+    fn ring(&self) -> std::sync::Arc<Ring> {
+        match self.ring.read() {
+            Ok(r) => std::sync::Arc::clone(&r),
+            Err(poisoned) => std::sync::Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// The id of the master key in use (16 hex digits): it names the key in
+    /// what it seals, and reveals nothing of it.
+    pub fn key_id(&self) -> String {
+        hex::encode(self.ring().current.key_id)
+    }
+
+    /// The ids of the retired keys still kept for opening (a rotation in
+    /// progress).
+    pub fn older_key_ids(&self) -> Vec<String> {
+        self.ring()
+            .older
+            .iter()
+            .map(|k| hex::encode(k.key_id))
+            .collect()
+    }
+
+    /// The keys again from their files: the current one, and the retired
+    /// ones a rotation keeps (`retired_key_files`). Every holder of this
+    /// sealer sees the change. Returns the current key's id.
+    pub fn reload(&self) -> Result<String, SealError> {
+        let Some(path) = &self.source else {
+            return Ok(self.key_id());
+        };
+        let ring = read_ring(path)?;
+        let id = hex::encode(ring.current.key_id);
+        match self.ring.write() {
+            Ok(mut r) => *r = std::sync::Arc::new(ring),
+            Err(poisoned) => *poisoned.into_inner() = std::sync::Arc::new(ring),
+        }
+        Ok(id)
+    }
+
+    /// The key from the environment, else from `path` (with the retired
+    /// keys beside it). With `may_create`, a missing file is generated
+    /// (mode 0600).
+    pub fn load(path: &Path, may_create: bool) -> Result<(Sealer, bool), SealError> {
+        if std::env::var(KEY_ENV).is_ok() {
+            let bytes = read_master_key(path)?;
+            return Ok((Sealer::from_bytes(&bytes)?, false));
+        }
+        match read_ring(path) {
+            Ok(ring) => Ok((Sealer::from_ring(ring, Some(path.to_path_buf())), false)),
+            Err(SealError::KeyMissing { .. }) if may_create => {
+                let mut bytes = Zeroizing::new(vec![0u8; 32]);
+                SystemRandom::new()
+                    .fill(&mut bytes)
+                    .map_err(|_| SealError::Random)?;
+                write_master_key(path, &bytes)?;
+                let ring = read_ring(path)?;
+                Ok((Sealer::from_ring(ring, Some(path.to_path_buf())), true))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Seals `plain` as `label` under the current key: header, nonce,
+    /// ciphertext and tag.
+    pub fn seal(&self, label: Label<'_>, plain: &[u8]) -> Vec<u8> {
+        let ring = self.ring();
+        let keys = &ring.current;
+        let mut nonce = [0u8; NONCE_LEN];
+        // SystemRandom only fails when the OS has no randomness at all; a
+        // zero nonce would then repeat, so stop rather than seal.
+        #[allow(clippy::expect_used)]
+        self.rng
+            .fill(&mut nonce)
+            .expect("operating system randomness");
+        let header = keys.header(label);
+        let mut aad = header.clone();
+        aad.extend_from_slice(label.object().as_bytes());
+        let mut buf = plain.to_vec();
+        // Sealing with a valid key and a fresh nonce cannot fail in ring
+        // except for inputs over 64 GiB, which never reach here.
+        #[allow(clippy::expect_used)]
+        keys.seal
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&aad[..]),
+                &mut buf,
+            )
+            .expect("AES-GCM seal");
+        let mut out = header;
+        out.reserve(NONCE_LEN + buf.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&buf);
+        out
+    }
+
+    /// Opens what `seal` made for the same `label` under any key of the
+    /// ring, or what an older release sealed for it. Refuses anything
+    /// else: unsealed bytes, a value sealed for another purpose or under a
+    /// key not in the ring.
+    pub fn open(&self, label: Label<'_>, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+        let object = label.object();
+        let ring = self.ring();
+        if let Some(rest) = sealed.strip_prefix(MAGIC_V1) {
+            let mut last = None;
+            for keys in ring.all() {
+                match keys.dangerous_open_v1(&object, rest) {
+                    Ok(plain) => return Ok(plain),
+                    Err(e) => last = Some(e),
+                }
+            }
+            return Err(last.unwrap_or(SealError::Open(object)));
+        }
+        if !sealed.starts_with(MAGIC) {
+            return Err(SealError::Unsealed(object));
+        }
+        let header_len = MAGIC.len() + 1 + KEY_ID_LEN;
+        if sealed.len() < header_len + NONCE_LEN {
+            return Err(SealError::Open(format!("{object}: truncated")));
+        }
+        let (header, rest) = sealed.split_at(header_len);
+        if header[MAGIC.len()] != label.purpose() {
+            return Err(SealError::Open(format!(
+                "{object}: sealed for another purpose"
+            )));
+        }
+        let key_id = &header[MAGIC.len() + 1..];
+        match ring.by_id(key_id) {
+            Some(keys) => keys.open(object, header, rest),
+            None => Err(SealError::OtherKey(
+                object,
+                hex::encode(key_id),
+                hex::encode(ring.current.key_id),
+            )),
+        }
+    }
 
     /// An HMAC key for `purpose`, derived from the master key (HKDF): the
     /// same on every receiver that shares the key, useless without it.
@@ -343,19 +437,57 @@ impl Sealer {
         let info = format!("disclosure-mx purpose v2: {purpose}");
         hmac::Key::new(
             hmac::HMAC_SHA256,
-            &expand::<32>(&self.prk, info.as_bytes())[..],
+            &expand::<32>(&self.ring().current.prk, info.as_bytes())[..],
         )
     }
 
-    /// HMAC-SHA-256 of `msg` under the audit key: `v2:` and hex.
+    /// HMAC-SHA-256 of `msg` under the current audit key: `v2:` and hex.
     pub fn audit_mac(&self, msg: &[u8]) -> String {
-        format!("v2:{}", hex::encode(hmac::sign(&self.audit, msg)))
+        format!(
+            "v2:{}",
+            hex::encode(hmac::sign(&self.ring().current.audit, msg))
+        )
     }
 
-    /// The MAC an older release wrote for `msg` (hex, no prefix), to verify
-    /// the entries of the chain it wrote.
-    pub fn legacy_audit_mac(&self, msg: &[u8]) -> String {
-        hex::encode(hmac::sign(&self.legacy.audit, msg))
+    /// Whether `stored` is the `v2:` MAC of `msg` under any key of the
+    /// ring (during a rotation the chain holds both).
+    pub fn audit_mac_verifies(&self, msg: &[u8], stored: &str) -> bool {
+        let Some(hex_mac) = stored.strip_prefix("v2:") else {
+            return false;
+        };
+        let Ok(tag) = hex::decode(hex_mac) else {
+            return false;
+        };
+        self.ring()
+            .all()
+            .any(|k| hmac::verify(&k.audit, msg, &tag).is_ok())
+    }
+
+    /// Whether `stored` is the MAC an older release wrote for `msg` (hex,
+    /// no prefix), under any key of the ring.
+    pub fn legacy_audit_verifies(&self, msg: &[u8], stored: &str) -> bool {
+        let Ok(tag) = hex::decode(stored) else {
+            return false;
+        };
+        self.ring()
+            .all()
+            .any(|k| hmac::verify(&k.legacy.audit, msg, &tag).is_ok())
+    }
+
+    /// The id of the key a sealed value (binary, or text with its prefix)
+    /// names: None for a value of the older format or not sealed.
+    pub fn sealed_key_id(stored: &[u8]) -> Option<String> {
+        let bytes = match std::str::from_utf8(stored)
+            .ok()
+            .and_then(|t| t.strip_prefix(TEXT_PREFIX))
+        {
+            Some(b64) => base64::engine::general_purpose::STANDARD
+                .decode(b64.get(..24.min(b64.len()) / 4 * 4)?)
+                .ok()?,
+            None => stored.get(..MAGIC.len() + 1 + KEY_ID_LEN)?.to_vec(),
+        };
+        let rest = bytes.strip_prefix(MAGIC)?;
+        rest.get(1..1 + KEY_ID_LEN).map(hex::encode)
     }
 
     pub fn seal_text(&self, label: Label<'_>, plain: &str) -> String {
@@ -394,161 +526,19 @@ impl Sealer {
     }
 }
 
-/// The master key's bytes: from the environment, else from `path`
-/// (which others may not read).
-pub fn read_master_key(path: &Path) -> Result<Zeroizing<Vec<u8>>, SealError> {
-    if let Ok(hex) = std::env::var(KEY_ENV) {
-        return parse_hex(&hex).ok_or(SealError::KeyEnv);
+/// The current key from `path` and the retired keys beside it.
+fn read_ring(path: &Path) -> Result<Ring, SealError> {
+    let current = Keys::from_bytes(&read_master_key(path)?)?;
+    let mut older = Vec::new();
+    for retired in retired_key_files(path) {
+        older.push(Keys::from_bytes(&read_master_key(&retired)?)?);
     }
-    let file_err = |reason: String| SealError::KeyFile {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let meta = std::fs::metadata(path).map_err(|_| SealError::KeyMissing {
-        path: path.to_path_buf(),
-    })?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(SealError::Permissions {
-            path: path.to_path_buf(),
-            mode,
-        });
-    }
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?);
-    parse_hex(&text).ok_or_else(|| file_err("expected 64 hex digits".into()))
-}
-
-/// Writes a master key file (mode 0600); never over an existing one.
-pub fn write_master_key(path: &Path, bytes: &[u8]) -> Result<(), SealError> {
-    let file_err = |reason: String| SealError::KeyFile {
-        path: path.to_path_buf(),
-        reason,
-    };
-    if path.exists() {
-        return Err(file_err("exists already; not overwritten".into()));
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| file_err(e.to_string()))?;
-    }
-    let hex = Zeroizing::new(hex::encode(bytes) + "\n");
-    crate::private_file::write(path, hex.as_bytes()).map_err(|e| file_err(e.to_string()))
+    Ok(Ring { current, older })
 }
 
 /// The id (16 hex digits) of the master key `bytes`.
 pub fn key_id_of(bytes: &[u8]) -> Result<String, SealError> {
     Ok(Sealer::from_bytes(bytes)?.key_id())
-}
-
-/// What `wrap` writes: the format, the key's id, and the key sealed under
-/// a key derived from a passphrase.
-const WRAP_FORMAT: &str = "disclosure-mx wrapped key 1";
-/// PBKDF2-HMAC-SHA256 rounds: OWASP's 2023 figure for this function.
-/// About half a second here, once per export or restore; every guess at
-/// the passphrase costs the same.
-const WRAP_ROUNDS: u32 = 600_000;
-/// A wrapping passphrase shorter than this is refused: the wrapped key
-/// sits beside backups, where anyone who takes them can guess offline.
-pub const WRAP_MIN_PASSPHRASE: usize = 12;
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Wrapped {
-    format: String,
-    key_id: String,
-    kdf: String,
-    rounds: u32,
-    salt: String,
-    nonce: String,
-    sealed: String,
-}
-
-fn wrapping_key(passphrase: &str, salt: &[u8], rounds: u32) -> Result<LessSafeKey, SealError> {
-    let mut key = Zeroizing::new([0u8; 32]);
-    let rounds = std::num::NonZeroU32::new(rounds).ok_or(SealError::Wrapped("no rounds"))?;
-    ring::pbkdf2::derive(
-        ring::pbkdf2::PBKDF2_HMAC_SHA256,
-        rounds,
-        salt,
-        passphrase.as_bytes(),
-        &mut key[..],
-    );
-    Ok(LessSafeKey::new(
-        UnboundKey::new(&AES_256_GCM, &key[..]).map_err(|_| SealError::Random)?,
-    ))
-}
-
-/// The master key `bytes` sealed under `passphrase`, as JSON text that
-/// names the key's id (and nothing else of it).
-pub fn wrap(bytes: &[u8], passphrase: &str) -> Result<String, SealError> {
-    if passphrase.chars().count() < WRAP_MIN_PASSPHRASE {
-        return Err(SealError::Wrapped(
-            "the passphrase is shorter than 12 characters",
-        ));
-    }
-    let key_id = key_id_of(bytes)?;
-    let rng = SystemRandom::new();
-    let (mut salt, mut nonce) = ([0u8; 16], [0u8; NONCE_LEN]);
-    rng.fill(&mut salt).map_err(|_| SealError::Random)?;
-    rng.fill(&mut nonce).map_err(|_| SealError::Random)?;
-    let key = wrapping_key(passphrase, &salt, WRAP_ROUNDS)?;
-    let mut buf = bytes.to_vec();
-    let aad = format!("{WRAP_FORMAT} {key_id}");
-    key.seal_in_place_append_tag(
-        Nonce::assume_unique_for_key(nonce),
-        Aad::from(aad.as_bytes()),
-        &mut buf,
-    )
-    .map_err(|_| SealError::Random)?;
-    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    let wrapped = Wrapped {
-        format: WRAP_FORMAT.into(),
-        key_id,
-        kdf: "PBKDF2-HMAC-SHA256".into(),
-        rounds: WRAP_ROUNDS,
-        salt: b64(&salt),
-        nonce: b64(&nonce),
-        sealed: b64(&buf),
-    };
-    serde_json::to_string_pretty(&wrapped).map_err(|_| SealError::Wrapped("cannot encode"))
-}
-
-/// The key id a wrapped key names, without the passphrase.
-pub fn wrapped_key_id(text: &str) -> Result<String, SealError> {
-    let w: Wrapped =
-        serde_json::from_str(text).map_err(|_| SealError::Wrapped("not a wrapped key"))?;
-    Ok(w.key_id)
-}
-
-/// The master key `wrap` sealed, or why not (a wrong passphrase and a
-/// tampered file look the same).
-pub fn unwrap(text: &str, passphrase: &str) -> Result<Zeroizing<Vec<u8>>, SealError> {
-    let w: Wrapped =
-        serde_json::from_str(text).map_err(|_| SealError::Wrapped("not a wrapped key"))?;
-    if w.format != WRAP_FORMAT || w.kdf != "PBKDF2-HMAC-SHA256" {
-        return Err(SealError::Wrapped("an unknown wrapped-key format"));
-    }
-    // A file that asks for a million times the work is not ours.
-    if !(100_000..=10_000_000).contains(&w.rounds) {
-        return Err(SealError::Wrapped("an implausible number of rounds"));
-    }
-    let b64 = |s: &str| {
-        base64::engine::general_purpose::STANDARD
-            .decode(s)
-            .map_err(|_| SealError::Wrapped("not base64"))
-    };
-    let (salt, nonce, sealed) = (b64(&w.salt)?, b64(&w.nonce)?, b64(&w.sealed)?);
-    let key = wrapping_key(passphrase, &salt, w.rounds)?;
-    let nonce =
-        Nonce::try_assume_unique_for_key(&nonce).map_err(|_| SealError::Wrapped("a bad nonce"))?;
-    let aad = format!("{WRAP_FORMAT} {}", w.key_id);
-    let mut buf = Zeroizing::new(sealed);
-    let plain = key
-        .open_in_place(nonce, Aad::from(aad.as_bytes()), &mut buf)
-        .map_err(|_| SealError::Wrapped("wrong passphrase, or the file was changed"))?;
-    let bytes = Zeroizing::new(plain.to_vec());
-    if key_id_of(&bytes)? != w.key_id {
-        return Err(SealError::Wrapped("the key does not match its id"));
-    }
-    Ok(bytes)
 }
 
 /// Whether `stored` (a text column) is sealed, in either format.
@@ -564,6 +554,7 @@ pub fn is_sealed(stored: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn sealer() -> Sealer {
         Sealer::from_bytes(&[7u8; 32]).unwrap()
@@ -592,7 +583,10 @@ mod tests {
         let b = s.seal(q1, b"report");
         assert_ne!(a, b, "fresh nonce each time");
         assert!(a.starts_with(MAGIC));
-        assert_eq!(&a[5..13], &s.key_id[..], "names its key");
+        assert_eq!(hex::encode(&a[5..13]), s.key_id(), "names its key");
+        assert_eq!(Sealer::sealed_key_id(&a), Some(s.key_id()));
+        let text = s.seal_text(Label::KeyCheck, "x");
+        assert_eq!(Sealer::sealed_key_id(text.as_bytes()), Some(s.key_id()));
         assert_eq!(s.open(q1, &a).unwrap(), b"report");
         assert!(
             s.open(Label::Message("Q2"), &a).is_err(),
@@ -661,7 +655,12 @@ mod tests {
         assert_ne!(a.as_ref(), b.as_ref());
         let raw = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &[7u8; 32]), b"m");
         assert_ne!(s.audit_mac(b"m"), format!("v2:{}", hex::encode(raw)));
-        assert_ne!(s.audit_mac(b"m")[3..], s.legacy_audit_mac(b"m"));
+        let mac = s.audit_mac(b"m");
+        assert!(s.audit_mac_verifies(b"m", &mac));
+        assert!(
+            !s.legacy_audit_verifies(b"m", &mac[3..]),
+            "v1 and v2 keys differ"
+        );
         assert_eq!(s.key_id().len(), 16);
         assert_eq!(s.key_id(), sealer().key_id(), "stable");
         assert_ne!(s.key_id(), Sealer::from_bytes(&[8u8; 32]).unwrap().key_id());
@@ -688,22 +687,5 @@ mod tests {
             Sealer::load(&path, true),
             Err(SealError::Permissions { .. })
         ));
-    }
-
-    #[test]
-    fn a_wrapped_key_opens_only_with_its_passphrase_and_unchanged() {
-        let key = [9u8; 32];
-        let text = wrap(&key, "a passphrase of some length").unwrap();
-        assert!(!text.contains(&hex::encode(key)));
-        assert_eq!(wrapped_key_id(&text).unwrap(), key_id_of(&key).unwrap());
-        assert_eq!(
-            &unwrap(&text, "a passphrase of some length").unwrap()[..],
-            &key[..]
-        );
-        assert!(unwrap(&text, "another passphrase here").is_err());
-        // Naming another key id is tampering: the id is bound into the seal.
-        let tampered = text.replace(&key_id_of(&key).unwrap(), &key_id_of(&[1u8; 32]).unwrap());
-        assert!(unwrap(&tampered, "a passphrase of some length").is_err());
-        assert!(wrap(&key, "short").is_err());
     }
 }
