@@ -169,3 +169,80 @@ fn policies_check_shows_each_organisation_and_its_deadlines() {
         "{out}"
     );
 }
+
+#[test]
+fn config_show_is_the_effective_configuration_with_secrets_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    // A credential file, as systemd's LoadCredential= provides one.
+    let secret = dir.path().join("hook-secret");
+    std::fs::write(&secret, "a-webhook-secret-of-some-length\n").unwrap();
+    let url = dir.path().join("store-url");
+    std::fs::write(&url, "postgres://dmx:pg-password@db.example/dmx\n").unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[limits]\nmax_errors = 5\n[[webhooks]]\nname = \"tracker\"\nurl = \"https://t.example/hook\"\nsecret_file = {secret:?}\n"
+        ),
+    )
+    .unwrap();
+    let show = |envs: &[(&str, String)]| {
+        let out = Command::new(BIN)
+            .args(["config", "show", "--config"])
+            .arg(&config)
+            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = show(&[
+        ("DISCLOSURE_MX_LIMITS_IDLE_TIMEOUT", "60".into()),
+        ("DISCLOSURE_MX_STORE_URL_FILE", url.display().to_string()),
+    ]);
+    assert!(ok, "{err}");
+    let shown: toml::Table = toml::from_str(&out).unwrap();
+    assert_eq!(
+        shown["limits"]["max_errors"].as_integer(),
+        Some(5),
+        "the file"
+    );
+    assert_eq!(
+        shown["limits"]["idle_timeout"].as_integer(),
+        Some(60),
+        "the environment"
+    );
+    assert_eq!(
+        shown["limits"]["max_recipients"].as_integer(),
+        Some(100),
+        "a default"
+    );
+    assert_eq!(shown["webhooks"][0]["secret"].as_str(), Some("********"));
+    assert!(
+        shown["store"]["url"]
+            .as_str()
+            .unwrap()
+            .contains("db.example")
+    );
+    for secret in ["pg-password", "a-webhook-secret"] {
+        assert!(!out.contains(secret), "{secret} shown: {out}");
+    }
+    // A misspelt variable is an error, like a misspelt key.
+    let (ok, _, err) = show(&[("DISCLOSURE_MX_LIMIT_MAX_ERRORS", "3".into())]);
+    assert!(
+        !ok && err.contains("DISCLOSURE_MX_LIMIT_MAX_ERRORS: no such key"),
+        "{err}"
+    );
+    // The defaults are the documented example.
+    let out = Command::new(BIN)
+        .args(["config", "defaults"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        include_str!("../deploy/disclosure-mx.toml")
+    );
+}

@@ -19,6 +19,7 @@ use crate::store::{Store, StoreError};
 use cases::{actor, local};
 pub use cases_args::{CasesCommand, ExportFormat};
 use clap::{Parser, Subcommand};
+pub use ops::OutboxCommand;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -120,6 +121,11 @@ pub enum Command {
         #[command(subcommand)]
         command: SamlCommand,
     },
+    /// The configuration: effective (secrets masked), or the defaults.
+    Config {
+        #[command(subcommand)]
+        command: ops::ConfigCommand,
+    },
     /// What to publish in DNS for this MX.
     Dns {
         #[command(subcommand)]
@@ -184,31 +190,6 @@ pub enum AuditCommand {
     List {
         #[arg(long)]
         json: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum OutboxCommand {
-    /// Every entry, without bodies.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Send a pending or failed message now, with a fresh count of
-    /// attempts (after fixing the relay, say).
-    Retry {
-        id: i64,
-        /// Who does it, for the case timeline (default: $USER).
-        #[arg(long)]
-        actor: Option<String>,
-    },
-    /// Never send a pending or failed message (it stays listed as
-    /// suppressed, "cancelled by an operator").
-    Cancel {
-        id: i64,
-        /// Who does it, for the case timeline (default: $USER).
-        #[arg(long)]
-        actor: Option<String>,
     },
 }
 
@@ -290,6 +271,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Completions { shell } => return ops::completions(shell),
         Command::Manpage => return ops::manpage(),
+        Command::Config { command } => return ops::config(cli.config.as_deref(), command),
         _ => {}
     }
     let mut config = Config::load(cli.config.as_deref())?;
@@ -648,6 +630,7 @@ async fn run_command(
         | Command::Completions { .. }
         | Command::Backup { .. }
         | Command::Dns { .. }
+        | Command::Config { .. }
         | Command::Manpage => Ok(()),
         Command::Messages {
             command: MessagesCommand::Requeue { queue_id },

@@ -15,6 +15,31 @@ pub enum DnsCommand {
     Records,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// The effective configuration: every default, with the file and the
+    /// environment on top, secrets masked (like `postconf -n` and more).
+    Show,
+    /// Every key with its default and why (like `postconf -d`): the
+    /// documented example. Each key can also be set by the environment:
+    /// DISCLOSURE_MX_ and its path in capitals (`[limits] max_errors` is
+    /// DISCLOSURE_MX_LIMITS_MAX_ERRORS), or NAME_FILE to read it from a file.
+    Defaults,
+}
+
+pub fn config(path: Option<&std::path::Path>, command: ConfigCommand) -> Result<(), CliError> {
+    match command {
+        ConfigCommand::Defaults => print!("{}", crate::config::env::EXAMPLE),
+        ConfigCommand::Show => {
+            // Checked whole first: an invalid configuration is an error
+            // here as at start-up.
+            Config::load(path)?;
+            print!("{}", Config::effective(path)?);
+        }
+    }
+    Ok(())
+}
+
 pub fn dns(config: &Config, command: DnsCommand) -> Result<(), CliError> {
     let DnsCommand::Records = command;
     let policies = crate::server::load_policies(config)?;
@@ -50,4 +75,30 @@ pub fn manpage() -> Result<(), CliError> {
     clap_mangen::Man::new(Cli::command())
         .render(&mut std::io::stdout())
         .map_err(|e| CliError::Usage(format!("cannot write the man page: {e}")))
+}
+
+/// `outbox`: what we send, and an operator's hands on it.
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Every entry, without bodies.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a pending or failed message now, with a fresh count of
+    /// attempts (after fixing the relay, say).
+    Retry {
+        id: i64,
+        /// Who does it, for the case timeline (default: $USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Never send a pending or failed message (it stays listed as
+    /// suppressed, "cancelled by an operator").
+    Cancel {
+        id: i64,
+        /// Who does it, for the case timeline (default: $USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
 }

@@ -4,6 +4,8 @@
 //! Unknown keys are errors, so a misspelt limit cannot silently fall back to
 //! its default.
 
+pub mod env;
+
 use crate::smtp::limits::Limits;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -22,7 +24,7 @@ pub enum ConfigError {
         source: toml::de::Error,
     },
     #[error("environment variable {name}: {reason}")]
-    Env { name: &'static str, reason: String },
+    EnvVar { name: String, reason: String },
     #[error("config key {key}: {reason}")]
     Invalid { key: &'static str, reason: String },
 }
@@ -361,53 +363,29 @@ impl Default for LogConfig {
     }
 }
 
-/// A true/false environment value (`1`/`0`, `yes`/`no` too).
-fn env_bool(name: &'static str, v: &str) -> Result<bool, ConfigError> {
-    match v {
-        "1" | "true" | "yes" => Ok(true),
-        "0" | "false" | "no" => Ok(false),
-        _ => Err(ConfigError::Env {
-            name,
-            reason: "expected true or false".into(),
-        }),
-    }
-}
-
-/// A comma-separated list of socket addresses.
-fn env_addrs(name: &'static str, v: String) -> Result<Vec<SocketAddr>, ConfigError> {
-    v.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|a| a.parse())
-        .collect::<Result<_, _>>()
-        .map_err(|e: std::net::AddrParseError| ConfigError::Env {
-            name,
-            reason: e.to_string(),
-        })
-}
-
-/// Environment overrides, applied after the file. Lists are comma-separated.
-pub const ENV_OVERRIDES: &[&str] = &[
-    "DISCLOSURE_MX_DATA_DIR",
-    "DISCLOSURE_MX_POLICIES_DIR",
-    "DISCLOSURE_MX_SMTP_LISTEN",
-    "DISCLOSURE_MX_SMTP_HOSTNAME",
-    "DISCLOSURE_MX_SMTP_ACCEPT_FOR",
-    "DISCLOSURE_MX_SMTP_ALLOW_PLAINTEXT",
-    "DISCLOSURE_MX_TLS_CERT_FILE",
-    "DISCLOSURE_MX_TLS_KEY_FILE",
-    "DISCLOSURE_MX_STORE_URL",
-    "DISCLOSURE_MX_WEB_LISTEN",
-    "DISCLOSURE_MX_LOG_LEVEL",
-    "DISCLOSURE_MX_SENDER_AUTH_ENABLED",
-    "DISCLOSURE_MX_SENDER_AUTH_NAMESERVERS",
-    "DISCLOSURE_MX_METRICS_LISTEN",
-];
-
 impl Config {
-    /// Defaults, then `path` if given, then the environment.
+    /// Defaults, then `path` if given (secrets' `<key>_file` read), then
+    /// the environment (`env`).
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        let mut config = match path {
+        let table = Self::table(path, std::env::vars())?;
+        let config: Config =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|source| ConfigError::Parse {
+                    path: path.map_or_else(|| PathBuf::from("(environment)"), Path::to_path_buf),
+                    source,
+                })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The file's table with secrets read and the environment applied:
+    /// what `load` deserialises.
+    fn table(
+        path: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<toml::Table, ConfigError> {
+        let mut table = match path {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.to_path_buf(),
@@ -418,77 +396,23 @@ impl Config {
                     source,
                 })?
             }
-            None => Config::default(),
+            None => toml::Table::new(),
         };
-        config.apply_env(|name| std::env::var(name).ok())?;
-        config.validate()?;
-        Ok(config)
+        env::secret_files(&mut table)?;
+        env::overlay(&mut table, vars)?;
+        Ok(table)
     }
 
-    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        let list = |v: String| {
-            v.split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-        };
-        if let Some(v) = var("DISCLOSURE_MX_DATA_DIR") {
-            self.data_dir = v.into();
-        }
-        if let Some(v) = var("DISCLOSURE_MX_POLICIES_DIR") {
-            self.policies_dir = v.into();
-        }
-        if let Some(v) = var("DISCLOSURE_MX_SMTP_LISTEN") {
-            self.smtp.listen = env_addrs("DISCLOSURE_MX_SMTP_LISTEN", v)?;
-        }
-        if let Some(v) = var("DISCLOSURE_MX_WEB_LISTEN") {
-            self.web.listen =
-                Some(
-                    v.trim()
-                        .parse()
-                        .map_err(|e: std::net::AddrParseError| ConfigError::Env {
-                            name: "DISCLOSURE_MX_WEB_LISTEN",
-                            reason: e.to_string(),
-                        })?,
-                );
-        }
-        if let Some(v) = var("DISCLOSURE_MX_SENDER_AUTH_ENABLED") {
-            self.sender_auth.enabled = env_bool("DISCLOSURE_MX_SENDER_AUTH_ENABLED", &v)?;
-        }
-        if let Some(v) = var("DISCLOSURE_MX_SENDER_AUTH_NAMESERVERS") {
-            self.sender_auth.nameservers = env_addrs("DISCLOSURE_MX_SENDER_AUTH_NAMESERVERS", v)?;
-        }
-        if let Some(v) = var("DISCLOSURE_MX_METRICS_LISTEN") {
-            self.metrics.listen =
-                v.trim()
-                    .parse()
-                    .map_err(|e: std::net::AddrParseError| ConfigError::Env {
-                        name: "DISCLOSURE_MX_METRICS_LISTEN",
-                        reason: e.to_string(),
-                    })?;
-        }
-        if let Some(v) = var("DISCLOSURE_MX_SMTP_HOSTNAME") {
-            self.smtp.hostname = v;
-        }
-        if let Some(v) = var("DISCLOSURE_MX_SMTP_ACCEPT_FOR") {
-            self.smtp.accept_for = list(v);
-        }
-        if let Some(v) = var("DISCLOSURE_MX_SMTP_ALLOW_PLAINTEXT") {
-            self.smtp.allow_plaintext = env_bool("DISCLOSURE_MX_SMTP_ALLOW_PLAINTEXT", &v)?;
-        }
-        if let Some(v) = var("DISCLOSURE_MX_TLS_CERT_FILE") {
-            self.tls.cert_file = Some(v.into());
-        }
-        if let Some(v) = var("DISCLOSURE_MX_TLS_KEY_FILE") {
-            self.tls.key_file = Some(v.into());
-        }
-        if let Some(v) = var("DISCLOSURE_MX_STORE_URL") {
-            self.store.url = v;
-        }
-        if let Some(v) = var("DISCLOSURE_MX_LOG_LEVEL") {
-            self.log.level = v;
-        }
-        Ok(())
+    /// The effective configuration as TOML, secrets masked: every default,
+    /// with the file and the environment on top (`config show`).
+    pub fn effective(path: Option<&Path>) -> Result<String, ConfigError> {
+        let over = Self::table(path, std::env::vars())?;
+        let defaults: toml::Table =
+            toml::from_str(env::EXAMPLE).map_err(|source| ConfigError::Parse {
+                path: PathBuf::from("(defaults)"),
+                source,
+            })?;
+        Ok(toml::to_string_pretty(&env::masked(env::merged(defaults, over))).unwrap_or_default())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -574,24 +498,33 @@ mod tests {
 
     #[test]
     fn file_then_env() {
-        let mut c: Config = toml::from_str(
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
             "data_dir = '/srv/dmx'\n[smtp]\nhostname = 'mx.example'\n[limits]\nmax_errors = 3\nidle_timeout = 7\n",
         )
         .unwrap();
-        assert_eq!(c.limits.max_errors, 3);
+        let vars = vec![
+            (
+                "DISCLOSURE_MX_SMTP_ACCEPT_FOR".to_owned(),
+                "a@x.example, @y.example".to_owned(),
+            ),
+            ("DISCLOSURE_MX_LIMITS_MAX_ERRORS".to_owned(), "4".to_owned()),
+        ];
+        let c: Config = toml::Value::Table(Config::table(Some(&file), vars).unwrap())
+            .try_into()
+            .unwrap();
+        assert_eq!(c.limits.max_errors, 4, "the environment wins");
         assert_eq!(c.limits.idle_timeout.as_secs(), 7);
         assert_eq!(c.limits.max_recipients, 100);
-        c.apply_env(|n| {
-            (n == "DISCLOSURE_MX_SMTP_ACCEPT_FOR").then(|| "a@x.example, @y.example".into())
-        })
-        .unwrap();
         assert_eq!(c.smtp.accept_for, vec!["a@x.example", "@y.example"]);
         assert!(c.validate().is_ok());
     }
 
     #[test]
     fn the_documented_example_is_the_defaults() {
-        let c: Config = toml::from_str(include_str!("../deploy/disclosure-mx.toml")).unwrap();
+        let c: Config = toml::from_str(include_str!("../../deploy/disclosure-mx.toml")).unwrap();
         let d = Config::default();
         assert_eq!(format!("{:?}", c.limits), format!("{:?}", d.limits));
         assert_eq!(c.smtp.listen, d.smtp.listen);
