@@ -42,9 +42,10 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust 1.95 (rustu
 
 # Python helpers of the tests, in a virtual environment of their own
 # beside the build: `sectxt`, an independent RFC 9116 parser for the
-# security.txt test, and `dnslib`, for the DNS server the sender
-# authentication tests start on loopback.
-if [ "$1" = test ] && ! target/test-venv/bin/python -c 'import sectxt, dnslib' 2>/dev/null; then
+# security.txt test, `dnslib`, for the DNS server the sender
+# authentication tests start on loopback, and `dkimpy`, which verifies the
+# DKIM signatures on our receipts.
+if [ "$1" = test ] && ! target/test-venv/bin/python -c 'import sectxt, dnslib, dkim' 2>/dev/null; then
   python3 -m venv target/test-venv
-  target/test-venv/bin/pip install -q sectxt==0.9.8 dnslib==0.9.25
+  target/test-venv/bin/pip install -q sectxt==0.9.8 dnslib==0.9.25 dkimpy==1.1.8
 fi

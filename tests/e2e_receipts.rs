@@ -47,9 +47,24 @@ fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipts_reach_the_reporter_over_starttls_threaded_and_in_their_language() {
     let sink = sink();
+    // A DKIM key as ops make one.
+    let keys = tempfile::tempdir().unwrap();
+    let dkim_key = keys.path().join("dkim.pem");
+    let (ok, out) = common::sh(
+        std::process::Command::new("openssl")
+            .args(["genrsa", "-out"])
+            .arg(&dkim_key)
+            .arg("2048"),
+    );
+    assert!(ok, "{out}");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dkim_key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let mx = Server::start(Opts {
         intake: INTAKE_ON,
-        extra: outbound_to(&sink, ""),
+        extra: outbound_to(
+            &sink,
+            &format!("dkim_key_file = {dkim_key:?}\ndkim_selector = \"dmx\"\n"),
+        ),
         ..Opts::default()
     });
     deliver_from(
@@ -80,6 +95,54 @@ async fn receipts_reach_the_reporter_over_starttls_threaded_and_in_their_languag
         assert_eq!(m["helo"], "mx.test");
     }
     let raws = sink.raw_messages().await;
+    // Signed for the organisation's domain; an independent verifier
+    // (Python's dkimpy) checks it against the record `dns records` prints.
+    let (ok, records, err) = mx.cli(&["dns", "records"], None);
+    assert!(ok, "{err}");
+    for raw in &raws {
+        let text = String::from_utf8_lossy(raw);
+        let domain = if text.contains("From: \"Netcompany") || text.contains("@netcompany.example>")
+        {
+            "netcompany.example"
+        } else {
+            "magenta.example"
+        };
+        assert!(text.contains(&format!("d={domain}")), "{text}");
+        let record = records
+            .lines()
+            .find(|l| l.starts_with(&format!("dmx._domainkey.{domain}. TXT ")))
+            .unwrap_or_else(|| panic!("{records}"));
+        let value: String = record
+            .split_once(" TXT ")
+            .unwrap()
+            .1
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .collect();
+        let file = keys.path().join(format!("{domain}.eml"));
+        std::fs::write(&file, raw).unwrap();
+        let verdict = std::process::Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/test-venv/bin/python"
+        ))
+        .arg("-c")
+        .arg(
+            "import dkim, sys\n\
+             msg = open(sys.argv[1], 'rb').read()\n\
+             print(dkim.verify(msg, dnsfunc=lambda name, timeout=5: sys.argv[2].encode()))",
+        )
+        .arg(&file)
+        .arg(&value)
+        .output()
+        .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&verdict.stdout).trim(),
+            "True",
+            "{}",
+            String::from_utf8_lossy(&verdict.stderr)
+        );
+    }
     let parsed: Vec<_> = raws
         .iter()
         .map(|r| MessageParser::default().parse(r).unwrap().into_owned())

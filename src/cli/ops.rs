@@ -62,6 +62,19 @@ pub fn dns(config: &Config, command: DnsCommand) -> Result<(), CliError> {
     ) {
         println!("{line}");
     }
+    // What we send: DKIM for each domain, and where SPF must point.
+    if let Some(dkim) = crate::outbound::relay::load_dkim(&config.outbound)? {
+        let (name, value) = dkim.record();
+        for d in &domains {
+            println!("{name}.{d}. TXT {value}");
+        }
+    }
+    if let Some(relay) = &config.outbound.relay {
+        let host = relay.rsplit_once(':').map_or(relay.as_str(), |(h, _)| h);
+        println!(
+            "; SPF: each domain's TXT \"v=spf1 ...\" must allow the relay our mail leaves through ({host}), e.g. \"v=spf1 a:{host} -all\""
+        );
+    }
     Ok(())
 }
 

@@ -15,6 +15,7 @@
 //! are bounded by those limits, not prevented: that needs sender
 //! authentication.
 
+pub mod dkim;
 pub mod relay;
 pub mod webhooks;
 
@@ -59,6 +60,13 @@ pub struct OutboundConfig {
     /// Attempts before an entry is marked failed. Twelve attempts from one
     /// minute spans about two days, like an MTA's queue lifetime.
     pub max_attempts: u32,
+    /// An RSA key (PEM, mode 0600, 2048 bits or more) that DKIM-signs
+    /// what we send, for the domain of its `From:`; with `dkim_selector`.
+    /// Unset: unsigned, and reporters' servers may file receipts as spam.
+    pub dkim_key_file: Option<PathBuf>,
+    /// The selector (`<selector>._domainkey.<domain>`); `dns records`
+    /// prints the record.
+    pub dkim_selector: Option<String>,
 }
 
 impl Default for OutboundConfig {
@@ -73,6 +81,8 @@ impl Default for OutboundConfig {
             receipts_per_hour: 100,
             retry_base: 60,
             max_attempts: 12,
+            dkim_key_file: None,
+            dkim_selector: None,
         }
     }
 }
@@ -85,6 +95,8 @@ pub enum OutboundError {
     Ca { path: PathBuf, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("outbound.dkim_key_file {path}: {reason}")]
+    Dkim { path: PathBuf, reason: String },
 }
 
 /// An address as receipt limits count it: lower case, without a

@@ -84,12 +84,26 @@ impl Draft {
     }
 }
 
+/// The signing key, when `[outbound]` names both the file and the selector.
+pub fn load_dkim(config: &OutboundConfig) -> Result<Option<super::dkim::Dkim>, OutboundError> {
+    match (&config.dkim_key_file, &config.dkim_selector) {
+        (None, None) => Ok(None),
+        (Some(path), Some(selector)) => super::dkim::Dkim::load(path, selector).map(Some),
+        (path, _) => Err(OutboundError::Dkim {
+            path: path.clone().unwrap_or_default(),
+            reason: "dkim_key_file and dkim_selector must be set together".into(),
+        }),
+    }
+}
+
 /// Delivers due outbox entries through the relay.
 pub struct Sender {
     config: OutboundConfig,
     transport: AsyncSmtpTransport<Tokio1Executor>,
     /// Our name in EHLO.
     hostname: String,
+    /// Signs each message for its `From:` domain, when configured.
+    dkim: Option<super::dkim::Dkim>,
 }
 
 impl Sender {
@@ -139,6 +153,7 @@ impl Sender {
             config: config.clone(),
             transport,
             hostname: hostname.to_owned(),
+            dkim: load_dkim(config)?,
         }))
     }
 
@@ -165,14 +180,32 @@ impl Sender {
             crate::store::cases::object_id(),
             self.hostname
         );
+        let domain = from.email.domain().to_owned();
         let message = self
             .build(from, to, subject, body, &message_id, None, true)
             .and_then(Draft::finish)?;
-        self.transport
-            .send(message)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        self.deliver(message, &domain).await
+    }
+
+    /// Hands `message` to the relay, DKIM-signed for `domain` when a key
+    /// is configured.
+    async fn deliver(&self, message: Message, domain: &str) -> Result<(), String> {
+        match &self.dkim {
+            None => self
+                .transport
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Some(dkim) => {
+                let signed = dkim.sign(domain, &message.formatted())?;
+                self.transport
+                    .send_raw(message.envelope(), &signed)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        }
     }
 
     /// Sends what is due; returns how many were sent.
@@ -209,6 +242,10 @@ impl Sender {
             .and_then(|p| p.addresses.first())
             .and_then(|a| a.parse::<Address>().ok())
             .map(|a| Mailbox::new(policy.map(|p| format!("{} security", p.name)), a));
+        let domain = from
+            .as_ref()
+            .map(|f| f.email.domain().to_owned())
+            .unwrap_or_default();
         let built = from
             .ok_or_else(|| "no sender address for the organisation".to_owned())
             .and_then(|from| {
@@ -228,12 +265,7 @@ impl Sender {
                 .and_then(Draft::finish)
             });
         let result = match built {
-            Ok(message) => self
-                .transport
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            Ok(message) => self.deliver(message, &domain).await,
             Err(e) => Err(e),
         };
         let id = due.id;
