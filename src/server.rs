@@ -70,6 +70,22 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
     let policies = load_policies(&config)?;
     let mut recipients = config.smtp.accept_for.clone();
     recipients.extend(policies.addresses());
+    // Where senders mail their TLS reports (RFC 8460), when it is in one
+    // of our domains.
+    let ours = crate::publish::domains(recipients.iter().map(String::as_str));
+    recipients.extend(
+        config
+            .mta_sts
+            .tls_rpt
+            .iter()
+            .filter_map(|a| a.strip_prefix("mailto:"))
+            .filter(|a| {
+                crate::publish::domains([*a])
+                    .iter()
+                    .all(|d| ours.contains(d))
+            })
+            .map(str::to_owned),
+    );
     if recipients.is_empty() {
         return Err(ServeError::NoRecipients);
     }
@@ -185,6 +201,7 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
             config.intake.clone(),
         )
         .with_keyring(Arc::clone(&keyring), config.limits.max_message_size)
+        .with_tls_rpt(&config.mta_sts.tls_rpt)
         .notifying(Arc::clone(&filed));
         let every = std::time::Duration::from_secs(config.intake.poll_interval.max(1));
         tokio::spawn(intake.run(Arc::clone(&stored), every, intake_stop_rx))

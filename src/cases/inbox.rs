@@ -64,6 +64,10 @@ pub enum Filed {
         reason: String,
         reference: Option<String>,
     },
+    /// An aggregate TLS report, recorded for delivery health.
+    TlsReport {
+        organization: String,
+    },
     /// This attempt failed (the reason is recorded); the message waits for
     /// its next attempt.
     Retrying {
@@ -89,6 +93,8 @@ enum Outcome {
     Failed(String),
     /// No worker could run: not the message's fault.
     NoWorker(Failure),
+    /// Mail to the TLS-RPT address: the report, or why it is none.
+    TlsReport(Result<crate::model::delivery::TlsReport, String>),
 }
 
 /// What intake needs to queue receipts.
@@ -119,6 +125,9 @@ pub struct Inbox {
     /// Told after a pass that filed something (sender authentication
     /// waits on it).
     filed: Option<Arc<tokio::sync::Notify>>,
+    /// The TLS-RPT addresses (`[mta_sts] tls_rpt`), lower case: mail to
+    /// them only is a TLS report, recorded for delivery health, not a case.
+    tls_rpt: Vec<String>,
 }
 
 impl Inbox {
@@ -139,12 +148,24 @@ impl Inbox {
             keyring: Arc::new(Keyring::default()),
             max_plain: 25 * 1024 * 1024,
             filed: None,
+            tls_rpt: Vec::new(),
         }
     }
 
     /// Tells `filed` after each pass that filed a message.
     pub fn notifying(mut self, filed: Arc<tokio::sync::Notify>) -> Self {
         self.filed = Some(filed);
+        self
+    }
+
+    /// Takes mail to `addresses` (`mailto:` URIs or addresses) as TLS
+    /// reports.
+    pub fn with_tls_rpt(mut self, addresses: &[String]) -> Self {
+        self.tls_rpt = addresses
+            .iter()
+            .filter_map(|a| a.strip_prefix("mailto:").or(Some(a)))
+            .map(|a| a.trim().to_ascii_lowercase())
+            .collect();
         self
     }
 
@@ -225,6 +246,21 @@ impl Inbox {
                 outcomes[i] = Some(Outcome::Unparseable(reason));
                 continue;
             }
+            if !self.tls_rpt.is_empty()
+                && p.rcpt_to
+                    .iter()
+                    .all(|r| self.tls_rpt.contains(&r.to_ascii_lowercase()))
+            {
+                let raw = std::mem::take(&mut p.raw);
+                jobs.spawn(async move {
+                    let parsed =
+                        tokio::task::spawn_blocking(move || crate::intake::tlsrpt::parse(&raw))
+                            .await
+                            .unwrap_or_else(|_| Err("the TLS report parser failed".into()));
+                    (i, Outcome::TlsReport(parsed))
+                });
+                continue;
+            }
             let Some(policy) = policy else {
                 outcomes[i] = Some(Outcome::Unparseable("no policy owns any recipient".into()));
                 continue;
@@ -292,6 +328,16 @@ impl Inbox {
     ) -> Result<Filed, InboxError> {
         let policy = p.rcpt_to.iter().find_map(|r| self.policies.for_address(r));
         let reason = match (outcome, policy) {
+            (Outcome::TlsReport(Ok(report)), _) => {
+                crate::store::tlsrpt::record(tx, self.store.sealer(), p.id, p.received_at, &report)
+                    .await?;
+                return Ok(Filed::TlsReport {
+                    organization: report.organization,
+                });
+            }
+            (Outcome::TlsReport(Err(reason)), _) => {
+                return self.quarantine(tx, p, None, &reason).await;
+            }
             (Outcome::Parsed(analysis), Some(policy)) => {
                 let mut sp = tx.savepoint().await?;
                 let filed = filing::file(
@@ -415,6 +461,7 @@ impl Filed {
             Filed::Refiled { .. } => "refiled",
             Filed::Quarantined { .. } => "quarantined",
             Filed::Retrying { .. } => "retrying",
+            Filed::TlsReport { .. } => "tls_report",
         }
     }
 }
@@ -433,5 +480,8 @@ fn log(queue_id: &str, filed: &Filed) {
             warn!(%queue_id, reason, case = reference.as_deref().unwrap_or("-"), "message quarantined")
         }
         Filed::Retrying { reason } => warn!(%queue_id, reason, "intake attempt failed"),
+        Filed::TlsReport { organization } => {
+            info!(%queue_id, %organization, "TLS report recorded")
+        }
     }
 }

@@ -12,6 +12,7 @@ pub mod alerts;
 pub mod authenticate;
 pub mod clocks;
 mod decrypt;
+pub mod delivery;
 pub mod digest;
 pub mod drafts;
 pub mod feedback;

@@ -126,6 +126,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ops::ConfigCommand,
     },
+    /// How other mail servers fare delivering to us (TLS reports).
+    Delivery {
+        #[command(subcommand)]
+        command: ops::DeliveryCommand,
+    },
     /// What to publish in DNS for this MX.
     Dns {
         #[command(subcommand)]
@@ -608,6 +613,10 @@ async fn run_command(
                 .await?;
             println!("outbox {id}: cancelled");
             Ok(())
+        }
+        Command::Delivery { command } => {
+            let service = cases::service(store, config)?;
+            ops::delivery(&service, &cases::principal(None, for_orgs), command).await
         }
         Command::Cases { command } => {
             let service = cases::service(store, config)?;

@@ -16,6 +16,50 @@ pub enum DnsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum DeliveryCommand {
+    /// What other mail servers report about delivering to us (RFC 8460
+    /// TLS reports mailed to `mta_sts.tls_rpt`): sessions and failures by
+    /// sending organisation and domain, most failures first.
+    Health {
+        /// Reports that ended within this many days.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn delivery(
+    service: &crate::cases::Cases,
+    who: &crate::cases::Principal,
+    command: DeliveryCommand,
+) -> Result<(), CliError> {
+    let DeliveryCommand::Health { days, json } = command;
+    let rows = service.delivery_health(who, days).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!(
+        "{:<28} {:<22} {:>7} {:>10} {:>8}  FAILURES",
+        "ORGANISATION", "DOMAIN", "REPORTS", "SUCCESSFUL", "FAILED"
+    );
+    for h in rows {
+        let failures: Vec<String> = h.failures.iter().map(|(t, n)| format!("{t} {n}")).collect();
+        println!(
+            "{:<28} {:<22} {:>7} {:>10} {:>8}  {}",
+            h.organization,
+            h.policy_domain,
+            h.reports,
+            h.successful,
+            h.failed,
+            failures.join(", ")
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// The effective configuration: every default, with the file and the
     /// environment on top, secrets masked (like `postconf -n` and more).

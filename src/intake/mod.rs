@@ -16,6 +16,7 @@ pub mod html;
 pub mod mime;
 pub mod plaintext;
 pub mod report;
+pub mod tlsrpt;
 pub mod worker;
 
 use crate::policy::Policy;

@@ -11,5 +11,6 @@ pub mod auth;
 pub mod case;
 pub mod clock;
 pub mod crypto;
+pub mod delivery;
 pub mod report;
 pub mod thread;

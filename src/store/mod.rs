@@ -120,6 +120,7 @@ pub mod seal;
 pub mod search;
 pub mod sessions;
 pub mod sla;
+pub mod tlsrpt;
 pub mod tokens;
 pub mod unlocks;
 pub mod webhooks;

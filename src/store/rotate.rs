@@ -40,6 +40,8 @@ enum Owner {
     Outbox,
     /// A `store_meta` value, by name.
     Meta(&'static str, Label<'static>),
+    /// `tls_reports.details`: the message it came in.
+    TlsReport,
 }
 
 struct Column {
@@ -203,6 +205,7 @@ const SEALED: &[Column] = &[
         true,
         Owner::CaseChild("message_encryption"),
     ),
+    col("tls_reports", "id", "details", false, Owner::TlsReport),
     col(
         "store_meta",
         "name",
@@ -318,6 +321,7 @@ fn label<'a>(owner: Owner, row_key: &'a str, column: &'a str, case_id: i64) -> L
         Owner::EvidenceField => Label::EvidenceField(row_key, column),
         Owner::Outbox => Label::Outbox(row_key, column),
         Owner::Meta(_, label) => label,
+        Owner::TlsReport => Label::TlsReport(case_id),
     }
 }
 
@@ -331,6 +335,8 @@ fn select(c: &Column) -> String {
         Owner::Evidence | Owner::EvidenceField => ("object_id", "0"),
         Owner::Outbox => ("message_id", "0"),
         Owner::Meta(..) => ("''", "0"),
+        // (The label's number rides in `case_id`.)
+        Owner::TlsReport => ("''", "message_id"),
     };
     let only = match c.owner {
         Owner::Meta(name, _) => format!(" AND name = '{name}'"),

@@ -367,6 +367,24 @@ pub const SQLITE: &[&str] = &[
     CREATE INDEX message_auth_by_case ON message_auth (case_id);
     ALTER TABLE messages ADD COLUMN auth_pending INTEGER;
     CREATE INDEX messages_auth_pending ON messages (id) WHERE auth_pending = 1;",
+    // 19: aggregate TLS reports (RFC 8460) mailed to the TLS-RPT address:
+    // counts in clear for the delivery-health view, the failure details
+    // (sending MTAs' addresses, reasons) sealed.
+    "CREATE TABLE tls_reports (
+        id            INTEGER PRIMARY KEY,
+        message_id    INTEGER NOT NULL UNIQUE REFERENCES messages (id),
+        received_at   INTEGER NOT NULL,
+        organization  TEXT    NOT NULL,
+        report_id     TEXT    NOT NULL,
+        date_start    INTEGER NOT NULL,
+        date_end      INTEGER NOT NULL,
+        policy_domain TEXT    NOT NULL,
+        policy_type   TEXT    NOT NULL,
+        successful    INTEGER NOT NULL,
+        failed        INTEGER NOT NULL,
+        details       TEXT    NOT NULL
+    );
+    CREATE INDEX tls_reports_by_date ON tls_reports (date_end);",
 ];
 
 pub const POSTGRES: &[&str] = &[
@@ -670,4 +688,20 @@ pub const POSTGRES: &[&str] = &[
     CREATE INDEX message_auth_by_case ON message_auth (case_id);
     ALTER TABLE messages ADD COLUMN auth_pending INTEGER;
     CREATE INDEX messages_auth_pending ON messages (id) WHERE auth_pending = 1;",
+    // 19
+    "CREATE TABLE tls_reports (
+        id            BIGSERIAL PRIMARY KEY,
+        message_id    BIGINT  NOT NULL UNIQUE REFERENCES messages (id),
+        received_at   BIGINT  NOT NULL,
+        organization  TEXT    NOT NULL,
+        report_id     TEXT    NOT NULL,
+        date_start    BIGINT  NOT NULL,
+        date_end      BIGINT  NOT NULL,
+        policy_domain TEXT    NOT NULL,
+        policy_type   TEXT    NOT NULL,
+        successful    BIGINT  NOT NULL,
+        failed        BIGINT  NOT NULL,
+        details       TEXT    NOT NULL
+    );
+    CREATE INDEX tls_reports_by_date ON tls_reports (date_end);",
 ];

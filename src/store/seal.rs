@@ -99,6 +99,8 @@ pub enum Label<'a> {
     KeyCheck,
     /// The SAML service provider's private signing key.
     SamlKey,
+    /// A TLS report's failure details: the id of the message it came in.
+    TlsReport(i64),
 }
 
 impl Label<'_> {
@@ -113,6 +115,7 @@ impl Label<'_> {
             Label::Outbox(..) => 6,
             Label::KeyCheck => 7,
             Label::SamlKey => 8,
+            Label::TlsReport(_) => 9,
         }
     }
 
@@ -127,6 +130,7 @@ impl Label<'_> {
             Label::Outbox(m, p) => format!("outbox:{m}:{p}"),
             Label::KeyCheck => "store:key-check".into(),
             Label::SamlKey => "store:saml-sp-key".into(),
+            Label::TlsReport(m) => format!("tls-report:{m}"),
         }
     }
 }
