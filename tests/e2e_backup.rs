@@ -8,40 +8,15 @@
 
 mod common;
 
-use common::{BIN, INTAKE_ON, Opts, RCPT, Server, deliver_from, fixture, report};
+use common::{INTAKE_ON, Opts, RCPT, Server, deliver_from, fixture, report};
 use serde_json::Value;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 const PASSPHRASE: &str = "correct horse battery staple";
 
 /// Runs the CLI with `config`, feeding `stdin`: (ok, stdout, stderr).
 fn cli(config: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::cli_with(config, &[], args, stdin)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -188,9 +188,6 @@ pub struct Session {
     errors: u32,
     /// Shutdown was requested while a message was in flight.
     closing: bool,
-    /// The client has sent something (a PROXY header is refused only as
-    /// its first bytes).
-    spoke: bool,
 }
 
 impl Session {
@@ -204,7 +201,6 @@ impl Session {
             helo: None,
             errors: 0,
             closing: false,
-            spoke: false,
         }
     }
 
@@ -227,10 +223,8 @@ impl Session {
     /// Feeds bytes read from the client.
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<Action> {
         let mut out = Vec::new();
-        let first = !std::mem::replace(&mut self.spoke, true);
-        if first && self.tls.is_none() && super::proxy::is_header_start(bytes) {
-            // Only a trusted proxy may name the client, and the driver reads
-            // its header before any session exists.
+        // Only a trusted proxy may name the client (the driver reads its header).
+        if self.helo.is_none() && self.errors == 0 && super::proxy::is_header_start(bytes) {
             self.fail(Reply::ProxyRefused, &mut out);
             return out;
         }

@@ -196,32 +196,7 @@ impl Server {
 
     /// Runs a subcommand with this server's configuration.
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-        use std::io::Write;
-        let mut child = Command::new(BIN)
-            .args(args)
-            .arg("--config")
-            .arg(self.config_path())
-            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let Some(text) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
-        }
-        drop(child.stdin.take());
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        cli_with(&self.config_path(), &self.env, args, stdin)
     }
 
     /// The reference of the first case of organisation `org`.
@@ -499,6 +474,42 @@ pub async fn plaintext_send(server: &Server, to: &str, body: &[u8]) -> String {
         Ok(reply) => reply,
         Err(e) => e.to_string(),
     }
+}
+
+/// Runs a subcommand with `config` and `env`, feeding `stdin`: (success,
+/// stdout, stderr).
+pub fn cli_with(
+    config: &Path,
+    env: &[(&'static str, String)],
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Base64 in 76-character lines, as mail clients write attachments.
