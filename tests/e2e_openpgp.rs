@@ -452,3 +452,58 @@ async fn a_password_encrypted_message_waits_for_the_password_like_an_archive() {
         "{c}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_still_opens_mail_encrypted_to_the_old_one() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let gpg = Gpg::new();
+    let old = gpg.generate("Magenta Security 2025 <security@magenta.example>", "");
+    let new = gpg.generate("Magenta Security <security@magenta.example>", "");
+    let policies = gpg::keyed_policies(&gpg, &[("magenta", &new, "")]);
+    // The retired key, kept for decryption.
+    let retired = policies.path().join("magenta.old.asc");
+    std::fs::write(&retired, gpg.export_secret(&old, "")).unwrap();
+    std::fs::set_permissions(&retired, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let policy = policies.path().join("magenta.toml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(
+        &policy,
+        format!("{text}previous_key_files = [\"magenta.old.asc\"]\n"),
+    )
+    .unwrap();
+    let mx = Server::start(Opts {
+        intake: INTAKE_ON,
+        env: vec![(
+            "DISCLOSURE_MX_POLICIES_DIR",
+            policies.path().to_string_lossy().into_owned(),
+        )],
+        ..Opts::default()
+    });
+    for (key, subject) in [(&old, "To the old key"), (&new, "To the new key")] {
+        let inner = gpg::inner_report(None, &format!("Description: {subject} ZEPHYR"), None);
+        let armored = gpg.encrypt(key, None, &inner);
+        let mail = gpg::pgp_mime(
+            REPORTER,
+            MAGENTA,
+            subject,
+            &format!("{key}@r.example"),
+            &armored,
+        );
+        deliver_from(&mx, "r@researcher.example", MAGENTA, &mail).await;
+    }
+    mx.wait_filed(2);
+    for subject in ["To the old key", "To the new key"] {
+        let c = mx.case_by_subject(subject);
+        assert_eq!(c["encryption"][0]["decryption"], "decrypted", "{c}");
+        assert!(
+            report_text(&c).contains(&format!("{subject} ZEPHYR")),
+            "{c}"
+        );
+    }
+    // Only the new key is published.
+    let (ok, public, err) = mx.cli(&["keys", "public", "magenta"], None);
+    assert!(ok, "{err}");
+    let reader = Gpg::new();
+    reader.import(public.as_bytes());
+    assert_eq!(reader.fingerprint("security@magenta.example"), new);
+}

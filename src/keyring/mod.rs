@@ -58,7 +58,9 @@ pub enum Opened {
 /// Every organisation's keys.
 #[derive(Default)]
 pub struct Keyring {
-    openpgp: HashMap<String, openpgp::OrgKey>,
+    /// Per organisation: the current key first, then the retired ones
+    /// kept for decryption.
+    openpgp: HashMap<String, Vec<openpgp::OrgKey>>,
     smime: HashMap<String, smime::OrgCert>,
 }
 
@@ -68,12 +70,17 @@ impl Keyring {
         let mut ring = Keyring::default();
         for p in policies.iter() {
             if let Some(path) = &p.keys.openpgp_secret_key {
-                let bytes = read_secret(path)?;
-                let key = openpgp::OrgKey::from_bytes(&bytes).map_err(|reason| KeyError::File {
-                    path: path.clone(),
-                    reason,
-                })?;
-                ring.openpgp.insert(p.id.clone(), key);
+                let mut keys = Vec::new();
+                for path in std::iter::once(path).chain(&p.keys.openpgp_previous) {
+                    let bytes = read_secret(path)?;
+                    keys.push(openpgp::OrgKey::from_bytes(&bytes).map_err(|reason| {
+                        KeyError::File {
+                            path: path.clone(),
+                            reason,
+                        }
+                    })?);
+                }
+                ring.openpgp.insert(p.id.clone(), keys);
             }
             if let (Some(cert), Some(key)) = (&p.keys.smime_certificate, &p.keys.smime_key) {
                 let key_bytes = read_secret(key)?;
@@ -95,25 +102,33 @@ impl Keyring {
 
     /// The organisation's public OpenPGP key, armored, for publishing.
     pub fn public_key(&self, org: &str) -> Option<&str> {
-        self.openpgp.get(org).map(|k| k.public_armored.as_str())
+        self.current(org).map(|k| k.public_armored.as_str())
     }
 
     /// The organisation's OpenPGP key: its fingerprint, and whether it
     /// waits for a passphrase.
     pub fn openpgp_status(&self, org: &str) -> Option<(String, bool)> {
-        self.openpgp
-            .get(org)
+        self.current(org)
             .map(|k| (k.fingerprint.clone(), k.is_locked()))
     }
 
-    /// Unlocks `org`'s OpenPGP key for this process, after checking the
-    /// passphrase against it.
+    fn current(&self, org: &str) -> Option<&openpgp::OrgKey> {
+        self.openpgp.get(org).and_then(|keys| keys.first())
+    }
+
+    /// Unlocks `org`'s OpenPGP keys (the current one, and retired ones
+    /// that share its passphrase) for this process, after checking the
+    /// passphrase against each.
     pub fn unlock(&self, org: &str, passphrase: Zeroizing<String>) -> Result<(), KeyError> {
-        let key = self
+        let keys = self
             .openpgp
             .get(org)
             .ok_or_else(|| KeyError::NoKey(org.to_owned()))?;
-        if key.unlock(passphrase) {
+        let mut any = false;
+        for key in keys.iter().filter(|k| k.is_locked()) {
+            any |= key.unlock(passphrase.clone());
+        }
+        if any {
             Ok(())
         } else {
             Err(KeyError::Passphrase(org.to_owned()))
@@ -131,9 +146,12 @@ impl Keyring {
         max_plain: usize,
     ) -> Opened {
         let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match envelope {
-            Envelope::PgpMime | Envelope::PgpInline => {
-                openpgp::open(self.openpgp.get(org), envelope, ciphertext, max_plain)
-            }
+            Envelope::PgpMime | Envelope::PgpInline => openpgp::open(
+                self.openpgp.get(org).map_or(&[][..], Vec::as_slice),
+                envelope,
+                ciphertext,
+                max_plain,
+            ),
             Envelope::Smime => smime::open(self.smime.get(org), ciphertext, max_plain),
         }));
         opened.unwrap_or_else(|_| {

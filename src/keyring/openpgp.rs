@@ -194,9 +194,10 @@ fn issued_by(sig: &packet::Signature, key: &SignedPublicKey) -> bool {
         || ids.iter().any(|id| named_id.contains(&id))
 }
 
-/// Opens an OpenPGP message with `key`.
+/// Opens an OpenPGP message with whichever of `keys` (the current key,
+/// then retired ones) it was encrypted to.
 pub(super) fn open(
-    key: Option<&OrgKey>,
+    keys: &[OrgKey],
     envelope: Envelope,
     ciphertext: &[u8],
     max_plain: usize,
@@ -232,19 +233,21 @@ pub(super) fn open(
     }
     let mut record = closed(envelope, Decryption::OtherKey, None);
     record.key_ids = ids.iter().map(|id| id.to_string().to_uppercase()).collect();
-    let Some(key) = key else {
+    if keys.is_empty() {
         record.decryption = Decryption::NoKey;
         return Opened::Closed(record);
-    };
-    let ours = ids
+    }
+    let wildcard = ids.iter().any(|id| id.is_wildcard());
+    let key = keys
         .iter()
-        .any(|id| id.is_wildcard() || key.key_ids.contains(id));
-    if !ours {
+        .find(|k| ids.iter().any(|id| k.key_ids.contains(id)))
+        .or(if wildcard { keys.first() } else { None });
+    let Some(key) = key else {
         if ids.is_empty() && password {
             record.decryption = Decryption::Password;
         }
         return Opened::Closed(record);
-    }
+    };
     let Some(pw) = key.password() else {
         record.decryption = Decryption::AwaitingKey;
         return Opened::Closed(record);

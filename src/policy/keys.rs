@@ -13,6 +13,11 @@ pub(super) struct OpenPgpFile {
     /// relative to the policy file's folder. It may be
     /// passphrase-protected.
     secret_key_file: PathBuf,
+    /// Keys this one replaced, kept to open what reporters still encrypt
+    /// to them (a rotation publishes the new key; mail to the old one
+    /// keeps coming for a while). Never published, never used to encrypt.
+    #[serde(default)]
+    previous_key_files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -28,6 +33,8 @@ pub(super) struct SmimeFile {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyFiles {
     pub openpgp_secret_key: Option<PathBuf>,
+    /// Retired OpenPGP keys, for decryption only.
+    pub openpgp_previous: Vec<PathBuf>,
     pub smime_certificate: Option<PathBuf>,
     pub smime_key: Option<PathBuf>,
 }
@@ -49,6 +56,11 @@ impl KeyFiles {
         let mut files = KeyFiles::default();
         if let Some(o) = openpgp {
             files.openpgp_secret_key = Some(at("openpgp.secret_key_file", o.secret_key_file)?);
+            for p in o.previous_key_files {
+                files
+                    .openpgp_previous
+                    .push(at("openpgp.previous_key_files", p)?);
+            }
         }
         if let Some(s) = smime {
             files.smime_certificate = Some(at("smime.certificate_file", s.certificate_file)?);
