@@ -340,6 +340,204 @@ fn a_real_identity_provider_signs_in_and_out_both_ways() {
     assert!(refused.len() >= 2, "{refused:?}");
 }
 
+/// The IdP's own log (not the web server's).
+fn idp_log(idp: &Idp) -> String {
+    std::fs::read_to_string(idp.dir().join("log/idp.log")).unwrap_or_default()
+}
+
+/// The IdP's log written since `from` bytes.
+fn log_since(idp: &Idp, from: usize) -> String {
+    idp_log(idp).get(from..).unwrap_or_default().to_owned()
+}
+
+/// `saml key status --json`: (current fingerprint, next fingerprint).
+fn key_status(server: &Server) -> (String, Option<String>) {
+    let (ok, out, err) = server.cli(&["saml", "key", "status", "--json"], None);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["current"]["not_after"].as_str().is_some(),
+        "validity shown: {v}"
+    );
+    (
+        v["current"]["fingerprint"].as_str().unwrap().to_owned(),
+        v["next"]["fingerprint"].as_str().map(str::to_owned),
+    )
+}
+
+/// The metadata we serve: the same as the CLI prints, with its signing
+/// certificates counted.
+fn our_metadata(server: &Server, base: &str) -> (String, usize) {
+    let (ok, printed, err) = server.cli(&["saml", "metadata"], None);
+    assert!(ok, "{err}");
+    let served = Client::new(base).get("/saml/metadata").text();
+    assert_eq!(printed.trim(), served.trim(), "served = printed");
+    let signing = served.matches("use=\"signing\"").count();
+    (served, signing)
+}
+
+/// The SHA-256 fingerprint of each certificate in `metadata`, as openssl
+/// prints it.
+fn fingerprints(metadata: &str) -> Vec<String> {
+    metadata
+        .split("X509Certificate>")
+        .skip(1)
+        .step_by(2)
+        .map(|b64| {
+            let b64 = b64.trim_end_matches("</ds:").trim_end_matches('<');
+            let b64 = b64.split('<').next().unwrap();
+            let pem = format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n");
+            let mut child = std::process::Command::new("openssl")
+                .args(["x509", "-noout", "-fingerprint", "-sha256"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(child.stdin.as_mut().unwrap(), pem.as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "openssl reads the certificate");
+            let line = String::from_utf8(out.stdout).unwrap();
+            format!("SHA256:{}", line.trim().rsplit('=').next().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn our_signing_key_rolls_over_with_the_idp_in_step() {
+    // Our AuthnRequests are signed and the IdP checks each one, so a
+    // request signed with a key it does not know is refused there.
+    let Setup {
+        idp, server, base, ..
+    } = setup(true);
+    let (first, next) = key_status(&server);
+    assert_eq!(next, None);
+    let (only_first, n) = our_metadata(&server, &base);
+    assert_eq!(n, 1);
+    assert_eq!(fingerprints(&only_first), vec![first.clone()]);
+    let signs_in = |what: &str| {
+        let c = Client::new(&base);
+        let (url, r, _) = sign_in(&c, "alice", "alice-pass");
+        assert!(
+            url.ends_with("/cases") && r.status == 200,
+            "{what}: {url}: {}\n{}",
+            r.text(),
+            idp.log()
+        );
+        c
+    };
+    signs_in("before the rollover");
+
+    // 1. The next key is published beside the current one; we still sign
+    //    with the current one, so the IdP, which knows only that, still
+    //    lets us in.
+    let (ok, out, err) = server.cli(&["saml", "key", "next"], None);
+    assert!(ok, "{err}");
+    let (current, second) = key_status(&server);
+    let second = second.expect("a next key");
+    assert_eq!(current, first);
+    assert_ne!(second, first);
+    assert!(out.contains(&second), "{out}");
+    let (ok, _, err) = server.cli(&["saml", "key", "next"], None);
+    assert!(
+        !ok && err.contains("a next key is published already"),
+        "{err}"
+    );
+    let (both, n) = our_metadata(&server, &base);
+    assert_eq!(n, 2, "{both}");
+    assert_eq!(fingerprints(&both), vec![first.clone(), second.clone()]);
+    signs_in("next key published, IdP not yet told");
+
+    // 2. The admin loads the new metadata into the IdP.
+    idp.trust_sp(&both, "'validate.logout' => true, 'sign.logout' => true");
+    let at = idp_log(&idp).len();
+    signs_in("the IdP knows both");
+    assert!(
+        log_since(&idp, at).contains("Validation with key #0 succeeded"),
+        "the current key (listed first) signed: {}",
+        log_since(&idp, at)
+    );
+
+    // 3. The switch, with the service running: its next request is signed
+    //    with the new key, which the IdP checks with the second certificate.
+    let (ok, out, err) = server.cli(&["saml", "key", "switch"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains(&second) && out.contains(&first), "{out}");
+    assert_eq!(key_status(&server), (second.clone(), None));
+    let at = idp_log(&idp).len();
+    let alice = signs_in("switched");
+    assert!(
+        log_since(&idp, at).contains("Validation with key #1 succeeded"),
+        "the new key signed: {}",
+        log_since(&idp, at)
+    );
+    let (only_second, n) = our_metadata(&server, &base);
+    assert_eq!(n, 1);
+    assert_eq!(fingerprints(&only_second), vec![second.clone()]);
+
+    // Single logout, signed with the new key, checked by the IdP.
+    let csrf = alice.csrf("/cases");
+    let out = alice.post("/logout", &[("csrf", &csrf)]);
+    let (end, page, _) = follow(&alice, format!("{base}/logout"), out);
+    assert!(
+        page.text()
+            .contains("You are signed out, here and at your identity provider."),
+        "{end}: {}\n{}",
+        page.text(),
+        idp.log()
+    );
+
+    // An IdP still holding only the old certificate refuses us now: the
+    // old key is no longer used.
+    idp.trust_sp(
+        &only_first,
+        "'validate.logout' => true, 'sign.logout' => true",
+    );
+    let stale = Client::new(&base);
+    let start = format!("{base}/login");
+    let at = idp_log(&idp).len();
+    let (url, _, _) = follow(&stale, start.clone(), stale.get_url(&start));
+    assert!(!url.contains("loginuserpass.php"), "{url}");
+    assert!(
+        log_since(&idp, at).contains("Validation with key #0 failed"),
+        "{}",
+        log_since(&idp, at)
+    );
+    idp.trust_sp(
+        &only_second,
+        "'validate.logout' => true, 'sign.logout' => true",
+    );
+    signs_in("the IdP holds the new key alone");
+
+    // A next key can be withdrawn unused; nothing to switch to then.
+    let (ok, _, err) = server.cli(&["saml", "key", "next"], None);
+    assert!(ok, "{err}");
+    let (ok, out, err) = server.cli(&["saml", "key", "withdraw"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("withdrawn"), "{out}");
+    let (ok, _, err) = server.cli(&["saml", "key", "switch"], None);
+    assert!(!ok && err.contains("no next key is published"), "{err}");
+    assert_eq!(key_status(&server), (second.clone(), None));
+    signs_in("after the withdrawal");
+
+    // Each step is in the audit trail, by fingerprint.
+    let (ok, out, err) = server.cli(&["audit", "list", "--json"], None);
+    assert!(ok, "{err}");
+    let entries: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let actions: Vec<(&str, &str)> = entries
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap().starts_with("saml-key"))
+        .map(|e| (e["action"].as_str().unwrap(), e["detail"].as_str().unwrap()))
+        .collect();
+    assert_eq!(actions.len(), 4, "{actions:?}");
+    assert_eq!(actions[0].0, "saml-key-next");
+    assert!(
+        actions[1].0 == "saml-key-switch" && actions[1].1.contains(&second),
+        "{actions:?}"
+    );
+    assert_eq!(actions[2].0, "saml-key-next");
+    assert_eq!(actions[3].0, "saml-key-withdraw");
+}
+
 /// Waits until the browser's URL satisfies `done`.
 async fn until(b: &common::webdriver::Driver, what: &str, done: impl Fn(&str) -> bool) -> String {
     let start = std::time::Instant::now();

@@ -9,6 +9,7 @@ mod keys;
 mod ops;
 mod privacy;
 mod report;
+mod saml;
 
 use crate::cases::CaseError;
 use crate::config::{Config, ConfigError};
@@ -119,7 +120,7 @@ pub enum Command {
     /// Single sign-on: what the identity provider's administrator needs.
     Saml {
         #[command(subcommand)]
-        command: SamlCommand,
+        command: saml::SamlCommand,
     },
     /// The configuration: effective (secrets masked), or the defaults.
     Config {
@@ -203,14 +204,6 @@ pub enum PoliciesCommand {
     /// Validate every policy and show what it promises, with the deadlines
     /// a report received now would get.
     Check,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum SamlCommand {
-    /// Print our SAML metadata (the same document `/saml/metadata`
-    /// serves), so it can be handed to the IdP before the service is
-    /// reachable. Needs `web.public_url`, or `web.listen` with a port.
-    Metadata,
 }
 
 #[derive(Debug, Subcommand)]
@@ -532,32 +525,7 @@ async fn run_command(
 ) -> Result<(), CliError> {
     match command {
         Command::Policies { .. } | Command::Keys { .. } => Ok(()),
-        Command::Saml {
-            command: SamlCommand::Metadata,
-        } => {
-            let local = match config.web.listen {
-                Some(l) if config.web.public_url.is_some() || l.port() != 0 => l,
-                _ if config.web.public_url.is_some() => ([127, 0, 0, 1], 0).into(),
-                _ => {
-                    return Err(CliError::Usage(
-                        "set web.public_url (or web.listen with a port): the metadata names our URLs"
-                            .into(),
-                    ));
-                }
-            };
-            let key = crate::web::auth::sp::signing_key(store)
-                .await
-                .map_err(|e| CliError::Usage(e.to_string()))?;
-            let our = crate::web::auth::sp::OurSide::new(
-                &config.saml,
-                &crate::web::public_url(config, local),
-            );
-            let xml = our
-                .metadata_xml(&key.cert)
-                .map_err(|e| CliError::Usage(e.to_string()))?;
-            println!("{xml}");
-            Ok(())
-        }
+        Command::Saml { command } => saml::run(store, config, command).await,
         Command::Tokens { command } => tokens_command(store, config, command).await,
         Command::Audit { command } => audit_command(store, command).await,
         Command::Unlock {

@@ -96,6 +96,11 @@ pub enum AuditAction {
     OutboxCancel,
     /// The master key replaced (`keys rotate`).
     KeyRotated,
+    /// The SAML signing key's rollover: a next key published, switched
+    /// to, or withdrawn (`saml key`).
+    SamlKeyNext,
+    SamlKeySwitch,
+    SamlKeyWithdraw,
 }
 
 impl AuditAction {
@@ -138,6 +143,9 @@ impl AuditAction {
             AuditAction::OutboxRetry => "outbox-retry",
             AuditAction::OutboxCancel => "outbox-cancel",
             AuditAction::KeyRotated => "key-rotated",
+            AuditAction::SamlKeyNext => "saml-key-next",
+            AuditAction::SamlKeySwitch => "saml-key-switch",
+            AuditAction::SamlKeyWithdraw => "saml-key-withdraw",
         }
     }
 }

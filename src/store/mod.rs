@@ -115,6 +115,7 @@ pub mod messages;
 pub mod outbox;
 pub mod retention;
 pub mod rotate;
+pub mod saml_key;
 pub mod schema;
 pub mod seal;
 pub mod search;

@@ -220,6 +220,13 @@ const SEALED: &[Column] = &[
         false,
         Owner::Meta("saml_sp_key", Label::SamlKey),
     ),
+    col(
+        "store_meta",
+        "name",
+        "value",
+        false,
+        Owner::Meta("saml_sp_next_key", Label::SamlKey),
+    ),
 ];
 
 impl From<sqlx::Error> for RotateError {

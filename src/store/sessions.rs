@@ -1,6 +1,6 @@
 //! Sign-in state: analysts' browser sessions (only the SHA-256 of each
-//! cookie is kept), the replay cache of SAML messages already used, and
-//! the service provider's signing key (sealed).
+//! cookie is kept) and the replay cache of SAML messages already used.
+//! The service provider's signing key is in `saml_key`.
 
 use super::{Store, StoreError};
 use sqlx::Row;
@@ -125,69 +125,6 @@ pub async fn end_for_subject(
     }
     tx.commit().await?;
     Ok(ended)
-}
-
-/// The service provider's signing key: (certificate DER, private key DER),
-/// stored on first use so every receiver sharing the database signs with
-/// the key its metadata publishes. `make` runs only when none is stored;
-/// when two receivers race, the first stored wins and both use it.
-pub async fn saml_key(
-    store: &Store,
-    make: impl FnOnce() -> Option<(Vec<u8>, Vec<u8>)>,
-) -> Result<Option<(Vec<u8>, zeroize::Zeroizing<Vec<u8>>)>, StoreError> {
-    use super::seal::Label;
-    use base64::Engine as _;
-    use base64::engine::general_purpose::STANDARD as B64;
-    async fn read(
-        store: &Store,
-    ) -> Result<Option<(Vec<u8>, zeroize::Zeroizing<Vec<u8>>)>, StoreError> {
-        let cert: Option<(String,)> =
-            sqlx::query_as("SELECT value FROM store_meta WHERE name = 'saml_sp_cert'")
-                .fetch_optional(store.pool())
-                .await?;
-        let key: Option<(String,)> =
-            sqlx::query_as("SELECT value FROM store_meta WHERE name = 'saml_sp_key'")
-                .fetch_optional(store.pool())
-                .await?;
-        let (Some((cert,)), Some((key,))) = (cert, key) else {
-            return Ok(None);
-        };
-        let cert = B64
-            .decode(cert)
-            .map_err(|_| StoreError::Corrupt("saml_sp_cert is not base64".into()))?;
-        let key = store.sealer().open_text(Label::SamlKey, &key)?;
-        let key = B64
-            .decode(zeroize::Zeroizing::new(key).as_bytes())
-            .map_err(|_| StoreError::Corrupt("saml_sp_key is not base64".into()))?;
-        Ok(Some((cert, zeroize::Zeroizing::new(key))))
-    }
-    if let Some(found) = read(store).await? {
-        return Ok(Some(found));
-    }
-    let Some((cert, key)) = make() else {
-        return Ok(None);
-    };
-    let key = zeroize::Zeroizing::new(key);
-    let sealed = store
-        .sealer()
-        .seal_text(Label::SamlKey, &zeroize::Zeroizing::new(B64.encode(&*key)));
-    let mut tx = store.write().await?;
-    let exists: Option<(String,)> =
-        sqlx::query_as("SELECT name FROM store_meta WHERE name = 'saml_sp_key'")
-            .fetch_optional(tx.conn())
-            .await?;
-    if exists.is_none() {
-        sqlx::query("INSERT INTO store_meta (name, value) VALUES ('saml_sp_cert', $1)")
-            .bind(B64.encode(&cert))
-            .execute(tx.conn())
-            .await?;
-        sqlx::query("INSERT INTO store_meta (name, value) VALUES ('saml_sp_key', $1)")
-            .bind(sealed)
-            .execute(tx.conn())
-            .await?;
-    }
-    tx.commit().await?;
-    read(store).await
 }
 
 /// Deletes sessions idle since `idle_before` or created before

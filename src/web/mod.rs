@@ -112,7 +112,7 @@ pub async fn interface(
         path: metadata_path.display().to_string(),
         source,
     })?;
-    let key = auth::sp::signing_key(store).await?;
+    let keys = auth::sp::keys(store).await?;
     let sso = saml::Sso::new(
         &saml_config,
         &public_url,
@@ -121,7 +121,7 @@ pub async fn interface(
         store
             .sealer()
             .purpose_key("disclosure-mx saml request ids v1"),
-        std::sync::Arc::new(key),
+        keys,
     )?;
     // Secure cookies, except for plain HTTP on loopback (development).
     let secure_cookies = !(local.ip().is_loopback() && public_url.starts_with("http://"));

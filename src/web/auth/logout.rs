@@ -69,6 +69,7 @@ pub(crate) async fn logout(
     let at_idp = if a.session.name_id.is_empty() {
         Ok(None)
     } else {
+        ui.sso.refresh_keys(&ui.store).await;
         ui.sso.logout_request(
             &a.session.name_id,
             a.session.name_id_format.as_deref(),
@@ -182,6 +183,7 @@ async fn handle(
         Ok(r) => r,
         Err(e) => return Ok(refused(ui, &source, &e, now)),
     };
+    ui.sso.refresh_keys(&ui.store).await;
     match incoming {
         Incoming::Request(req) => {
             // A captured request cannot be replayed.

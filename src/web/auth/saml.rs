@@ -19,7 +19,7 @@
 //! A `VerifiedAssertion` can only be made by `Sso::verify`: holding one
 //! proves every check above ran.
 
-use super::binding::{self, BindingError, SigningKey};
+use super::binding::{self, BindingError};
 use super::sp::OurSide;
 use crate::config::{RoleRule, SamlConfig};
 use crate::store::{Store, StoreError, sessions};
@@ -31,7 +31,6 @@ use samael::schema::{Assertion, Response};
 use samael::service_provider::{Error as SpError, ServiceProvider};
 use samael::traits::ToXml;
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 /// Largest SAMLResponse form value accepted, base64 (256 KiB). Real
 /// responses are a few KiB; more is an attack on the XML parser.
@@ -90,7 +89,8 @@ pub struct IdpLogout {
 pub struct Sso {
     sp: ServiceProvider,
     pub(super) our: OurSide,
-    pub(super) key: Arc<SigningKey>,
+    /// Our signing keys, reloaded when the stored ones change.
+    pub(super) keys: super::sp::KeyCache,
     idp_sso_url: String,
     pub acs_url: String,
     pub entity_id: String,
@@ -171,7 +171,7 @@ impl Sso {
         metadata_path: &str,
         metadata_xml: &str,
         request_key: ring::hmac::Key,
-        key: Arc<SigningKey>,
+        keys: super::sp::SpKeys,
     ) -> Result<Sso, SamlError> {
         let idp: EntityDescriptor = metadata_xml.parse().map_err(|e| SamlError::Metadata {
             path: metadata_path.to_owned(),
@@ -207,7 +207,7 @@ impl Sso {
             acs_url: our.acs_url.clone(),
             entity_id: our.entity_id.clone(),
             our,
-            key,
+            keys: super::sp::KeyCache::new(keys),
             idp_sso_url,
             idp_entity_id,
             idp_certs,
@@ -234,8 +234,16 @@ impl Sso {
     /// Our metadata, for the IdP's administrator.
     pub fn metadata(&self) -> Result<String, SamlError> {
         self.our
-            .metadata_xml(&self.key.cert)
+            .metadata_xml(&self.keys.get().published())
             .map_err(|e| SamlError::Request(e.to_string()))
+    }
+
+    /// Picks up a key switched since the last request (by the CLI or
+    /// another receiver); on a database error the keys held are kept.
+    pub async fn refresh_keys(&self, store: &crate::store::Store) {
+        if let Err(e) = self.keys.refresh(store).await {
+            tracing::warn!("cannot reload the SAML signing keys: {e}");
+        }
     }
 
     /// A new id `dmx-{expiry}-{nonce}-{hmac}` for a message of `kind`:
@@ -267,7 +275,7 @@ impl Sso {
                 binding::Kind::Request,
                 &xml,
                 None,
-                &self.key,
+                &self.keys.get().current,
             )
             .map_err(SamlError::Request)?
         } else {
@@ -614,7 +622,7 @@ mod tests {
             "m.xml",
             &idp.metadata_xml(),
             key,
-            Arc::new(super::super::binding::test_key()),
+            super::super::sp::SpKeys::only(super::super::binding::test_key()),
         )
         .unwrap()
     }
@@ -642,7 +650,7 @@ mod tests {
                 .unwrap()
                 .metadata_xml(),
             ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[8u8; 32]),
-            Arc::new(super::super::binding::test_key()),
+            super::super::sp::SpKeys::only(super::super::binding::test_key()),
         )
         .unwrap();
         assert_eq!(other.request_expiry(&id, 1_000), None);

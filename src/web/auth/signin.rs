@@ -19,6 +19,7 @@ use std::sync::Arc;
 // ---------------------------------------------------------------- sign-in
 
 pub(crate) async fn metadata(State(ui): State<S>) -> Result<Response, UiError> {
+    ui.sso.refresh_keys(&ui.store).await;
     let xml = ui.sso.metadata().map_err(|e| {
         tracing::error!(error = %e, "sp metadata");
         UiError::Internal
@@ -34,6 +35,7 @@ pub(crate) async fn login(State(ui): State<S>) -> Result<Response, UiError> {
     // Nothing is stored: the request id carries its own expiry and MAC.
     // A cookie ties it to this browser, so a response cannot be posted
     // into someone else's browser to sign them in as another (login CSRF).
+    ui.sso.refresh_keys(&ui.store).await;
     let (id, url) = ui.sso.start(now()).map_err(|e| {
         tracing::error!(error = %e, "sign-in request");
         UiError::Internal

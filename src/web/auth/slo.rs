@@ -407,11 +407,18 @@ impl Sso {
     ) -> Result<Outgoing, SloError> {
         if binding_uri == binding::REDIRECT {
             let xml = xml.replacen("<!--signature-->", "", 1);
-            binding::redirect_url(destination, kind, &xml, relay_state, &self.key)
-                .map(Outgoing::Redirect)
-                .map_err(SloError::Build)
+            binding::redirect_url(
+                destination,
+                kind,
+                &xml,
+                relay_state,
+                &self.keys.get().current,
+            )
+            .map(Outgoing::Redirect)
+            .map_err(SloError::Build)
         } else {
-            let signed = binding::sign_xml(xml, id, &self.key).map_err(SloError::Build)?;
+            let signed =
+                binding::sign_xml(xml, id, &self.keys.get().current).map_err(SloError::Build)?;
             Ok(Outgoing::Post {
                 destination: destination.to_owned(),
                 page: binding::post_page(destination, kind, &signed, relay_state),

@@ -5,14 +5,16 @@
 
 use super::binding::{POST, REDIRECT, SigningKey};
 use crate::config::{RoleKind, SamlConfig};
-use crate::store::{Store, StoreError, sessions};
+use crate::store::{Store, StoreError, saml_key};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use samael::crypto::CertificateDer;
 use samael::metadata::{
     AttributeConsumingService, ContactPerson, Endpoint, EntityDescriptor, IndexedEndpoint,
     KeyDescriptor, LocalizedName, LocalizedUri, Organization, RequestedAttribute, SpSsoDescriptor,
 };
 use samael::traits::ToXml as _;
+use std::sync::Arc;
 
 /// Years our generated signing certificate is valid (10): metadata pins
 /// the certificate itself, so its dates matter only to IdPs that check
@@ -29,17 +31,172 @@ pub enum SpError {
     Store(#[from] StoreError),
 }
 
-/// The service provider's key: made once, stored sealed, shared by every
-/// receiver of the database.
-pub async fn signing_key(store: &Store) -> Result<SigningKey, SpError> {
-    let make = || {
-        let key = SigningKey::generate(CERT_DAYS).ok()?;
-        Some((key.cert.der_data().to_vec(), key.der.to_vec()))
-    };
-    let (cert, der) = sessions::saml_key(store, make)
+/// Our signing keys: the one we sign with, and the next one while a
+/// rollover is under way (published in our metadata, not yet used).
+pub struct SpKeys {
+    pub current: SigningKey,
+    pub next: Option<CertificateDer>,
+    stamp: saml_key::Stamp,
+}
+
+impl SpKeys {
+    /// Just `current`, as if freshly stored (unit tests, the dev IdP).
+    pub fn only(current: SigningKey) -> SpKeys {
+        SpKeys {
+            current,
+            next: None,
+            stamp: saml_key::Stamp::default(),
+        }
+    }
+
+    /// The certificates our metadata publishes: the current one first.
+    pub fn published(&self) -> Vec<&CertificateDer> {
+        std::iter::once(&self.current.cert)
+            .chain(self.next.as_ref())
+            .collect()
+    }
+}
+
+/// A new key pair with its self-signed certificate.
+fn generate() -> Option<saml_key::KeyPair> {
+    let key = SigningKey::generate(CERT_DAYS).ok()?;
+    Some(saml_key::KeyPair {
+        cert: key.cert.der_data().to_vec(),
+        key: zeroize::Zeroizing::new(key.der.to_vec()),
+    })
+}
+
+/// The keys as stored: the current one is made and stored on first use,
+/// and shared by every receiver of the database.
+pub async fn keys(store: &Store) -> Result<SpKeys, SpError> {
+    let stamp = saml_key::stamp(store).await?;
+    let pair = saml_key::current(store, generate)
         .await?
         .ok_or_else(|| SpError::Key("key generation failed".into()))?;
-    SigningKey::from_der(cert.into(), der.to_vec()).map_err(SpError::Key)
+    let current =
+        SigningKey::from_der(pair.cert.into(), pair.key.to_vec()).map_err(SpError::Key)?;
+    let next = saml_key::next(store)
+        .await?
+        .map(|p| CertificateDer::from(p.cert));
+    // Made just now: the stamp read before it is stale, which only costs
+    // one reload.
+    Ok(SpKeys {
+        current,
+        next,
+        stamp,
+    })
+}
+
+/// The keys a running service signs with, reloaded when the stored ones
+/// change (`saml key switch` from the CLI, or another receiver).
+pub struct KeyCache(std::sync::RwLock<Arc<SpKeys>>);
+
+impl KeyCache {
+    pub fn new(keys: SpKeys) -> KeyCache {
+        KeyCache(std::sync::RwLock::new(Arc::new(keys)))
+    }
+
+    pub fn get(&self) -> Arc<SpKeys> {
+        Arc::clone(
+            &self
+                .0
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Reads the stored certificates (one small query) and reloads the
+    /// keys if they changed.
+    pub async fn refresh(&self, store: &Store) -> Result<Arc<SpKeys>, SpError> {
+        let held = self.get();
+        if saml_key::stamp(store).await? == held.stamp {
+            return Ok(held);
+        }
+        let fresh = Arc::new(keys(store).await?);
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::clone(&fresh);
+        Ok(fresh)
+    }
+}
+
+/// Where a rollover stands, for `saml key` and the audit.
+pub enum Rollover {
+    /// A next key was made and published: its certificate.
+    Begun(CertificateDer),
+    /// One is published already: its certificate.
+    AlreadyBegun(CertificateDer),
+    /// The next key is now the one in use: the old certificate, the new.
+    Switched {
+        old: CertificateDer,
+        new: CertificateDer,
+    },
+    /// No rollover is under way.
+    NotBegun,
+    /// The next key was dropped unused: its certificate.
+    Withdrawn(CertificateDer),
+}
+
+/// Makes a next key and publishes it beside the current one.
+pub async fn begin_rollover(store: &Store) -> Result<Rollover, SpError> {
+    keys(store).await?;
+    let pair = generate().ok_or_else(|| SpError::Key("key generation failed".into()))?;
+    if saml_key::begin(store, &pair).await? {
+        return Ok(Rollover::Begun(pair.cert.into()));
+    }
+    match saml_key::next(store).await? {
+        Some(p) => Ok(Rollover::AlreadyBegun(p.cert.into())),
+        None => Err(SpError::Key(
+            "the next key vanished while it was made".into(),
+        )),
+    }
+}
+
+/// Signs with the next key from now on; the old one is forgotten.
+pub async fn switch(store: &Store) -> Result<Rollover, SpError> {
+    let Some(next) = saml_key::next(store).await? else {
+        return Ok(Rollover::NotBegun);
+    };
+    match saml_key::switch(store).await? {
+        Some(old) => Ok(Rollover::Switched {
+            old: old.into(),
+            new: next.cert.into(),
+        }),
+        None => Ok(Rollover::NotBegun),
+    }
+}
+
+/// Drops the next key unused.
+pub async fn withdraw(store: &Store) -> Result<Rollover, SpError> {
+    let Some(next) = saml_key::next(store).await? else {
+        return Ok(Rollover::NotBegun);
+    };
+    if saml_key::withdraw(store).await? {
+        Ok(Rollover::Withdrawn(next.cert.into()))
+    } else {
+        Ok(Rollover::NotBegun)
+    }
+}
+
+/// `SHA256:` and the certificate's SHA-256 in colon-separated hex, as
+/// `openssl x509 -fingerprint -sha256` prints it.
+pub fn fingerprint(cert: &CertificateDer) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, cert.der_data());
+    let hex = hex::encode_upper(digest.as_ref());
+    let pairs: Vec<&str> = (0..hex.len())
+        .step_by(2)
+        .filter_map(|i| hex.get(i..i + 2))
+        .collect();
+    format!("SHA256:{}", pairs.join(":"))
+}
+
+/// The certificate's last day of validity (`notAfter`, as openssl prints
+/// it).
+pub fn not_after(cert: &CertificateDer) -> Option<String> {
+    openssl::x509::X509::from_der(cert.der_data())
+        .ok()
+        .map(|x| x.not_after().to_string())
 }
 
 /// Where we are and what we ask for.
@@ -90,10 +247,11 @@ impl OurSide {
         out
     }
 
-    /// Our metadata. `validUntil` only when configured; the signing key is
-    /// published because our logout messages (and, if configured, our
-    /// AuthnRequests) are signed with it.
-    pub fn metadata_xml(&self, cert: &samael::crypto::CertificateDer) -> Result<String, SpError> {
+    /// Our metadata. `validUntil` only when configured; the signing keys
+    /// are published because our logout messages (and, if configured, our
+    /// AuthnRequests) are signed with them: during a rollover the next
+    /// one too, so the IdP knows it before we switch.
+    pub fn metadata_xml(&self, certs: &[&CertificateDer]) -> Result<String, SpError> {
         let c = &self.config;
         let valid_until = c.metadata_valid_days.map(|d| {
             chrono::Utc::now()
@@ -130,16 +288,21 @@ impl OurSide {
         };
         let sp = SpSsoDescriptor {
             protocol_support_enumeration: Some("urn:oasis:names:tc:SAML:2.0:protocol".into()),
-            key_descriptors: Some(vec![KeyDescriptor {
-                key_use: Some("signing".into()),
-                key_info: samael::key_info::KeyInfo {
-                    id: None,
-                    x509_data: Some(samael::key_info::X509Data {
-                        certificates: vec![B64.encode(cert.der_data())],
-                    }),
-                },
-                encryption_methods: None,
-            }]),
+            key_descriptors: Some(
+                certs
+                    .iter()
+                    .map(|cert| KeyDescriptor {
+                        key_use: Some("signing".into()),
+                        key_info: samael::key_info::KeyInfo {
+                            id: None,
+                            x509_data: Some(samael::key_info::X509Data {
+                                certificates: vec![B64.encode(cert.der_data())],
+                            }),
+                        },
+                        encryption_methods: None,
+                    })
+                    .collect(),
+            ),
             single_logout_services: Some(vec![slo(REDIRECT), slo(POST)]),
             name_id_formats: Some(vec![c.name_id_format.urn().to_owned()]),
             authn_requests_signed: Some(c.sign_requests),

@@ -1,0 +1,182 @@
+//! The SAML service provider's signing key, and the next one while a
+//! rollover is under way: the certificates in clear (they are published),
+//! the private keys sealed. Every receiver sharing the database signs with
+//! the key stored here, so a switch reaches them all.
+
+use super::seal::Label;
+use super::{Store, StoreError};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use zeroize::Zeroizing;
+
+/// The rows of one key: (certificate, sealed private key).
+#[derive(Clone, Copy)]
+struct Slot {
+    cert: &'static str,
+    key: &'static str,
+}
+
+/// The key in use.
+const CURRENT: Slot = Slot {
+    cert: "saml_sp_cert",
+    key: "saml_sp_key",
+};
+/// The key published for a rollover, not yet used.
+const NEXT: Slot = Slot {
+    cert: "saml_sp_next_cert",
+    key: "saml_sp_next_key",
+};
+
+/// A certificate (DER) and its private key (DER).
+pub struct KeyPair {
+    pub cert: Vec<u8>,
+    pub key: Zeroizing<Vec<u8>>,
+}
+
+/// What is stored, by its certificates: a receiver reloads its keys when
+/// this changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stamp {
+    current: Option<String>,
+    next: Option<String>,
+}
+
+/// The certificates stored now.
+pub async fn stamp(store: &Store) -> Result<Stamp, StoreError> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT name, value FROM store_meta WHERE name IN ($1, $2)")
+            .bind(CURRENT.cert)
+            .bind(NEXT.cert)
+            .fetch_all(store.pool())
+            .await?;
+    let find = |name: &str| rows.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    Ok(Stamp {
+        current: find(CURRENT.cert),
+        next: find(NEXT.cert),
+    })
+}
+
+async fn read(store: &Store, slot: Slot) -> Result<Option<KeyPair>, StoreError> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT name, value FROM store_meta WHERE name IN ($1, $2)")
+            .bind(slot.cert)
+            .bind(slot.key)
+            .fetch_all(store.pool())
+            .await?;
+    let find = |name: &str| rows.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    let (Some(cert), Some(key)) = (find(slot.cert), find(slot.key)) else {
+        return Ok(None);
+    };
+    let cert = B64
+        .decode(cert)
+        .map_err(|_| StoreError::Corrupt(format!("{} is not base64", slot.cert)))?;
+    let key = Zeroizing::new(store.sealer().open_text(Label::SamlKey, key)?);
+    let key = B64
+        .decode(key.as_bytes())
+        .map_err(|_| StoreError::Corrupt(format!("{} is not base64", slot.key)))?;
+    Ok(Some(KeyPair {
+        cert,
+        key: Zeroizing::new(key),
+    }))
+}
+
+/// Stores `pair` in `slot` unless a key is there: whether it was stored.
+async fn store_in(store: &Store, slot: Slot, pair: &KeyPair) -> Result<bool, StoreError> {
+    let sealed = store
+        .sealer()
+        .seal_text(Label::SamlKey, &Zeroizing::new(B64.encode(&*pair.key)));
+    let mut tx = store.write().await?;
+    let exists: Option<(String,)> = sqlx::query_as("SELECT name FROM store_meta WHERE name = $1")
+        .bind(slot.key)
+        .fetch_optional(tx.conn())
+        .await?;
+    if exists.is_some() {
+        return Ok(false);
+    }
+    for (name, value) in [(slot.cert, B64.encode(&pair.cert)), (slot.key, sealed)] {
+        sqlx::query("INSERT INTO store_meta (name, value) VALUES ($1, $2)")
+            .bind(name)
+            .bind(value)
+            .execute(tx.conn())
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// The key in use, stored on first use from `make` (which runs only when
+/// none is stored; when two receivers race, the first stored wins and
+/// both use it).
+pub async fn current(
+    store: &Store,
+    make: impl FnOnce() -> Option<KeyPair>,
+) -> Result<Option<KeyPair>, StoreError> {
+    if let Some(found) = read(store, CURRENT).await? {
+        return Ok(Some(found));
+    }
+    let Some(pair) = make() else {
+        return Ok(None);
+    };
+    store_in(store, CURRENT, &pair).await?;
+    read(store, CURRENT).await
+}
+
+/// The next key, if a rollover is under way.
+pub async fn next(store: &Store) -> Result<Option<KeyPair>, StoreError> {
+    read(store, NEXT).await
+}
+
+/// Publishes `pair` as the next key: false when one is published already.
+pub async fn begin(store: &Store, pair: &KeyPair) -> Result<bool, StoreError> {
+    store_in(store, NEXT, pair).await
+}
+
+/// Makes the next key the one in use and forgets the old one, in one
+/// transaction: the old certificate, or `None` when no rollover is under
+/// way.
+pub async fn switch(store: &Store) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn value(tx: &mut super::WriteTx<'_>, name: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT value FROM store_meta WHERE name = $1")
+            .bind(name)
+            .fetch_optional(tx.conn())
+            .await?;
+        Ok(row.map(|(v,)| v))
+    }
+    let mut tx = store.write().await?;
+    let (Some(next_cert), Some(next_key)) = (
+        value(&mut tx, NEXT.cert).await?,
+        value(&mut tx, NEXT.key).await?,
+    ) else {
+        return Ok(None);
+    };
+    let old = value(&mut tx, CURRENT.cert).await?;
+    for (name, v) in [(CURRENT.cert, next_cert), (CURRENT.key, next_key)] {
+        sqlx::query("UPDATE store_meta SET value = $1 WHERE name = $2")
+            .bind(v)
+            .bind(name)
+            .execute(tx.conn())
+            .await?;
+    }
+    sqlx::query("DELETE FROM store_meta WHERE name IN ($1, $2)")
+        .bind(NEXT.cert)
+        .bind(NEXT.key)
+        .execute(tx.conn())
+        .await?;
+    tx.commit().await?;
+    Ok(Some(
+        old.and_then(|c| B64.decode(c).ok()).unwrap_or_default(),
+    ))
+}
+
+/// Drops the next key without using it: whether there was one.
+pub async fn withdraw(store: &Store) -> Result<bool, StoreError> {
+    let mut tx = store.write().await?;
+    let gone = sqlx::query("DELETE FROM store_meta WHERE name IN ($1, $2)")
+        .bind(NEXT.cert)
+        .bind(NEXT.key)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(gone > 0)
+}
