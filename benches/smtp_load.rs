@@ -7,7 +7,7 @@
 //!
 //! Parameters (environment): BENCH_SESSIONS (16), BENCH_MESSAGES per session
 //! (200), BENCH_SIZE bytes (10240), BENCH_IDLE sessions (2000),
-//! BENCH_POSTFIX=0 to skip Postfix. BENCH_ONLY=archives or BENCH_ONLY=hostile
+//! BENCH_POSTFIX=0 to skip Postfix. BENCH_ONLY=load, idle, archives or hostile
 //! runs one section (`hostile`: worst-case messages and intake throughput,
 //! BENCH_HOSTILE_SIZE, BENCH_INTAKE_MESSAGES).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -16,6 +16,8 @@
 mod client;
 #[path = "sections/hostile.rs"]
 mod hostile;
+#[path = "sections/summary.rs"]
+mod summary;
 
 use client::Client;
 use std::net::SocketAddr;
@@ -156,7 +158,7 @@ fn start_ours(group_commit_max: usize) -> Ours {
     let data = dir.path().join("data");
     let config = format!(
         "data_dir = {data:?}\n[smtp]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"mx.bench\"\n\
-         [limits]\ngreeting_delay = 0\nmax_sessions = 4096\nmax_sessions_per_ip = 4096\n\
+         [limits]\ngreeting_delay = 0\nmax_sessions = 12000\nmax_sessions_per_ip = 12000\n\
          [store]\ngroup_commit_max = {group_commit_max}\n[intake]\nenabled = false\n[sender_auth]\nenabled=false\n[metrics]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n"
     );
     std::fs::write(dir.path().join("config.toml"), config).unwrap();
@@ -238,7 +240,7 @@ impl Postfix {
              smtpd_tls_cert_file = {c}\nsmtpd_tls_key_file = {k}\nsmtpd_tls_security_level = encrypt\nsmtpd_tls_protocols = >=TLSv1.2\n\
              smtpd_tls_mandatory_protocols = >=TLSv1.2\nsmtpd_tls_session_cache_database =\nmaillog_file_prefixes = {dir}\nmaillog_file = {log}\n\
              smtpd_client_connection_count_limit = 0\nsmtpd_client_message_rate_limit = 0\nanvil_rate_time_unit = 60s\n\
-             default_process_limit = 200\nsmtpd_banner = $myhostname ESMTP\n",
+             default_process_limit = 300\nsmtpd_banner = $myhostname ESMTP\n",
             q = queue.display(),
             d = data.display(),
             c = cert.display(),
@@ -446,12 +448,31 @@ fn bench_archives() {
             cli.as_secs_f64() * 1e3,
             cli.as_secs_f64() / ours.as_secs_f64()
         );
+        summary::record(
+            format!(
+                "archive {} 7z/ours (first run)",
+                path.file_name().unwrap().to_string_lossy()
+            ),
+            cli.as_secs_f64() / ours.as_secs_f64(),
+            "x",
+            summary::Target::AtLeast(1.0),
+        );
     }
 }
 
 fn main() {
     if std::env::var("BENCH_ONLY").as_deref() == Ok("archives") {
         bench_archives();
+        summary::finish();
+        return;
+    }
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("idle") {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        bench_idle(&rt, env_or("BENCH_IDLE", 10_000));
+        summary::finish();
         return;
     }
     if std::env::var("BENCH_ONLY").as_deref() == Ok("hostile") {
@@ -461,74 +482,169 @@ fn main() {
             .unwrap();
         hostile::bench_hostile(&rt);
         hostile::bench_intake(&rt);
+        summary::finish();
         return;
     }
     // `cargo bench` passes --bench; nothing else is expected.
-    let load = Load {
+    let first = Load {
         sessions: env_or("BENCH_SESSIONS", 16),
         messages: env_or("BENCH_MESSAGES", 200),
         size: env_or("BENCH_SIZE", 10 * 1024),
     };
-    let idle = env_or("BENCH_IDLE", 2000);
+    let idle = env_or("BENCH_IDLE", 10_000);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    println!(
-        "load: {} sessions x {} messages x {} bytes, STARTTLS, durable 250 (fsync before reply)\n",
-        load.sessions, load.messages, load.size
-    );
+    let points = [
+        first,
+        Load {
+            sessions: 256,
+            messages: env_or("BENCH_MESSAGES_256", 20),
+            size: 10 * 1024,
+        },
+        Load {
+            sessions: 4,
+            messages: env_or("BENCH_MESSAGES_1M", 25),
+            size: 1024 * 1024,
+        },
+    ];
+    bench_load(&rt, &points);
+    if std::env::var("BENCH_ONLY").as_deref() != Ok("load") {
+        bench_idle(&rt, idle);
+        bench_archives();
+        hostile::bench_hostile(&rt);
+        hostile::bench_intake(&rt);
+    }
+    summary::finish();
+}
 
-    let ours = start_ours(256);
-    let o = rt.block_on(run_load(ours.addr, client::tls_config(&ours.cert), &load));
-    report(
-        "disclosure-mx (group commit)",
-        &o,
-        Some(peak_rss_kib(ours.child.id())),
-    );
-    let ours_rate = o.msgs_per_sec;
-
-    let single = start_ours(1);
-    let s = rt.block_on(run_load(
-        single.addr,
-        client::tls_config(&single.cert),
-        &load,
-    ));
-    report(
-        "disclosure-mx (one fsync/message)",
-        &s,
-        Some(peak_rss_kib(single.child.id())),
-    );
-    drop(single);
-
-    if std::env::var("BENCH_POSTFIX").as_deref() != Ok("0") {
-        let dir = tempfile::tempdir().unwrap();
-        let tls_dir = ours._dir.path().join("data/tls");
+/// Each load point against a fresh disclosure-mx (group commit; at the
+/// first point also one fsync per message) and, in the same run, Postfix.
+fn bench_load(rt: &tokio::runtime::Runtime, points: &[Load]) {
+    use summary::{Target, record};
+    let dir = tempfile::tempdir().unwrap();
+    let certs = start_ours(256);
+    let tls_dir = certs._dir.path().join("data/tls");
+    let postfix = if std::env::var("BENCH_POSTFIX").as_deref() == Ok("0") {
+        None
+    } else {
         match Postfix::start(
             dir.path(),
             &tls_dir.join("dev-cert.pem"),
             &tls_dir.join("dev-key.pem"),
         ) {
-            Ok(pf) => {
-                let p = rt.block_on(run_load(pf.addr, client::tls_config(&ours.cert), &load));
-                report(
-                    "postfix 3.7 (discard transport)",
-                    &p,
-                    Some(pf.peak_rss_kib()),
-                );
-                println!(
-                    "  (postfix's peak RSS is summed over its processes: master, smtpd, cleanup, qmgr...; shared pages count once per process)"
-                );
-                println!(
-                    "\nratio disclosure-mx / postfix: {:.2}x msgs/s (group commit), {:.2}x (one fsync/message)",
-                    ours_rate / p.msgs_per_sec,
-                    s.msgs_per_sec / p.msgs_per_sec
-                );
+            Ok(pf) => Some(pf),
+            Err(e) => {
+                println!("postfix: not measured: {e}");
+                None
             }
-            Err(e) => println!("postfix: not measured: {e}"),
+        }
+    };
+    for (i, load) in points.iter().enumerate() {
+        let point = format!("{}x{}", load.sessions, human(load.size));
+        println!(
+            "\nload {point}: {} sessions x {} messages x {} bytes, STARTTLS, durable 250 (fsync before reply)",
+            load.sessions, load.messages, load.size
+        );
+        let ours = start_ours(256);
+        let o = rt.block_on(run_load(ours.addr, client::tls_config(&ours.cert), load));
+        let rss = peak_rss_kib(ours.child.id());
+        report("disclosure-mx (group commit)", &o, Some(rss));
+        drop(ours);
+        record(
+            format!("{point} disclosure-mx"),
+            o.msgs_per_sec,
+            "msg/s",
+            Target::None,
+        );
+        record(
+            format!("{point} disclosure-mx p50"),
+            o.p50_ms,
+            "ms",
+            Target::None,
+        );
+        let p99_target = if i == 0 {
+            Target::AtMost(8.0)
+        } else {
+            Target::None
+        };
+        record(
+            format!("{point} disclosure-mx p99"),
+            o.p99_ms,
+            "ms",
+            p99_target,
+        );
+        record(
+            format!("{point} disclosure-mx peak RSS"),
+            rss as f64 / 1024.0,
+            "MiB",
+            Target::None,
+        );
+        if i == 0 {
+            let single = start_ours(1);
+            let s = rt.block_on(run_load(
+                single.addr,
+                client::tls_config(&single.cert),
+                load,
+            ));
+            report(
+                "disclosure-mx (one fsync/message)",
+                &s,
+                Some(peak_rss_kib(single.child.id())),
+            );
+            record(
+                format!("{point} disclosure-mx, one fsync/message"),
+                s.msgs_per_sec,
+                "msg/s",
+                Target::None,
+            );
+        }
+        if let Some(pf) = &postfix {
+            let p = rt.block_on(run_load(pf.addr, client::tls_config(&certs.cert), load));
+            report(
+                "postfix 3.7 (discard transport)",
+                &p,
+                Some(pf.peak_rss_kib()),
+            );
+            record(
+                format!("{point} postfix"),
+                p.msgs_per_sec,
+                "msg/s",
+                Target::None,
+            );
+            record(format!("{point} postfix p99"), p.p99_ms, "ms", Target::None);
+            let ratio = o.msgs_per_sec / p.msgs_per_sec.max(f64::MIN_POSITIVE);
+            println!("ratio disclosure-mx / postfix: {ratio:.2}x msgs/s");
+            record(
+                format!("{point} ratio to postfix"),
+                ratio,
+                "x",
+                Target::AtLeast(6.0),
+            );
         }
     }
+    if postfix.is_some() {
+        println!(
+            "  (postfix's peak RSS is summed over its processes: master, smtpd, cleanup, qmgr...; shared pages count once per process)"
+        );
+    }
+}
 
+/// 10240 as "10KiB", 1048576 as "1MiB".
+fn human(bytes: usize) -> String {
+    if bytes >= 1024 * 1024 && bytes.is_multiple_of(1024 * 1024) {
+        format!("{}MiB", bytes / (1024 * 1024))
+    } else if bytes >= 1024 && bytes.is_multiple_of(1024) {
+        format!("{}KiB", bytes / 1024)
+    } else {
+        format!("{bytes}B")
+    }
+}
+
+/// The memory of `idle` sessions, after EHLO and after STARTTLS, each on
+/// a fresh server.
+fn bench_idle(rt: &tokio::runtime::Runtime, idle: usize) {
     let fresh = start_ours(256);
     let (plain_kib, plain_n) = rt.block_on(idle_sessions(&fresh, idle, false));
     drop(fresh);
@@ -543,7 +659,17 @@ fn main() {
         rss_kib(fresh.child.id()) as f64 / 1024.0,
     );
     drop(fresh);
-    bench_archives();
-    hostile::bench_hostile(&rt);
-    hostile::bench_intake(&rt);
+    use summary::{Target, record};
+    record(
+        format!("idle sessions ({plain_n}) after EHLO, each"),
+        plain_kib as f64 / plain_n.max(1) as f64,
+        "KiB",
+        Target::None,
+    );
+    record(
+        format!("idle sessions ({tls_n}) after STARTTLS, each"),
+        tls_kib as f64 / tls_n.max(1) as f64,
+        "KiB",
+        Target::AtMost(12.0),
+    );
 }

@@ -395,6 +395,12 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
     listening_flag.store(true, std::sync::atomic::Ordering::Release);
     let watchdog_task = notify_systemd(&intake_stop);
 
+    // SQLite's WAL copied into the database in the background, not by the
+    // commit a 250 waits for.
+    let checkpoint_task = tokio::spawn(crate::store::checkpoint::run(
+        store.clone(),
+        intake_stop.subscribe(),
+    ));
     // Deadlines coming due and passing, for the webhooks to deliver.
     let alert_task = (!config.webhooks.is_empty()).then(|| {
         let cases = Arc::clone(&cases);
@@ -543,6 +549,7 @@ pub async fn serve(config: Config, dev_idp: bool) -> Result<(), ServeError> {
         let _ = task.await;
     }
     let _ = retention_task.await;
+    let _ = checkpoint_task.await;
     let _ = control_task.await;
     if let Some(task) = auth_task {
         let _ = task.await;

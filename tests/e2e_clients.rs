@@ -306,3 +306,45 @@ fn sighup_reloads_the_certificate_without_dropping_sessions() {
     assert!(reply.starts_with("250 2.0.0"), "{reply}");
     assert!(server.log().contains("certificate reloaded"));
 }
+
+/// Commands pipelined over TLS in one write, more than one read's worth:
+/// between messages the session waits for input holding no buffer, so
+/// what the TLS layer has already decrypted must still be read at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn pipelined_commands_over_tls_are_all_answered() {
+    let server = Server::start(Opts::default());
+    let tls = common::client::tls_config(&server.cert_pem);
+    let mut c = common::client::Client::connect_tls(server.addr, tls)
+        .await
+        .unwrap();
+    let mut batch = String::from("MAIL FROM:<reporter@example.org>\r\n");
+    for _ in 0..80 {
+        batch.push_str(&format!("RCPT TO:<{RCPT}>\r\n"));
+    }
+    batch.push_str("DATA\r\n");
+    assert!(batch.len() > 2048, "{}", batch.len());
+    let answered = async {
+        c.write(batch.as_bytes()).await.unwrap();
+        let mut replies = Vec::new();
+        for _ in 0..82 {
+            replies.push(c.reply().await.unwrap());
+        }
+        c.write(b"Subject: Responsible disclosure: pipelined\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+            .await
+            .unwrap();
+        replies.push(c.reply().await.unwrap());
+        replies.push(c.reply().await.unwrap());
+        replies
+    };
+    let replies = tokio::time::timeout(std::time::Duration::from_secs(20), answered)
+        .await
+        .expect("every pipelined command answered");
+    assert!(
+        replies[..81].iter().all(|r| r.starts_with("250")),
+        "{replies:?}"
+    );
+    assert!(replies[81].starts_with("354"), "{replies:?}");
+    assert!(replies[82].starts_with("250"), "{replies:?}");
+    assert!(replies[83].starts_with("221"), "{replies:?}");
+    assert_eq!(server.messages().len(), 1);
+}

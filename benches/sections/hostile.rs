@@ -481,4 +481,10 @@ pub fn bench_intake(rt: &tokio::runtime::Runtime) {
         took.as_secs_f64(),
         filed as f64 / took.as_secs_f64()
     );
+    super::summary::record(
+        "intake, flagged reports filed (SQLite)",
+        filed as f64 / took.as_secs_f64(),
+        "cases/s",
+        super::summary::Target::AtLeast(2000.0),
+    );
 }

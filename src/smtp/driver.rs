@@ -14,21 +14,26 @@ use super::metrics as names;
 use super::reply::Reply;
 use super::session::{Action, Delivery, Session, SessionConfig};
 use super::sink::{MessageSink, Stamp};
+use super::wire::Wire;
 use super::{proxy, tls, trace};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-/// Bytes read from a socket at a time. Small enough that thousands of idle
-/// sessions cost little, large enough that DATA moves in few reads.
+/// Bytes read from a socket at a time while message content arrives: large
+/// enough that DATA moves in few reads.
 const READ_CHUNK: usize = 16 * 1024;
+/// Bytes read at a time between messages: a command line's worth, so that
+/// thousands of idle sessions cost little (`make bench`, idle sessions).
+const COMMAND_CHUNK: usize = 1024;
 
 /// Everything sessions share.
 pub struct Receiver {
@@ -323,7 +328,7 @@ async fn run_session(
         id,
         deadline,
         body_permit: None,
-        buf: vec![0; READ_CHUNK],
+        buf: vec![0; COMMAND_CHUNK],
         out: Vec::new(),
         delivered: 0,
     };
@@ -349,35 +354,36 @@ async fn run_session(
     if first.is_empty() {
         first = session.greeting();
     }
-    let result = match converse(&mut tcp, &mut session, &mut ctx, &mut shutdown, first).await {
+    // Each step's future and result end with its statement, so an idle
+    // TLS session's future holds the stream once and nothing of the plain
+    // part before it (`make bench`, idle sessions).
+    let plain = Box::pin(converse(
+        &mut tcp,
+        &mut session,
+        &mut ctx,
+        &mut shutdown,
+        first,
+    ))
+    .await;
+    let result = match plain {
         Ok(Next::StartTls) => {
-            let handshake = timeout(limits.tls_handshake_timeout, receiver.tls.accept(tcp)).await;
-            match handshake {
-                Ok(Ok(mut stream)) => {
-                    let info = tls::negotiated(stream.get_ref().1);
-                    info!(version = %info.version, cipher = %info.cipher, "tls established");
-                    metrics::counter!(names::TLS, "version" => info.version.clone(), "cipher" => info.cipher.clone())
-                        .increment(1);
-                    session.tls_established(info);
-                    converse(
-                        &mut stream,
-                        &mut session,
-                        &mut ctx,
-                        &mut shutdown,
-                        Vec::new(),
-                    )
-                    .await
-                    .map(|_| ())
-                }
-                Ok(Err(e)) => {
-                    info!(error = %e, "tls handshake failed");
-                    return "tls_failed";
-                }
-                Err(_) => {
-                    info!("tls handshake timed out");
-                    return "tls_failed";
-                }
-            }
+            let Some(mut stream) = start_tls(tcp, receiver).await else {
+                return "tls_failed";
+            };
+            let info = tls::negotiated(stream.get_ref().1);
+            info!(version = %info.version, cipher = %info.cipher, "tls established");
+            metrics::counter!(names::TLS, "version" => info.version.clone(), "cipher" => info.cipher.clone())
+                .increment(1);
+            session.tls_established(info);
+            let secure = Box::pin(converse(
+                &mut stream,
+                &mut session,
+                &mut ctx,
+                &mut shutdown,
+                Vec::new(),
+            ))
+            .await;
+            secure.map(|_| ())
         }
         Ok(Next::Close) => Ok(()),
         Err(e) => Err(e),
@@ -394,6 +400,22 @@ async fn run_session(
     }
 }
 
+/// The TLS handshake under its timeout: the stream, or None (logged).
+async fn start_tls(tcp: TcpStream, receiver: &Receiver) -> Option<TlsStream<TcpStream>> {
+    let limit = receiver.session.limits.tls_handshake_timeout;
+    match timeout(limit, receiver.tls.accept(tcp)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(e)) => {
+            info!(error = %e, "tls handshake failed");
+            None
+        }
+        Err(_) => {
+            info!("tls handshake timed out");
+            None
+        }
+    }
+}
+
 struct Ctx<'a> {
     receiver: &'a Receiver,
     /// This session's share of `Receiver::body_memory`.
@@ -406,7 +428,7 @@ struct Ctx<'a> {
 }
 
 /// Runs the session over one stream until it closes or asks for TLS.
-async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+async fn converse<S: Wire>(
     stream: &mut S,
     session: &mut Session,
     ctx: &mut Ctx<'_>,
@@ -452,9 +474,24 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
 
         let idle = Instant::now() + limits.idle_timeout;
         let wake = idle.min(ctx.deadline);
+        let content = session.reads_content();
+        let read = async {
+            if !content {
+                // Between messages, wait for input holding no buffer: an
+                // idle session costs none; a command line then gets a small
+                // one, message content a large one.
+                ctx.buf = Vec::new();
+                stream.input().await?;
+            }
+            let chunk = if content { READ_CHUNK } else { COMMAND_CHUNK };
+            if ctx.buf.len() != chunk {
+                ctx.buf = vec![0; chunk];
+            }
+            stream.read(&mut ctx.buf).await
+        };
         tokio::select! {
-            r = timeout_at(wake, stream.read(&mut ctx.buf)) => match r {
-                Ok(Ok(0)) => return Ok(Next::Close),
+            r = timeout_at(wake, read) => match r {
+            Ok(Ok(0)) => return Ok(Next::Close),
                 Ok(Ok(n)) => {
                     metrics::counter!(names::BYTES).increment(n as u64);
                     pending.extend(session.feed(&ctx.buf[..n]));
@@ -517,7 +554,8 @@ async fn flush<S: AsyncWrite + Unpin>(
     };
     match timeout(limits.idle_timeout, write).await {
         Ok(r) => {
-            out.clear();
+            // Not kept: an idle session holds no reply buffer.
+            *out = Vec::new();
             r
         }
         Err(_) => Err(std::io::Error::new(

@@ -7,6 +7,7 @@
 //! stored by whoever implements `sink::MessageSink` (the store's writer),
 //! both wired in `server.rs`: the SMTP layer imports neither.
 
+mod accept;
 pub mod command;
 pub mod content;
 pub mod driver;
@@ -18,3 +19,4 @@ pub mod session;
 pub mod sink;
 pub mod tls;
 pub mod trace;
+mod wire;

@@ -9,6 +9,7 @@
 //! or LF through, carry bytes across a STARTTLS, or hold more client input
 //! than `Limits` allows.
 
+pub use super::accept::AcceptFor;
 use super::command::{self, Command, CommandError};
 use super::limits::{Limits, MAX_COMMAND_LINE};
 use super::reply::Reply;
@@ -69,44 +70,6 @@ impl Delivery {
 
     pub fn into_parts(self) -> (Envelope, Vec<u8>) {
         (self.envelope, self.body)
-    }
-}
-
-/// The recipients this receiver accepts mail for: whole mailboxes
-/// (`security@example.org`) or whole domains (`@example.org` or
-/// `example.org`). Matching is ASCII case-insensitive.
-#[derive(Debug, Clone, Default)]
-pub struct AcceptFor {
-    mailboxes: Vec<String>,
-    domains: Vec<String>,
-}
-
-impl AcceptFor {
-    pub fn new<I: IntoIterator<Item = S>, S: AsRef<str>>(entries: I) -> Self {
-        let mut accept = AcceptFor::default();
-        for entry in entries {
-            let entry = entry.as_ref().trim().to_ascii_lowercase();
-            match entry.rsplit_once('@') {
-                Some(("", domain)) => accept.domains.push(domain.to_owned()),
-                Some(_) => accept.mailboxes.push(entry),
-                None => accept.domains.push(entry),
-            }
-        }
-        accept
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.mailboxes.is_empty() && self.domains.is_empty()
-    }
-
-    pub fn accepts(&self, address: &str) -> bool {
-        let address = address.to_ascii_lowercase();
-        if self.mailboxes.contains(&address) {
-            return true;
-        }
-        address
-            .rsplit_once('@')
-            .is_some_and(|(_, domain)| self.domains.iter().any(|d| d == domain))
     }
 }
 
@@ -278,6 +241,14 @@ impl Session {
             self.input.clear();
             self.state = State::ExpectEhlo;
         }
+    }
+
+    /// Whether message content is being read (a big read buffer pays).
+    pub fn reads_content(&self) -> bool {
+        matches!(
+            self.state,
+            State::ReceivingData { .. } | State::DrainingData { .. }
+        )
     }
 
     /// Bytes of message body this session holds in memory right now.
@@ -606,14 +577,25 @@ impl Session {
                 }
             };
             let mut start = 0; // start of a run of plain bytes to emit
-            for (i, &b) in input.iter().enumerate() {
+            let mut i = 0;
+            while i < input.len() {
+                if scan == Scan::Mid {
+                    // Inside a line only CR, LF and NUL matter: skip to the
+                    // next one (memchr, a word or vector at a time).
+                    match memchr::memchr3(b'\r', b'\n', 0, &input[i..]) {
+                        Some(k) => i += k,
+                        None => break,
+                    }
+                }
+                let b = input[i];
+                i += 1;
                 if b == 0 {
                     flaw(Reply::NulInData, &mut refusal);
                 }
                 scan = match (scan, b) {
                     (Scan::Cr, b'\n') => Scan::LineStart,
                     (Scan::DotCr, b'\n') => {
-                        end = Some(i + 1);
+                        end = Some(i);
                         break;
                     }
                     (Scan::Cr | Scan::DotCr, b'\r') => {
@@ -630,8 +612,8 @@ impl Session {
                         Scan::Mid
                     }
                     (Scan::LineStart, b'.') => {
-                        emit(&input[start..i], &mut refusal);
-                        start = i + 1; // the dot is not content (yet)
+                        emit(&input[start..i - 1], &mut refusal);
+                        start = i; // the dot is not content (yet)
                         Scan::Dot
                     }
                     (Scan::Dot, b'\r') => Scan::DotCr,

@@ -106,6 +106,7 @@ pub mod audit;
 pub mod auth;
 pub mod backup;
 pub mod cases;
+pub mod checkpoint;
 pub mod clocks;
 pub mod crypto;
 pub mod gauges;
@@ -233,6 +234,8 @@ impl WriteTx<'_> {
 /// writer; FULL fsyncs the WAL at every commit, so a committed message
 /// survives power loss, not only a process crash; secure_delete zeroes
 /// freed space, so a value replaced by its sealed form leaves no trace.
+/// Checkpoints run in the background (`checkpoint`); a commit checkpoints
+/// only past `checkpoint::FALLBACK_PAGES`.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; \
      PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;";
 
@@ -249,6 +252,10 @@ pub struct Store {
 async fn prepare(conn: &mut AnyConnection, backend: Backend) -> Result<(), sqlx::Error> {
     if backend == Backend::Sqlite {
         sqlx::raw_sql(SQLITE_PRAGMAS).execute(&mut *conn).await?;
+        let fallback = format!("PRAGMA wal_autocheckpoint = {}", checkpoint::FALLBACK_PAGES);
+        sqlx::raw_sql(sqlx::AssertSqlSafe(fallback))
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
