@@ -6,7 +6,7 @@
 //! Postfix are what to compare across machines; absolute numbers vary.
 //!
 //! Parameters (environment): BENCH_SESSIONS (16), BENCH_MESSAGES per session
-//! (200), BENCH_SIZE bytes (10240), BENCH_IDLE sessions (2000),
+//! (200), BENCH_SIZE bytes (10240), BENCH_IDLE sessions (10000),
 //! BENCH_POSTFIX=0 to skip Postfix. BENCH_ONLY=load, idle, archives or hostile
 //! runs one section (`hostile`: worst-case messages and intake throughput,
 //! BENCH_HOSTILE_SIZE, BENCH_INTAKE_MESSAGES).
@@ -460,7 +460,19 @@ fn bench_archives() {
     }
 }
 
+/// Raises this process's open-file limit to its hard limit (the servers it
+/// starts inherit it): 10,000 idle sessions need as many descriptors.
+fn raise_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    limit.current = limit.maximum;
+    if let Err(e) = setrlimit(Resource::Nofile, limit) {
+        println!("cannot raise the open-file limit: {e}");
+    }
+}
+
 fn main() {
+    raise_file_limit();
     if std::env::var("BENCH_ONLY").as_deref() == Ok("archives") {
         bench_archives();
         summary::finish();
