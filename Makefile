@@ -21,7 +21,7 @@ test:
 	# hostile-mail suites again on a throwaway PostgreSQL server.
 	bash deploy/with-postgres.sh sh -c '\
 	  $(CARGO) test --lib --bins --tests && \
-	  DISCLOSURE_MX_TEST_BACKEND=postgres $(CARGO) test --test e2e_durability --test e2e_intake --test e2e_receipts --test e2e_archives --test e2e_plaintext --test e2e_at_rest --test e2e_audit --test e2e_api --test e2e_webhooks --test e2e_saml --test e2e_logout --test e2e_web --test e2e_hostile --test e2e_poison --test e2e_parity --test e2e_conversation --test e2e_search --test e2e_sla --test e2e_feedback --test e2e_clocks --test e2e_retention --test e2e_openpgp --test e2e_sender_auth --test e2e_backup --test e2e_rotation --test e2e_tlsrpt'
+	  DISCLOSURE_MX_TEST_BACKEND=postgres $(CARGO) test --test e2e_durability --test e2e_intake --test e2e_receipts --test e2e_archives --test e2e_plaintext --test e2e_at_rest --test e2e_audit --test e2e_api --test e2e_webhooks --test e2e_saml --test e2e_simplesamlphp --test e2e_logout --test e2e_web --test e2e_hostile --test e2e_poison --test e2e_parity --test e2e_conversation --test e2e_search --test e2e_sla --test e2e_feedback --test e2e_clocks --test e2e_retention --test e2e_openpgp --test e2e_sender_auth --test e2e_backup --test e2e_rotation --test e2e_tlsrpt'
 	bash deploy/smoke-run.sh
 	# The .deb from the smoke run's release binary: installed with dpkg,
 	# run by a real systemd with the packaged unit, then purged.

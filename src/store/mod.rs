@@ -186,6 +186,8 @@ pub(crate) enum SharedLock {
     AuditChain = 7264,
     /// Delivering one webhook's events (keyed by the webhook's name).
     Webhook = 7265,
+    /// Changing the SAML signing keys (`saml_key`).
+    SamlKey = 7266,
 }
 
 impl SharedLock {

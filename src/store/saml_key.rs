@@ -4,7 +4,7 @@
 //! the key stored here, so a switch reaches them all.
 
 use super::seal::Label;
-use super::{Store, StoreError};
+use super::{Backend, SharedLock, Store, StoreError, WriteTx};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use zeroize::Zeroizing;
@@ -80,12 +80,27 @@ async fn read(store: &Store, slot: Slot) -> Result<Option<KeyPair>, StoreError> 
     }))
 }
 
+/// A write transaction that changes the keys: on SQLite `BEGIN IMMEDIATE`
+/// serialises it; on PostgreSQL (read committed) an advisory lock does, so
+/// two receivers or commands never mix one key's certificate with
+/// another's private key, and the first key stored wins.
+async fn locked(store: &Store) -> Result<WriteTx<'static>, StoreError> {
+    let mut tx = store.write().await?;
+    if tx.backend() == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(SharedLock::SamlKey.id())
+            .execute(tx.conn())
+            .await?;
+    }
+    Ok(tx)
+}
+
 /// Stores `pair` in `slot` unless a key is there: whether it was stored.
 async fn store_in(store: &Store, slot: Slot, pair: &KeyPair) -> Result<bool, StoreError> {
     let sealed = store
         .sealer()
         .seal_text(Label::SamlKey, &Zeroizing::new(B64.encode(&*pair.key)));
-    let mut tx = store.write().await?;
+    let mut tx = locked(store).await?;
     let exists: Option<(String,)> = sqlx::query_as("SELECT name FROM store_meta WHERE name = $1")
         .bind(slot.key)
         .fetch_optional(tx.conn())
@@ -132,24 +147,23 @@ pub async fn begin(store: &Store, pair: &KeyPair) -> Result<bool, StoreError> {
 }
 
 /// Makes the next key the one in use and forgets the old one, in one
-/// transaction: the old certificate, or `None` when no rollover is under
-/// way.
-pub async fn switch(store: &Store) -> Result<Option<Vec<u8>>, StoreError> {
-    async fn value(tx: &mut super::WriteTx<'_>, name: &str) -> Result<Option<String>, StoreError> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT value FROM store_meta WHERE name = $1")
-            .bind(name)
-            .fetch_optional(tx.conn())
+/// transaction: (the old certificate, the new one), or `None` when no
+/// rollover is under way.
+pub async fn switch(store: &Store) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+    let mut tx = locked(store).await?;
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT name, value FROM store_meta WHERE name IN ($1, $2, $3)")
+            .bind(NEXT.cert)
+            .bind(NEXT.key)
+            .bind(CURRENT.cert)
+            .fetch_all(tx.conn())
             .await?;
-        Ok(row.map(|(v,)| v))
-    }
-    let mut tx = store.write().await?;
-    let (Some(next_cert), Some(next_key)) = (
-        value(&mut tx, NEXT.cert).await?,
-        value(&mut tx, NEXT.key).await?,
-    ) else {
+    let find = |name: &str| rows.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    let (Some(next_cert), Some(next_key)) = (find(NEXT.cert), find(NEXT.key)) else {
         return Ok(None);
     };
-    let old = value(&mut tx, CURRENT.cert).await?;
+    let decode = |c: Option<String>| c.and_then(|c| B64.decode(c).ok()).unwrap_or_default();
+    let (old, new) = (decode(find(CURRENT.cert)), decode(Some(next_cert.clone())));
     for (name, v) in [(CURRENT.cert, next_cert), (CURRENT.key, next_key)] {
         sqlx::query("UPDATE store_meta SET value = $1 WHERE name = $2")
             .bind(v)
@@ -163,20 +177,22 @@ pub async fn switch(store: &Store) -> Result<Option<Vec<u8>>, StoreError> {
         .execute(tx.conn())
         .await?;
     tx.commit().await?;
-    Ok(Some(
-        old.and_then(|c| B64.decode(c).ok()).unwrap_or_default(),
-    ))
+    Ok(Some((old, new)))
 }
 
-/// Drops the next key without using it: whether there was one.
-pub async fn withdraw(store: &Store) -> Result<bool, StoreError> {
-    let mut tx = store.write().await?;
-    let gone = sqlx::query("DELETE FROM store_meta WHERE name IN ($1, $2)")
+/// Drops the next key without using it: its certificate, or `None` when
+/// there was none.
+pub async fn withdraw(store: &Store) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut tx = locked(store).await?;
+    let cert: Option<(String,)> = sqlx::query_as("SELECT value FROM store_meta WHERE name = $1")
+        .bind(NEXT.cert)
+        .fetch_optional(tx.conn())
+        .await?;
+    sqlx::query("DELETE FROM store_meta WHERE name IN ($1, $2)")
         .bind(NEXT.cert)
         .bind(NEXT.key)
         .execute(tx.conn())
-        .await?
-        .rows_affected();
+        .await?;
     tx.commit().await?;
-    Ok(gone > 0)
+    Ok(cert.map(|(c,)| B64.decode(c).unwrap_or_default()))
 }

@@ -155,28 +155,21 @@ pub async fn begin_rollover(store: &Store) -> Result<Rollover, SpError> {
 
 /// Signs with the next key from now on; the old one is forgotten.
 pub async fn switch(store: &Store) -> Result<Rollover, SpError> {
-    let Some(next) = saml_key::next(store).await? else {
-        return Ok(Rollover::NotBegun);
-    };
-    match saml_key::switch(store).await? {
-        Some(old) => Ok(Rollover::Switched {
+    Ok(match saml_key::switch(store).await? {
+        Some((old, new)) => Rollover::Switched {
             old: old.into(),
-            new: next.cert.into(),
-        }),
-        None => Ok(Rollover::NotBegun),
-    }
+            new: new.into(),
+        },
+        None => Rollover::NotBegun,
+    })
 }
 
 /// Drops the next key unused.
 pub async fn withdraw(store: &Store) -> Result<Rollover, SpError> {
-    let Some(next) = saml_key::next(store).await? else {
-        return Ok(Rollover::NotBegun);
-    };
-    if saml_key::withdraw(store).await? {
-        Ok(Rollover::Withdrawn(next.cert.into()))
-    } else {
-        Ok(Rollover::NotBegun)
-    }
+    Ok(match saml_key::withdraw(store).await? {
+        Some(cert) => Rollover::Withdrawn(cert.into()),
+        None => Rollover::NotBegun,
+    })
 }
 
 /// `SHA256:` and the certificate's SHA-256 in colon-separated hex, as
