@@ -473,60 +473,45 @@ fn raise_file_limit() {
 
 fn main() {
     raise_file_limit();
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("archives") {
-        bench_archives();
-        summary::finish();
-        return;
-    }
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("idle") {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        bench_idle(&rt, env_or("BENCH_IDLE", 10_000));
-        summary::finish();
-        return;
-    }
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("hostile") {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        hostile::bench_hostile(&rt);
-        hostile::bench_intake(&rt);
-        summary::finish();
-        return;
-    }
-    // `cargo bench` passes --bench; nothing else is expected.
-    let first = Load {
-        sessions: env_or("BENCH_SESSIONS", 16),
-        messages: env_or("BENCH_MESSAGES", 200),
-        size: env_or("BENCH_SIZE", 10 * 1024),
-    };
-    let idle = env_or("BENCH_IDLE", 10_000);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let points = [
-        first,
-        Load {
-            sessions: 256,
-            messages: env_or("BENCH_MESSAGES_256", 20),
-            size: 10 * 1024,
-        },
-        Load {
-            sessions: 4,
-            messages: env_or("BENCH_MESSAGES_1M", 25),
-            size: 1024 * 1024,
-        },
-    ];
-    bench_load(&rt, &points);
-    if std::env::var("BENCH_ONLY").as_deref() != Ok("load") {
-        bench_idle(&rt, idle);
-        bench_archives();
-        hostile::bench_hostile(&rt);
-        hostile::bench_intake(&rt);
+    // `cargo bench` passes --bench; nothing else is expected.
+    let only = std::env::var("BENCH_ONLY").ok();
+    match only.as_deref() {
+        Some("archives") => bench_archives(),
+        Some("idle") => bench_idle(&rt, env_or("BENCH_IDLE", 10_000)),
+        Some("hostile") => {
+            hostile::bench_hostile(&rt);
+            hostile::bench_intake(&rt);
+        }
+        _ => {
+            let points = [
+                Load {
+                    sessions: env_or("BENCH_SESSIONS", 16),
+                    messages: env_or("BENCH_MESSAGES", 200),
+                    size: env_or("BENCH_SIZE", 10 * 1024),
+                },
+                Load {
+                    sessions: 256,
+                    messages: env_or("BENCH_MESSAGES_256", 20),
+                    size: 10 * 1024,
+                },
+                Load {
+                    sessions: 4,
+                    messages: env_or("BENCH_MESSAGES_1M", 25),
+                    size: 1024 * 1024,
+                },
+            ];
+            bench_load(&rt, &points);
+            if only.as_deref() != Some("load") {
+                bench_idle(&rt, env_or("BENCH_IDLE", 10_000));
+                bench_archives();
+                hostile::bench_hostile(&rt);
+                hostile::bench_intake(&rt);
+            }
+        }
     }
     summary::finish();
 }

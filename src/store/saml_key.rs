@@ -171,13 +171,18 @@ pub async fn switch(store: &Store) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreEr
             .execute(tx.conn())
             .await?;
     }
+    forget_next(&mut tx).await?;
+    tx.commit().await?;
+    Ok(Some((old, new)))
+}
+
+async fn forget_next(tx: &mut WriteTx<'_>) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM store_meta WHERE name IN ($1, $2)")
         .bind(NEXT.cert)
         .bind(NEXT.key)
         .execute(tx.conn())
         .await?;
-    tx.commit().await?;
-    Ok(Some((old, new)))
+    Ok(())
 }
 
 /// Drops the next key without using it: its certificate, or `None` when
@@ -188,11 +193,7 @@ pub async fn withdraw(store: &Store) -> Result<Option<Vec<u8>>, StoreError> {
         .bind(NEXT.cert)
         .fetch_optional(tx.conn())
         .await?;
-    sqlx::query("DELETE FROM store_meta WHERE name IN ($1, $2)")
-        .bind(NEXT.cert)
-        .bind(NEXT.key)
-        .execute(tx.conn())
-        .await?;
+    forget_next(&mut tx).await?;
     tx.commit().await?;
     Ok(cert.map(|(c,)| B64.decode(c).unwrap_or_default()))
 }
