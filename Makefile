@@ -27,12 +27,15 @@ test:
 	# run by a real systemd with the packaged unit, then purged.
 	bash deploy/test-package.sh
 
-# Throughput, latency and memory against Postfix in the same run; sign-in
+# Throughput, latency and memory against Postfix, Exim and Haraka in the
+# same run (peers installed by benches/peers/install.sh), on SQLite and
+# PostgreSQL (a throwaway cluster); sign-in
 # latency; the workspace over 100,000 seeded cases; retention and erasure
 # over 10,000.
 bench:
 	bash deploy/system-deps.sh bench
-	ulimit -Sn "$$(ulimit -Hn)"; $(CARGO) bench --bench smtp_load
+	bash benches/peers/install.sh
+	ulimit -Sn "$$(ulimit -Hn)"; bash deploy/with-postgres.sh $(CARGO) bench --bench smtp_load
 	bash benches/signin.sh
 	bash benches/workspace.sh
 	bash benches/retention.sh

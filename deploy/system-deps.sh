@@ -13,7 +13,7 @@ case "${1:-}" in
                simplesamlphp php-cli php-xml php-mbstring python3-venv gnupg haproxy
                systemd-container dpkg-dev adduser) ;;
   fixtures) pkgs=(p7zip-full zip python3) ;;
-  bench) pkgs=(ca-certificates gcc openssl postfix p7zip-full procps python3 sqlite3 "${saml[@]}") ;;
+  bench) pkgs=(ca-certificates gcc openssl postfix p7zip-full procps python3 python3-venv sqlite3 strace postgresql postgresql-client "${saml[@]}") ;;
   *) echo "usage: $0 run|test|bench|fixtures" >&2; exit 2 ;;
 esac
 
@@ -45,7 +45,7 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust 1.95 (rustu
 # security.txt test, `dnslib`, for the DNS server the sender
 # authentication tests start on loopback, and `dkimpy`, which verifies the
 # DKIM signatures on our receipts.
-if [ "$1" = test ] && ! target/test-venv/bin/python -c 'import sectxt, dnslib, dkim' 2>/dev/null; then
+if { [ "$1" = test ] || [ "$1" = bench ]; } && ! target/test-venv/bin/python -c 'import sectxt, dnslib, dkim' 2>/dev/null; then
   python3 -m venv target/test-venv
   target/test-venv/bin/pip install -q sectxt==0.9.8 dnslib==0.9.25 dkimpy==1.1.8
 fi

@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_disclosure-mx");
 const NC: &str = "security@netcompany.example";
 
+pub const NO_SENDER_AUTH: &str = "[sender_auth]\nenabled = false\n";
+
 /// A release server with intake on, logging at info to a file.
 pub struct Server {
     child: Child,
@@ -38,14 +40,20 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// Sender authentication off: no DNS in the bench but its own.
     pub fn start(intake: bool) -> Server {
+        Server::start_with(intake, NO_SENDER_AUTH)
+    }
+
+    /// With `extra` tables appended to the configuration.
+    pub fn start_with(intake: bool, extra: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
         let config = format!(
             "data_dir = {data:?}\npolicies_dir = {policies:?}\n[smtp]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"mx.bench\"\n\
              [limits]\ngreeting_delay = 0\nmax_sessions = 4096\nmax_sessions_per_ip = 4096\n\
-             [intake]\nenabled = {intake}\npoll_interval = 1\n[metrics]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"info\"\n"
+             [intake]\nenabled = {intake}\npoll_interval = 1\n[metrics]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"info\"\n{extra}\n"
         );
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
@@ -97,7 +105,7 @@ impl Server {
         serde_json::from_slice(&out.stdout).unwrap_or_default()
     }
 
-    fn stop(mut self) -> tempfile::TempDir {
+    pub fn stop(mut self) -> tempfile::TempDir {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
@@ -405,86 +413,5 @@ pub fn bench_hostile(rt: &tokio::runtime::Runtime) {
     println!(
         "  probe: {} connection(s) failed over the whole section",
         failures.load(Ordering::Relaxed)
-    );
-}
-
-/// Intake throughput: `n` flagged reports stored with intake off, then a
-/// restart with intake on, timed until all are filed.
-pub fn bench_intake(rt: &tokio::runtime::Runtime) {
-    let n = std::env::var("BENCH_INTAKE_MESSAGES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_000);
-    let server = Server::start(false);
-    let tls = client::tls_config(&server.cert);
-    let body = Arc::new(
-        format!(
-            "From: Reporter <r@researcher.example>\r\nTo: {NC}\r\nSubject: Responsible disclosure: bench\r\n\r\n\
-             Description: the login page at https://login.netcompany.example/ reflects the next parameter.\r\n\r\n\
-             Steps to reproduce:\r\n1. Open https://login.netcompany.example/?next=//evil.example\r\n\r\n\
-             Impact: phishing with a trusted link (CWE-601).\r\n"
-        )
-        .into_bytes(),
-    );
-    rt.block_on(async {
-        let mut tasks = Vec::new();
-        for s in 0..16 {
-            let (tls, body, addr) = (tls.clone(), body.clone(), server.addr);
-            let count = n / 16 + usize::from(s < n % 16);
-            tasks.push(tokio::spawn(async move {
-                let mut c = Client::connect_tls(addr, tls).await.unwrap();
-                for _ in 0..count {
-                    let r = c.send("r@researcher.example", NC, &body).await.unwrap();
-                    assert!(r.starts_with("250"), "{r}");
-                }
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
-    });
-    let dir = server.stop();
-    let config = std::fs::read_to_string(dir.path().join("config.toml"))
-        .unwrap()
-        .replace("enabled = false", "enabled = true");
-    std::fs::write(dir.path().join("config.toml"), config).unwrap();
-    let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-    let started = Instant::now();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(dir.path().join("config.toml"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let db = dir.path().join("data/disclosure-mx.db");
-    let filed = loop {
-        std::thread::sleep(Duration::from_millis(250));
-        let out = Command::new("sqlite3")
-            .arg(&db)
-            .arg("SELECT COUNT(*) FROM messages WHERE state != 'pending'")
-            .output();
-        let done: usize = out
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .unwrap_or(0);
-        if done >= n || started.elapsed() > Duration::from_secs(600) {
-            break done;
-        }
-    };
-    let took = started.elapsed();
-    let _ = child.kill();
-    let _ = child.wait();
-    println!(
-        "\nintake: {filed} of {n} flagged reports filed in {:.1} s from start-up: {:.0} cases/s (parse workers, release build; the target before workers was ~630/s)",
-        took.as_secs_f64(),
-        filed as f64 / took.as_secs_f64()
-    );
-    super::summary::record(
-        "intake, flagged reports filed (SQLite)",
-        filed as f64 / took.as_secs_f64(),
-        "cases/s",
-        super::summary::Target::AtLeast(2000.0),
     );
 }

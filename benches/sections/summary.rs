@@ -11,6 +11,8 @@ use std::sync::Mutex;
 pub enum Target {
     AtLeast(f64),
     AtMost(f64),
+    /// A count that must come out exact (messages received against sent).
+    Exactly(f64),
     /// Shown for context, no target.
     None,
 }
@@ -38,6 +40,7 @@ fn met(f: &Figure) -> Option<bool> {
     match f.target {
         Target::AtLeast(t) => Some(f.value >= t),
         Target::AtMost(t) => Some(f.value <= t),
+        Target::Exactly(t) => Some(f.value == t),
         Target::None => None,
     }
 }
@@ -46,6 +49,7 @@ fn target_text(t: Target) -> String {
     match t {
         Target::AtLeast(v) => format!(">= {v}"),
         Target::AtMost(v) => format!("<= {v}"),
+        Target::Exactly(v) => format!("= {v}"),
         Target::None => String::new(),
     }
 }
@@ -90,7 +94,9 @@ pub fn finish() {
         .iter()
         .map(|f| {
             let target = match f.target {
-                Target::AtLeast(v) | Target::AtMost(v) => serde_json::json!(v),
+                Target::AtLeast(v) | Target::AtMost(v) | Target::Exactly(v) => {
+                    serde_json::json!(v)
+                }
                 Target::None => serde_json::Value::Null,
             };
             serde_json::json!({
@@ -101,6 +107,7 @@ pub fn finish() {
                 "target_kind": match f.target {
                     Target::AtLeast(_) => "at-least",
                     Target::AtMost(_) => "at-most",
+                    Target::Exactly(_) => "exactly",
                     Target::None => "none",
                 },
                 "met": met(f),
