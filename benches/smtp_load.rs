@@ -19,6 +19,8 @@
 //! hostile or intake runs one section.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "sections/archives.rs"]
+mod archives;
 #[path = "../tests/common/client.rs"]
 mod client;
 #[path = "../tests/common/dns.rs"]
@@ -44,8 +46,6 @@ use tokio_rustls::rustls;
 
 const BIN: &str = env!("CARGO_BIN_EXE_disclosure-mx");
 const RCPT: &str = "security@magenta.example";
-/// The fixtures' password (and the generated 7z's).
-const ARCHIVE_PASSWORD: &str = "correct horse battery staple";
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -182,6 +182,12 @@ impl Drop for Ours {
     }
 }
 
+impl Ours {
+    fn master_key(&self) -> PathBuf {
+        self._dir.path().join("data/master.key")
+    }
+}
+
 impl peers::Peer for Ours {
     fn name(&self) -> &'static str {
         "disclosure-mx"
@@ -222,13 +228,20 @@ fn metric(data: &Path, name: &str) -> f64 {
 }
 
 fn start_ours(group_commit_max: usize) -> Ours {
-    start_ours_with(group_commit_max, "")
+    start_ours_with(group_commit_max, "", None)
 }
 
-/// With `store` as the body of its `[store]` table (e.g. a PostgreSQL URL).
-fn start_ours_with(group_commit_max: usize, store: &str) -> Ours {
+/// With `store` as the body of its `[store]` table (e.g. a PostgreSQL URL)
+/// and, for a second receiver on one database, the first one's master key.
+fn start_ours_with(group_commit_max: usize, store: &str, key: Option<&Path>) -> Ours {
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    if let Some(key) = key {
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::copy(key, data.join("master.key")).unwrap();
+    }
     let config = format!(
         "data_dir = {data:?}\n[smtp]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"mx.bench\"\n\
          [limits]\ngreeting_delay = 0\nmax_sessions = 12000\nmax_sessions_per_ip = 12000\n\
@@ -314,127 +327,6 @@ async fn idle_sessions(server: &Ours, n: usize, tls: bool) -> (u64, usize) {
     (after.saturating_sub(before), opened)
 }
 
-/// Decrypt-and-extract time of our bounded extractor against `7z x` on the
-/// same files (best of 5 each; the CLI's time includes its process start).
-fn bench_archives() {
-    use disclosure_mx::intake::extract::{ExtractLimits, extract};
-    const PW: &str = ARCHIVE_PASSWORD;
-    let dir = tempfile::tempdir().unwrap();
-    // A 20 MB 7z: 20 MB of varied text, AES-256, encrypted headers.
-    let mut text = String::with_capacity(21 << 20);
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    while text.len() < 20 << 20 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        text.push_str(&format!(
-            "line {x:016x} of a long log attached to a report\n"
-        ));
-    }
-    std::fs::write(dir.path().join("big.log"), &text).unwrap();
-    let big = dir.path().join("big.7z");
-    let made = Command::new("7z")
-        .args(["a", "-t7z", "-mhe=on", "-bd", "-bso0", &format!("-p{PW}")])
-        .arg(&big)
-        .arg(dir.path().join("big.log"))
-        .status();
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/archives");
-    let mut files: Vec<PathBuf> = [
-        "report-aes-he.7z",
-        "report-aes.7z",
-        "report-aes256.zip",
-        "report-zipcrypto.zip",
-        "zip-in-7z.7z",
-    ]
-    .iter()
-    .map(|n| fixtures.join(n))
-    .collect();
-    if made.is_ok_and(|s| s.success()) {
-        files.push(big);
-    } else {
-        println!("archives: 7z not available; run `make bench`, which installs p7zip-full");
-        return;
-    }
-    println!(
-        "\narchives: decrypt and extract in memory (ours: first run in a fresh process, and best of 5) vs `7z x -so` (best of 5, process start included)"
-    );
-    let limits = ExtractLimits::default();
-    for path in files {
-        let data = std::fs::read(&path).unwrap();
-        // The first run, in a fresh process, is what an unlock costs
-        // (sevenz-rust2 keeps the last derived key within a process, so
-        // later runs, and other archives with the same password and salt,
-        // skip the key derivation); the best of 5 in one process shows the
-        // rest.
-        let ours = first_extraction(&path);
-        let ours_best = (0..5)
-            .map(|_| {
-                let t = Instant::now();
-                let got = extract(&data, PW, &limits).unwrap();
-                assert!(!got.files().is_empty());
-                t.elapsed()
-            })
-            .min()
-            .unwrap();
-        let cli = (0..5)
-            .map(|_| {
-                let t = Instant::now();
-                let ok = Command::new("7z")
-                    .args(["x", "-so", "-bd", &format!("-p{PW}")])
-                    .arg(&path)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .unwrap()
-                    .success();
-                assert!(ok);
-                t.elapsed()
-            })
-            .min()
-            .unwrap();
-        println!(
-            "  {:<22} {:>9} bytes   ours first {:>8.2} ms (best {:>7.2})   7z best {:>8.2} ms   7z/ours {:>6.2}x",
-            path.file_name().unwrap().to_string_lossy(),
-            data.len(),
-            ours.as_secs_f64() * 1e3,
-            ours_best.as_secs_f64() * 1e3,
-            cli.as_secs_f64() * 1e3,
-            cli.as_secs_f64() / ours.as_secs_f64()
-        );
-        summary::record(
-            format!(
-                "archive {} 7z/ours (first run)",
-                path.file_name().unwrap().to_string_lossy()
-            ),
-            cli.as_secs_f64() / ours.as_secs_f64(),
-            "x",
-            summary::Target::AtLeast(1.0),
-        );
-    }
-}
-
-/// One extraction of `path` in a fresh process (this bench, run again
-/// with BENCH_EXTRACT_ONE), timed inside it: process start not included.
-fn first_extraction(path: &Path) -> Duration {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .env("BENCH_EXTRACT_ONE", path)
-        .output()
-        .unwrap();
-    let nanos: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    Duration::from_nanos(nanos)
-}
-
-/// The child side of `first_extraction`.
-fn extract_one(path: &str) {
-    use disclosure_mx::intake::extract::{ExtractLimits, extract};
-    let data = std::fs::read(path).unwrap();
-    let t = Instant::now();
-    let got = extract(&data, ARCHIVE_PASSWORD, &ExtractLimits::default()).unwrap();
-    let took = t.elapsed();
-    assert!(!got.files().is_empty());
-    println!("{}", took.as_nanos());
-}
-
 /// Raises this process's open-file limit to its hard limit (the servers it
 /// starts inherit it): 10,000 idle sessions need as many descriptors.
 fn raise_file_limit() {
@@ -448,7 +340,7 @@ fn raise_file_limit() {
 
 fn main() {
     if let Ok(path) = std::env::var("BENCH_EXTRACT_ONE") {
-        return extract_one(&path);
+        return archives::extract_one(&path);
     }
     raise_file_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -458,7 +350,7 @@ fn main() {
     // `cargo bench` passes --bench; nothing else is expected.
     let only = std::env::var("BENCH_ONLY").ok();
     match only.as_deref() {
-        Some("archives") => bench_archives(),
+        Some("archives") => archives::bench_archives(),
         Some("idle") => bench_idle(&rt, env_or("BENCH_IDLE", 10_000)),
         Some("hostile") => hostile::bench_hostile(&rt),
         Some("intake") => intake::bench_intake(&rt),
@@ -492,7 +384,7 @@ fn main() {
             postgres::bench_postgres_receiver(&rt, &points[0]);
             if only.as_deref() != Some("load") {
                 bench_idle(&rt, env_or("BENCH_IDLE", 10_000));
-                bench_archives();
+                archives::bench_archives();
                 hostile::bench_hostile(&rt);
                 intake::bench_intake(&rt);
             }

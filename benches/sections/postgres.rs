@@ -42,7 +42,7 @@ pub fn bench_postgres_receiver(rt: &tokio::runtime::Runtime, load: &Load) {
         "\nPostgreSQL receiver: {} sessions x {} messages x {} bytes, STARTTLS; SQLite in the same run",
         load.sessions, load.messages, load.size
     );
-    let sqlite = start_ours_with(256, "");
+    let sqlite = start_ours_with(256, "", None);
     let s = rt.block_on(run_load(
         sqlite.addr,
         client::tls_config(&sqlite.cert),
@@ -58,7 +58,7 @@ pub fn bench_postgres_receiver(rt: &tokio::runtime::Runtime, load: &Load) {
         }
     };
     let store = format!("url = \"{url}\"");
-    let one = start_ours_with(256, &store);
+    let one = start_ours_with(256, &store, None);
     let p = rt.block_on(run_load(one.addr, client::tls_config(&one.cert), load));
     report("disclosure-mx on PostgreSQL", &p, None);
     record(
@@ -74,7 +74,7 @@ pub fn bench_postgres_receiver(rt: &tokio::runtime::Runtime, load: &Load) {
         Target::None,
     );
     // A second receiver on the same database; half the sessions each.
-    let two = start_ours_with(256, &store);
+    let two = start_ours_with(256, &store, Some(&one.master_key()));
     let half = Load {
         sessions: load.sessions / 2,
         messages: load.messages,
