@@ -22,6 +22,20 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_disclosure-mx");
 const NC: &str = "security@netcompany.example";
 
+/// `disclosure-mx serve` with `dir`'s config.toml, logging to its
+/// server.log.
+pub fn serve(dir: &Path) -> Child {
+    let log = std::fs::File::create(dir.join("server.log")).unwrap();
+    Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(dir.join("config.toml"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
 pub const NO_SENDER_AUTH: &str = "[sender_auth]\nenabled = false\n";
 
 /// A release server with intake on, logging at info to a file.
@@ -56,15 +70,7 @@ impl Server {
              [intake]\nenabled = {intake}\npoll_interval = 1\n[metrics]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"info\"\n{extra}\n"
         );
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(dir.path().join("config.toml"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let child = serve(dir.path());
         let start = Instant::now();
         let addr = loop {
             if let Some(line) = std::fs::read_to_string(data.join("listening"))

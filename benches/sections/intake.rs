@@ -6,13 +6,11 @@
 //! bench` started one (DISCLOSURE_MX_TEST_POSTGRES).
 
 use super::client::{self, Client};
-use super::hostile::{NO_SENDER_AUTH, Server};
+use super::hostile::{NO_SENDER_AUTH, Server, serve};
 use super::summary::{Target, record};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_disclosure-mx");
 const NC: &str = "security@netcompany.example";
 
 pub fn bench_intake(rt: &tokio::runtime::Runtime) {
@@ -79,16 +77,8 @@ fn run(rt: &tokio::runtime::Runtime, n: usize, label: &str, extra: &str, target:
     std::fs::write(dir.path().join("config.toml"), config).unwrap();
     let data = dir.path().join("data");
     let _ = std::fs::remove_file(data.join("metrics-listening"));
-    let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
     let started = Instant::now();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(dir.path().join("config.toml"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut child = serve(dir.path());
     let (settled, filed) = loop {
         std::thread::sleep(Duration::from_millis(100));
         let settled = super::metric(&data, "dmx_intake_messages_total") as usize;
