@@ -29,8 +29,11 @@ apt_install() {
 
 if [ ! -x "$peers/exim/usr/sbin/exim4" ]; then
   tmp=$(mktemp -d)
-  chmod 755 "$tmp"   # apt's download user writes here
-  (cd "$tmp" && apt-get download -q exim4-daemon-light exim4-base)
+  # Run as root, apt downloads as its own user where that user can write.
+  if [ "$(id -u)" -eq 0 ] && getent passwd _apt >/dev/null; then chown _apt "$tmp"; fi
+  # Package lists may be older than the archive's current Exim.
+  (cd "$tmp" && { apt-get download -q exim4-daemon-light exim4-base \
+    || { $SUDO apt-get update -qq && apt-get download -q exim4-daemon-light exim4-base; }; })
   # The daemon's library dependencies (libgnutls-dane0, libidn12, ...).
   mapfile -t libs < <(dpkg-deb -f "$tmp"/exim4-daemon-light_*.deb Depends \
     | tr ',' '\n' | sed 's/(.*)//; s/|.*//; s/ //g' | grep '^lib')

@@ -150,12 +150,15 @@ impl Postfix {
         let maillog = || std::fs::read_to_string(dir.join("maillog")).unwrap_or_default();
         run(&["postfix", "-c", &cfg, "check"]).map_err(|e| format!("{e}{}", maillog()))?;
         run(&["postfix", "-c", &cfg, "start"]).map_err(|e| format!("{e}{}", maillog()))?;
-        let addr = wait_listening(port, maillog)?;
-        Ok(Postfix {
+        // Built before the wait, so that a server that never listens is
+        // stopped (Drop) rather than left running.
+        let mut peer = Postfix {
             config_dir,
             dir: dir.to_owned(),
-            addr,
-        })
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        peer.addr = wait_listening(port, maillog)?;
+        Ok(peer)
     }
 }
 
@@ -203,8 +206,8 @@ impl Exim {
         for d in ["spool", "log"] {
             std::fs::create_dir_all(dir.join(d)).map_err(|e| e.to_string())?;
         }
-        // Exim gives up root for a configuration named with -C, so it
-        // reads the key as its own user.
+        // Started by root with -C, the daemon gives up root for the
+        // Debian-exim user, so it reads the key as that user.
         std::fs::copy(cert, dir.join("cert.pem")).map_err(|e| e.to_string())?;
         std::fs::copy(key, dir.join("key.pem")).map_err(|e| e.to_string())?;
         run(&["chown", "-R", "Debian-exim", &dir.to_string_lossy()])?;
@@ -229,11 +232,12 @@ impl Exim {
             "-bd",
         ])
         .map_err(|e| format!("{e}{}", log()))?;
-        let addr = wait_listening(port, log)?;
-        Ok(Exim {
+        let mut peer = Exim {
             dir: dir.to_owned(),
-            addr,
-        })
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        peer.addr = wait_listening(port, log)?;
+        Ok(peer)
     }
 }
 
@@ -440,12 +444,40 @@ pub struct TraceVerdict {
     pub offending: Vec<String>,
 }
 
+/// The check's own control: a process that connects a UDP socket to a
+/// DNS port off loopback (a UDP connect sends nothing) must be flagged.
+pub fn trace_flags_a_known_offender(dir: &Path) -> bool {
+    let child = Command::new("python3")
+        .args([
+            "-c",
+            "import socket, time; time.sleep(1); \
+             socket.socket(socket.AF_INET, socket.SOCK_DGRAM).connect(('192.0.2.1', 53))",
+        ])
+        .spawn();
+    let Ok(mut child) = child else {
+        return false;
+    };
+    let trace = Trace::attach(child.id(), dir);
+    let _ = child.wait();
+    trace.is_ok_and(|t| t.finish().offending.len() == 1)
+}
+
+impl Drop for Trace {
+    /// Detaches strace (SIGINT) and waits for it to write its last lines.
+    fn drop(&mut self) {
+        let _ = run(&["kill", "-INT", &self.strace.id().to_string()]);
+        let _ = self.strace.wait();
+    }
+}
+
 impl Trace {
     pub fn attach(root: u32, dir: &Path) -> Result<Trace, String> {
         let out = dir.join("strace.out");
         let err = dir.join("strace.err");
         let mut cmd = Command::new("strace");
-        cmd.args(["-f", "-e", TRACED, "-o"]).arg(&out);
+        // -yy prints each descriptor's socket and its ends, so a socket
+        // connected before the attach shows where it goes when used.
+        cmd.args(["-f", "-yy", "-e", TRACED, "-o"]).arg(&out);
         // One -p per process: strace attaches to all of its threads.
         let pids = tree(root);
         for pid in &pids {
@@ -464,6 +496,8 @@ impl Trace {
                 return Ok(Trace { strace, out });
             }
             if start.elapsed() > Duration::from_secs(10) {
+                // Detach from whatever it did attach to before giving up.
+                drop(Trace { strace, out });
                 let n = pids.len();
                 return Err(format!("strace did not attach to {n} processes: {text}"));
             }
@@ -471,28 +505,35 @@ impl Trace {
         }
     }
 
-    pub fn finish(mut self) -> TraceVerdict {
-        let _ = run(&["kill", "-INT", &self.strace.id().to_string()]);
-        let _ = self.strace.wait();
-        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+    pub fn finish(self) -> TraceVerdict {
+        let out = self.out.clone();
+        drop(self);
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
         let mut verdict = TraceVerdict {
             addressed: 0,
             accepted: 0,
             offending: Vec::new(),
         };
         for line in text.lines() {
-            // A session accepted (Node's accept4 names no address).
-            let result = line.rsplit_once("= ").map(|(_, r)| r.split(' ').next());
+            // A TCP session accepted: the new descriptor is a TCP socket
+            // (Postfix's services also accept on Unix sockets).
+            let result = line.rsplit_once(") = ").map_or("", |(_, r)| r);
             if line.contains(" accept")
-                && result.flatten().and_then(|r| r.parse::<i64>().ok()) >= Some(0)
+                && result
+                    .split('<')
+                    .nth(1)
+                    .is_some_and(|t| t.starts_with("TCP"))
             {
                 verdict.accepted += 1;
             }
-            let Some((ip, port)) = traced_address(line) else {
-                continue;
-            };
-            verdict.addressed += 1;
-            if !ip.is_loopback() || port == 53 {
+            let addresses = traced_addresses(line);
+            if !addresses.is_empty() {
+                verdict.addressed += 1;
+            }
+            if addresses
+                .iter()
+                .any(|(ip, port)| !ip.is_loopback() || *port == 53)
+            {
                 verdict.offending.push(line.to_owned());
             }
         }
@@ -500,22 +541,49 @@ impl Trace {
     }
 }
 
-/// The IPv4/IPv6 address and port a traced call names, if any.
-fn traced_address(line: &str) -> Option<(std::net::IpAddr, u16)> {
+/// Every IPv4/IPv6 address and port a traced call names (`sendmmsg` may
+/// name several), and the far ends of the sockets it uses.
+fn traced_addresses(line: &str) -> Vec<(std::net::IpAddr, u16)> {
+    let mut found = Vec::new();
+    // The far end of every connected TCP/UDP socket -yy shows
+    // ("<UDP:[10.0.0.2:40000->10.0.0.53:53]>").
+    for (_, far) in line.match_indices("->").map(|(i, _)| line.split_at(i + 2)) {
+        let end = far.find("]>").unwrap_or(far.len());
+        if let Ok(addr) = far[..end].parse::<std::net::SocketAddr>() {
+            let ip = match addr.ip() {
+                std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr.ip(), Into::into),
+                v4 => v4,
+            };
+            found.push((ip, addr.port()));
+        }
+    }
+    let mut rest = line;
+    while let Some(at) = rest.find("sa_family=AF_INET") {
+        rest = &rest[at..];
+        // This address runs to the next one, if any.
+        let end = rest[1..].find("sa_family=").map_or(rest.len(), |e| e + 1);
+        if let Some(address) = address(&rest[..end]) {
+            found.push(address);
+        }
+        rest = &rest[end..];
+    }
+    found
+}
+
+/// The address and port of one `{sa_family=AF_INET...}` as strace prints it.
+fn address(text: &str) -> Option<(std::net::IpAddr, u16)> {
     let between = |from: &str, to: &str| -> Option<&str> {
-        let start = line.find(from)? + from.len();
-        let len = line[start..].find(to)?;
-        Some(&line[start..start + len])
+        let start = text.find(from)? + from.len();
+        let len = text[start..].find(to)?;
+        Some(&text[start..start + len])
     };
     let port = between("port=htons(", ")")?.parse().ok()?;
-    if line.contains("sa_family=AF_INET6") {
+    if text.starts_with("sa_family=AF_INET6") {
         let ip: std::net::Ipv6Addr = between("inet_pton(AF_INET6, \"", "\"")?.parse().ok()?;
         let ip = ip.to_ipv4_mapped().map_or(ip.into(), Into::into);
         Some((ip, port))
-    } else if line.contains("sa_family=AF_INET,") {
+    } else {
         let ip: std::net::Ipv4Addr = between("inet_addr(\"", "\"")?.parse().ok()?;
         Some((ip.into(), port))
-    } else {
-        None
     }
 }
