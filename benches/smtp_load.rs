@@ -31,6 +31,8 @@ mod hostile;
 mod intake;
 #[path = "sections/peers.rs"]
 mod peers;
+#[path = "../tests/common/pg.rs"]
+mod pg;
 #[path = "sections/postgres.rs"]
 mod postgres;
 #[path = "sections/summary.rs"]

@@ -7,28 +7,11 @@
 
 use super::summary::{Target, record};
 use super::{Load, client, report, run_load, start_ours_with};
-use std::process::Command;
 use std::time::Instant;
 
 /// A new, empty database on the server `admin` names; returns its URL.
 pub fn fresh_database(admin: &str) -> Result<String, String> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|e| e.to_string())?
-        .as_nanos();
-    let name = format!("dmx_bench_{}_{nanos}", std::process::id());
-    let out = Command::new("psql")
-        .args([admin, "-v", "ON_ERROR_STOP=1", "-qc"])
-        .arg(format!("CREATE DATABASE {name}"))
-        .output()
-        .map_err(|e| format!("psql: {e}"))?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    let (base, _) = admin
-        .rsplit_once('/')
-        .ok_or("admin URL without a database")?;
-    Ok(format!("{base}/{name}"))
+    super::pg::create_database(admin, "dmx_bench")
 }
 
 pub fn bench_postgres_receiver(rt: &tokio::runtime::Runtime, load: &Load) {

@@ -10,6 +10,7 @@ pub mod gpg;
 pub mod haproxy;
 pub mod hooks;
 pub mod mail;
+mod pg;
 pub mod simplesamlphp;
 pub mod web;
 pub mod webdriver;
@@ -424,24 +425,7 @@ pub fn postgres_admin() -> String {
 
 /// A new, empty database on the test server; returns its URL.
 pub fn fresh_database(admin: &str) -> String {
-    let name = format!(
-        "dmx_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    let (ok, out) = sh(Command::new("psql").args([
-        admin,
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-qc",
-        &format!("CREATE DATABASE {name}"),
-    ]));
-    assert!(ok, "{out}");
-    let base = admin.rsplit_once('/').unwrap().0;
-    format!("{base}/{name}")
+    pg::create_database(admin, "dmx").unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `[intake]` lines that turn intake on, polling every second.
