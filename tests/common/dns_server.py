@@ -46,9 +46,24 @@ class Zone(BaseResolver):
 
 
 quiet = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False)
-udp = DNSServer(Zone(), port=0, address="127.0.0.1", logger=quiet)
-port = udp.server.server_address[1]
-tcp = DNSServer(Zone(), port=port, address="127.0.0.1", tcp=True, logger=quiet)
+
+def bind_both():
+    """UDP and TCP on one port. The UDP port is free when the kernel gives
+    it, but the same TCP port may belong to another test's listener or
+    connection (tests run in parallel): then try another port."""
+    for _ in range(100):
+        udp = DNSServer(Zone(), port=0, address="127.0.0.1", logger=quiet)
+        port = udp.server.server_address[1]
+        try:
+            tcp = DNSServer(Zone(), port=port, address="127.0.0.1", tcp=True, logger=quiet)
+        except OSError:
+            udp.server.server_close()
+            continue
+        return udp, tcp, port
+    sys.exit("no port free for both UDP and TCP on 127.0.0.1")
+
+
+udp, tcp, port = bind_both()
 udp.start_thread()
 tcp.start_thread()
 print(port, flush=True)
